@@ -1,0 +1,43 @@
+"""What a fault is (Jepsen's nemesis, Chaos Toolkit's method + rollback).
+
+A fault addresses components by role and name through a Runtime capability, never by PID.
+`invoke` breaks something and `heal` repairs it; `heal` must be safe to call at any time,
+also when `invoke` failed half-way or never ran, because the campaign always calls it
+(Ctrl-C and errors included). Each step appends an event to the fault's window, which the
+checkers and the report read from faults.jsonl.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+
+class Runtime(Protocol):
+    """The capabilities faults need from a runtime."""
+
+    def kill(self, name: str) -> None: ...
+    def pause(self, name: str) -> None: ...
+    def resume(self, name: str) -> None: ...
+    def restart(self, name: str, deadline_s: float = ...) -> None: ...
+
+
+@dataclass
+class Window:
+    name: str
+    target: str = ""
+    start_t: float | None = None
+    end_t: float | None = None
+    events: list[dict[str, Any]] = field(default_factory=list)
+
+    def event(self, what: str, **details: Any) -> None:
+        self.events.append({"t": time.time(), "what": what, **details})
+
+
+class Fault(Protocol):
+    name: str
+    window: Window
+
+    def invoke(self) -> None: ...
+    def heal(self) -> None: ...

@@ -1,0 +1,202 @@
+"""A campaign: stack up → graph seeded → load + probe + faults → settle → read back → check → report.
+
+Everything it observes goes into the run directory first (history, ledger, probes, faults,
+final reads, manifest); the verdict is then computed from that directory alone, exactly as
+`feedlab report RUN_DIR` would. Faults are always healed and the stack always stopped,
+whether the campaign ends normally, fails, or is interrupted (Ctrl-C, SIGTERM); an interrupted
+run still gets a report, marked partial.
+"""
+
+from __future__ import annotations
+
+import secrets
+import subprocess
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from chaos.fault import Fault
+from chaos.redis_primary import KillRedisPrimary
+from harness import records
+from harness.final_reads import read_back
+from harness.load import LoadGenerator
+from harness.probe import FreshnessProbe
+from harness.records import FAULTS, JsonlWriter, read_jsonl, write_json
+from harness.runtime.local import LocalRuntime
+from harness.settle import wait_for_fanout
+from harness.topology import Topology
+from workloads.graph import Graph, GraphSpec, generate, load
+from workloads.scenarios import FaultSpec, Scenario
+
+Say = Callable[[str], None]
+
+
+def git_sha() -> str:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5,
+                             cwd=Path(__file__).parent)
+        return out.stdout.strip() or "unknown"
+    except OSError:
+        return "unknown"
+
+
+@dataclass
+class RunContext:
+    """The one object a campaign passes down (no module-level state)."""
+
+    scenario: Scenario
+    topo: Topology
+    run_dir: Path
+    say: Say
+    token_secret: str = field(default_factory=lambda: secrets.token_hex(32))
+    manifest: dict[str, Any] = field(default_factory=dict)
+
+    def write_manifest(self, **updates: Any) -> None:
+        self.manifest.update(updates)
+        write_json(self.run_dir / records.MANIFEST, self.manifest)
+
+
+def build_fault(spec: FaultSpec, runtime: LocalRuntime) -> Fault:
+    if spec.kind == "kill-redis-primary":
+        return KillRedisPrimary(runtime, **spec.params)
+    raise ValueError(f"unknown fault kind {spec.kind!r}")
+
+
+class FaultSchedule:
+    """Runs each fault at its time in a thread; heal() heals them all, at most once each."""
+
+    def __init__(self, ctx: RunContext, runtime: LocalRuntime, load_start: float) -> None:
+        self.ctx = ctx
+        self.items = [(spec, build_fault(spec, runtime)) for spec in ctx.scenario.faults]
+        self.load_start = load_start
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="chaos", daemon=True)
+        self.errors: list[str] = []
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def _run(self) -> None:
+        for spec, fault in self.items:
+            if self._stop.wait(max(0.0, self.load_start + spec.at_s - time.time())):
+                return
+            self.ctx.say(f"chaos: {fault.name} invoking")
+            try:
+                fault.invoke()
+                self.ctx.say(f"chaos: {fault.name} on {fault.window.target}: "
+                             f"{fault.window.events[-1]['what']}")
+            except Exception as exc:  # noqa: BLE001 - recorded; heal still runs
+                fault.window.event("invoke-failed", error=str(exc))
+                self.errors.append(f"{fault.name}: {exc}")
+            if self._stop.wait(spec.heal_after_s):
+                return
+            self._heal_one(fault)
+
+    def _heal_one(self, fault: Fault) -> None:
+        if fault.window.end_t is not None or fault.window.start_t is None:
+            return  # healed already, or never broke anything
+        try:
+            fault.heal()
+            self.ctx.say(f"chaos: {fault.name} healed")
+        except Exception as exc:  # noqa: BLE001
+            fault.window.event("heal-failed", error=str(exc))
+            self.errors.append(f"heal {fault.name}: {exc}")
+
+    def heal_all(self) -> None:
+        """Always called: stop the schedule, heal whatever was broken, record the windows."""
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=120)
+        for _, fault in self.items:
+            self._heal_one(fault)
+        with JsonlWriter(self.ctx.run_dir / FAULTS) as out:
+            for _, fault in self.items:
+                w = fault.window
+                if w.start_t is not None:
+                    out.write(records.FaultWindow(name=w.name, target=w.target, start_t=w.start_t,
+                                                  end_t=w.end_t, events=w.events))
+
+
+def run_campaign(ctx: RunContext) -> None:
+    """Run the scenario and leave a complete (or partial) run directory. Raises on harness errors."""
+    sc = ctx.scenario
+    ctx.run_dir.mkdir(parents=True, exist_ok=True)
+    ctx.write_manifest(run_id=ctx.run_dir.name, scenario=sc.name, git_sha=git_sha(), seed=sc.seed,
+                       started_t=time.time(), ended_t=None, partial=True, timeline_cap=800,
+                       load_start_t=None, load_end_t=None, settle_end_t=None,
+                       config={"scenario": _jsonable(asdict(sc)), "topology": asdict(ctx.topo)},
+                       gates=dict(sc.gates))
+    graph = generate(GraphSpec.preset(sc.graph, seed=sc.seed))
+    write_json(ctx.run_dir / records.GRAPH, graph.to_json())
+    ctx.write_manifest(graph_hash=graph.digest())
+    target_env = {"FEED_TOKEN_SECRET": ctx.token_secret, "FEED_PUSH_THRESHOLD": str(graph.spec.push_threshold),
+                  "FEED_PULL_THRESHOLD": str(graph.spec.pull_threshold), **sc.target_env}
+    runtime = LocalRuntime(topo=ctx.topo, stack_dir=ctx.run_dir / "stack", target_env=target_env,
+                           progress=lambda m: ctx.say(f"stack: {m}"))
+    try:
+        runtime.up()
+        ctx.say(f"graph: {graph.spec.users} users, {len(graph.edges())} follows, "
+                f"celebrities {graph.celebrities}; loading")
+        t0 = time.monotonic()
+        load(graph, f"127.0.0.1:{ctx.topo.cassandra_proxy_port}", ctx.topo.redis_proxy_addresses())
+        ctx.say(f"graph: loaded in {time.monotonic() - t0:.1f} s")
+        _load_phase(ctx, runtime, graph)
+        ctx.say("settle: waiting for the fan-out consumer group to drain")
+        drained, lag, waited = wait_for_fanout(f"127.0.0.1:{ctx.topo.kafka_proxy_port}", sc.settle_deadline_s)
+        ctx.say(f"settle: {'drained' if drained else f'NOT drained (lag {lag})'} after {waited:.1f} s")
+        ctx.write_manifest(settle_end_t=time.time(), settle={"drained": drained, "lag": lag, "seconds": waited})
+        acked = [(r["tweet_id"], int(r["author_id"])) for r in read_jsonl(ctx.run_dir / records.LEDGER)]
+        ctx.say(f"final reads: reading back {len(acked)} acknowledged tweets through the API")
+        n = read_back(base_url=ctx.topo.api_url, secret=ctx.token_secret, graph=graph, acked=acked,
+                      run_dir=ctx.run_dir, timeline_cap=800,
+                      progress=lambda d, total: ctx.say(f"final reads: {d}/{total}"))
+        ctx.write_manifest(final_reads=n, partial=False)
+    finally:
+        ctx.say("stack: stopping")
+        runtime.down()
+        ctx.write_manifest(ended_t=time.time())
+
+
+def _load_phase(ctx: RunContext, runtime: LocalRuntime, graph: Graph) -> None:
+    sc = ctx.scenario
+    gen = LoadGenerator(run_dir=ctx.run_dir, host=ctx.topo.api_url, shape=sc.load, graph_users=graph.spec.users,
+                        token_secret=ctx.token_secret, seed=sc.seed)
+    probe = FreshnessProbe(base_url=ctx.topo.api_url, graph=graph, token_secret=ctx.token_secret,
+                           run_dir=ctx.run_dir, seed=sc.seed)
+    load_start = time.time()
+    ctx.write_manifest(load_start_t=load_start)
+    schedule = FaultSchedule(ctx, runtime, load_start)
+    ctx.say(f"load: {sc.load.tasks_per_s:.0f} tasks/s for {sc.load.duration_s} s "
+            f"({len(schedule.items)} fault(s) scheduled)")
+    try:
+        gen.start()
+        probe.start()
+        schedule.start()
+        deadline = load_start + sc.load.duration_s + 30
+        while gen.proc is not None and gen.proc.poll() is None:
+            if time.time() > deadline:
+                raise TimeoutError("the load generator did not stop on time")
+            time.sleep(1)
+            elapsed = time.time() - load_start
+            if int(elapsed) % 10 == 0:
+                ctx.say(f"load: {elapsed:.0f}/{sc.load.duration_s} s, canaries {probe.canaries}")
+    finally:
+        gen.stop()
+        ctx.write_manifest(load_end_t=time.time())
+        probe.stop()
+        schedule.heal_all()
+        if schedule.errors:
+            ctx.write_manifest(chaos_errors=schedule.errors)
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    if hasattr(value, "value"):
+        return value.value
+    return value

@@ -1,0 +1,40 @@
+"""Checkers: pure functions from a recorded run to a three-valued verdict.
+
+Each module holds one check, `check(run) -> CheckResult`, and documents what it counts as an
+anomaly. `run_all_checks` runs them all; a checker that raises gives `unknown` with its error,
+so one broken checker never hides the others or crashes the report.
+"""
+
+from __future__ import annotations
+
+import traceback
+from collections.abc import Callable, Mapping
+
+from harness.checks import errors, feed_latency, freshness, generator, nothing_lost
+from harness.checks.result import CheckResult, Verdict, exit_code, overall
+from harness.rundata import RunData
+
+Check = Callable[[RunData], CheckResult]
+
+CHECKS: Mapping[str, Check] = {
+    generator.NAME: generator.check,        # first: a saturated generator invalidates the rest
+    feed_latency.NAME: feed_latency.check,
+    freshness.NAME: freshness.check,
+    errors.NAME: errors.check,
+    nothing_lost.NAME: nothing_lost.check,
+}
+
+__all__ = ["CHECKS", "Check", "CheckResult", "Verdict", "exit_code", "overall", "run_all_checks"]
+
+
+def run_all_checks(run: RunData, checks: Mapping[str, Check] = CHECKS) -> list[CheckResult]:
+    results = []
+    for name, check in checks.items():
+        try:
+            results.append(check(run))
+        except Exception as exc:  # noqa: BLE001 - a crashed checker is a verdict, not a crash
+            results.append(CheckResult(
+                name, Verdict.UNKNOWN, f"checker crashed: {type(exc).__name__}: {exc}",
+                {"error": f"{type(exc).__name__}: {exc}", "traceback": traceback.format_exc(limit=5)},
+            ))
+    return results

@@ -1,0 +1,150 @@
+"""Nothing acknowledged is lost: a set check of the write ledger against the final reads.
+
+Every tweet the target acknowledged (ledger.jsonl) must, after the settle period, be
+
+(a) in its author's tweets (FinalRead kind "author"), else it is **lost from the store**;
+(b) if its author is push tier, in the home timeline (kind "timeline") of every follower, else
+    it is **missing from a timeline**, unless the timeline cap legitimately trimmed it.
+
+Timelines are capped lists (manifest "timeline_cap", newest first), so an old tweet falling
+off is correct behaviour. For each follower the expected set is the newest `cap` ids among the
+acked tweets of the push-tier authors they follow (Snowflake ids are time ordered, compared as
+integers). Writes that timed out on the client are indeterminate: they may have landed and then
+take a slot too. So ids the follower's timeline shows that nobody acked are ranked alongside
+the acked ones; a write that landed but is not shown was itself trimmed and cannot matter.
+
+Pull-tier ("celebrity") tweets are merged at read time, never fanned out, and not checked here.
+A user whose final read is missing or stopped early (complete False) cannot prove a tweet
+absent: such pairs make the check unknown, unless some other tweet is definitely missing.
+The graph is taken as static for the run: follows and unfollows during the run, and deleted
+tweets, are other checks' business and must not be in the ledger this check reads.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any
+
+from harness.checks.result import EXAMPLES_MAX, CheckResult, Verdict
+from harness.records import Ack, FinalRead
+from harness.rundata import Graph, RunData
+
+NAME = "nothing_lost"
+
+
+@dataclass
+class _Tally:
+    checked_pairs: int = 0
+    trimmed_by_cap: int = 0
+    lost_from_store: list[dict[str, Any]] = field(default_factory=list)
+    missing_from_timeline: list[dict[str, Any]] = field(default_factory=list)
+    unknown_users: dict[tuple[str, int], str] = field(default_factory=dict)
+
+
+def _index_reads(reads: list[FinalRead]) -> dict[tuple[str, int], FinalRead]:
+    """One read per (kind, user): a complete read wins over an incomplete one."""
+    index: dict[tuple[str, int], FinalRead] = {}
+    for r in reads:
+        key = (r.kind, int(r.user_id))
+        if key not in index or r.complete or not index[key].complete:
+            index[key] = r
+    return index
+
+
+def _definitely_absent(tally: _Tally, read: FinalRead | None, kind: str, user: int) -> bool:
+    """For a tweet not shown: True when the read was complete, else note the user as unknown."""
+    if read is not None and read.complete:
+        return True
+    tally.unknown_users[(kind, user)] = "no final read" if read is None else (read.error or "read incomplete")
+    return False
+
+
+def _check_store(tally: _Tally, acks: list[Ack], reads: dict[tuple[str, int], FinalRead]) -> None:
+    by_author: dict[int, list[Ack]] = defaultdict(list)
+    for a in acks:
+        by_author[a.author_id].append(a)
+    for author, authored in by_author.items():
+        read = reads.get(("author", author))
+        shown = {str(t) for t in read.tweet_ids} if read else set()
+        for a in authored:
+            if a.tweet_id in shown:
+                continue
+            if _definitely_absent(tally, read, "author", author):
+                tally.lost_from_store.append({"tweet_id": a.tweet_id, "author": author, "ack_t": a.ack_t})
+
+
+def _check_timelines(
+    tally: _Tally, run: RunData, graph: Graph, acks: list[Ack], reads: dict[tuple[str, int], FinalRead]
+) -> None:
+    acked_ids = {a.tweet_id for a in acks}
+    pushed: dict[int, list[Ack]] = defaultdict(list)
+    for a in acks:
+        if graph.followers_of(a.author_id) and graph.is_push_tier(a.author_id):
+            pushed[a.author_id].append(a)
+    followees: dict[int, list[int]] = defaultdict(list)
+    for author in pushed:
+        for follower in graph.followers_of(author):
+            followees[follower].append(author)
+    in_fault = run.fault_predicate()
+    cap = run.timeline_cap
+    for follower, authors in followees.items():
+        read = reads.get(("timeline", follower))
+        shown = {str(t) for t in read.tweet_ids} if read else set()
+        due = {a.tweet_id: a for author in authors for a in pushed[author]}
+        landed_unacked = {t for t in shown if t not in acked_ids and t.isdigit()}
+        newest = sorted(due.keys() | landed_unacked, key=int, reverse=True)[:cap]
+        expected = [due[t] for t in newest if t in due]
+        tally.trimmed_by_cap += len(due) - len(expected)
+        for a in expected:
+            tally.checked_pairs += 1
+            if a.tweet_id in shown:
+                continue
+            if _definitely_absent(tally, read, "timeline", follower):
+                tally.missing_from_timeline.append({
+                    "tweet_id": a.tweet_id, "author": a.author_id, "follower": follower,
+                    "ack_t": a.ack_t, "ack_in_fault": in_fault(a.ack_t),
+                })
+
+
+def check(run: RunData) -> CheckResult:
+    acks = list({str(a.tweet_id): Ack(str(a.tweet_id), int(a.author_id), a.ack_t, a.source)
+                 for a in run.acks}.values())
+    if not acks:
+        return CheckResult(NAME, Verdict.UNKNOWN, "no acknowledged tweets in the ledger", {"acked": 0})
+    reads = _index_reads(run.final_reads)
+    tally = _Tally()
+    _check_store(tally, acks, reads)
+    if run.graph is not None:
+        _check_timelines(tally, run, run.graph, acks, reads)
+    lost, missing = tally.lost_from_store, tally.missing_from_timeline
+    evidence: dict[str, Any] = {
+        "acked": len(acks),
+        "timeline_cap": run.timeline_cap,
+        "checked_pairs": tally.checked_pairs,
+        "trimmed_by_cap": tally.trimmed_by_cap,
+        "missing_from_store": len(lost),
+        "missing_from_store_examples": lost[:EXAMPLES_MAX],
+        "missing_from_timeline": len(missing),
+        "missing_from_timeline_in_fault": sum(1 for m in missing if m["ack_in_fault"]),
+        "followers_missing_tweets": len({m["follower"] for m in missing}),
+        "missing_from_timeline_examples": missing[:EXAMPLES_MAX],
+        "unknown_users": len(tally.unknown_users),
+        "unknown_users_examples": [
+            {"kind": k, "user": u, "why": why}
+            for (k, u), why in list(tally.unknown_users.items())[:EXAMPLES_MAX]
+        ],
+        "graph": run.graph is not None,
+    }
+    summary = (
+        f"{len(acks)} acked tweets: {len(lost)} lost from the store, {len(missing)} of "
+        f"{tally.checked_pairs} (tweet, follower) pairs missing from timelines (bound 0)"
+    )
+    if lost or missing:
+        return CheckResult(NAME, Verdict.FAIL, summary, evidence)
+    if run.graph is None:
+        return CheckResult(NAME, Verdict.UNKNOWN, f"{summary}; no graph.json: timelines unchecked", evidence)
+    if tally.unknown_users:
+        unread = f"{summary}; {len(tally.unknown_users)} users' final reads missing or incomplete"
+        return CheckResult(NAME, Verdict.UNKNOWN, unread, evidence)
+    return CheckResult(NAME, Verdict.PASS, summary, evidence)

@@ -1,0 +1,247 @@
+"""The `feedlab` command.
+
+Exit codes: 0 every check passed; 1 a check failed; 2 an error (bad input, a component that
+would not start, an interrupted run, or a verdict that could not be decided).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from types import FrameType
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from harness.paths import runs_dir
+from harness.runtime.process import ComponentError
+from harness.topology import Topology
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="Load-testing and chaos-verification harness for Twitter/X-style news feeds.")
+console = Console(stderr=False, highlight=False)
+err = Console(stderr=True, highlight=False)
+
+DEFECTS = {"drop-fanout": "FEED_DEFECT_DROP_FANOUT"}
+BasePort = Annotated[int, typer.Option(help="First port of the stack's port block (all on 127.0.0.1).",
+                                       min=1024, max=60000)]
+
+
+def _fail(message: str, code: int = 2) -> typer.Exit:
+    err.print(f"[bold red]error:[/] {message}")
+    return typer.Exit(code)
+
+
+def _say(message: str) -> None:
+    console.print(f"[dim]{time.strftime('%H:%M:%S')}[/] {message}")
+
+
+def _parse_defects(values: list[str]) -> dict[str, str]:
+    env = {}
+    for v in values:
+        name, _, share = v.partition("=")
+        if name not in DEFECTS:
+            raise _fail(f"--defect {v!r}: unknown defect {name!r} (known: {', '.join(DEFECTS)})")
+        try:
+            if not 0 <= float(share or "1") <= 1:
+                raise ValueError
+        except ValueError:
+            raise _fail(f"--defect {v!r}: the share after '=' must be a number within [0, 1]") from None
+        env[DEFECTS[name]] = share or "1"
+    return env
+
+
+def _sigterm_as_interrupt(_sig: int, _frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
+
+
+@app.command()
+def run(
+    scenario: Annotated[str, typer.Argument(help="Scenario name (see `feedlab scenarios`).")] = "smoke",
+    duration: Annotated[int | None, typer.Option(help="Override the load duration (seconds).", min=10)] = None,
+    seed: Annotated[int | None, typer.Option(help="Override the graph and workload seed.")] = None,
+    defect: Annotated[list[str], typer.Option(help="Turn on a target defect: NAME[=SHARE].")] = [],  # noqa: B006
+    base_port: BasePort = 19000,
+    run_dir: Annotated[Path | None, typer.Option(help="Where to write the run (default: runs/<time>-<name>).")] = None,
+) -> None:
+    """Run a campaign: stack up, load, faults, checks, report; exit code is the verdict."""
+    from harness.campaign import RunContext, run_campaign
+    from workloads import scenarios
+
+    try:
+        sc = scenarios.get(scenario).with_overrides(duration_s=duration, seed=seed,
+                                                    target_env=_parse_defects(defect))
+    except scenarios.ScenarioError as exc:
+        raise _fail(str(exc)) from None
+    target = run_dir or runs_dir() / f"{time.strftime('%Y%m%d-%H%M%S')}-{sc.name}"
+    if target.exists() and any(target.iterdir()):
+        raise _fail(f"run directory {target} exists and is not empty")
+    ctx = RunContext(scenario=sc, topo=Topology(base_port=base_port), run_dir=target, say=_say)
+    signal.signal(signal.SIGTERM, _sigterm_as_interrupt)
+    _say(f"run {sc.name}: {sc.description}\n         run directory: {target}")
+    problem = None
+    try:
+        run_campaign(ctx)
+    except KeyboardInterrupt:
+        problem = "interrupted: faults healed, stack stopped; the report is partial"
+    except ComponentError as exc:
+        problem = str(exc) + (f"\n--- last lines of its log ---\n{exc.tail}" if exc.tail else "")
+    except Exception as exc:  # noqa: BLE001 - any harness error: exit 2 with the reason, report what we have
+        problem = f"{type(exc).__name__}: {exc}"
+    code = _report(target) if (target / "manifest.json").exists() else 2
+    if problem:
+        err.print(f"[bold red]error:[/] {problem}")
+        raise typer.Exit(2)
+    raise typer.Exit(code)
+
+
+def _report(run_dir: Path) -> int:
+    from harness.checks import exit_code, run_all_checks
+    from harness.rundata import load_run
+    from reports import write_reports
+    from reports.terminal import print_verdict_table
+
+    run = load_run(run_dir)
+    results = run_all_checks(run)
+    path = write_reports(run_dir, run, results)
+    print_verdict_table(results, console)
+    console.print(f"report: {path}")
+    return exit_code(results)
+
+
+@app.command()
+def report(run_dir: Annotated[Path, typer.Argument(help="A run directory.")]) -> None:
+    """Recompute every check and the report from a run directory alone."""
+    if not (run_dir / "manifest.json").exists():
+        raise _fail(f"{run_dir} is not a run directory (no manifest.json)")
+    raise typer.Exit(_report(run_dir))
+
+
+@app.command("scenarios")
+def list_scenarios() -> None:
+    """List the built-in scenarios."""
+    from workloads.scenarios import SCENARIOS
+
+    table = Table("name", "description", box=None)
+    for name, sc in sorted(SCENARIOS.items()):
+        table.add_row(name, sc.description)
+    console.print(table)
+
+
+# --- the long-lived stack: up / status / down / logs / kill / pause / resume / restart
+
+
+def _stack_dir(base_port: int) -> Path:
+    return runs_dir() / f"stack-{base_port}"
+
+
+@app.command()
+def up(base_port: BasePort = 19000) -> None:
+    """Start the reference stack in the background (owned by a supervisor process)."""
+    from harness.runtime.local import check_ports_free
+    from harness.supervisor import read_state, wait_ready
+
+    stack_dir = _stack_dir(base_port)
+    state = read_state(stack_dir)
+    if state and state.get("status") in ("ready", "starting") and _alive(state.get("pid")):
+        raise _fail(f"a stack is already running from {stack_dir} (pid {state['pid']}); `feedlab down` first")
+    try:
+        check_ports_free(Topology(base_port=base_port).all_ports())
+    except ComponentError as exc:
+        raise _fail(str(exc)) from None
+    stack_dir.mkdir(parents=True, exist_ok=True)
+    (stack_dir / "supervisor.json").unlink(missing_ok=True)
+    with open(stack_dir / "supervisor.log", "ab") as log:
+        proc = subprocess.Popen([sys.executable, "-m", "harness.supervisor", "--stack-dir", str(stack_dir),
+                                 "--base-port", str(base_port)], stdout=log, stderr=subprocess.STDOUT,
+                                stdin=subprocess.DEVNULL, start_new_session=True)
+    t0 = time.monotonic()
+    state = wait_ready(stack_dir, proc.pid, 180, _say)
+    if state["status"] != "ready":
+        tail = state.get("tail") or ""
+        raise _fail(f"{state.get('error')}" + (f"\n--- last lines of its log ---\n{tail}" if tail else ""))
+    _say(f"stack ready in {time.monotonic() - t0:.1f} s; API at {Topology(base_port=base_port).api_url}")
+
+
+def _alive(pid: object) -> bool:
+    try:
+        os.kill(int(str(pid)), 0)
+        return True
+    except (OSError, ValueError):
+        return False
+
+
+def _ask(base_port: int, op: str, name: str | None = None) -> object:
+    from harness.supervisor import SupervisorError, request
+
+    try:
+        return request(_stack_dir(base_port), op, name)
+    except SupervisorError as exc:
+        raise _fail(str(exc)) from None
+
+
+@app.command()
+def status(base_port: BasePort = 19000) -> None:
+    """Show every component of the running stack."""
+    rows = _ask(base_port, "status")
+    table = Table("name", "role", "pid", "state")
+    for r in rows:  # type: ignore[attr-defined]
+        colour = "green" if r["state"] == "running" else "yellow" if r["state"] == "paused" else "red"
+        table.add_row(r["name"], r["role"], str(r["pid"] or "-"), f"[{colour}]{r['state']}[/]")
+    console.print(table)
+
+
+@app.command()
+def down(base_port: BasePort = 19000) -> None:
+    """Stop the running stack (every process it started)."""
+    from harness.supervisor import read_state
+
+    stack_dir = _stack_dir(base_port)
+    state = read_state(stack_dir)
+    if not state or not _alive(state.get("pid")):
+        _say("no stack is running")
+        return
+    os.kill(int(state["pid"]), signal.SIGTERM)
+    for _ in range(240):
+        if not _alive(state["pid"]):
+            _say("stack stopped")
+            return
+        time.sleep(0.25)
+    raise _fail(f"supervisor {state['pid']} did not stop within 60 s")
+
+
+@app.command()
+def logs(name: str, lines: Annotated[int, typer.Option("-n", help="How many lines.")] = 40,
+         base_port: BasePort = 19000) -> None:
+    """Print the tail of a component's log."""
+    path = _stack_dir(base_port) / "logs" / f"{name}.log"
+    if not path.exists():
+        known = sorted(p.stem for p in (_stack_dir(base_port) / "logs").glob("*.log"))
+        raise _fail(f"no log for {name!r}; known: {', '.join(known) or 'none (is a stack up?)'}")
+    console.print("\n".join(path.read_text(errors="replace").splitlines()[-lines:]), markup=False)
+
+
+def _control(op: str) -> None:
+    def command(name: Annotated[str, typer.Argument(help="Component name, e.g. redis-2, worker-1, api-2.")],
+                base_port: BasePort = 19000) -> None:
+        _say(str(_ask(base_port, op, name)))
+    command.__doc__ = f"{op.capitalize()} one component of the running stack, by name."
+    app.command(op)(command)
+
+
+for _op in ("kill", "pause", "resume", "restart"):
+    _control(_op)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

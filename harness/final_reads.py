@@ -1,0 +1,82 @@
+"""Final reads: after settling, read back through the public API what users would see.
+
+For every follower of a push-tier author in the ledger, their home feed; for every author in
+the ledger, their own tweets. Paging stops once a page reaches tweets older than the oldest
+acknowledged one (nothing older can be expected), or at the timeline cap. The records go to
+final_reads.jsonl, where the nothing-lost checker finds them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx
+
+from harness.records import FINAL_READS, JsonlWriter, FinalRead
+from targets.feed.auth import issue_token
+from workloads.graph import Graph
+
+PAGE = 100
+
+
+async def _read(client: httpx.AsyncClient, secret: str, kind: str, user: int, oldest: int,
+                max_pages: int) -> FinalRead:
+    headers = {"Authorization": f"Bearer {issue_token(secret, user)}"}
+    path = "/v1/feed" if kind == "timeline" else f"/v1/users/{user}/tweets"
+    ids: list[str] = []
+    cursor = None
+    for _ in range(max_pages):
+        params = {"limit": str(PAGE), **({"cursor": cursor} if cursor else {})}
+        r = None
+        for attempt in range(5):  # a read that fails is retried: a missing read is "unknown", not "lost"
+            try:
+                r = await client.get(path, headers=headers, params=params)
+                if r.status_code == 200:
+                    break
+            except httpx.HTTPError:
+                r = None
+            await asyncio.sleep(0.2 * (attempt + 1))
+        if r is None or r.status_code != 200:
+            status = "no response" if r is None else f"HTTP {r.status_code}"
+            return FinalRead(kind, user, ids, complete=False, error=f"{path}: {status}")
+        body = r.json()
+        page = [t["tweet_id"] for t in body["tweets"]]
+        ids.extend(page)
+        cursor = body.get("next_cursor")
+        if not body.get("has_more") or not cursor or (page and int(page[-1]) < oldest):
+            return FinalRead(kind, user, ids)
+    return FinalRead(kind, user, ids, complete=int(ids[-1]) < oldest if ids else True,
+                     error=None if ids and int(ids[-1]) < oldest else "page budget exhausted")
+
+
+def read_back(*, base_url: str, secret: str, graph: Graph, acked: list[tuple[str, int]], run_dir: Path,
+              timeline_cap: int, progress: Callable[[int, int], None] | None = None,
+              concurrency: int = 16) -> int:
+    """Read back everything the ledger `acked` [(tweet_id, author)] implies; returns reads made."""
+    if not acked:
+        return 0
+    oldest = min(int(t) for t, _ in acked)
+    authors = sorted({a for _, a in acked})
+    followers = sorted({f for a in authors if graph.is_push_tier(a) for f in graph.followers.get(a, ())})
+    jobs = [("author", a) for a in authors] + [("timeline", f) for f in followers]
+    max_pages = timeline_cap // PAGE + 2
+
+    async def main() -> None:
+        sem = asyncio.Semaphore(concurrency)
+        done = 0
+        limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+        async with httpx.AsyncClient(base_url=base_url, timeout=10, limits=limits) as client:
+            with JsonlWriter(run_dir / FINAL_READS) as out:
+                async def one(kind: str, user: int) -> None:
+                    nonlocal done
+                    async with sem:
+                        out.write(await _read(client, secret, kind, user, oldest, max_pages))
+                    done += 1
+                    if progress and done % 100 == 0:
+                        progress(done, len(jobs))
+                await asyncio.gather(*(one(k, u) for k, u in jobs))
+
+    asyncio.run(main())
+    return len(jobs)

@@ -1,0 +1,154 @@
+"""What a run records, and where.
+
+A run directory is the whole truth of a campaign (Jepsen's "history"): the workload, the
+probes and the chaos schedule append JSON lines while the run goes on; checkers and the report
+are pure functions of these files, so `feedlab report RUN_DIR` recomputes everything with the
+stack gone. Times are UNIX epoch seconds (float) taken on this machine's wall clock.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+import orjson
+
+# File names inside a run directory.
+MANIFEST = "manifest.json"
+HISTORY = "history.jsonl"          # one Request per client request (Locust)
+LEDGER = "ledger.jsonl"            # one Ack per acknowledged POST /v1/tweets
+PROBES = "probes.jsonl"            # one ProbeRecord per (canary, follower)
+FAULTS = "faults.jsonl"            # one FaultWindow per chaos action
+FINAL_READS = "final_reads.jsonl"  # one FinalRead per user read back after settle
+GENERATOR = "generator.jsonl"      # one GeneratorSample per second per load process
+GRAPH = "graph.json"               # the seeded social graph (see workloads/graph.py)
+SUMMARY = "summary.json"
+JUNIT = "junit.xml"
+REPORT = "report.html"
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    """One client request, timed on the client."""
+
+    t: float               # when it was sent
+    op: str                # "feed", "feed_page", "post", ...
+    latency_ms: float
+    status: int            # HTTP status; 0 when no response (connection error, timeout)
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return 0 < self.status < 500 and self.error is None
+
+
+@dataclass(frozen=True, slots=True)
+class Ack:
+    """A tweet the target acknowledged with 201: it must never be lost."""
+
+    tweet_id: str
+    author_id: int
+    ack_t: float
+    source: str = "load"   # "load" or "probe"
+
+
+@dataclass(frozen=True, slots=True)
+class ProbeRecord:
+    """Freshness of one canary for one follower: ack → first seen in that follower's feed."""
+
+    tweet_id: str
+    author_id: int
+    follower_id: int
+    ack_t: float
+    seen_t: float | None   # None: not seen before the probe gave up
+
+    @property
+    def freshness_s(self) -> float | None:
+        return None if self.seen_t is None else self.seen_t - self.ack_t
+
+
+@dataclass(frozen=True, slots=True)
+class FaultWindow:
+    """A chaos action, from invoke to the end of its heal."""
+
+    name: str              # e.g. "kill-redis-primary"
+    target: str            # component name, e.g. "redis-2"
+    start_t: float
+    end_t: float | None    # None: never healed (the run was cut)
+    events: list[dict[str, Any]] = field(default_factory=list)  # [{"t":..., "what":...}]
+
+
+@dataclass(frozen=True, slots=True)
+class FinalRead:
+    """What the public API returned for a user after the settle period.
+
+    kind "timeline": the user's home feed (GET /v1/feed, paged); kind "author": the user's own
+    tweets (GET /v1/users/{id}/tweets, paged). `complete` is False when paging stopped early
+    (error or page budget), and then `error` says why.
+    """
+
+    kind: str
+    user_id: int
+    tweet_ids: list[str]
+    complete: bool = True
+    error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class GeneratorSample:
+    """CPU of one load-generator process, sampled once a second."""
+
+    t: float
+    process: str
+    cpu_percent: float     # of one core
+
+
+class JsonlWriter:
+    """Append-only, line-buffered, thread-safe JSON-lines writer (one record per line)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._lock = threading.Lock()
+        self._fh: IO[bytes] = open(path, "ab", buffering=0)  # noqa: SIM115 - closed in close()
+
+    def write(self, record: Any) -> None:
+        payload = record if isinstance(record, dict) else asdict(record)
+        line = orjson.dumps(payload) + b"\n"
+        with self._lock:
+            self._fh.write(line)
+
+    def close(self) -> None:
+        with self._lock:
+            self._fh.close()
+
+    def __enter__(self) -> JsonlWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def read_jsonl(path: Path) -> Iterator[dict[str, Any]]:
+    """Yield each record; a torn last line (the writer was killed mid-line) is skipped."""
+    if not path.exists():
+        return
+    with open(path, "rb") as fh:
+        for line in fh:
+            line = line.strip()
+            if not line:
+                continue
+            try:
+                yield orjson.loads(line)
+            except orjson.JSONDecodeError:
+                continue
+
+
+def write_json(path: Path, payload: Any) -> None:
+    """Write whole-or-nothing: a reader never sees half a file."""
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(payload, indent=2, sort_keys=True, default=str))
+    tmp.replace(path)

@@ -1,0 +1,192 @@
+"""A run directory loaded into memory: the input of every check and of the report.
+
+Loading is strict about what it cannot do without (the manifest) and lenient about what a cut
+run may not have written yet (every JSON-lines file may be missing: it reads as empty). A
+record that does not match its schema is an error naming the file and line, not a silent skip.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, TypeVar
+
+from harness import records
+from harness.records import Ack, FaultWindow, FinalRead, GeneratorSample, ProbeRecord, Request
+
+DEFAULT_FAULT_GRACE_S = 10.0
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Gates:
+    """The run's pass bounds (manifest "gates"); a missing key takes the default gate."""
+
+    feed_p99_ms: float = 200.0
+    freshness_median_s: float = 5.0
+    error_rate_max: float = 0.0001
+    fault_error_seconds_max: int = 30
+    generator_cpu_max_percent: float = 90.0
+
+    @classmethod
+    def from_manifest(cls, manifest: dict[str, Any]) -> Gates:
+        given = manifest.get("gates") or {}
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in given.items() if k in known and v is not None})
+
+
+@dataclass(frozen=True)
+class Graph:
+    """The seeded social graph (graph.json), with the fan-out tier of each author.
+
+    Authors with fewer than `pull_threshold` followers are push tier: their tweets are written
+    into every follower's timeline. Authors at or above it are pull tier ("celebrities"): their
+    tweets are merged at read time and never appear in a stored timeline.
+    """
+
+    seed: int
+    users: int
+    hash: str
+    push_threshold: int
+    pull_threshold: int
+    followers: dict[int, list[int]]
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Graph:
+        return cls(
+            seed=int(data.get("seed", 0)),
+            users=int(data.get("users", 0)),
+            hash=str(data.get("hash", "")),
+            push_threshold=int(data.get("push_threshold", 0)),
+            pull_threshold=int(data["pull_threshold"]),
+            followers={int(a): [int(f) for f in fs] for a, fs in data.get("followers", {}).items()},
+        )
+
+    def followers_of(self, author_id: int) -> list[int]:
+        return self.followers.get(author_id, [])
+
+    def is_push_tier(self, author_id: int) -> bool:
+        return len(self.followers_of(author_id)) < self.pull_threshold
+
+
+@dataclass
+class RunData:
+    run_dir: Path
+    manifest: dict[str, Any]
+    requests: list[Request] = field(default_factory=list)
+    acks: list[Ack] = field(default_factory=list)
+    probes: list[ProbeRecord] = field(default_factory=list)
+    faults: list[FaultWindow] = field(default_factory=list)
+    final_reads: list[FinalRead] = field(default_factory=list)
+    generator: list[GeneratorSample] = field(default_factory=list)
+    graph: Graph | None = None
+
+    @property
+    def gates(self) -> Gates:
+        return Gates.from_manifest(self.manifest)
+
+    @property
+    def timeline_cap(self) -> int:
+        return int(self.manifest.get("timeline_cap") or 800)
+
+    @property
+    def partial(self) -> bool:
+        return bool(self.manifest.get("partial", False))
+
+    @property
+    def load_start_t(self) -> float | None:
+        """The start of load, else the first recorded request (None for an empty run)."""
+        start = self.manifest.get("load_start_t")
+        if start is not None:
+            return float(start)
+        return min((r.t for r in self.requests), default=None)
+
+    @property
+    def load_end_t(self) -> float | None:
+        end = self.manifest.get("load_end_t")
+        return None if end is None else float(end)
+
+    def fault_intervals(
+        self, grace_s: float = DEFAULT_FAULT_GRACE_S
+    ) -> list[tuple[FaultWindow, float, float]]:
+        """Each fault window with the interval it covers: [start, end + grace].
+
+        A window never healed (end_t None) lasts until the end of load, or forever when load
+        did not end either (a cut run).
+        """
+        out = []
+        for w in self.faults:
+            end = w.end_t if w.end_t is not None else (self.load_end_t or math.inf)
+            out.append((w, w.start_t, max(end, w.start_t) + grace_s))
+        return out
+
+    def in_fault(self, t: float, grace_s: float = DEFAULT_FAULT_GRACE_S) -> bool:
+        """True when `t` is inside a fault window or within `grace_s` of recovery after it."""
+        return any(lo <= t <= hi for _, lo, hi in self.fault_intervals(grace_s))
+
+    def fault_predicate(self, grace_s: float = DEFAULT_FAULT_GRACE_S) -> Callable[[float], bool]:
+        """`in_fault` with the intervals computed once, for loops over a whole history."""
+        spans = [(lo, hi) for _, lo, hi in self.fault_intervals(grace_s)]
+        return lambda t: any(lo <= t <= hi for lo, hi in spans)
+
+
+def _load(path: Path, cls: Callable[..., T]) -> list[T]:
+    known = {f.name for f in fields(cls)}  # type: ignore[arg-type]
+    out = []
+    for n, rec in enumerate(records.read_jsonl(path), start=1):
+        try:
+            out.append(cls(**{k: v for k, v in rec.items() if k in known}))
+        except TypeError as exc:
+            raise ValueError(f"{path}: record {n} does not match {cls.__name__}: {exc}") from exc
+    return out
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ValueError(f"{path}: cannot read JSON: {exc}") from exc
+
+
+def load_run(run_dir: Path) -> RunData:
+    """Read a run directory; only manifest.json is required."""
+    run_dir = Path(run_dir)
+    manifest_path = run_dir / records.MANIFEST
+    if not manifest_path.is_file():
+        raise ValueError(f"{manifest_path}: missing; {run_dir} is not a feedlab run directory")
+    manifest = _read_json(manifest_path)
+    if not isinstance(manifest, dict):
+        raise ValueError(f"{manifest_path}: expected a JSON object")
+    graph_path = run_dir / records.GRAPH
+    graph = None
+    if graph_path.is_file():
+        try:
+            graph = Graph.from_json(_read_json(graph_path))
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise ValueError(f"{graph_path}: not a feedlab graph: {exc!r}") from exc
+    return RunData(
+        run_dir=run_dir,
+        manifest=manifest,
+        requests=_load(run_dir / records.HISTORY, Request),
+        acks=_load(run_dir / records.LEDGER, Ack),
+        probes=_load(run_dir / records.PROBES, ProbeRecord),
+        faults=_load(run_dir / records.FAULTS, FaultWindow),
+        final_reads=_load(run_dir / records.FINAL_READS, FinalRead),
+        generator=_load(run_dir / records.GENERATOR, GeneratorSample),
+        graph=graph,
+    )
+
+
+def split_by_fault(
+    items: Iterable[T], time_of: Callable[[T], float], in_fault: Callable[[float], bool]
+) -> tuple[list[T], list[T]]:
+    """(outside, inside) fault windows, by the time `time_of` gives each item."""
+    outside: list[T] = []
+    inside: list[T] = []
+    for item in items:
+        (inside if in_fault(time_of(item)) else outside).append(item)
+    return outside, inside

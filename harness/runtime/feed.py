@@ -1,0 +1,56 @@
+"""The reference target's own processes: N API instances (uvicorn) and N fan-out workers."""
+
+from __future__ import annotations
+
+import sys
+
+import httpx
+
+from harness.runtime.component import Component, port_open
+from harness.runtime.process import ManagedProcess, ProcessSpec, wait_until
+
+
+class FeedService(Component):
+    role = "feed"
+
+    def __init__(self, ctx, target_env: dict[str, str]) -> None:  # type: ignore[no-untyped-def]
+        super().__init__(ctx)
+        self.target_env = target_env
+
+    def env(self) -> dict[str, str]:
+        t = self.topo
+        return {
+            "FEED_CASSANDRA": f"127.0.0.1:{t.cassandra_proxy_port}",
+            "FEED_REDIS": ",".join(t.redis_proxy_addresses()),
+            "FEED_KAFKA": f"127.0.0.1:{t.kafka_proxy_port}",
+            **self.target_env,
+        }
+
+    def prepare(self) -> None:
+        t = self.topo
+        env = self.env()
+        for i, name in enumerate(t.api_names(), start=1):
+            argv = [sys.executable, "-m", "uvicorn", "--factory", "targets.feed.app:create_app",
+                    "--host", "127.0.0.1", "--port", str(t.api_port(i)), "--loop", "uvloop", "--http", "httptools",
+                    "--no-access-log", "--log-level", "warning", "--backlog", "4096", "--timeout-keep-alive", "30"]
+            self.procs[name] = ManagedProcess(ProcessSpec(
+                name, argv, self.ctx.log(name), env={**env, "FEED_MACHINE_ID": str(i)}))
+        for i, name in enumerate(t.worker_names(), start=1):
+            argv = [sys.executable, "-m", "targets.feed.worker"]
+            self.procs[name] = ManagedProcess(ProcessSpec(
+                name, argv, self.ctx.log(name), env={**env, "FEED_METRICS_PORT": str(t.worker_metrics_port(i))}))
+
+    def _ready(self, name: str) -> bool:
+        t = self.topo
+        if name.startswith("api-"):
+            i = int(name.split("-")[1])
+            return httpx.get(f"http://127.0.0.1:{t.api_port(i)}/healthz", timeout=1).status_code == 200
+        i = int(name.split("-")[1])
+        return port_open(t.worker_metrics_port(i))
+
+    def wait_process_ready(self, name: str, deadline_s: float) -> None:
+        wait_until(lambda: self._ready(name), deadline_s=deadline_s, proc=self.procs[name], what="healthy")
+
+    def wait_ready(self, deadline_s: float) -> None:
+        for name in self.procs:
+            self.wait_process_ready(name, deadline_s)

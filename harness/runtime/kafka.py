@@ -1,0 +1,106 @@
+"""One Apache Kafka broker in KRaft mode (broker and controller in one process).
+
+Two listeners: CLIENT advertises the Toxiproxy port, so producers and consumers reach the broker
+only through the proxy; INTERNAL (the broker talking to itself) stays direct, so a network fault
+injected on the client link does not also cut the broker off from itself.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import uuid
+from pathlib import Path
+
+from harness.runtime import java
+from harness.runtime.component import Component, port_open
+from harness.runtime.process import ComponentError, ManagedProcess, ProcessSpec, wait_until
+from harness.topology import KAFKA_SESSION_TIMEOUT_MS, TWEETS_PARTITIONS, TWEETS_TOPIC
+
+CONF = Path(__file__).parent / "conf"
+
+
+class Kafka(Component):
+    role = "kafka"
+    name = "kafka"
+
+    def prepare(self) -> None:
+        data = self.ctx.data(self.name)
+        t = self.topo
+        props = {
+            "process.roles": "broker,controller",
+            "node.id": "1",
+            "controller.quorum.voters": f"1@127.0.0.1:{t.kafka_controller_port}",
+            "listeners": (f"CLIENT://127.0.0.1:{t.kafka_port},INTERNAL://127.0.0.1:{t.kafka_internal_port},"
+                          f"CONTROLLER://127.0.0.1:{t.kafka_controller_port}"),
+            "advertised.listeners": (f"CLIENT://127.0.0.1:{t.kafka_proxy_port},"
+                                     f"INTERNAL://127.0.0.1:{t.kafka_internal_port}"),
+            "controller.listener.names": "CONTROLLER",
+            "inter.broker.listener.name": "INTERNAL",
+            "listener.security.protocol.map": "CONTROLLER:PLAINTEXT,CLIENT:PLAINTEXT,INTERNAL:PLAINTEXT",
+            "log.dirs": str(data / "log"),
+            "num.partitions": str(TWEETS_PARTITIONS),
+            "offsets.topic.replication.factor": "1",
+            "offsets.topic.num.partitions": "6",
+            "transaction.state.log.replication.factor": "1",
+            "transaction.state.log.min.isr": "1",
+            "group.initial.rebalance.delay.ms": "0",
+            # Let workers use a short session timeout (topology.KAFKA_SESSION_TIMEOUT_MS).
+            "group.min.session.timeout.ms": str(min(6000, KAFKA_SESSION_TIMEOUT_MS)),
+            "auto.create.topics.enable": "false",
+            "num.network.threads": "2",
+            "num.io.threads": "4",
+            "log.retention.hours": "24",
+            "log.segment.bytes": str(64 * 1024 * 1024),
+        }
+        conf = data / "server.properties"
+        conf.write_text("".join(f"{k}={v}\n" for k, v in props.items()))
+        self._classpath = f"{java.jars('kafka')}/*"
+        self._conf = conf
+        self._data = data
+        argv = [
+            java.java17(), "-Xms384m", "-Xmx384m", "-XX:+UseG1GC", "-XX:MaxGCPauseMillis=20",
+            "-Djava.awt.headless=true", java.jmx_agent(t.kafka_jmx_exporter_port),
+            f"-Dlog4j.configuration=file:{CONF / 'kafka-log4j.properties'}",
+            f"-Dkafka.logs.dir={data / 'logs'}",
+            "-cp", self._classpath, "kafka.Kafka", str(conf),
+        ]
+        self.procs = {self.name: ManagedProcess(ProcessSpec(self.name, argv, self.ctx.log(self.name), cwd=data))}
+
+    def start(self) -> None:
+        if not (self._data / "log" / "meta.properties").exists():
+            self._format()
+        super().start()
+
+    def _format(self) -> None:
+        """Format the KRaft storage once (a restarted broker keeps its log)."""
+        argv = [java.java17(), "-Xmx256m", f"-Dlog4j.configuration=file:{CONF / 'kafka-log4j.properties'}",
+                "-cp", self._classpath, "kafka.tools.StorageTool", "format", "-t", str(uuid.uuid4()),
+                "-c", str(self._conf), "-g"]
+        out = subprocess.run(argv, capture_output=True, text=True, timeout=120)
+        if out.returncode != 0:
+            raise ComponentError(self.name, f"storage format failed: {(out.stderr or out.stdout)[-400:]}")
+
+    def wait_ready(self, deadline_s: float) -> None:
+        wait_until(lambda: port_open(self.topo.kafka_port), deadline_s=deadline_s, proc=self.procs[self.name],
+                   what="listening", interval=0.5)
+
+    def create_topics(self, deadline_s: float = 60) -> None:
+        """Create the tweets topic (partitioned by author id) through the proxy; idempotent."""
+        from confluent_kafka.admin import AdminClient, NewTopic
+
+        admin = AdminClient({"bootstrap.servers": f"127.0.0.1:{self.topo.kafka_proxy_port}"})
+
+        def created() -> bool:
+            existing = admin.list_topics(timeout=5).topics
+            if TWEETS_TOPIC in existing:
+                return True
+            futures = admin.create_topics([NewTopic(TWEETS_TOPIC, TWEETS_PARTITIONS, 1)], request_timeout=10)
+            for fut in futures.values():
+                try:
+                    fut.result(timeout=15)
+                except Exception as exc:  # noqa: BLE001 - TOPIC_ALREADY_EXISTS is success
+                    if "TOPIC_ALREADY_EXISTS" not in str(exc):
+                        raise
+            return True
+
+        wait_until(created, deadline_s=deadline_s, proc=self.procs[self.name], what=f"topic {TWEETS_TOPIC} created")

@@ -1,0 +1,68 @@
+"""nginx: the load balancer in front of the API instances (and its stub_status for Prometheus)."""
+
+from __future__ import annotations
+
+from harness.runtime.component import Component, port_open
+from harness.runtime.process import ManagedProcess, ProcessSpec, wait_until
+
+
+class Nginx(Component):
+    role = "nginx"
+    name = "nginx"
+
+    def prepare(self) -> None:
+        t = self.topo
+        data = self.ctx.data(self.name)
+        for sub in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"):
+            (data / sub).mkdir(exist_ok=True)
+        upstreams = "\n".join(f"    server 127.0.0.1:{t.api_port(i)} max_fails=1 fail_timeout=2s;"
+                              for i in range(1, t.api_instances + 1))
+        conf = f"""
+daemon off;
+# One process: the kernel kills it with its owner (PR_SET_PDEATHSIG), which would not reach the
+# worker processes of a master; one event loop is plenty for this machine's load.
+master_process off;
+pid {data}/nginx.pid;
+error_log {self.ctx.log(self.name)} warn;
+events {{ worker_connections 4096; }}
+http {{
+  access_log off;
+  client_body_temp_path {data}/client_body;
+  proxy_temp_path {data}/proxy;
+  fastcgi_temp_path {data}/fastcgi;
+  uwsgi_temp_path {data}/uwsgi;
+  scgi_temp_path {data}/scgi;
+  upstream feed_api {{
+{upstreams}
+    keepalive 64;
+  }}
+  server {{
+    listen 127.0.0.1:{t.nginx_port} backlog=4096;
+    client_max_body_size 64k;
+    location / {{
+      proxy_pass http://feed_api;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_set_header Host $host;
+      # An API instance that is down or dies mid-request: try the other one (GETs only;
+      # a POST is never replayed by the balancer, the client's idempotency key does that).
+      proxy_next_upstream error timeout http_502 http_503;
+      proxy_connect_timeout 1s;
+      proxy_read_timeout 30s;
+      proxy_buffering off;
+    }}
+  }}
+  server {{
+    listen 127.0.0.1:{t.nginx_status_port};
+    location /stub_status {{ stub_status; }}
+  }}
+}}
+"""
+        path = data / "nginx.conf"
+        path.write_text(conf)
+        argv = ["nginx", "-p", str(data), "-c", str(path), "-e", str(self.ctx.log(self.name))]
+        self.procs = {self.name: ManagedProcess(ProcessSpec(self.name, argv, self.ctx.log(self.name), cwd=data))}
+
+    def wait_ready(self, deadline_s: float) -> None:
+        wait_until(lambda: port_open(self.topo.nginx_port), deadline_s=deadline_s, proc=self.procs[self.name],
+                   what="listening")

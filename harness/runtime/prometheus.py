@@ -1,0 +1,74 @@
+"""Prometheus and the exporters that let it see every component.
+
+Scraped every second: the API instances and fan-out workers (their own /metrics), Kafka and
+Cassandra (JMX exporter agents), every Redis node (one redis_exporter, multi-target), nginx
+(stub_status exporter), Toxiproxy (its proxy metrics) and the machine (node_exporter).
+"""
+
+from __future__ import annotations
+
+import httpx
+import yaml
+
+from harness.runtime.component import Component
+from harness.runtime.process import ManagedProcess, ProcessSpec, wait_until
+
+
+class Prometheus(Component):
+    role = "prometheus"
+
+    def _config(self) -> dict[str, object]:
+        t = self.topo
+
+        def job(name: str, ports: list[int], path: str = "/metrics") -> dict[str, object]:
+            return {"job_name": name, "metrics_path": path,
+                    "static_configs": [{"targets": [f"127.0.0.1:{p}" for p in ports]}]}
+
+        redis_targets = [f"redis://127.0.0.1:{t.redis_port(i)}" for i in range(1, len(t.redis_names()) + 1)]
+        return {
+            "global": {"scrape_interval": "1s", "scrape_timeout": "1s", "evaluation_interval": "5s"},
+            "scrape_configs": [
+                job("feed-api", [t.api_port(i) for i in range(1, t.api_instances + 1)]),
+                job("fanout-worker", [t.worker_metrics_port(i) for i in range(1, t.fanout_workers + 1)]),
+                job("kafka", [t.kafka_jmx_exporter_port]),
+                job("cassandra", [t.cassandra_jmx_exporter_port]),
+                job("nginx", [t.nginx_exporter_port]),
+                job("node", [t.node_exporter_port]),
+                job("toxiproxy", [t.toxiproxy_port]),
+                {"job_name": "redis", "metrics_path": "/scrape",
+                 "static_configs": [{"targets": redis_targets}],
+                 "relabel_configs": [
+                     {"source_labels": ["__address__"], "target_label": "__param_target"},
+                     {"source_labels": ["__param_target"], "target_label": "instance"},
+                     {"target_label": "__address__", "replacement": f"127.0.0.1:{t.redis_exporter_port}"}]},
+            ],
+        }
+
+    def prepare(self) -> None:
+        t = self.topo
+        data = self.ctx.data("prometheus")
+        conf = data / "prometheus.yml"
+        conf.write_text(yaml.safe_dump(self._config(), sort_keys=False))
+        specs = [
+            ProcessSpec("prometheus", [
+                "/usr/bin/prometheus", f"--config.file={conf}", f"--storage.tsdb.path={data / 'tsdb'}",
+                f"--web.listen-address=127.0.0.1:{t.prometheus_port}", "--web.enable-lifecycle",
+                "--storage.tsdb.retention.time=2d"], self.ctx.log("prometheus"), cwd=data),
+            ProcessSpec("redis-exporter", [
+                "/usr/bin/prometheus-redis-exporter", f"-web.listen-address=127.0.0.1:{t.redis_exporter_port}"],
+                self.ctx.log("redis-exporter")),
+            ProcessSpec("nginx-exporter", [
+                "/usr/bin/prometheus-nginx-exporter", f"-web.listen-address=127.0.0.1:{t.nginx_exporter_port}",
+                f"-nginx.scrape-uri=http://127.0.0.1:{t.nginx_status_port}/stub_status"],
+                self.ctx.log("nginx-exporter")),
+            ProcessSpec("node-exporter", [
+                "/usr/bin/prometheus-node-exporter", f"--web.listen-address=127.0.0.1:{t.node_exporter_port}",
+                "--collector.disable-defaults", "--collector.cpu", "--collector.meminfo", "--collector.loadavg",
+                "--collector.netdev"], self.ctx.log("node-exporter")),
+        ]
+        self.procs = {s.name: ManagedProcess(s) for s in specs}
+
+    def wait_ready(self, deadline_s: float) -> None:
+        url = f"http://127.0.0.1:{self.topo.prometheus_port}/-/ready"
+        wait_until(lambda: httpx.get(url, timeout=1).status_code == 200, deadline_s=deadline_s,
+                   proc=self.procs["prometheus"], what="ready")

@@ -1,0 +1,164 @@
+"""The detached owner of a stack started with `feedlab up`.
+
+Components die with their owner (PR_SET_PDEATHSIG), so a stack that outlives the `up` command
+needs an owner that stays: this process. It brings the stack up, records its state in
+`<stack dir>/supervisor.json`, and answers the CLI (`status`, `kill`, `pause`, `resume`,
+`restart`, `down`) on a Unix socket guarded by a random key. SIGTERM or `down` stop it all.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import secrets
+import signal
+import sys
+import threading
+import time
+from dataclasses import asdict
+from multiprocessing.connection import Client, Listener
+from pathlib import Path
+from typing import Any
+
+from harness.records import write_json
+from harness.runtime.local import LocalRuntime
+from harness.topology import Topology
+
+STATE = "supervisor.json"
+
+
+class SupervisorError(RuntimeError):
+    pass
+
+
+def read_state(stack_dir: Path) -> dict[str, Any] | None:
+    import json
+
+    path = stack_dir / STATE
+    if not path.exists():
+        return None
+    return dict(json.loads(path.read_text()))
+
+
+def request(stack_dir: Path, op: str, name: str | None = None, timeout: float = 120) -> Any:
+    state = read_state(stack_dir)
+    if not state or state.get("status") != "ready":
+        raise SupervisorError(f"no stack is running from {stack_dir} (`feedlab up` starts one)")
+    try:
+        pid_alive = os.kill(int(state["pid"]), 0) is None
+    except OSError:
+        pid_alive = False
+    if not pid_alive:
+        raise SupervisorError(f"the stack's supervisor (pid {state['pid']}) is gone; `feedlab up` again")
+    with Client(state["socket"], family="AF_UNIX", authkey=bytes.fromhex(state["key"])) as conn:
+        conn.send({"op": op, "name": name})
+        if not conn.poll(timeout):
+            raise SupervisorError(f"no answer to {op} within {timeout:.0f} s")
+        reply = conn.recv()
+    if not reply.get("ok"):
+        raise SupervisorError(reply.get("error", "failed"))
+    return reply.get("result")
+
+
+def serve(stack_dir: Path, topo: Topology) -> int:
+    stack_dir.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_bytes(32)
+    sock = stack_dir / "control.sock"
+    sock.unlink(missing_ok=True)
+    state: dict[str, Any] = {"pid": os.getpid(), "socket": str(sock), "key": key.hex(), "status": "starting",
+                             "base_port": topo.base_port, "progress": [], "token_secret": secrets.token_hex(32)}
+
+    def save() -> None:
+        write_json(stack_dir / STATE, state)
+        os.chmod(stack_dir / STATE, 0o600)
+
+    def progress(msg: str) -> None:
+        state["progress"].append(msg)
+        print(msg, flush=True)
+        save()
+
+    save()
+    runtime = LocalRuntime(topo=topo, stack_dir=stack_dir, target_env={"FEED_TOKEN_SECRET": state["token_secret"]},
+                           progress=progress)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    try:
+        runtime.up()
+    except Exception as exc:  # noqa: BLE001 - reported to the waiting `up` through the state file
+        state.update(status="failed", error=str(exc), tail=getattr(exc, "tail", ""))
+        save()
+        return 2
+    state["status"] = "ready"
+    save()
+    listener = Listener(str(sock), family="AF_UNIX", authkey=key)
+    threading.Thread(target=_accept_loop, args=(listener, runtime, stop), daemon=True).start()
+    while not stop.wait(0.5):
+        pass
+    runtime.down()
+    state["status"] = "stopped"
+    save()
+    listener.close()
+    return 0
+
+
+def _accept_loop(listener: Listener, runtime: LocalRuntime, stop: threading.Event) -> None:
+    while not stop.is_set():
+        try:
+            conn = listener.accept()
+        except OSError:
+            return
+        with conn:
+            try:
+                msg = conn.recv()
+                conn.send({"ok": True, "result": _handle(msg, runtime, stop)})
+            except Exception as exc:  # noqa: BLE001 - the error goes back to the CLI
+                try:
+                    conn.send({"ok": False, "error": str(exc)})
+                except OSError:
+                    pass
+
+
+def _handle(msg: dict[str, Any], runtime: LocalRuntime, stop: threading.Event) -> Any:
+    op, name = msg.get("op"), msg.get("name")
+    if op == "status":
+        return [asdict(s) for s in runtime.status()]
+    if op == "down":
+        stop.set()
+        return "stopping"
+    if op in ("kill", "pause", "resume", "restart") and name:
+        getattr(runtime, op)(name)
+        return f"{op} {name}: done"
+    raise ValueError(f"unknown request {op!r}")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--stack-dir", type=Path, required=True)
+    ap.add_argument("--base-port", type=int, default=19000)
+    args = ap.parse_args()
+    sys.exit(serve(args.stack_dir, Topology(base_port=args.base_port)))
+
+
+def wait_ready(stack_dir: Path, pid: int, deadline_s: float, say: Any) -> dict[str, Any]:
+    """Follow a starting supervisor until ready or failed; relays its progress lines."""
+    shown = 0
+    end = time.monotonic() + deadline_s
+    while time.monotonic() < end:
+        state = read_state(stack_dir)
+        if state and state.get("pid") == pid:
+            for line in state["progress"][shown:]:
+                say(line)
+            shown = len(state["progress"])
+            if state["status"] in ("ready", "failed"):
+                return state
+        try:
+            os.kill(pid, 0)
+        except OSError:
+            return {"status": "failed", "error": f"supervisor exited; see {stack_dir / 'supervisor.log'}"}
+        time.sleep(0.3)
+    return {"status": "failed", "error": f"not ready within {deadline_s:.0f} s"}
+
+
+if __name__ == "__main__":
+    main()

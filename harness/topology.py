@@ -1,0 +1,158 @@
+"""The reference stack's topology: which components exist, their names and their ports.
+
+One definition, used by every runtime. Names are what chaos and the CLI address
+(`redis-2`, `worker-1`, `api-2`, `kafka`, `cassandra`); ports are all derived from one base
+port so a whole stack moves with `--base-port` and two stacks can coexist.
+
+Failure detectors are sized for this 2-core machine so that a Redis failover fits well inside a
+2-minute campaign (see REDIS_NODE_TIMEOUT_MS and KAFKA_SESSION_TIMEOUT_MS).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+# Redis Cluster marks a primary failed after this long without a reply; its replica is then
+# promoted within about one more timeout. 2 s instead of the 15 s default: a failover takes
+# ~3-5 s here, well inside a 2-minute campaign, while GC-free Redis never pauses that long.
+REDIS_NODE_TIMEOUT_MS = 2000
+# A fan-out worker that died is noticed by the Kafka group coordinator after this long and its
+# partitions are reassigned. 10 s instead of 45 s (the broker minimum is lowered to match).
+KAFKA_SESSION_TIMEOUT_MS = 10000
+KAFKA_HEARTBEAT_MS = 2000
+
+REDIS_NODES = 6            # 3 primaries + 3 replicas
+TWEETS_TOPIC = "tweets"
+TWEETS_PARTITIONS = 6
+KEYSPACE = "feed"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Topology:
+    base_port: int = 19000
+    api_instances: int = 2
+    fanout_workers: int = 2
+    host: str = "127.0.0.1"   # every component binds here; load and faults go nowhere else
+
+    # --- Toxiproxy
+    @property
+    def toxiproxy_port(self) -> int:
+        return self.base_port
+
+    # --- Redis Cluster: real ports, and the proxy ports clients (and the nodes' announcements) use
+    def redis_names(self) -> list[str]:
+        return [f"redis-{i}" for i in range(1, REDIS_NODES + 1)]
+
+    def redis_port(self, i: int) -> int:     # i is 1-based
+        return self.base_port + 100 + i
+
+    def redis_bus_port(self, i: int) -> int:
+        return self.redis_port(i) + 10000
+
+    def redis_proxy_port(self, i: int) -> int:
+        return self.base_port + 110 + i
+
+    def redis_proxy_addresses(self) -> list[str]:
+        return [f"{self.host}:{self.redis_proxy_port(i)}" for i in range(1, REDIS_NODES + 1)]
+
+    # --- Kafka (one KRaft broker+controller)
+    @property
+    def kafka_port(self) -> int:
+        return self.base_port + 200
+
+    @property
+    def kafka_controller_port(self) -> int:
+        return self.base_port + 201
+
+    @property
+    def kafka_internal_port(self) -> int:
+        return self.base_port + 202
+
+    @property
+    def kafka_proxy_port(self) -> int:
+        return self.base_port + 210
+
+    @property
+    def kafka_jmx_exporter_port(self) -> int:
+        return self.base_port + 205
+
+    # --- Cassandra (one node)
+    @property
+    def cassandra_port(self) -> int:
+        return self.base_port + 300
+
+    @property
+    def cassandra_storage_port(self) -> int:
+        return self.base_port + 301
+
+    @property
+    def cassandra_jmx_port(self) -> int:
+        return self.base_port + 302
+
+    @property
+    def cassandra_jmx_exporter_port(self) -> int:
+        return self.base_port + 305
+
+    @property
+    def cassandra_proxy_port(self) -> int:
+        return self.base_port + 310
+
+    # --- Prometheus and exporters
+    @property
+    def prometheus_port(self) -> int:
+        return self.base_port + 400
+
+    @property
+    def redis_exporter_port(self) -> int:
+        return self.base_port + 401
+
+    @property
+    def nginx_exporter_port(self) -> int:
+        return self.base_port + 402
+
+    @property
+    def node_exporter_port(self) -> int:
+        return self.base_port + 403
+
+    # --- nginx, API instances, fan-out workers
+    @property
+    def nginx_port(self) -> int:
+        return self.base_port + 500
+
+    @property
+    def nginx_status_port(self) -> int:
+        return self.base_port + 501
+
+    def api_names(self) -> list[str]:
+        return [f"api-{i}" for i in range(1, self.api_instances + 1)]
+
+    def api_port(self, i: int) -> int:
+        return self.base_port + 510 + i
+
+    def worker_names(self) -> list[str]:
+        return [f"worker-{i}" for i in range(1, self.fanout_workers + 1)]
+
+    def worker_metrics_port(self, i: int) -> int:
+        return self.base_port + 540 + i
+
+    @property
+    def api_url(self) -> str:
+        return f"http://{self.host}:{self.nginx_port}"
+
+    @property
+    def prometheus_url(self) -> str:
+        return f"http://{self.host}:{self.prometheus_port}"
+
+    def all_ports(self) -> list[int]:
+        """Every port the stack binds, for the port-in-use check before anything starts."""
+        ports = [self.toxiproxy_port, self.kafka_port, self.kafka_controller_port, self.kafka_internal_port,
+                 self.kafka_proxy_port,
+                 self.kafka_jmx_exporter_port, self.cassandra_port, self.cassandra_storage_port,
+                 self.cassandra_jmx_port, self.cassandra_jmx_exporter_port, self.cassandra_proxy_port,
+                 self.prometheus_port, self.redis_exporter_port, self.nginx_exporter_port,
+                 self.node_exporter_port, self.nginx_port, self.nginx_status_port]
+        for i in range(1, REDIS_NODES + 1):
+            ports += [self.redis_port(i), self.redis_bus_port(i), self.redis_proxy_port(i)]
+        ports += [self.api_port(i) for i in range(1, self.api_instances + 1)]
+        ports += [self.worker_metrics_port(i) for i in range(1, self.fanout_workers + 1)]
+        return ports

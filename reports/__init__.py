@@ -1,0 +1,77 @@
+"""Reports of a run: summary.json for machines, junit.xml for CI, report.html for people.
+
+All three are recomputed from the run directory and the check results; writing them never
+needs the stack. Each file is written whole or not at all.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, is_dataclass
+from enum import Enum
+from pathlib import Path
+from typing import Any
+
+from harness.checks import CheckResult, exit_code, overall
+from harness.records import JUNIT, REPORT, SUMMARY, write_json
+from harness.rundata import RunData
+from reports import html, junit
+
+__all__ = ["headline", "jsonable", "write_reports"]
+
+
+def jsonable(value: Any) -> Any:
+    """Strict JSON: enums as values, infinities and NaN as strings ("inf"), dataclasses as dicts."""
+    if isinstance(value, Enum):
+        return value.value
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if is_dataclass(value) and not isinstance(value, type):
+        return jsonable(asdict(value))
+    if isinstance(value, dict):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        return [jsonable(v) for v in value]
+    return value
+
+
+def headline(run: RunData, results: list[CheckResult]) -> dict[str, Any]:
+    """The figures a person looks at first, lifted from the checks' evidence."""
+    ev = {r.name: r.evidence for r in results}
+    start, end = run.load_start_t, run.load_end_t
+    return {
+        "feed_p99_ms": ev.get("feed_latency", {}).get("outside_faults", {}).get("p99_ms"),
+        "freshness_median_s": ev.get("freshness", {}).get("median_s"),
+        "error_share_outside_faults": ev.get("errors", {}).get("error_share_outside_faults"),
+        "lost_from_store": ev.get("nothing_lost", {}).get("missing_from_store"),
+        "missing_from_timelines": ev.get("nothing_lost", {}).get("missing_from_timeline"),
+        "generator_max_mean_cpu_percent": ev.get("generator", {}).get("max_mean_cpu_percent"),
+        "requests": len(run.requests),
+        "acked_tweets": len(run.acks),
+        "faults": len(run.faults),
+        "load_duration_s": end - start if start is not None and end is not None else None,
+    }
+
+
+def write_reports(run_dir: Path, run: RunData, results: list[CheckResult]) -> Path:
+    """Write summary.json, junit.xml and report.html into `run_dir`; return the report's path."""
+    run_dir = Path(run_dir)
+    write_json(run_dir / SUMMARY, jsonable({
+        "run_id": run.manifest.get("run_id"),
+        "verdict": overall(results),
+        "exit_code": exit_code(results),
+        "partial": run.partial,
+        "headline": headline(run, results),
+        "checks": [asdict(r) for r in results],
+        "manifest": run.manifest,
+    }))
+    _write_whole(run_dir / JUNIT, junit.render(results, jsonable))
+    report = run_dir / REPORT
+    _write_whole(report, html.render(run, results, jsonable).encode())
+    return report
+
+
+def _write_whole(path: Path, data: bytes) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_bytes(data)
+    tmp.replace(path)

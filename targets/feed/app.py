@@ -1,0 +1,306 @@
+"""The feed service's HTTP API (design §05b), as a Starlette ASGI app.
+
+Write path: validate → Snowflake id → durable write to Cassandra → event to Kafka (awaited) →
+201 with `fan_out_status: queued`. Read path: timeline ids from Redis → hydration from Redis,
+store fallback for misses; when the timeline shard is unreachable (a Redis failover), the feed
+is rebuilt from the store by fan-in over the user's followees: slower, still correct.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import logging
+import re
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import orjson
+import redis
+from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from targets.feed.auth import user_from_header
+from targets.feed.cache import FeedCache
+from targets.feed.events import EventProducer
+from targets.feed.settings import Settings
+from targets.feed.snowflake import Snowflake
+from targets.feed.store import Store, Tweet
+
+log = logging.getLogger("feed.api")
+
+REQUEST_SECONDS = Histogram(
+    "feed_http_request_duration_seconds", "Server-side request latency", ["endpoint", "method", "status"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.5, 1, 2.5, 5))
+TIMELINE_CACHE = Counter("feed_timeline_cache_requests_total", "Timeline cache lookups", ["result"])
+DEGRADED = Counter("feed_degraded_requests_total", "Feeds served from the store fan-in path", ["reason"])
+HYDRATION_MISSES = Counter("feed_hydration_misses_total", "Tweets hydrated from the store")
+
+MAX_LIMIT = 100
+MAX_TEXT = 280
+MAX_BODY = 16 * 1024
+REBUILD_PER_AUTHOR = 50
+
+
+def json_response(payload: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    return Response(orjson.dumps(payload), status_code=status, media_type="application/json", headers=headers)
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message = status, code, message
+
+
+def encode_cursor(tweet_id: int) -> str:
+    return base64.urlsafe_b64encode(orjson.dumps({"max_id": str(tweet_id)})).decode().rstrip("=")
+
+
+def decode_cursor(raw: str | None) -> int | None:
+    if raw is None:
+        return None
+    try:
+        padded = raw + "=" * (-len(raw) % 4)
+        value = int(orjson.loads(base64.urlsafe_b64decode(padded))["max_id"])
+        if value <= 0:
+            raise ValueError
+        return value
+    except (binascii.Error, orjson.JSONDecodeError, KeyError, ValueError, TypeError):
+        raise ApiError(400, "bad_cursor", "cursor is not one this API issued") from None
+
+
+def parse_limit(raw: str | None) -> int:
+    if raw is None:
+        return 20
+    if not raw.isdigit() or not 1 <= int(raw) <= MAX_LIMIT:
+        raise ApiError(400, "bad_limit", f"limit must be an integer within [1, {MAX_LIMIT}]")
+    return int(raw)
+
+
+def parse_user_id(raw: str) -> int:
+    if not raw.isdigit() or not 0 < int(raw) < 2**63:
+        raise ApiError(400, "bad_user_id", "user id must be a positive integer")
+    return int(raw)
+
+
+class Feed:
+    """Everything the handlers share, created on start-up (no module-level state)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.s = settings
+        self.store = Store(settings.cassandra)
+        self.cache = FeedCache(settings.redis_nodes)
+        self.events = EventProducer(settings.kafka)
+        self.ids = Snowflake(settings.datacenter_id, settings.machine_id)
+        self._background: set[asyncio.Task[None]] = set()
+
+    async def close(self) -> None:
+        self.events.close()
+        await self.cache.close()
+        self.store.close()
+
+    def user(self, request: Request) -> int:
+        uid = user_from_header(self.s.token_secret, request.headers.get("authorization"))
+        if uid is None:
+            raise ApiError(401, "unauthorized", "a valid bearer token is required")
+        return uid
+
+    async def hydrate(self, ids: list[int]) -> list[dict[str, Any]]:
+        try:
+            cached = await self.cache.get_tweets(ids)
+        except (redis.RedisError, OSError):
+            cached = {}
+        missing = [i for i in ids if i not in cached]
+        if missing:
+            HYDRATION_MISSES.inc(len(missing))
+            from_store = {i: t.to_json() for i, t in (await self.store.tweets_by_ids(missing)).items()}
+            cached.update(from_store)
+            try:
+                await self.cache.put_tweets(list(from_store.values()))
+            except (redis.RedisError, OSError):
+                pass
+        return [cached[i] for i in ids if i in cached and not cached[i].get("deleted")]
+
+    def rebuild_later(self, user_id: int) -> None:
+        """Cache miss: repopulate the timeline from the store in the background (design §06)."""
+        async def rebuild() -> None:
+            try:
+                ids = await self.fan_in(user_id, None, REBUILD_PER_AUTHOR)
+                await self.cache.rebuild(user_id, ids, self.s.timeline_cap)
+            except Exception:  # noqa: BLE001 - best effort; the next miss tries again
+                log.warning("timeline rebuild for %s failed", user_id, exc_info=True)
+
+        task = asyncio.create_task(rebuild())
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def fan_in(self, user_id: int, before: int | None, limit: int) -> list[int]:
+        """The store path: merge the newest tweets of every followee (and the user's own)."""
+        authors = [user_id, *await self.store.followees(user_id)]
+        upper = before if before is not None else 2**63 - 1
+        per_author = await asyncio.gather(*(self.store.tweets_by_author(a, upper, limit) for a in authors))
+        ids = sorted((t.tweet_id for ts in per_author for t in ts), reverse=True)
+        return ids[:limit]
+
+
+def _feed(request: Request) -> Feed:
+    feed: Feed = request.app.state.feed
+    return feed
+
+
+async def post_tweet(request: Request) -> Response:
+    feed = _feed(request)
+    author = feed.user(request)
+    body = await request.body()
+    if len(body) > MAX_BODY:
+        raise ApiError(413, "too_large", f"request body over {MAX_BODY} bytes")
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        raise ApiError(400, "bad_json", "body is not valid JSON") from None
+    if not isinstance(data, dict):
+        raise ApiError(400, "bad_json", "body must be a JSON object")
+    text = data.get("text")
+    if not isinstance(text, str) or not 1 <= len(text) <= MAX_TEXT:
+        raise ApiError(400, "bad_text", f"text must be a string of 1 to {MAX_TEXT} characters")
+    media = data.get("media_ids") or []
+    if not isinstance(media, list) or len(media) > 4 or not all(isinstance(m, str) and m for m in media):
+        raise ApiError(400, "bad_media_ids", "media_ids must be a list of at most 4 media id strings")
+    reply_raw = data.get("reply_to_tweet_id")
+    if reply_raw is not None and not (isinstance(reply_raw, str) and reply_raw.isdigit()):
+        raise ApiError(400, "bad_reply_to", "reply_to_tweet_id must be a tweet id string or null")
+    tweet = Tweet(feed.ids.next_id(), author, text, media, None if reply_raw is None else int(reply_raw))
+    await feed.store.insert_tweet(tweet)
+    try:
+        await feed.events.publish(author, {"type": "tweet", "tweet": tweet.to_json()})
+    except RuntimeError as exc:
+        raise ApiError(503, "queue_unavailable", f"tweet stored but not queued for fan-out: {exc}") from exc
+    return json_response({"tweet_id": str(tweet.tweet_id), "created_at": tweet.created_at,
+                          "author_id": str(author), "fan_out_status": "queued"}, status=201)
+
+
+async def get_feed(request: Request) -> Response:
+    feed = _feed(request)
+    user = feed.user(request)
+    limit = parse_limit(request.query_params.get("limit"))
+    before = decode_cursor(request.query_params.get("cursor"))
+    try:
+        ids = await feed.cache.timeline_page(user, before, limit + 1)
+        TIMELINE_CACHE.labels("hit" if ids is not None else "miss").inc()
+        if ids is None:
+            DEGRADED.labels("cache_miss").inc()
+            ids = await feed.fan_in(user, before, limit + 1)
+            feed.rebuild_later(user)
+    except (redis.RedisError, OSError):
+        DEGRADED.labels("redis_error").inc()
+        ids = await feed.fan_in(user, before, limit + 1)
+    has_more = len(ids) > limit
+    ids = ids[:limit]
+    tweets = await feed.hydrate(ids)
+    return json_response({"tweets": tweets, "next_cursor": encode_cursor(ids[-1]) if has_more and ids else None,
+                          "has_more": has_more})
+
+
+async def get_user_tweets(request: Request) -> Response:
+    feed = _feed(request)
+    feed.user(request)
+    author = parse_user_id(request.path_params["user_id"])
+    limit = parse_limit(request.query_params.get("limit"))
+    before = decode_cursor(request.query_params.get("cursor"))
+    rows = await feed.store.tweets_by_author(author, before if before is not None else 2**63 - 1, limit + 1)
+    has_more = len(rows) > limit
+    rows = rows[:limit]
+    return json_response({"tweets": [t.to_json() for t in rows if not t.deleted],
+                          "next_cursor": encode_cursor(rows[-1].tweet_id) if has_more and rows else None,
+                          "has_more": has_more})
+
+
+async def follow(request: Request) -> Response:
+    feed = _feed(request)
+    me = feed.user(request)
+    other = parse_user_id(request.path_params["user_id"])
+    if other == me:
+        raise ApiError(400, "self_follow", "a user cannot follow itself")
+    if request.method == "DELETE":
+        await feed.store.unfollow(me, other)
+        return json_response({"following": False, "user_id": str(other)})
+    await feed.store.follow(me, other)
+    return json_response({"following": True, "user_id": str(other)})
+
+
+async def health(request: Request) -> Response:
+    return json_response({"status": "ok"})
+
+
+async def metrics(request: Request) -> Response:
+    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+
+_ID = re.compile(r"/\d+")
+
+
+class ErrorsAndMetrics:
+    """Pure ASGI middleware: every error is JSON with a code; every request is timed."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        start = time.perf_counter()
+        status = 500
+        sent = False
+
+        async def tracking_send(message: Any) -> None:
+            nonlocal status, sent
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                sent = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracking_send)
+        except ApiError as exc:
+            status = exc.status
+            await json_response({"error": {"code": exc.code, "message": exc.message}}, exc.status)(
+                scope, receive, send)
+        except Exception as exc:  # noqa: BLE001 - the last line: log, answer JSON 503/500
+            log.exception("unhandled error on %s %s", scope["method"], scope["path"])
+            if not sent:
+                unavailable = isinstance(exc, (redis.RedisError, OSError, TimeoutError)) or \
+                    type(exc).__module__.startswith("cassandra")
+                status = 503 if unavailable else 500
+                await json_response({"error": {"code": "unavailable" if unavailable else "internal",
+                                               "message": type(exc).__name__}}, status)(scope, receive, send)
+        finally:
+            endpoint = _ID.sub("/{id}", scope["path"])
+            REQUEST_SECONDS.labels(endpoint, scope["method"], str(status)).observe(time.perf_counter() - start)
+
+
+def create_app(settings: Settings | None = None) -> Starlette:
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        app.state.feed = Feed(settings or Settings.from_env())
+        yield
+        await app.state.feed.close()
+
+    routes = [
+        Route("/v1/tweets", post_tweet, methods=["POST"]),
+        Route("/v1/feed", get_feed, methods=["GET"]),
+        Route("/v1/users/{user_id}/tweets", get_user_tweets, methods=["GET"]),
+        Route("/v1/users/{user_id}/follow", follow, methods=["POST", "DELETE"]),
+        Route("/healthz", health, methods=["GET"]),
+        Route("/metrics", metrics, methods=["GET"]),
+    ]
+    app = Starlette(routes=routes, lifespan=lifespan)
+    app.add_middleware(ErrorsAndMetrics)
+    return app

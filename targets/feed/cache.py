@@ -1,0 +1,186 @@
+"""The timeline cache and the hydration cache, both in the Redis Cluster (design §08).
+
+Keys are the design's: `timeline:{user_id}` (a sorted set of tweet ids, newest 800 kept) and
+`tweet:{tweet_id}` (the tweet object as JSON, 24 h TTL). The braces are Redis Cluster hash
+tags, so a key lives on the shard of its id.
+
+Scores are the tweet's creation millisecond, not the id: a sorted-set score is a double with a
+53-bit mantissa, too small for a 63-bit Snowflake id, so ids as scores would misorder tweets
+made within the same few milliseconds. Within one millisecond the members (19-digit ids, all
+the same length) order themselves lexically, which is numeric order.
+
+A timeline that exists but holds no tweet yet (a new user, or one whose followees never
+posted) keeps one sentinel member "0" with score 0, so "empty" is a cache hit and not a
+rebuild from the store on every read. Being the lowest entry it is the first one trimmed.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+from typing import Any
+
+import orjson
+import redis
+from redis.asyncio.cluster import ClusterNode as AsyncClusterNode
+from redis.asyncio.cluster import RedisCluster as AsyncRedisCluster
+from redis.cluster import ClusterNode, RedisCluster
+
+from targets.feed.snowflake import timestamp_ms
+
+TWEET_TTL_S = 24 * 3600
+SENTINEL = "0"
+TIMELINE_TTL_S = 7 * 24 * 3600
+
+
+def timeline_key(user_id: int) -> str:
+    return f"timeline:{{{user_id}}}"
+
+
+def tweet_key(tweet_id: int) -> str:
+    return f"tweet:{{{tweet_id}}}"
+
+
+def _nodes(addresses: list[str]) -> list[tuple[str, int]]:
+    out = []
+    for a in addresses:
+        host, port = a.rsplit(":", 1)
+        out.append((host, int(port)))
+    return out
+
+
+class FeedCache:
+    """The API's (asyncio) view of both caches."""
+
+    def __init__(self, addresses: list[str]) -> None:
+        self.rc = AsyncRedisCluster(
+            startup_nodes=[AsyncClusterNode(h, p) for h, p in _nodes(addresses)],
+            decode_responses=True, socket_timeout=0.5, socket_connect_timeout=0.5,
+            require_full_coverage=False, cluster_error_retry_attempts=1,
+        )
+
+    async def close(self) -> None:
+        await self.rc.aclose()
+
+    async def timeline_page(self, user_id: int, before_id: int | None, limit: int) -> list[int] | None:
+        """Up to `limit` ids older than `before_id` (newest first); None when the key is absent."""
+        key = timeline_key(user_id)
+        top = "+inf" if before_id is None else timestamp_ms(before_id)
+        # A little more than asked: ties on the boundary millisecond are filtered below.
+        raw = await self.rc.zrevrangebyscore(key, top, "-inf", start=0, num=limit + 32)
+        if not raw:
+            return None if not await self.rc.exists(key) else []
+        ids = [int(m) for m in raw if m != SENTINEL]
+        if before_id is not None:
+            ids = [i for i in ids if i < before_id]
+        return ids[:limit]
+
+    async def rebuild(self, user_id: int, ids: list[int], cap: int) -> None:
+        """Repopulate a timeline from a store fan-in (ZADD is a union: racing fan-out writes stay)."""
+        key = timeline_key(user_id)
+        members: dict[str, float] = {SENTINEL: 0.0}
+        members.update({str(i): float(timestamp_ms(i)) for i in ids[:cap]})
+        await self.rc.zadd(key, members)
+        await self.rc.zremrangebyrank(key, 0, -(cap + 2))
+        await self.rc.expire(key, TIMELINE_TTL_S)
+
+    async def get_tweets(self, ids: list[int]) -> dict[int, dict[str, Any]]:
+        if not ids:
+            return {}
+        values = await self.rc.mget_nonatomic([tweet_key(i) for i in ids])
+        return {i: orjson.loads(v) for i, v in zip(ids, values, strict=True) if v}
+
+    async def put_tweets(self, tweets: list[dict[str, Any]]) -> None:
+        for t in tweets:
+            await self.rc.set(tweet_key(int(t["tweet_id"])), orjson.dumps(t), ex=TWEET_TTL_S)
+
+
+def preheat(addresses: list[str], user_ids: list[int]) -> None:
+    """Make every user's timeline exist (empty) so first reads are cache hits, not rebuilds."""
+    rc = RedisCluster(startup_nodes=[ClusterNode(h, p) for h, p in _nodes(addresses)], decode_responses=True)
+    try:
+        for start in range(0, len(user_ids), 1000):
+            pipe = rc.pipeline()
+            for u in user_ids[start:start + 1000]:
+                pipe.zadd(timeline_key(u), {SENTINEL: 0.0})
+                pipe.expire(timeline_key(u), TIMELINE_TTL_S)
+            pipe.execute()
+    finally:
+        rc.close()
+
+
+class TimelineWriter:
+    """The fan-out worker's writer: pipelined per shard, each batch confirmed by a replica.
+
+    Redis replication is asynchronous, so a primary that dies just after acknowledging a write
+    can take it with it when its replica is promoted. Each per-shard pipeline therefore ends
+    with `WAIT 1`; the worker commits its Kafka offset only after every shard's batch was
+    acknowledged by a replica (or the shard has no replica connected at all, in which case
+    there is nothing more to wait for). Any error re-routes and re-sends the whole batch:
+    ZADD of the same member and score is idempotent, so at-least-once is safe.
+    """
+
+    def __init__(self, addresses: list[str], cap: int) -> None:
+        self.cap = cap
+        self.rc = RedisCluster(
+            startup_nodes=[ClusterNode(h, p) for h, p in _nodes(addresses)], decode_responses=True,
+            socket_timeout=2, socket_connect_timeout=1, require_full_coverage=False,
+        )
+        self.retries = 0
+
+    def write(self, entries: list[tuple[int, int]], tweets: list[dict[str, Any]]) -> None:
+        """Insert (user_id, tweet_id) pairs and cache the tweet objects; returns once durable."""
+        pending: list[tuple[str, tuple[Any, ...]]] = []
+        for t in tweets:
+            pending.append((tweet_key(int(t["tweet_id"])), ("SET", tweet_key(int(t["tweet_id"])),
+                                                              orjson.dumps(t), "EX", TWEET_TTL_S)))
+        for user_id, tweet_id in entries:
+            key = timeline_key(user_id)
+            pending.append((key, ("ZADD", key, timestamp_ms(tweet_id), str(tweet_id))))
+            pending.append((key, ("ZREMRANGEBYRANK", key, 0, -(self.cap + 1))))
+            pending.append((key, ("EXPIRE", key, TIMELINE_TTL_S)))
+        delay = 0.05
+        while pending:
+            try:
+                pending = self._send(pending)
+            except (redis.RedisError, OSError):
+                pending = pending  # re-sent whole below, after the topology is refreshed
+                self.retries += 1
+                time.sleep(delay)
+                delay = min(delay * 2, 1.0)
+                try:
+                    self.rc.nodes_manager.initialize()
+                except (redis.RedisError, OSError):
+                    pass
+
+    def _send(self, pending: list[tuple[str, tuple[Any, ...]]]) -> list[tuple[str, tuple[Any, ...]]]:
+        by_node: dict[str, list[tuple[str, tuple[Any, ...]]]] = defaultdict(list)
+        nodes = {}
+        for key, cmd in pending:
+            node = self.rc.nodes_manager.get_node_from_slot(self.rc.keyslot(key))
+            by_node[node.name].append((key, cmd))
+            nodes[node.name] = node
+        failed: list[tuple[str, tuple[Any, ...]]] = []
+        for name, items in by_node.items():
+            conn = self.rc.get_redis_connection(nodes[name])
+            pipe = conn.pipeline(transaction=False)
+            for _, cmd in items:
+                pipe.execute_command(*cmd)
+            pipe.execute_command("WAIT", 1, 500)
+            try:
+                results = pipe.execute(raise_on_error=True)
+            except (redis.RedisError, OSError):
+                failed.extend(items)
+                continue
+            if int(results[-1]) < 1 and self._has_replica(conn):
+                failed.extend(items)   # not yet on a replica: send again
+        if failed:
+            raise redis.ConnectionError(f"{len(failed)} commands not confirmed")
+        return []
+
+    @staticmethod
+    def _has_replica(conn: redis.Redis) -> bool:
+        try:
+            return int(conn.info("replication").get("connected_slaves", 0)) > 0
+        except (redis.RedisError, OSError):
+            return True

@@ -1,0 +1,49 @@
+"""Tweet events to Kafka, awaited: a POST is acknowledged only once Kafka has the event."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from typing import Any
+
+import orjson
+from confluent_kafka import KafkaError, Message, Producer
+
+TOPIC = "tweets"
+
+
+class EventProducer:
+    def __init__(self, bootstrap: str) -> None:
+        self.producer = Producer({
+            "bootstrap.servers": bootstrap, "acks": "all", "enable.idempotence": True,
+            "linger.ms": 2, "message.timeout.ms": 10000,
+        })
+        self._stop = threading.Event()
+        self._poller = threading.Thread(target=self._poll, name="kafka-poll", daemon=True)
+        self._poller.start()
+
+    def _poll(self) -> None:
+        while not self._stop.is_set():
+            self.producer.poll(0.05)
+
+    async def publish(self, key: int, event: dict[str, Any]) -> None:
+        """Produce and wait for the broker's acknowledgement (raises on failure)."""
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[None] = loop.create_future()
+
+        def delivered(err: KafkaError | None, _msg: Message) -> None:
+            def settle() -> None:
+                if fut.done():
+                    return
+                if err is None:
+                    fut.set_result(None)
+                else:
+                    fut.set_exception(RuntimeError(f"kafka: {err}"))
+            loop.call_soon_threadsafe(settle)
+
+        self.producer.produce(TOPIC, key=str(key).encode(), value=orjson.dumps(event), on_delivery=delivered)
+        await fut
+
+    def close(self) -> None:
+        self.producer.flush(5)
+        self._stop.set()

@@ -1,0 +1,80 @@
+"""The feed service's configuration, read once from the environment at start.
+
+Every knob a campaign may turn lives here, including the defect switches: a defect is set at
+start and breaks exactly one behaviour, so a test can prove the matching checker catches it.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+
+class ConfigError(ValueError):
+    pass
+
+
+def _int(env: dict[str, str], name: str, default: int, lo: int, hi: int) -> int:
+    raw = env.get(name, str(default))
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name}={raw!r}: not an integer") from None
+    if not lo <= value <= hi:
+        raise ConfigError(f"{name}={value}: must be within [{lo}, {hi}]")
+    return value
+
+
+def _share(env: dict[str, str], name: str) -> float:
+    raw = env.get(name, "0")
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{name}={raw!r}: not a number") from None
+    if not 0.0 <= value <= 1.0:
+        raise ConfigError(f"{name}={value}: a share must be within [0, 1]")
+    return value
+
+
+@dataclass(frozen=True, kw_only=True)
+class Defects:
+    """Switches that break one behaviour each (all off by default)."""
+
+    drop_fanout_share: float = 0.0   # skip this share of (tweet, follower) timeline writes
+
+
+@dataclass(frozen=True, kw_only=True)
+class Settings:
+    cassandra: str                   # host:port (the Toxiproxy listener)
+    redis_nodes: list[str]           # host:port of each node's proxy (startup nodes)
+    kafka: str                       # bootstrap host:port (the proxy)
+    token_secret: str
+    datacenter_id: int = 0
+    machine_id: int = 0
+    push_threshold: int = 200        # below: push fan-out
+    pull_threshold: int = 1000       # at or above: pull at read time (celebrity)
+    timeline_cap: int = 800
+    defects: Defects = Defects()
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None) -> Settings:
+        env = dict(os.environ if env is None else env)
+        missing = [k for k in ("FEED_CASSANDRA", "FEED_REDIS", "FEED_KAFKA", "FEED_TOKEN_SECRET") if not env.get(k)]
+        if missing:
+            raise ConfigError(f"missing environment: {', '.join(missing)}")
+        push = _int(env, "FEED_PUSH_THRESHOLD", 200, 1, 10**9)
+        pull = _int(env, "FEED_PULL_THRESHOLD", 1000, 1, 10**9)
+        if pull < push:
+            raise ConfigError(f"FEED_PULL_THRESHOLD={pull} is below FEED_PUSH_THRESHOLD={push}")
+        return cls(
+            cassandra=env["FEED_CASSANDRA"],
+            redis_nodes=[n.strip() for n in env["FEED_REDIS"].split(",") if n.strip()],
+            kafka=env["FEED_KAFKA"],
+            token_secret=env["FEED_TOKEN_SECRET"],
+            datacenter_id=_int(env, "FEED_DATACENTER_ID", 0, 0, 31),
+            machine_id=_int(env, "FEED_MACHINE_ID", 0, 0, 31),
+            push_threshold=push,
+            pull_threshold=pull,
+            timeline_cap=_int(env, "FEED_TIMELINE_CAP", 800, 1, 100000),
+            defects=Defects(drop_fanout_share=_share(env, "FEED_DEFECT_DROP_FANOUT")),
+        )

@@ -1,0 +1,169 @@
+"""The tweet store and user graph in Cassandra (the record of truth).
+
+The driver is thread-based; `_aexecute` bridges its futures into asyncio for the API, while the
+fan-out worker calls the same statements synchronously.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from cassandra import ConsistencyLevel
+from cassandra.cluster import Cluster, ExecutionProfile, Session
+from cassandra.concurrent import execute_concurrent
+from cassandra.policies import RoundRobinPolicy
+from cassandra.query import BatchStatement, BatchType
+
+from targets.feed.snowflake import timestamp_ms
+
+SCHEMA = Path(__file__).parent / "schema.cql"
+
+
+def connect(address: str, *, timeout: float = 5.0) -> tuple[Cluster, Session]:
+    host, port = address.rsplit(":", 1)
+    profile = ExecutionProfile(load_balancing_policy=RoundRobinPolicy(), request_timeout=timeout,
+                               consistency_level=ConsistencyLevel.ONE)
+    cluster = Cluster([host], port=int(port), protocol_version=5, execution_profiles={"default": profile},
+                      connect_timeout=timeout, control_connection_timeout=timeout)
+    return cluster, cluster.connect()
+
+
+def apply_schema(address: str) -> None:
+    cluster, session = connect(address, timeout=30)
+    try:
+        for statement in SCHEMA.read_text().split("\n\n"):
+            body = "\n".join(line for line in statement.splitlines() if not line.startswith("--")).strip()
+            if body:
+                session.execute(body, timeout=60)
+    finally:
+        cluster.shutdown()
+
+
+@dataclass(frozen=True, slots=True)
+class Tweet:
+    tweet_id: int
+    user_id: int
+    text: str
+    media_ids: list[str]
+    reply_to: int | None
+    deleted: bool = False
+
+    @property
+    def created_at(self) -> str:
+        ms = timestamp_ms(self.tweet_id)
+        return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+    def to_json(self) -> dict[str, Any]:
+        return {"tweet_id": str(self.tweet_id), "author_id": str(self.user_id), "text": self.text,
+                "media_ids": self.media_ids, "reply_to": None if self.reply_to is None else str(self.reply_to),
+                "created_at": self.created_at, "deleted": self.deleted}
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> Tweet:
+        return cls(int(d["tweet_id"]), int(d["author_id"]), d["text"], list(d.get("media_ids") or []),
+                   None if d.get("reply_to") is None else int(d["reply_to"]), bool(d.get("deleted", False)))
+
+    @classmethod
+    def from_row(cls, row: Any) -> Tweet:
+        return cls(row.tweet_id, row.user_id, row.text or "", list(row.media_ids or []), row.reply_to,
+                   bool(row.deleted))
+
+
+class Store:
+    def __init__(self, address: str) -> None:
+        self.cluster, self.session = connect(address)
+        p = self.session.prepare
+        cols = "tweet_id, user_id, text, media_ids, reply_to, deleted"
+        self._insert_tweet = p("INSERT INTO feed.tweets (user_id, tweet_id, text, media_ids, reply_to, created_at,"
+                               " deleted) VALUES (?, ?, ?, ?, ?, ?, false)")
+        self._insert_by_id = p("INSERT INTO feed.tweets_by_id (tweet_id, user_id, text, media_ids, reply_to,"
+                               " created_at, deleted) VALUES (?, ?, ?, ?, ?, ?, false)")
+        self._by_id = p(f"SELECT {cols} FROM feed.tweets_by_id WHERE tweet_id = ?")
+        self._by_author = p(f"SELECT {cols} FROM feed.tweets WHERE user_id = ? AND tweet_id < ? LIMIT ?")
+        self._followers = p("SELECT follower_id FROM feed.followers WHERE followee_id = ?")
+        self._followees = p("SELECT followee_id FROM feed.follows WHERE follower_id = ?")
+        self._follow = p("INSERT INTO feed.follows (follower_id, followee_id, created_at) VALUES (?, ?, ?)")
+        self._follow_rev = p("INSERT INTO feed.followers (followee_id, follower_id, created_at) VALUES (?, ?, ?)")
+        self._unfollow = p("DELETE FROM feed.follows WHERE follower_id = ? AND followee_id = ?")
+        self._unfollow_rev = p("DELETE FROM feed.followers WHERE followee_id = ? AND follower_id = ?")
+
+    def close(self) -> None:
+        self.cluster.shutdown()
+
+    async def _aexecute(self, stmt: Any, params: Any = None) -> list[Any]:
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[list[Any]] = loop.create_future()
+        rf = self.session.execute_async(stmt, params)
+
+        def ok(rows: Any) -> None:
+            result = list(rows or [])
+            if rf.has_more_pages:  # all our reads are bounded; say so loudly if one is not
+                loop.call_soon_threadsafe(fut.set_exception, RuntimeError("unexpected paged result"))
+                return
+            loop.call_soon_threadsafe(lambda: fut.done() or fut.set_result(result))
+
+        def err(exc: BaseException) -> None:
+            loop.call_soon_threadsafe(lambda: fut.done() or fut.set_exception(exc))
+
+        rf.add_callbacks(ok, err)
+        return await fut
+
+    # --- writes
+    async def insert_tweet(self, t: Tweet) -> None:
+        """Both tables in one logged batch: a tweet is in both or (eventually) neither."""
+        created = datetime.fromtimestamp(timestamp_ms(t.tweet_id) / 1000, UTC)
+        batch = BatchStatement(batch_type=BatchType.LOGGED)
+        batch.add(self._insert_tweet, (t.user_id, t.tweet_id, t.text, t.media_ids, t.reply_to, created))
+        batch.add(self._insert_by_id, (t.tweet_id, t.user_id, t.text, t.media_ids, t.reply_to, created))
+        await self._aexecute(batch)
+
+    async def follow(self, follower: int, followee: int) -> None:
+        now = datetime.now(UTC)
+        await asyncio.gather(self._aexecute(self._follow, (follower, followee, now)),
+                             self._aexecute(self._follow_rev, (followee, follower, now)))
+
+    async def unfollow(self, follower: int, followee: int) -> None:
+        await asyncio.gather(self._aexecute(self._unfollow, (follower, followee)),
+                             self._aexecute(self._unfollow_rev, (followee, follower)))
+
+    # --- reads
+    async def tweets_by_ids(self, ids: Iterable[int]) -> dict[int, Tweet]:
+        rows = await asyncio.gather(*(self._aexecute(self._by_id, (i,)) for i in ids))
+        return {r[0].tweet_id: Tweet.from_row(r[0]) for r in rows if r}
+
+    async def tweets_by_author(self, user_id: int, before: int, limit: int) -> list[Tweet]:
+        return [Tweet.from_row(r) for r in await self._aexecute(self._by_author, (user_id, before, limit))]
+
+    async def followees(self, user_id: int) -> list[int]:
+        return [r.followee_id for r in await self._aexecute(self._followees, (user_id,))]
+
+    def followers_sync(self, user_id: int) -> list[int]:
+        return [r.follower_id for r in self.session.execute(self._followers, (user_id,), timeout=10)]
+
+    # --- bulk load (graph seeding)
+    def bulk_follow(self, edges: list[tuple[int, int]], concurrency: int = 64) -> None:
+        """Insert (follower, followee) edges in both directions, grouped per partition."""
+        now = datetime.now(UTC)
+        fwd: dict[int, list[int]] = {}
+        rev: dict[int, list[int]] = {}
+        for a, b in edges:
+            fwd.setdefault(a, []).append(b)
+            rev.setdefault(b, []).append(a)
+        batches: list[tuple[BatchStatement, None]] = []
+        for stmt, groups in ((self._follow, fwd), (self._follow_rev, rev)):
+            for key, others in groups.items():
+                for start in range(0, len(others), 200):
+                    # A batch within one partition is applied as a single mutation: cheap.
+                    b = BatchStatement(batch_type=BatchType.UNLOGGED)
+                    for other in others[start:start + 200]:
+                        b.add(stmt, (key, other, now))
+                    batches.append((b, None))
+        results = execute_concurrent(self.session, batches, concurrency=concurrency, raise_on_first_error=True)
+        for ok, res in results:
+            if not ok:
+                raise RuntimeError(f"bulk follow failed: {res}")

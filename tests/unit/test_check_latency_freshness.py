@@ -1,0 +1,89 @@
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import pytest
+
+from harness.checks import Verdict, errors, feed_latency, freshness, generator
+from harness.records import GeneratorSample, ProbeRecord, Request
+
+from .conftest import T0, RunSpec
+
+pytestmark = pytest.mark.unit
+
+
+def test_good_history_passes_every_check(spec: RunSpec, run_dir: Path) -> None:
+    run = spec.write(run_dir)
+    for check in (feed_latency.check, freshness.check, errors.check, generator.check):
+        result = check(run)
+        assert result.verdict is Verdict.PASS, result
+
+
+def test_slow_feed_requests_outside_faults_fail(spec: RunSpec, run_dir: Path) -> None:
+    spec.requests += [Request(t=T0 + 50 + i / 100, op="feed", latency_ms=450, status=200) for i in range(20)]
+    result = feed_latency.check(spec.write(run_dir))
+    assert result.verdict is Verdict.FAIL
+    assert result.evidence["outside_faults"]["p99_ms"] == pytest.approx(450, rel=1e-3)
+    assert "200 ms" in result.summary
+
+
+def test_slow_feeds_inside_a_fault_are_reported_not_judged(spec: RunSpec, run_dir: Path) -> None:
+    result = feed_latency.check(spec.write(run_dir))
+    assert result.verdict is Verdict.PASS
+    assert result.evidence["inside_faults_p99_ms"] == pytest.approx(2000, rel=1e-3)
+    assert result.evidence["whole_run_p99_ms"] == pytest.approx(2000, rel=1e-3)
+
+
+def test_no_feed_requests_is_unknown(spec: RunSpec, run_dir: Path) -> None:
+    spec.requests = [r for r in spec.requests if r.op == "post"]
+    assert feed_latency.check(spec.write(run_dir)).verdict is Verdict.UNKNOWN
+
+
+def test_gate_from_manifest_overrides_default(spec: RunSpec, run_dir: Path) -> None:
+    spec.manifest["gates"] = {"feed_p99_ms": 10}
+    assert feed_latency.check(spec.write(run_dir)).verdict is Verdict.FAIL
+
+
+def test_stale_canaries_fail_freshness(spec: RunSpec, run_dir: Path) -> None:
+    spec.probes = [dataclasses.replace(p, seen_t=p.ack_t + 9.0) for p in spec.probes]
+    result = freshness.check(spec.write(run_dir))
+    assert result.verdict is Verdict.FAIL
+    assert result.evidence["median_s"] == pytest.approx(9.0)
+
+
+def test_unseen_canaries_count_as_infinitely_stale(spec: RunSpec, run_dir: Path) -> None:
+    spec.probes = [dataclasses.replace(p, seen_t=None) if i % 3 else p for i, p in enumerate(spec.probes)]
+    result = freshness.check(spec.write(run_dir))
+    assert result.verdict is Verdict.FAIL
+    assert result.evidence["unseen"] > result.evidence["n"] / 2
+
+
+def test_no_probes_is_unknown(spec: RunSpec, run_dir: Path) -> None:
+    spec.probes = []
+    assert freshness.check(spec.write(run_dir)).verdict is Verdict.UNKNOWN
+
+
+def test_canary_unseen_inside_fault_does_not_count(spec: RunSpec, run_dir: Path) -> None:
+    spec.probes = [ProbeRecord("1", 1, 2, T0 + 31, None)] * 5 + [ProbeRecord("2", 1, 2, T0 + 50, T0 + 51)]
+    result = freshness.check(spec.write(run_dir))
+    assert result.verdict is Verdict.PASS
+    assert result.evidence["inside_faults_unseen"] == 5
+
+
+def test_saturated_generator_fails(spec: RunSpec, run_dir: Path) -> None:
+    spec.generator += [GeneratorSample(t=T0 + s, process="locust-hot", cpu_percent=97.0) for s in range(60)]
+    result = generator.check(spec.write(run_dir))
+    assert result.verdict is Verdict.FAIL
+    assert "locust-hot" in result.summary
+    assert result.evidence["processes"]["locust-hot"]["mean_cpu_percent"] == pytest.approx(97.0)
+
+
+def test_generator_spike_outside_load_window_is_ignored(spec: RunSpec, run_dir: Path) -> None:
+    spec.generator.append(GeneratorSample(t=T0 + 70, process="locust-0", cpu_percent=100.0 * 60))
+    assert generator.check(spec.write(run_dir)).verdict is Verdict.PASS
+
+
+def test_no_generator_samples_is_unknown(spec: RunSpec, run_dir: Path) -> None:
+    spec.generator = []
+    assert generator.check(spec.write(run_dir)).verdict is Verdict.UNKNOWN

@@ -1,0 +1,86 @@
+from __future__ import annotations
+
+import io
+import json
+import re
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+from rich.console import Console
+
+from harness.checks import run_all_checks
+from harness.records import JUNIT, MANIFEST, REPORT, SUMMARY, FinalRead, GeneratorSample
+from harness.rundata import load_run
+from reports import write_reports
+from reports.html import SECTIONS
+from reports.terminal import print_verdict_table
+
+from .conftest import T0, RunSpec
+
+pytestmark = pytest.mark.unit
+
+PLOTLY_BANNER = re.compile(r"\* plotly\.js v\d")
+
+
+def _external_refs(html: str) -> list[str]:
+    return re.findall(r"<(?:script|link|img|iframe)\b[^>]*\b(?:src|href)\s*=\s*[\"']?(https?:)?//", html)
+
+
+def test_reports_of_a_failing_run(spec: RunSpec, run_dir: Path) -> None:
+    spec.generator += [GeneratorSample(t=T0 + s, process="locust-hot", cpu_percent=99.0) for s in range(60)]
+    spec.final_reads = [r for r in spec.final_reads if r.user_id != 3]
+    spec.final_reads.append(FinalRead("author", 2, ["1005"]))
+    run = spec.write(run_dir)
+    results = run_all_checks(run)
+
+    report = write_reports(run_dir, run, results)
+
+    assert report == run_dir / REPORT
+    summary = json.loads((run_dir / SUMMARY).read_text())
+    assert summary["verdict"] == "fail" and summary["exit_code"] == 1
+    assert summary["headline"]["lost_from_store"] == 1
+    assert {c["name"]: c["verdict"] for c in summary["checks"]}["generator"] == "fail"
+    assert summary["manifest"]["run_id"] == "unit-run"
+
+    suite = ET.parse(run_dir / JUNIT).getroot().find("testsuite")
+    assert suite is not None and suite.get("name") == "feedlab"
+    assert len(suite.findall("testcase")) == len(results)
+    assert suite.get("failures") == "2" and len(suite.findall("testcase/failure")) == 2
+    assert suite.find("testcase[@name='generator']/failure") is not None
+
+    html = report.read_text()
+    for section_id, _ in SECTIONS:
+        assert f'id="{section_id}"' in html
+    assert len(PLOTLY_BANNER.findall(html)) == 1
+    assert html.count("Plotly.newPlot") >= 5
+    assert _external_refs(html) == []
+    assert 'id="partial"' not in html
+
+
+def test_report_of_an_empty_partial_run_says_no_data(tmp_path: Path) -> None:
+    (tmp_path / MANIFEST).write_text(json.dumps({"run_id": "cut", "partial": True}))
+    run = load_run(tmp_path)
+    results = run_all_checks(run)
+    html = write_reports(tmp_path, run, results).read_text()
+    assert 'id="partial"' in html
+    assert html.count("no data") >= 4
+    assert json.loads((tmp_path / SUMMARY).read_text())["verdict"] == "unknown"
+    suite = ET.parse(tmp_path / JUNIT).getroot().find("testsuite")
+    assert suite is not None and suite.get("errors") == str(len(results))
+
+
+def test_infinite_figures_are_written_as_strict_json(spec: RunSpec, run_dir: Path) -> None:
+    spec.probes = [p.__class__(p.tweet_id, p.author_id, p.follower_id, p.ack_t, None) for p in spec.probes]
+    run = spec.write(run_dir)
+    write_reports(run_dir, run, run_all_checks(run))
+    text = (run_dir / SUMMARY).read_text()
+    assert "Infinity" not in text
+    assert json.loads(text)["headline"]["freshness_median_s"] == "inf"
+
+
+def test_terminal_table(spec: RunSpec, run_dir: Path) -> None:
+    console = Console(file=io.StringIO(), width=200, color_system=None)
+    print_verdict_table(run_all_checks(spec.write(run_dir)), console)
+    out = console.file.getvalue()  # type: ignore[attr-defined]
+    assert "nothing_lost" in out and "PASS" in out and "overall: PASS" in out
