@@ -20,7 +20,7 @@ from rich.console import Console
 from rich.table import Table
 
 from harness.paths import runs_dir
-from harness.runtime.process import ComponentError
+from harness.runtime.process import ComponentError, pid_alive
 from harness.topology import Topology
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
@@ -149,7 +149,7 @@ def up(base_port: BasePort = 19000) -> None:
 
     stack_dir = _stack_dir(base_port)
     state = read_state(stack_dir)
-    if state and state.get("status") in ("ready", "starting") and _alive(state.get("pid")):
+    if state and state.get("status") in ("ready", "starting") and pid_alive(state.get("pid")):
         raise _fail(f"a stack is already running from {stack_dir} (pid {state['pid']}); `feedlab down` first")
     try:
         check_ports_free(Topology(base_port=base_port).all_ports())
@@ -167,14 +167,6 @@ def up(base_port: BasePort = 19000) -> None:
         tail = state.get("tail") or ""
         raise _fail(f"{state.get('error')}" + (f"\n--- last lines of its log ---\n{tail}" if tail else ""))
     _say(f"stack ready in {time.monotonic() - t0:.1f} s; API at {Topology(base_port=base_port).api_url}")
-
-
-def _alive(pid: object) -> bool:
-    try:
-        os.kill(int(str(pid)), 0)
-        return True
-    except (OSError, ValueError):
-        return False
 
 
 def _ask(base_port: int, op: str, name: str | None = None) -> object:
@@ -204,12 +196,12 @@ def down(base_port: BasePort = 19000) -> None:
 
     stack_dir = _stack_dir(base_port)
     state = read_state(stack_dir)
-    if not state or not _alive(state.get("pid")):
+    if not state or not pid_alive(state.get("pid")):
         _say("no stack is running")
         return
     os.kill(int(state["pid"]), signal.SIGTERM)
     for _ in range(240):
-        if not _alive(state["pid"]):
+        if not pid_alive(state["pid"]):
             _say("stack stopped")
             return
         time.sleep(0.25)

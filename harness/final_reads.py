@@ -14,7 +14,7 @@ from pathlib import Path
 
 import httpx
 
-from harness.records import FINAL_READS, JsonlWriter, FinalRead
+from harness.records import FINAL_READS, FinalRead, JsonlWriter
 from targets.feed.auth import issue_token
 from workloads.graph import Graph
 

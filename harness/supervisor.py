@@ -22,6 +22,7 @@ from typing import Any
 
 from harness.records import write_json
 from harness.runtime.local import LocalRuntime
+from harness.runtime.process import pid_alive
 from harness.topology import Topology
 
 STATE = "supervisor.json"
@@ -44,11 +45,7 @@ def request(stack_dir: Path, op: str, name: str | None = None, timeout: float = 
     state = read_state(stack_dir)
     if not state or state.get("status") != "ready":
         raise SupervisorError(f"no stack is running from {stack_dir} (`feedlab up` starts one)")
-    try:
-        pid_alive = os.kill(int(state["pid"]), 0) is None
-    except OSError:
-        pid_alive = False
-    if not pid_alive:
+    if not pid_alive(state["pid"]):
         raise SupervisorError(f"the stack's supervisor (pid {state['pid']}) is gone; `feedlab up` again")
     with Client(state["socket"], family="AF_UNIX", authkey=bytes.fromhex(state["key"])) as conn:
         conn.send({"op": op, "name": name})
@@ -152,9 +149,7 @@ def wait_ready(stack_dir: Path, pid: int, deadline_s: float, say: Any) -> dict[s
             shown = len(state["progress"])
             if state["status"] in ("ready", "failed"):
                 return state
-        try:
-            os.kill(pid, 0)
-        except OSError:
+        if not pid_alive(pid):
             return {"status": "failed", "error": f"supervisor exited; see {stack_dir / 'supervisor.log'}"}
         time.sleep(0.3)
     return {"status": "failed", "error": f"not ready within {deadline_s:.0f} s"}

@@ -18,10 +18,10 @@ import itertools
 import math
 import random
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 
 
-class GraphSize(str, Enum):
+class GraphSize(StrEnum):
     SMALL = "small"
     DEFAULT = "default"
     LARGE = "large"

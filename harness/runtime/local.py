@@ -79,7 +79,7 @@ class LocalRuntime:
         try:
             for c in self.components:
                 c.prepare()
-            self._step("toxiproxy", lambda: (self.toxiproxy.start(), self.toxiproxy.wait_ready(deadline_s)))
+            self._start("toxiproxy", self.toxiproxy, deadline_s)
             self.progress("starting redis x6, kafka, cassandra")
             for c in (self.redis, self.kafka, self.cassandra):
                 c.start()
@@ -87,21 +87,22 @@ class LocalRuntime:
                 futures = [pool.submit(c.wait_ready, deadline_s) for c in (self.redis, self.kafka, self.cassandra)]
                 for f in futures:
                     f.result()
-            self._step("kafka topic", self.kafka.create_topics)
-            self._step("cassandra schema", self.cassandra.create_schema)
-            self._step("feed api + workers", lambda: (self.feed.start(), self.feed.wait_ready(deadline_s)))
-            self._step("nginx", lambda: (self.nginx.start(), self.nginx.wait_ready(deadline_s)))
-            self._step("prometheus + exporters",
-                       lambda: (self.prometheus.start(), self.prometheus.wait_ready(deadline_s)))
+            self.progress("creating the kafka topic and the cassandra schema")
+            self.kafka.create_topics()
+            self.cassandra.create_schema()
+            self._start("feed api + workers", self.feed, deadline_s)
+            self._start("nginx", self.nginx, deadline_s)
+            self._start("prometheus + exporters", self.prometheus, deadline_s)
         except BaseException:
             self.down()
             raise
         self.started_at = time.time()
         self.progress(f"stack up in {time.monotonic() - t0:.1f} s")
 
-    def _step(self, what: str, fn: Callable[[], object]) -> None:
+    def _start(self, what: str, component: Component, deadline_s: float) -> None:
         self.progress(f"starting {what}")
-        fn()
+        component.start()
+        component.wait_ready(deadline_s)
 
     def down(self) -> None:
         for c in reversed(self.components):

@@ -47,8 +47,10 @@ http {{
       # An API instance that is down or dies mid-request: try the other one (GETs only;
       # a POST is never replayed by the balancer, the client's idempotency key does that).
       proxy_next_upstream error timeout http_502 http_503;
+      # A frozen instance (paused, or stuck) accepts connections but never answers: give up
+      # after 3 s, well above any healthy response, and retry idempotent requests elsewhere.
       proxy_connect_timeout 1s;
-      proxy_read_timeout 30s;
+      proxy_read_timeout 3s;
       proxy_buffering off;
     }}
   }}

@@ -116,6 +116,15 @@ class ManagedProcess:
         return "\n".join(data.splitlines()[-lines:])
 
 
+def pid_alive(pid: object) -> bool:
+    """Whether a process with this pid exists (and may be signalled)."""
+    try:
+        os.kill(int(str(pid)), 0)
+        return True
+    except (OSError, ValueError):
+        return False
+
+
 class ComponentError(RuntimeError):
     """A component failed to start or to become healthy; says which and where to look."""
 

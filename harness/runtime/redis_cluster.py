@@ -11,6 +11,7 @@ Names are stable (`redis-1` .. `redis-6`); roles move with failovers, so chaos a
 
 from __future__ import annotations
 
+import functools
 import subprocess
 import time
 
@@ -48,8 +49,7 @@ class RedisCluster(Component):
 
     def wait_ready(self, deadline_s: float) -> None:
         for name, proc in self.procs.items():
-            wait_until(lambda n=name: bool(self._direct(n).ping()), deadline_s=deadline_s, proc=proc,
-                       what="answering PING")
+            wait_until(functools.partial(self._pings, name), deadline_s=deadline_s, proc=proc, what="answering PING")
         if self._direct(self.topo.redis_names()[0]).cluster("info").get("cluster_state") != "ok":
             self._create_cluster()
         self.wait_cluster_ok(deadline_s)
@@ -61,7 +61,8 @@ class RedisCluster(Component):
             capture_output=True, text=True, timeout=60,
         )
         if out.returncode != 0:
-            raise ComponentError("redis-1", f"redis-cli --cluster create failed: {out.stdout[-300:]}{out.stderr[-300:]}")
+            raise ComponentError("redis-1", "redis-cli --cluster create failed: "
+                                 f"{out.stdout[-300:]}{out.stderr[-300:]}")
 
     def wait_cluster_ok(self, deadline_s: float) -> None:
         """Every node agrees the cluster is ok and every slot has a primary with a replica."""
@@ -77,9 +78,12 @@ class RedisCluster(Component):
 
         wait_until(ok, deadline_s=deadline_s, proc=None, what="redis cluster_state ok with 3 primaries + 3 replicas")
 
+    def _pings(self, name: str) -> bool:
+        return bool(self._direct(name).ping())
+
     def wait_process_ready(self, name: str, deadline_s: float) -> None:
         """A restarted node is back once it answers and the cluster is whole again."""
-        wait_until(lambda: bool(self._direct(name).ping()), deadline_s=deadline_s, proc=self.procs[name],
+        wait_until(functools.partial(self._pings, name), deadline_s=deadline_s, proc=self.procs[name],
                    what="answering PING")
         self.wait_cluster_ok(deadline_s)
 

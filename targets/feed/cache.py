@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import time
 from collections import defaultdict
-from typing import Any
+from typing import Any, cast
 
 import orjson
 import redis
@@ -67,7 +67,7 @@ class FeedCache:
         key = timeline_key(user_id)
         top = "+inf" if before_id is None else timestamp_ms(before_id)
         # A little more than asked: ties on the boundary millisecond are filtered below.
-        raw = await self.rc.zrevrangebyscore(key, top, "-inf", start=0, num=limit + 32)
+        raw = cast(list[str], await self.rc.zrevrangebyscore(key, top, "-inf", start=0, num=limit + 32))
         if not raw:
             return None if not await self.rc.exists(key) else []
         ids = [int(m) for m in raw if m != SENTINEL]

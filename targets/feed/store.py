@@ -100,15 +100,22 @@ class Store:
         fut: asyncio.Future[list[Any]] = loop.create_future()
         rf = self.session.execute_async(stmt, params)
 
-        def ok(rows: Any) -> None:
-            result = list(rows or [])
-            if rf.has_more_pages:  # all our reads are bounded; say so loudly if one is not
-                loop.call_soon_threadsafe(fut.set_exception, RuntimeError("unexpected paged result"))
+        def settle(result: list[Any] | None, exc: BaseException | None) -> None:  # on the event loop
+            if fut.done():
                 return
-            loop.call_soon_threadsafe(lambda: fut.done() or fut.set_result(result))
+            if exc is not None:
+                fut.set_exception(exc)
+            else:
+                fut.set_result(result or [])
+
+        def ok(rows: Any) -> None:  # on a driver thread
+            if rf.has_more_pages:  # all our reads are bounded; say so loudly if one is not
+                loop.call_soon_threadsafe(settle, None, RuntimeError("unexpected paged result"))
+            else:
+                loop.call_soon_threadsafe(settle, list(rows or []), None)
 
         def err(exc: BaseException) -> None:
-            loop.call_soon_threadsafe(lambda: fut.done() or fut.set_exception(exc))
+            loop.call_soon_threadsafe(settle, None, exc)
 
         rf.add_callbacks(ok, err)
         return await fut

@@ -101,10 +101,11 @@ class FanoutWorker:
                 continue
             events = []
             for m in msgs:
-                if m.error():
-                    log.warning("kafka: %s", m.error())
+                value = m.value()
+                if m.error() or value is None:
+                    log.warning("kafka: skipping message: %s", m.error())
                     continue
-                events.append(orjson.loads(m.value()))
+                events.append(orjson.loads(value))
             if events:
                 self.handle(events)
             while True:

@@ -1,0 +1,84 @@
+"""Campaigns end to end, through the `feedlab` command, each on its own port block."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import psutil
+import pytest
+
+
+def feedlab(*args: str, timeout: float = 900) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "harness.cli", *args], capture_output=True, text=True,
+                          timeout=timeout, env={**os.environ, "COLUMNS": "160"})
+
+
+@dataclass
+class Running:
+    """A `feedlab` command running in the background, its output collected line by line."""
+
+    proc: subprocess.Popen[str]
+    lines: list[str] = field(default_factory=list)
+
+    def wait_for(self, text: str, timeout: float) -> None:
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            if any(text in line for line in self.lines):
+                return
+            if self.proc.poll() is not None:
+                break
+            time.sleep(0.2)
+        raise AssertionError(f"{text!r} not printed within {timeout} s; output:\n" + "".join(self.lines[-30:]))
+
+    def descendants(self) -> list[psutil.Process]:
+        return psutil.Process(self.proc.pid).children(recursive=True)
+
+
+@pytest.fixture
+def start_feedlab() -> Iterator:  # type: ignore[type-arg]
+    started: list[Running] = []
+
+    def start(*args: str) -> Running:
+        proc = subprocess.Popen([sys.executable, "-m", "harness.cli", *args], stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, text=True, env={**os.environ, "COLUMNS": "160"})
+        running = Running(proc)
+        def collect() -> None:
+            try:
+                for line in proc.stdout or []:
+                    running.lines.append(line)
+            except ValueError:  # closed by the teardown
+                pass
+
+        threading.Thread(target=collect, daemon=True).start()
+        started.append(running)
+        return running
+
+    yield start
+    for r in started:
+        if r.proc.poll() is None:
+            r.proc.kill()
+        r.proc.wait()
+        if r.proc.stdout:
+            r.proc.stdout.close()
+
+
+def assert_all_gone(procs: list[psutil.Process], within_s: float = 20) -> None:
+    end = time.monotonic() + within_s
+    alive = procs
+    while time.monotonic() < end:
+        alive = [p for p in procs if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
+        if not alive:
+            return
+        time.sleep(0.25)
+    raise AssertionError(f"left behind: {[(p.pid, p.name()) for p in alive]}")
+
+
+def run_dir(tmp_path: Path, name: str) -> Path:
+    return tmp_path / name

@@ -1,0 +1,49 @@
+"""One real reference stack for the whole `stack` tier (started once, stopped at the end).
+
+It runs on its own port block, so a stack a developer has up on the default ports is left
+alone. At the end of the session every process it started must be gone.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterator
+from pathlib import Path
+
+import psutil
+import pytest
+
+from harness.runtime.local import LocalRuntime
+from harness.topology import Topology
+from targets.feed.auth import issue_token
+
+BASE_PORT = 21000
+
+
+class Stack:
+    def __init__(self, runtime: LocalRuntime, secret: str) -> None:
+        self.runtime = runtime
+        self.topo = runtime.topo
+        self.secret = secret
+        self.url = runtime.topo.api_url
+
+    def auth(self, user_id: int) -> dict[str, str]:
+        return {"Authorization": f"Bearer {issue_token(self.secret, user_id)}"}
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    secret = secrets.token_hex(32)
+    stack_dir: Path = tmp_path_factory.mktemp("stack")
+    runtime = LocalRuntime(topo=Topology(base_port=BASE_PORT), stack_dir=stack_dir,
+                           target_env={"FEED_TOKEN_SECRET": secret, "FEED_PUSH_THRESHOLD": "200",
+                                       "FEED_PULL_THRESHOLD": "1000"})
+    runtime.up()
+    pids: list[int] = []
+    try:
+        yield Stack(runtime, secret)
+    finally:
+        pids = [s.pid for s in runtime.status() if s.pid]
+        runtime.down()
+    alive = [p for p in pids if psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE]
+    assert not alive, f"processes left behind after down(): {alive}"

@@ -1,0 +1,109 @@
+"""The reference target against the real stack: post → Kafka → fan-out → Redis → feed."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from tests.stack.conftest import Stack
+
+pytestmark = pytest.mark.stack
+
+
+@pytest.fixture
+def client(stack: Stack) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=stack.url, timeout=10) as c:
+        yield c
+
+
+def wait_visible(client: httpx.Client, stack: Stack, user: int, tweet_id: str, within_s: float = 10) -> float:
+    start = time.monotonic()
+    while time.monotonic() - start < within_s:
+        body = client.get("/v1/feed", headers=stack.auth(user)).json()
+        if any(t["tweet_id"] == tweet_id for t in body["tweets"]):
+            return time.monotonic() - start
+        time.sleep(0.05)
+    raise AssertionError(f"tweet {tweet_id} not in user {user}'s feed after {within_s} s")
+
+
+def test_post_fans_out_to_followers_feeds(client: httpx.Client, stack: Stack) -> None:
+    author, followers, stranger = 101, [102, 103], 104
+    for f in followers:
+        assert client.post(f"/v1/users/{author}/follow", headers=stack.auth(f)).status_code == 200
+    r = client.post("/v1/tweets", headers=stack.auth(author), json={"text": "hello followers"})
+    assert r.status_code == 201
+    body = r.json()
+    assert body["fan_out_status"] == "queued" and body["author_id"] == str(author)
+    for f in followers:
+        wait_visible(client, stack, f, body["tweet_id"])
+    stranger_feed = client.get("/v1/feed", headers=stack.auth(stranger)).json()
+    assert all(t["tweet_id"] != body["tweet_id"] for t in stranger_feed["tweets"])
+    own = client.get(f"/v1/users/{author}/tweets", headers=stack.auth(stranger)).json()
+    assert own["tweets"][0]["tweet_id"] == body["tweet_id"]
+    assert own["tweets"][0]["text"] == "hello followers"
+
+
+def test_cursor_pagination_walks_the_whole_timeline_once(client: httpx.Client, stack: Stack) -> None:
+    author, reader = 201, 202
+    client.post(f"/v1/users/{author}/follow", headers=stack.auth(reader))
+    posted = [client.post("/v1/tweets", headers=stack.auth(author), json={"text": f"n{i}"}).json()["tweet_id"]
+              for i in range(25)]
+    # One author's events share a Kafka partition, so the newest visible means all are.
+    wait_visible(client, stack, reader, posted[-1])
+    seen: list[str] = []
+    cursor = None
+    while True:
+        params = {"limit": "10", **({"cursor": cursor} if cursor else {})}
+        page = client.get("/v1/feed", headers=stack.auth(reader), params=params).json()
+        seen += [t["tweet_id"] for t in page["tweets"]]
+        if not page["has_more"]:
+            break
+        cursor = page["next_cursor"]
+    assert seen == sorted(posted, key=int, reverse=True)
+
+
+def test_a_user_acts_only_as_itself(client: httpx.Client, stack: Stack) -> None:
+    assert client.get("/v1/feed").status_code == 401
+    assert client.get("/v1/feed", headers={"Authorization": "Bearer nonsense"}).status_code == 401
+    from targets.feed.auth import issue_token
+
+    forged = issue_token("not-the-secret-" * 3, 301)
+    assert client.get("/v1/feed", headers={"Authorization": f"Bearer {forged}"}).status_code == 401
+    r = client.post("/v1/tweets", headers=stack.auth(302), json={"text": "mine"})
+    assert r.json()["author_id"] == "302"   # the token decides the author, not the body
+
+
+@pytest.mark.parametrize(("body", "code"), [
+    (b"{not json", "bad_json"),
+    (b"[1, 2]", "bad_json"),
+    (b'{"text": ""}', "bad_text"),
+    (b'{"text": "' + b"x" * 281 + b'"}', "bad_text"),
+    (b'{"text": 5}', "bad_text"),
+    (b'{"text": "ok", "media_ids": "m1"}', "bad_media_ids"),
+    (b'{"text": "ok", "reply_to_tweet_id": 12}', "bad_reply_to"),
+])
+def test_bad_posts_get_a_4xx_with_a_code(client: httpx.Client, stack: Stack, body: bytes, code: str) -> None:
+    r = client.post("/v1/tweets", headers={**stack.auth(401), "content-type": "application/json"}, content=body)
+    assert r.status_code == 400
+    assert r.json()["error"]["code"] == code
+
+
+@pytest.mark.parametrize(("query", "code"), [("limit=0", "bad_limit"), ("limit=101", "bad_limit"),
+                                             ("limit=x", "bad_limit"), ("cursor=%%%", "bad_cursor"),
+                                             ("cursor=eyJ4IjoxfQ", "bad_cursor")])
+def test_bad_feed_queries_get_a_400(client: httpx.Client, stack: Stack, query: str, code: str) -> None:
+    r = client.get(f"/v1/feed?{query}", headers=stack.auth(402))
+    assert r.status_code == 400
+    assert r.json()["error"]["code"] == code
+
+
+def test_metrics_expose_latency_and_fanout_lag(client: httpx.Client, stack: Stack) -> None:
+    client.get("/v1/feed", headers=stack.auth(501))
+    api = httpx.get(f"http://127.0.0.1:{stack.topo.api_port(1)}/metrics").text
+    assert "feed_http_request_duration_seconds_bucket" in api
+    workers = "".join(httpx.get(f"http://127.0.0.1:{stack.topo.worker_metrics_port(i)}/metrics").text
+                      for i in (1, 2))
+    assert "feed_fanout_lag_seconds_count" in workers
