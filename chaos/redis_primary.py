@@ -10,17 +10,18 @@ from __future__ import annotations
 
 import time
 
-from chaos.fault import Window
-from harness.runtime.local import LocalRuntime
+from chaos.fault import RedisClusterView, Runtime, Window
 
 
 class KillRedisPrimary:
     name = "kill-redis-primary"
 
-    def __init__(self, runtime: LocalRuntime, *, primary_index: int = 1, failover_deadline_s: float = 30) -> None:
+    def __init__(self, runtime: Runtime, cluster: RedisClusterView, *, primary_index: int = 1,
+                 failover_deadline_s: float = 30) -> None:
         if primary_index < 1:
             raise ValueError("primary_index is 1-based")
         self.runtime = runtime
+        self.cluster = cluster
         self.primary_index = primary_index
         self.failover_deadline_s = failover_deadline_s
         self.window = Window(self.name)
@@ -28,7 +29,7 @@ class KillRedisPrimary:
         self._healed = False
 
     def invoke(self) -> None:
-        primaries = self.runtime.redis.primaries()
+        primaries = self.cluster.primaries()
         if len(primaries) < self.primary_index:
             raise RuntimeError(f"redis-primary-{self.primary_index} does not exist (primaries: {primaries})")
         target = primaries[self.primary_index - 1]
@@ -37,9 +38,9 @@ class KillRedisPrimary:
         self.runtime.kill(target)
         self._killed = target
         self.window.event("killed", component=target, signal="SIGKILL")
-        promoted_t = self.runtime.redis.wait_failover(target, self.failover_deadline_s)
+        promoted_t = self.cluster.wait_failover(target, self.failover_deadline_s)
         self.window.event("failover-complete", seconds=round(promoted_t - self.window.start_t, 3),
-                          roles=self.runtime.redis.roles())
+                          roles=self.cluster.roles())
 
     def heal(self) -> None:
         if self._killed is None or self._healed:
@@ -48,4 +49,4 @@ class KillRedisPrimary:
         self.runtime.restart(self._killed, deadline_s=60)
         self._healed = True
         self.window.end_t = time.time()
-        self.window.event("healed", roles=self.runtime.redis.roles())
+        self.window.event("healed", roles=self.cluster.roles())

@@ -61,7 +61,7 @@ class RunContext:
 
 def build_fault(spec: FaultSpec, runtime: LocalRuntime) -> Fault:
     if spec.kind == "kill-redis-primary":
-        return KillRedisPrimary(runtime, **spec.params)
+        return KillRedisPrimary(runtime, runtime.redis, **spec.params)
     raise ValueError(f"unknown fault kind {spec.kind!r}")
 
 

@@ -9,9 +9,9 @@ Every tweet the target acknowledged (ledger.jsonl) must, after the settle period
 Timelines are capped lists (manifest "timeline_cap", newest first), so an old tweet falling
 off is correct behaviour. For each follower the expected set is the newest `cap` ids among the
 acked tweets of the push-tier authors they follow (Snowflake ids are time ordered, compared as
-integers). Writes that timed out on the client are indeterminate: they may have landed and then
-take a slot too. So ids the follower's timeline shows that nobody acked are ranked alongside
-the acked ones; a write that landed but is not shown was itself trimmed and cannot matter.
+integers). Other tweets take slots too: the follower's own tweets, and writes that timed out on
+the client (indeterminate: they may have landed). So every id the timeline shows is ranked
+alongside the expected ones; one that landed but is not shown was itself trimmed and cannot matter.
 
 Pull-tier ("celebrity") tweets are merged at read time, never fanned out, and not checked here.
 A user whose final read is missing or stopped early (complete False) cannot prove a tweet
@@ -77,7 +77,6 @@ def _check_store(tally: _Tally, acks: list[Ack], reads: dict[tuple[str, int], Fi
 def _check_timelines(
     tally: _Tally, run: RunData, graph: Graph, acks: list[Ack], reads: dict[tuple[str, int], FinalRead]
 ) -> None:
-    acked_ids = {a.tweet_id for a in acks}
     pushed: dict[int, list[Ack]] = defaultdict(list)
     for a in acks:
         if graph.followers_of(a.author_id) and graph.is_push_tier(a.author_id):
@@ -92,8 +91,9 @@ def _check_timelines(
         read = reads.get(("timeline", follower))
         shown = {str(t) for t in read.tweet_ids} if read else set()
         due = {a.tweet_id: a for author in authors for a in pushed[author]}
-        landed_unacked = {t for t in shown if t not in acked_ids and t.isdigit()}
-        newest = sorted(due.keys() | landed_unacked, key=int, reverse=True)[:cap]
+        # Anything else the timeline shows (own tweets, writes that timed out yet landed) holds a slot too.
+        others = {t for t in shown if t not in due and t.isdigit()}
+        newest = sorted(due.keys() | others, key=int, reverse=True)[:cap]
         expected = [due[t] for t in newest if t in due]
         tally.trimmed_by_cap += len(due) - len(expected)
         for a in expected:

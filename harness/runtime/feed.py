@@ -8,6 +8,7 @@ import httpx
 
 from harness.runtime.component import Component, port_open
 from harness.runtime.process import ManagedProcess, ProcessSpec, wait_until
+from harness.topology import KAFKA_HEARTBEAT_MS, KAFKA_SESSION_TIMEOUT_MS
 
 
 class FeedService(Component):
@@ -23,6 +24,8 @@ class FeedService(Component):
             "FEED_CASSANDRA": f"127.0.0.1:{t.cassandra_proxy_port}",
             "FEED_REDIS": ",".join(t.redis_proxy_addresses()),
             "FEED_KAFKA": f"127.0.0.1:{t.kafka_proxy_port}",
+            "FEED_KAFKA_SESSION_TIMEOUT_MS": str(KAFKA_SESSION_TIMEOUT_MS),
+            "FEED_KAFKA_HEARTBEAT_MS": str(KAFKA_HEARTBEAT_MS),
             **self.target_env,
         }
 

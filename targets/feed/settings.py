@@ -54,6 +54,8 @@ class Settings:
     push_threshold: int = 200        # below: push fan-out
     pull_threshold: int = 1000       # at or above: pull at read time (celebrity)
     timeline_cap: int = 800
+    kafka_session_timeout_ms: int = 10000
+    kafka_heartbeat_ms: int = 2000
     defects: Defects = Defects()
 
     @classmethod
@@ -76,5 +78,7 @@ class Settings:
             push_threshold=push,
             pull_threshold=pull,
             timeline_cap=_int(env, "FEED_TIMELINE_CAP", 800, 1, 100000),
+            kafka_session_timeout_ms=_int(env, "FEED_KAFKA_SESSION_TIMEOUT_MS", 10000, 1000, 600000),
+            kafka_heartbeat_ms=_int(env, "FEED_KAFKA_HEARTBEAT_MS", 2000, 100, 60000),
             defects=Defects(drop_fanout_share=_share(env, "FEED_DEFECT_DROP_FANOUT")),
         )

@@ -54,8 +54,8 @@ class FanoutWorker:
         self._followers: dict[int, tuple[float, list[int]]] = {}
         self.consumer = Consumer({
             "bootstrap.servers": settings.kafka, "group.id": "fanout", "enable.auto.commit": False,
-            "auto.offset.reset": "earliest", "session.timeout.ms": int(os.environ.get("FEED_SESSION_MS", 10000)),
-            "heartbeat.interval.ms": 2000, "max.poll.interval.ms": 300000,
+            "auto.offset.reset": "earliest", "session.timeout.ms": settings.kafka_session_timeout_ms,
+            "heartbeat.interval.ms": settings.kafka_heartbeat_ms, "max.poll.interval.ms": 300000,
         })
         self.running = True
 

@@ -9,7 +9,6 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import psutil
 import pytest
@@ -79,6 +78,3 @@ def assert_all_gone(procs: list[psutil.Process], within_s: float = 20) -> None:
         time.sleep(0.25)
     raise AssertionError(f"left behind: {[(p.pid, p.name()) for p in alive]}")
 
-
-def run_dir(tmp_path: Path, name: str) -> Path:
-    return tmp_path / name

@@ -73,6 +73,16 @@ def test_indeterminate_write_that_landed_takes_a_cap_slot(spec: RunSpec, run_dir
     assert nothing_lost.check(spec.write(run_dir)).verdict is Verdict.PASS
 
 
+def test_the_followers_own_tweets_take_cap_slots(spec: RunSpec, run_dir: Path) -> None:
+    # User 2 is both a follower of 1 and an author: its own 1004 and 1005 sit in its home
+    # timeline, newer than 1003, so with a cap of 2 none of author 1's tweets is due there.
+    spec.manifest["timeline_cap"] = 2
+    _replace_read(spec, FinalRead("timeline", 2, ["1005", "1004"]))
+    _replace_read(spec, FinalRead("timeline", 3, ["1005", "1004"]))
+    result = nothing_lost.check(spec.write(run_dir))
+    assert result.verdict is Verdict.PASS, result.evidence
+
+
 def test_incomplete_read_is_unknown(spec: RunSpec, run_dir: Path) -> None:
     _replace_read(spec, FinalRead("timeline", 3, ["1006", "1005"], complete=False, error="page budget"))
     result = nothing_lost.check(spec.write(run_dir))
