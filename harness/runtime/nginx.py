@@ -15,7 +15,9 @@ class Nginx(Component):
         data = self.ctx.data(self.name)
         for sub in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"):
             (data / sub).mkdir(exist_ok=True)
-        upstreams = "\n".join(f"    server 127.0.0.1:{t.api_port(i)} max_fails=1 fail_timeout=2s;"
+        # max_fails=3: one slow response (a degraded read during a failover) must not eject an
+        # instance; a frozen one still is, after three timeouts.
+        upstreams = "\n".join(f"    server 127.0.0.1:{t.api_port(i)} max_fails=3 fail_timeout=5s;"
                               for i in range(1, t.api_instances + 1))
         conf = f"""
 daemon off;

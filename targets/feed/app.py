@@ -28,7 +28,7 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from targets.feed.auth import user_from_header
-from targets.feed.cache import FeedCache
+from targets.feed.cache import CACHE_DOWN, FeedCache
 from targets.feed.events import EventProducer
 from targets.feed.settings import Settings
 from targets.feed.snowflake import Snowflake
@@ -42,6 +42,12 @@ REQUEST_SECONDS = Histogram(
 TIMELINE_CACHE = Counter("feed_timeline_cache_requests_total", "Timeline cache lookups", ["result"])
 DEGRADED = Counter("feed_degraded_requests_total", "Feeds served from the store fan-in path", ["reason"])
 HYDRATION_MISSES = Counter("feed_hydration_misses_total", "Tweets hydrated from the store")
+CACHE_ERRORS = Counter("feed_cache_errors_total", "Cache calls that failed (served from the store)", ["op", "error"])
+
+
+def cache_failed(op: str, exc: BaseException) -> None:
+    CACHE_ERRORS.labels(op, type(exc).__name__).inc()
+    log.warning("cache %s failed, using the store: %s: %s", op, type(exc).__name__, exc)
 
 MAX_LIMIT = 100
 MAX_TEXT = 280
@@ -113,19 +119,22 @@ class Feed:
         return uid
 
     async def hydrate(self, ids: list[int]) -> list[dict[str, Any]]:
+        cache_up = True
         try:
             cached = await self.cache.get_tweets(ids)
-        except (redis.RedisError, OSError):
-            cached = {}
+        except CACHE_DOWN as exc:
+            cache_failed("hydrate", exc)
+            cached, cache_up = {}, False
         missing = [i for i in ids if i not in cached]
         if missing:
             HYDRATION_MISSES.inc(len(missing))
             from_store = {i: t.to_json() for i, t in (await self.store.tweets_by_ids(missing)).items()}
             cached.update(from_store)
-            try:
-                await self.cache.put_tweets(list(from_store.values()))
-            except (redis.RedisError, OSError):
-                pass
+            if cache_up:
+                try:
+                    await self.cache.put_tweets(list(from_store.values()))
+                except CACHE_DOWN as exc:
+                    cache_failed("hydrate_write", exc)
         return [cached[i] for i in ids if i in cached and not cached[i].get("deleted")]
 
     def rebuild_later(self, user_id: int) -> None:
@@ -145,9 +154,8 @@ class Feed:
         """The store path: merge the newest tweets of every followee (and the user's own)."""
         authors = [user_id, *await self.store.followees(user_id)]
         upper = before if before is not None else 2**63 - 1
-        per_author = await asyncio.gather(*(self.store.tweets_by_author(a, upper, limit) for a in authors))
-        ids = sorted((t.tweet_id for ts in per_author for t in ts), reverse=True)
-        return ids[:limit]
+        tweets = await self.store.newest_by_authors(authors, upper, limit)
+        return sorted((t.tweet_id for t in tweets if not t.deleted), reverse=True)[:limit]
 
 
 def _feed(request: Request) -> Feed:
@@ -198,7 +206,8 @@ async def get_feed(request: Request) -> Response:
             DEGRADED.labels("cache_miss").inc()
             ids = await feed.fan_in(user, before, limit + 1)
             feed.rebuild_later(user)
-    except (redis.RedisError, OSError):
+    except CACHE_DOWN as exc:
+        cache_failed("timeline", exc)
         DEGRADED.labels("redis_error").inc()
         ids = await feed.fan_in(user, before, limit + 1)
     has_more = len(ids) > limit

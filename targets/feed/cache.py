@@ -16,6 +16,7 @@ rebuild from the store on every read. Being the lowest entry it is the first one
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections import defaultdict
 from typing import Any, cast
@@ -27,6 +28,13 @@ from redis.asyncio.cluster import RedisCluster as AsyncRedisCluster
 from redis.cluster import ClusterNode, RedisCluster
 
 from targets.feed.snowflake import timestamp_ms
+
+# What "the cache is unreachable" looks like from the asyncio client: besides RedisError and
+# OSError, redis-py's asyncio cluster client surfaces a node dying mid-request as a bare
+# RuntimeError ("unable to perform operation on <TCPTransport closed=True>") or AttributeError
+# (a connection whose writer is already gone). On the read path a cache failure must only ever
+# mean "use the store", so callers catch any Exception around cache calls, count it and log it.
+CACHE_DOWN: tuple[type[BaseException], ...] = (Exception,)
 
 TWEET_TTL_S = 24 * 3600
 SENTINEL = "0"
@@ -91,8 +99,8 @@ class FeedCache:
         return {i: orjson.loads(v) for i, v in zip(ids, values, strict=True) if v}
 
     async def put_tweets(self, tweets: list[dict[str, Any]]) -> None:
-        for t in tweets:
-            await self.rc.set(tweet_key(int(t["tweet_id"])), orjson.dumps(t), ex=TWEET_TTL_S)
+        await asyncio.gather(*(self.rc.set(tweet_key(int(t["tweet_id"])), orjson.dumps(t), ex=TWEET_TTL_S)
+                               for t in tweets))
 
 
 def preheat(addresses: list[str], user_ids: list[int]) -> None:

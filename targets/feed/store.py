@@ -22,6 +22,9 @@ from cassandra.query import BatchStatement, BatchType
 from targets.feed.snowflake import timestamp_ms
 
 SCHEMA = Path(__file__).parent / "schema.cql"
+# Authors per fan-in query: one round trip for a median user (~150 followees), and a bounded
+# result (authors x per-author limit) for the heaviest (5,000).
+FAN_IN_CHUNK = 200
 
 
 def connect(address: str, *, timeout: float = 5.0) -> tuple[Cluster, Session]:
@@ -85,6 +88,8 @@ class Store:
                                " created_at, deleted) VALUES (?, ?, ?, ?, ?, ?, false)")
         self._by_id = p(f"SELECT {cols} FROM feed.tweets_by_id WHERE tweet_id = ?")
         self._by_author = p(f"SELECT {cols} FROM feed.tweets WHERE user_id = ? AND tweet_id < ? LIMIT ?")
+        self._by_authors = p(f"SELECT {cols} FROM feed.tweets WHERE user_id IN ? AND tweet_id < ?"
+                             " PER PARTITION LIMIT ?")
         self._followers = p("SELECT follower_id FROM feed.followers WHERE followee_id = ?")
         self._followees = p("SELECT followee_id FROM feed.follows WHERE follower_id = ?")
         self._follow = p("INSERT INTO feed.follows (follower_id, followee_id, created_at) VALUES (?, ?, ?)")
@@ -145,6 +150,12 @@ class Store:
 
     async def tweets_by_author(self, user_id: int, before: int, limit: int) -> list[Tweet]:
         return [Tweet.from_row(r) for r in await self._aexecute(self._by_author, (user_id, before, limit))]
+
+    async def newest_by_authors(self, authors: list[int], before: int, per_author: int) -> list[Tweet]:
+        """The newest tweets of many authors in a few multi-partition queries (the fan-in path)."""
+        chunks = [authors[i:i + FAN_IN_CHUNK] for i in range(0, len(authors), FAN_IN_CHUNK)]
+        rows = await asyncio.gather(*(self._aexecute(self._by_authors, (c, before, per_author)) for c in chunks))
+        return [Tweet.from_row(r) for chunk in rows for r in chunk]
 
     async def followees(self, user_id: int) -> list[int]:
         return [r.followee_id for r in await self._aexecute(self._followees, (user_id,))]
