@@ -21,7 +21,7 @@ from rich.table import Table
 
 from harness.paths import runs_dir
 from harness.runtime.process import ComponentError, pid_alive
-from harness.topology import Topology
+from harness.topology import MAX_BASE_PORT, PORT_BLOCK, Topology
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Load-testing and chaos-verification harness for Twitter/X-style news feeds.")
@@ -29,8 +29,8 @@ console = Console(stderr=False, highlight=False)
 err = Console(stderr=True, highlight=False)
 
 DEFECTS = {"drop-fanout": "FEED_DEFECT_DROP_FANOUT"}
-BasePort = Annotated[int, typer.Option(help="First port of the stack's port block (all on 127.0.0.1).",
-                                       min=1024, max=60000)]
+BasePort = Annotated[int, typer.Option(help=f"First port of the stack's {PORT_BLOCK}-port block (all on 127.0.0.1).",
+                                       min=1024, max=MAX_BASE_PORT)]
 
 
 def _fail(message: str, code: int = 2) -> typer.Exit:

@@ -27,12 +27,22 @@ TWEETS_PARTITIONS = 6
 KEYSPACE = "feed"
 
 
+# Every port of a stack lies in [base_port, base_port + PORT_BLOCK). Keep the block below the
+# kernel's ephemeral range (32768+ by default), where outgoing connections pick their ports.
+PORT_BLOCK = 600
+MAX_BASE_PORT = 32768 - PORT_BLOCK
+
+
 @dataclass(frozen=True, kw_only=True)
 class Topology:
     base_port: int = 19000
     api_instances: int = 2
     fanout_workers: int = 2
     host: str = "127.0.0.1"   # every component binds here; load and faults go nowhere else
+
+    def __post_init__(self) -> None:
+        if not 1024 <= self.base_port <= MAX_BASE_PORT:
+            raise ValueError(f"base_port {self.base_port} must be within [1024, {MAX_BASE_PORT}]")
 
     # --- Toxiproxy
     @property
@@ -47,7 +57,8 @@ class Topology:
         return self.base_port + 100 + i
 
     def redis_bus_port(self, i: int) -> int:
-        return self.redis_port(i) + 10000
+        # Not the default port + 10000: that leaves the block and can land in the ephemeral range.
+        return self.base_port + 120 + i
 
     def redis_proxy_port(self, i: int) -> int:
         return self.base_port + 110 + i

@@ -33,6 +33,7 @@ class RedisCluster(Component):
                 "redis-server", "--bind", "127.0.0.1", "--port", str(t.redis_port(i)),
                 "--cluster-enabled", "yes", "--cluster-config-file", str(data / "nodes.conf"),
                 "--cluster-node-timeout", str(REDIS_NODE_TIMEOUT_MS),
+                "--cluster-port", str(t.redis_bus_port(i)),
                 "--cluster-announce-ip", "127.0.0.1", "--cluster-announce-port", str(t.redis_proxy_port(i)),
                 "--cluster-announce-bus-port", str(t.redis_bus_port(i)),
                 # Keep serving the slots that are covered while another shard fails over.
