@@ -14,6 +14,7 @@ import binascii
 import logging
 import re
 import time
+import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -29,10 +30,13 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from targets.feed.auth import user_from_header
 from targets.feed.cache import CACHE_DOWN, FeedCache
+from targets.feed.errors import ApiError, json_response
 from targets.feed.events import EventProducer
+from targets.feed.guards import Idempotency, RateLimit
 from targets.feed.settings import Settings
 from targets.feed.snowflake import Snowflake
 from targets.feed.store import Store, Tweet
+from targets.feed.validation import MAX_BODY, parse_new_tweet
 
 log = logging.getLogger("feed.api")
 
@@ -50,19 +54,9 @@ def cache_failed(op: str, exc: BaseException) -> None:
     log.warning("cache %s failed, using the store: %s: %s", op, type(exc).__name__, exc)
 
 MAX_LIMIT = 100
-MAX_TEXT = 280
-MAX_BODY = 16 * 1024
+MEDIA_TYPES = ("image/jpeg", "image/png", "image/gif", "image/webp", "video/mp4")
+MAX_MEDIA_BYTES = 512 * 1024 * 1024
 REBUILD_PER_AUTHOR = 50
-
-
-def json_response(payload: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
-    return Response(orjson.dumps(payload), status_code=status, media_type="application/json", headers=headers)
-
-
-class ApiError(Exception):
-    def __init__(self, status: int, code: str, message: str) -> None:
-        super().__init__(message)
-        self.status, self.code, self.message = status, code, message
 
 
 def encode_cursor(tweet_id: int) -> str:
@@ -105,6 +99,9 @@ class Feed:
         self.cache = FeedCache(settings.redis_nodes)
         self.events = EventProducer(settings.kafka)
         self.ids = Snowflake(settings.datacenter_id, settings.machine_id)
+        self.idempotency = Idempotency(self.cache.rc, settings.idempotency_ttl_s,
+                                       ignore=settings.defects.ignore_idempotency)
+        self.rate_limit = RateLimit(self.cache.rc, settings.rate_limit_tweets, settings.rate_limit_window_s)
         self._background: set[asyncio.Task[None]] = set()
 
     async def close(self) -> None:
@@ -117,6 +114,18 @@ class Feed:
         if uid is None:
             raise ApiError(401, "unauthorized", "a valid bearer token is required")
         return uid
+
+    async def check_references(self, author: int, media_ids: list[str], reply_to: int | None) -> None:
+        """Media must be registered by the author; a reply must answer a tweet that exists."""
+        if media_ids:
+            owners = await self.store.media_owners(media_ids)
+            unknown = [m for m in media_ids if owners.get(m) != author]
+            if unknown:
+                raise ApiError(400, "unknown_media", f"media not registered by this user: {', '.join(unknown)}")
+        if reply_to is not None:
+            found = await self.store.tweets_by_ids([reply_to])
+            if reply_to not in found or found[reply_to].deleted:
+                raise ApiError(400, "unknown_reply_to", f"tweet {reply_to} does not exist")
 
     async def hydrate(self, ids: list[int]) -> list[dict[str, Any]]:
         cache_up = True
@@ -164,34 +173,60 @@ def _feed(request: Request) -> Feed:
 
 
 async def post_tweet(request: Request) -> Response:
+    """Validate → guards → store → queue → 201 (design §05b). See guards.py for retries."""
     feed = _feed(request)
     author = feed.user(request)
-    body = await request.body()
-    if len(body) > MAX_BODY:
+    new = parse_new_tweet(await request.body())
+    claim = await feed.idempotency.claim(author, new.idempotency_key)
+    if claim.replay is not None:
+        return json_response(claim.replay, status=201, headers={"Idempotent-Replay": "true"})
+    if claim.stored is not None:
+        tweet = Tweet.from_json(claim.stored)
+    else:
+        rate_token = uuid.uuid4().hex
+        try:
+            await feed.rate_limit.take(author, rate_token)
+            await feed.check_references(author, new.media_ids, new.reply_to)
+            tweet = Tweet(feed.ids.next_id(), author, new.text, new.media_ids, new.reply_to)
+            await feed.store.insert_tweet(tweet)
+        except BaseException:
+            await feed.rate_limit.give_back(author, rate_token)
+            await feed.idempotency.release(author, new.idempotency_key)
+            raise
+        await feed.idempotency.mark_stored(author, new.idempotency_key, tweet.to_json())
+    try:
+        await feed.events.publish(author, {"type": "tweet", "tweet": tweet.to_json()})
+    except RuntimeError as exc:
+        # Stored but not queued: a retry with the same key re-queues this very tweet.
+        raise ApiError(503, "queue_unavailable", f"tweet stored but not queued for fan-out: {exc}",
+                       {"Retry-After": "1"}) from exc
+    body = {"tweet_id": str(tweet.tweet_id), "created_at": tweet.created_at, "author_id": str(author),
+            "fan_out_status": "queued"}
+    await feed.idempotency.complete(author, new.idempotency_key, body)
+    return json_response(body, status=201)
+
+
+async def register_media(request: Request) -> Response:
+    """Record metadata of media uploaded out of band (the object store is out of scope)."""
+    feed = _feed(request)
+    owner = feed.user(request)
+    raw = await request.body()
+    if len(raw) > MAX_BODY:
         raise ApiError(413, "too_large", f"request body over {MAX_BODY} bytes")
     try:
-        data = orjson.loads(body)
+        data = orjson.loads(raw)
     except orjson.JSONDecodeError:
         raise ApiError(400, "bad_json", "body is not valid JSON") from None
     if not isinstance(data, dict):
         raise ApiError(400, "bad_json", "body must be a JSON object")
-    text = data.get("text")
-    if not isinstance(text, str) or not 1 <= len(text) <= MAX_TEXT:
-        raise ApiError(400, "bad_text", f"text must be a string of 1 to {MAX_TEXT} characters")
-    media = data.get("media_ids") or []
-    if not isinstance(media, list) or len(media) > 4 or not all(isinstance(m, str) and m for m in media):
-        raise ApiError(400, "bad_media_ids", "media_ids must be a list of at most 4 media id strings")
-    reply_raw = data.get("reply_to_tweet_id")
-    if reply_raw is not None and not (isinstance(reply_raw, str) and reply_raw.isdigit()):
-        raise ApiError(400, "bad_reply_to", "reply_to_tweet_id must be a tweet id string or null")
-    tweet = Tweet(feed.ids.next_id(), author, text, media, None if reply_raw is None else int(reply_raw))
-    await feed.store.insert_tweet(tweet)
-    try:
-        await feed.events.publish(author, {"type": "tweet", "tweet": tweet.to_json()})
-    except RuntimeError as exc:
-        raise ApiError(503, "queue_unavailable", f"tweet stored but not queued for fan-out: {exc}") from exc
-    return json_response({"tweet_id": str(tweet.tweet_id), "created_at": tweet.created_at,
-                          "author_id": str(author), "fan_out_status": "queued"}, status=201)
+    ctype, size = data.get("content_type"), data.get("size_bytes")
+    if ctype not in MEDIA_TYPES:
+        raise ApiError(400, "bad_content_type", f"content_type must be one of {', '.join(MEDIA_TYPES)}")
+    if not isinstance(size, int) or isinstance(size, bool) or not 0 < size <= MAX_MEDIA_BYTES:
+        raise ApiError(400, "bad_size", f"size_bytes must be an integer within [1, {MAX_MEDIA_BYTES}]")
+    media_id = f"m_{feed.ids.next_id()}"
+    await feed.store.register_media(media_id, owner, ctype, size)
+    return json_response({"media_id": media_id, "content_type": ctype, "size_bytes": size}, status=201)
 
 
 async def get_feed(request: Request) -> Response:
@@ -280,8 +315,7 @@ class ErrorsAndMetrics:
             await self.app(scope, receive, tracking_send)
         except ApiError as exc:
             status = exc.status
-            await json_response({"error": {"code": exc.code, "message": exc.message}}, exc.status)(
-                scope, receive, send)
+            await exc.response()(scope, receive, send)
         except Exception as exc:  # noqa: BLE001 - the last line: log, answer JSON 503/500
             log.exception("unhandled error on %s %s", scope["method"], scope["path"])
             if not sent:
@@ -304,6 +338,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
 
     routes = [
         Route("/v1/tweets", post_tweet, methods=["POST"]),
+        Route("/v1/media", register_media, methods=["POST"]),
         Route("/v1/feed", get_feed, methods=["GET"]),
         Route("/v1/users/{user_id}/tweets", get_user_tweets, methods=["GET"]),
         Route("/v1/users/{user_id}/follow", follow, methods=["POST", "DELETE"]),

@@ -36,11 +36,19 @@ def _share(env: dict[str, str], name: str) -> float:
     return value
 
 
+def _flag(env: dict[str, str], name: str) -> bool:
+    raw = env.get(name, "0").strip().lower()
+    if raw not in ("0", "1", "true", "false", ""):
+        raise ConfigError(f"{name}={raw!r}: must be 0/1/true/false")
+    return raw in ("1", "true")
+
+
 @dataclass(frozen=True, kw_only=True)
 class Defects:
     """Switches that break one behaviour each (all off by default)."""
 
     drop_fanout_share: float = 0.0   # skip this share of (tweet, follower) timeline writes
+    ignore_idempotency: bool = False # treat every retry as a new tweet
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -56,6 +64,9 @@ class Settings:
     timeline_cap: int = 800
     kafka_session_timeout_ms: int = 10000
     kafka_heartbeat_ms: int = 2000
+    rate_limit_tweets: int = 300     # per user, in any rolling window of rate_limit_window_s
+    rate_limit_window_s: int = 3 * 3600
+    idempotency_ttl_s: int = 24 * 3600
     defects: Defects = Defects()
 
     @classmethod
@@ -80,5 +91,9 @@ class Settings:
             timeline_cap=_int(env, "FEED_TIMELINE_CAP", 800, 1, 100000),
             kafka_session_timeout_ms=_int(env, "FEED_KAFKA_SESSION_TIMEOUT_MS", 10000, 1000, 600000),
             kafka_heartbeat_ms=_int(env, "FEED_KAFKA_HEARTBEAT_MS", 2000, 100, 60000),
-            defects=Defects(drop_fanout_share=_share(env, "FEED_DEFECT_DROP_FANOUT")),
+            rate_limit_tweets=_int(env, "FEED_RATE_LIMIT_TWEETS", 300, 1, 10**9),
+            rate_limit_window_s=_int(env, "FEED_RATE_LIMIT_WINDOW_S", 3 * 3600, 1, 7 * 86400),
+            idempotency_ttl_s=_int(env, "FEED_IDEMPOTENCY_TTL_S", 24 * 3600, 1, 7 * 86400),
+            defects=Defects(drop_fanout_share=_share(env, "FEED_DEFECT_DROP_FANOUT"),
+                            ignore_idempotency=_flag(env, "FEED_DEFECT_IGNORE_IDEMPOTENCY")),
         )

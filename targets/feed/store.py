@@ -94,6 +94,9 @@ class Store:
         self._followees = p("SELECT followee_id FROM feed.follows WHERE follower_id = ?")
         self._follow = p("INSERT INTO feed.follows (follower_id, followee_id, created_at) VALUES (?, ?, ?)")
         self._follow_rev = p("INSERT INTO feed.followers (followee_id, follower_id, created_at) VALUES (?, ?, ?)")
+        self._insert_media = p("INSERT INTO feed.media (media_id, owner_id, content_type, size_bytes, created_at)"
+                               " VALUES (?, ?, ?, ?, ?)")
+        self._media = p("SELECT media_id, owner_id FROM feed.media WHERE media_id = ?")
         self._unfollow = p("DELETE FROM feed.follows WHERE follower_id = ? AND followee_id = ?")
         self._unfollow_rev = p("DELETE FROM feed.followers WHERE followee_id = ? AND follower_id = ?")
 
@@ -143,7 +146,14 @@ class Store:
         await asyncio.gather(self._aexecute(self._unfollow, (follower, followee)),
                              self._aexecute(self._unfollow_rev, (followee, follower)))
 
+    async def register_media(self, media_id: str, owner: int, content_type: str, size_bytes: int) -> None:
+        await self._aexecute(self._insert_media, (media_id, owner, content_type, size_bytes, datetime.now(UTC)))
+
     # --- reads
+    async def media_owners(self, media_ids: list[str]) -> dict[str, int]:
+        rows = await asyncio.gather(*(self._aexecute(self._media, (m,)) for m in media_ids))
+        return {r[0].media_id: r[0].owner_id for r in rows if r}
+
     async def tweets_by_ids(self, ids: Iterable[int]) -> dict[int, Tweet]:
         rows = await asyncio.gather(*(self._aexecute(self._by_id, (i,)) for i in ids))
         return {r[0].tweet_id: Tweet.from_row(r[0]) for r in rows if r}

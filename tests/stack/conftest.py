@@ -7,9 +7,11 @@ alone. At the end of the session every process it started must be gone.
 from __future__ import annotations
 
 import secrets
-from collections.abc import Iterator
+import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import httpx
 import psutil
 import pytest
 
@@ -47,3 +49,29 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         runtime.down()
     alive = [p for p in pids if psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE]
     assert not alive, f"processes left behind after down(): {alive}"
+
+
+@pytest.fixture
+def sibling_api(stack: Stack, tmp_path: Path) -> Iterator[Callable[[dict[str, str]], str]]:
+    """Start an extra API instance with its own settings (a defect switch, a small rate limit)
+    against the same stores; returns its base URL. Stopped after the test."""
+    from harness.runtime.process import ManagedProcess, ProcessSpec, wait_until
+
+    started: list[ManagedProcess] = []
+
+    def start(extra_env: dict[str, str]) -> str:
+        port = stack.topo.base_port + 590 + len(started)
+        argv = [sys.executable, "-m", "uvicorn", "--factory", "targets.feed.app:create_app", "--host", "127.0.0.1",
+                "--port", str(port), "--log-level", "warning", "--no-access-log"]
+        env = {**stack.runtime.feed.env(), "FEED_MACHINE_ID": str(20 + len(started)), **extra_env}
+        proc = ManagedProcess(ProcessSpec(f"sibling-{port}", argv, tmp_path / f"sibling-{port}.log", env=env))
+        proc.start()
+        started.append(proc)
+        url = f"http://127.0.0.1:{port}"
+        wait_until(lambda: httpx.get(f"{url}/healthz", timeout=1).status_code == 200, deadline_s=30, proc=proc,
+                   what="healthy")
+        return url
+
+    yield start
+    for proc in started:
+        proc.stop()

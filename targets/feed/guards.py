@@ -1,0 +1,141 @@
+"""Write-path guards in Redis (design §05b, §10): idempotency keys and the per-user rate limit.
+
+Idempotency: `SET idem:{user}:<key digest> pending NX EX 24h` claims a key. Once the tweet is in
+the store the claim records it ("stored"), and once the event is queued, the 201 body ("done").
+A retry with the same key then gets the original 201 back ("done"), or re-queues the very same
+tweet when the first attempt died between the store and Kafka ("stored"): never a second tweet.
+A retry while the first is still in flight gets 409 (retry later). A first attempt that failed
+before storing anything releases its claim, so the retry starts over.
+
+Rate limit: a sliding-window log per user (`rl:{user}`, a sorted set of request times), trimmed
+and counted atomically in one Lua script: at most N tweets in any rolling window, and the 429
+says exactly when the oldest counted tweet leaves the window.
+
+Both fail open: with the user's shard unreachable a post is still accepted (the store is the
+record of truth) and the skipped guard is counted in `feed_write_guard_skipped_total`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from prometheus_client import Counter
+from redis.asyncio.cluster import RedisCluster
+
+from targets.feed.errors import ApiError
+
+SKIPPED = Counter("feed_write_guard_skipped_total", "Write guards skipped because Redis was unreachable", ["guard"])
+REPLAYED = Counter("feed_idempotent_replays_total", "Retries answered with the original 201")
+LIMITED = Counter("feed_rate_limited_total", "Posts refused by the rate limit")
+
+PENDING = b"pending"
+
+_SLIDING_WINDOW = """
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', tonumber(ARGV[1]) - tonumber(ARGV[2]))
+if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[3]) then
+  local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+  return tonumber(oldest[2]) + tonumber(ARGV[2]) - tonumber(ARGV[1])
+end
+redis.call('ZADD', KEYS[1], ARGV[1], ARGV[4])
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+return -1
+"""
+
+
+def _idem_key(user: int, key: str) -> str:
+    return f"idem:{{{user}}}:{hashlib.sha256(key.encode()).hexdigest()[:32]}"
+
+
+def _rl_key(user: int) -> str:
+    return f"rl:{{{user}}}"
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """What an idempotency key says about a post: go ahead, replay, or resume a stored tweet."""
+
+    replay: dict[str, Any] | None = None   # the original 201 body: answer with it
+    stored: dict[str, Any] | None = None   # the tweet was stored but not yet queued: queue it again
+
+
+class Idempotency:
+    def __init__(self, rc: RedisCluster, ttl_s: int, *, ignore: bool = False) -> None:
+        self.rc, self.ttl_s, self.ignore = rc, ttl_s, ignore
+
+    async def claim(self, user: int, key: str | None) -> Claim:
+        if key is None or self.ignore:
+            return Claim()
+        rkey = _idem_key(user, key)
+        try:
+            if await self.rc.set(rkey, PENDING, nx=True, ex=self.ttl_s):
+                return Claim()
+            stored = await self.rc.get(rkey)
+        except Exception:  # noqa: BLE001 - see the module docstring: fail open, counted
+            SKIPPED.labels("idempotency").inc()
+            return Claim()
+        if stored is None:  # expired between the two calls: claim again
+            return await self.claim(user, key)
+        if stored in (PENDING, PENDING.decode()):
+            raise ApiError(409, "in_progress", "a request with this idempotency key is still in progress",
+                           {"Retry-After": "1"})
+        record = orjson.loads(stored)
+        if record.get("state") == "stored":
+            return Claim(stored=record["tweet"])
+        REPLAYED.inc()
+        return Claim(replay=record["body"])
+
+    async def _put(self, user: int, key: str | None, record: dict[str, Any]) -> None:
+        if key is None or self.ignore:
+            return
+        try:
+            await self.rc.set(_idem_key(user, key), orjson.dumps(record), ex=self.ttl_s)
+        except Exception:  # noqa: BLE001
+            SKIPPED.labels("idempotency").inc()
+
+    async def mark_stored(self, user: int, key: str | None, tweet: dict[str, Any]) -> None:
+        """The tweet is durable: from now on a retry must reuse it, never write another."""
+        await self._put(user, key, {"state": "stored", "tweet": tweet})
+
+    async def complete(self, user: int, key: str | None, body: dict[str, Any]) -> None:
+        await self._put(user, key, {"state": "done", "body": body})
+
+    async def release(self, user: int, key: str | None) -> None:
+        """Nothing was stored: let a retry start over."""
+        if key is None or self.ignore:
+            return
+        try:
+            await self.rc.delete(_idem_key(user, key))
+        except Exception:  # noqa: BLE001 - the claim then expires with its TTL
+            SKIPPED.labels("idempotency").inc()
+
+
+class RateLimit:
+    def __init__(self, rc: RedisCluster, limit: int, window_s: int) -> None:
+        self.rc, self.limit, self.window_ms = rc, limit, window_s * 1000
+        self._script = rc.register_script(_SLIDING_WINDOW)
+
+    async def take(self, user: int, token: str) -> None:
+        """Count one post for `user` (token identifies it), or raise 429 with Retry-After."""
+        now_ms = int(time.time() * 1000)
+        try:
+            wait_ms = int(await self._script(keys=[_rl_key(user)], args=[now_ms, self.window_ms, self.limit, token]))
+        except Exception:  # noqa: BLE001 - fail open, counted
+            SKIPPED.labels("rate_limit").inc()
+            return
+        if wait_ms >= 0:
+            LIMITED.inc()
+            retry_after = max(1, -(-wait_ms // 1000))
+            raise ApiError(429, "rate_limited",
+                           f"at most {self.limit} tweets per {self.window_ms // 1000} s; retry in {retry_after} s",
+                           {"Retry-After": str(retry_after)})
+
+    async def give_back(self, user: int, token: str) -> None:
+        """A post that failed after counting does not use up the user's budget."""
+        try:
+            await self.rc.zrem(_rl_key(user), token)
+        except Exception:  # noqa: BLE001
+            SKIPPED.labels("rate_limit").inc()

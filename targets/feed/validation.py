@@ -1,0 +1,58 @@
+"""Validation of POST /v1/tweets (design §05b), before anything is written."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+import regex
+
+from targets.feed.errors import ApiError
+
+MAX_TEXT = 280
+MAX_MEDIA = 4
+MAX_BODY = 16 * 1024
+MAX_IDEMPOTENCY_KEY = 128
+_GRAPHEME = regex.compile(r"\X")
+
+
+def visible_length(text: str) -> int:
+    """Characters as the user sees them: extended grapheme clusters (an emoji family is one)."""
+    return len(_GRAPHEME.findall(text))
+
+
+@dataclass(frozen=True, slots=True)
+class NewTweet:
+    text: str
+    media_ids: list[str]
+    reply_to: int | None
+    idempotency_key: str | None
+
+
+def parse_new_tweet(body: bytes) -> NewTweet:
+    if len(body) > MAX_BODY:
+        raise ApiError(413, "too_large", f"request body over {MAX_BODY} bytes")
+    try:
+        data: Any = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        raise ApiError(400, "bad_json", "body is not valid JSON") from None
+    if not isinstance(data, dict):
+        raise ApiError(400, "bad_json", "body must be a JSON object")
+    text = data.get("text")
+    if not isinstance(text, str) or not text.strip() or visible_length(text) > MAX_TEXT:
+        raise ApiError(400, "bad_text", f"text must be 1 to {MAX_TEXT} characters, not only white space")
+    media = data.get("media_ids")
+    if media is None:
+        media = []
+    if not isinstance(media, list) or len(media) > MAX_MEDIA or \
+            not all(isinstance(m, str) and 0 < len(m) <= 64 for m in media) or len(set(media)) != len(media):
+        raise ApiError(400, "bad_media_ids", f"media_ids must be a list of at most {MAX_MEDIA} distinct media ids")
+    reply = data.get("reply_to_tweet_id")
+    if reply is not None and not (isinstance(reply, str) and reply.isdigit() and 0 < int(reply) < 2**63):
+        raise ApiError(400, "bad_reply_to", "reply_to_tweet_id must be a tweet id string or null")
+    key = data.get("idempotency_key")
+    if key is not None and not (isinstance(key, str) and 0 < len(key) <= MAX_IDEMPOTENCY_KEY):
+        raise ApiError(400, "bad_idempotency_key",
+                       f"idempotency_key must be a string of 1 to {MAX_IDEMPOTENCY_KEY} characters")
+    return NewTweet(text, media, None if reply is None else int(reply), key)

@@ -1,0 +1,101 @@
+"""The write path of design §05b: validation, idempotency keys, rate limit, media, replies."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterator
+
+import httpx
+import pytest
+
+from tests.stack.conftest import Stack
+
+pytestmark = pytest.mark.stack
+
+
+@pytest.fixture
+def client(stack: Stack) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=stack.url, timeout=10) as c:
+        yield c
+
+
+def own_tweets(client: httpx.Client, stack: Stack, author: int) -> list[dict]:  # type: ignore[type-arg]
+    return list(client.get(f"/v1/users/{author}/tweets?limit=100", headers=stack.auth(author)).json()["tweets"])
+
+
+def test_a_retry_with_the_same_idempotency_key_gets_the_original_201(client: httpx.Client, stack: Stack) -> None:
+    author, key = 601, str(uuid.uuid4())
+    first = client.post("/v1/tweets", headers=stack.auth(author), json={"text": "once", "idempotency_key": key})
+    retry = client.post("/v1/tweets", headers=stack.auth(author), json={"text": "once", "idempotency_key": key})
+    assert first.status_code == retry.status_code == 201
+    assert retry.json() == first.json()
+    assert retry.headers.get("idempotent-replay") == "true"
+    assert [t["tweet_id"] for t in own_tweets(client, stack, author)] == [first.json()["tweet_id"]]
+    # The key belongs to the user: another user's identical key is a different request.
+    other = client.post("/v1/tweets", headers=stack.auth(602), json={"text": "once", "idempotency_key": key})
+    assert other.status_code == 201 and other.json()["tweet_id"] != first.json()["tweet_id"]
+
+
+def test_ignore_idempotency_defect_posts_duplicates(stack: Stack, sibling_api: Callable[[dict[str, str]], str]) -> None:
+    url = sibling_api({"FEED_DEFECT_IGNORE_IDEMPOTENCY": "1"})
+    author, key = 611, str(uuid.uuid4())
+    with httpx.Client(base_url=url, timeout=10) as c:
+        a = c.post("/v1/tweets", headers=stack.auth(author), json={"text": "dup", "idempotency_key": key})
+        b = c.post("/v1/tweets", headers=stack.auth(author), json={"text": "dup", "idempotency_key": key})
+        assert a.status_code == b.status_code == 201
+        assert a.json()["tweet_id"] != b.json()["tweet_id"]
+        assert len(own_tweets(c, stack, author)) == 2
+
+
+def test_rate_limit_is_a_sliding_window_with_retry_after(stack: Stack,
+                                                         sibling_api: Callable[[dict[str, str]], str]) -> None:
+    url = sibling_api({"FEED_RATE_LIMIT_TWEETS": "3", "FEED_RATE_LIMIT_WINDOW_S": "3600"})
+    author = 621
+    with httpx.Client(base_url=url, timeout=10) as c:
+        codes = [c.post("/v1/tweets", headers=stack.auth(author), json={"text": f"r{i}"}).status_code
+                 for i in range(3)]
+        assert codes == [201, 201, 201]
+        refused = c.post("/v1/tweets", headers=stack.auth(author), json={"text": "r3"})
+        assert refused.status_code == 429
+        assert refused.json()["error"]["code"] == "rate_limited"
+        assert 3500 <= int(refused.headers["retry-after"]) <= 3600
+        # other users are not affected, and an idempotent replay is not counted
+        assert c.post("/v1/tweets", headers=stack.auth(622), json={"text": "x"}).status_code == 201
+        assert len(own_tweets(c, stack, author)) == 3
+
+
+def test_media_must_be_registered_by_the_author(client: httpx.Client, stack: Stack) -> None:
+    author = 631
+    media = client.post("/v1/media", headers=stack.auth(author), json={"content_type": "image/png", "size_bytes": 2048})
+    assert media.status_code == 201
+    mid = media.json()["media_id"]
+    ok = client.post("/v1/tweets", headers=stack.auth(author), json={"text": "pic", "media_ids": [mid]})
+    assert ok.status_code == 201
+    assert own_tweets(client, stack, author)[0]["media_ids"] == [mid]
+    foreign = client.post("/v1/tweets", headers=stack.auth(632), json={"text": "pic", "media_ids": [mid]})
+    assert foreign.status_code == 400 and foreign.json()["error"]["code"] == "unknown_media"
+    unknown = client.post("/v1/tweets", headers=stack.auth(author), json={"text": "pic", "media_ids": ["m_nope"]})
+    assert unknown.status_code == 400 and unknown.json()["error"]["code"] == "unknown_media"
+    bad = client.post("/v1/media", headers=stack.auth(author), json={"content_type": "text/html", "size_bytes": 1})
+    assert bad.status_code == 400 and bad.json()["error"]["code"] == "bad_content_type"
+
+
+def test_a_reply_must_answer_an_existing_tweet(client: httpx.Client, stack: Stack) -> None:
+    parent = client.post("/v1/tweets", headers=stack.auth(641), json={"text": "parent"}).json()["tweet_id"]
+    reply = client.post("/v1/tweets", headers=stack.auth(642), json={"text": "re", "reply_to_tweet_id": parent})
+    assert reply.status_code == 201
+    assert own_tweets(client, stack, 642)[0]["reply_to"] == parent
+    orphan = client.post("/v1/tweets", headers=stack.auth(642), json={"text": "re", "reply_to_tweet_id": "12345"})
+    assert orphan.status_code == 400 and orphan.json()["error"]["code"] == "unknown_reply_to"
+
+
+@pytest.mark.parametrize(("text", "ok"), [
+    ("👨‍👩‍👧" * 280, True),          # 280 family emoji: 280 characters as the user sees them
+    ("👨‍👩‍👧" * 281, False),
+    ("e\u0301" * 280, True),       # e + combining accent: one character each
+    ("   ", False),
+])
+def test_text_length_counts_characters_as_users_see_them(client: httpx.Client, stack: Stack, text: str,
+                                                         ok: bool) -> None:
+    r = client.post("/v1/tweets", headers=stack.auth(651), json={"text": text})
+    assert r.status_code == (201 if ok else 400), r.text
