@@ -115,6 +115,15 @@ class Feed:
             raise ApiError(401, "unauthorized", "a valid bearer token is required")
         return uid
 
+    async def only_followed(self, user: int, tweets: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Design §10: the read-time unfollow filter. Timelines keep ids fanned out before an
+        unfollow; each page is checked against the follow set as it is now."""
+        if self.s.defects.skip_unfollow_filter:
+            return tweets
+        authors = sorted({int(t["author_id"]) for t in tweets} - {user})
+        followed = await self.store.follows_among(user, authors)
+        return [t for t in tweets if int(t["author_id"]) == user or int(t["author_id"]) in followed]
+
     async def check_references(self, author: int, media_ids: list[str], reply_to: int | None) -> None:
         """Media must be registered by the author; a reply must answer a tweet that exists."""
         if media_ids:
@@ -247,7 +256,7 @@ async def get_feed(request: Request) -> Response:
         ids = await feed.fan_in(user, before, limit + 1)
     has_more = len(ids) > limit
     ids = ids[:limit]
-    tweets = await feed.hydrate(ids)
+    tweets = await feed.only_followed(user, await feed.hydrate(ids))
     return json_response({"tweets": tweets, "next_cursor": encode_cursor(ids[-1]) if has_more and ids else None,
                           "has_more": has_more})
 
@@ -267,6 +276,8 @@ async def get_user_tweets(request: Request) -> Response:
 
 
 async def follow(request: Request) -> Response:
+    """Follow (POST) or unfollow (DELETE) a user; both idempotent. Following a large account
+    (at or above the push threshold) queues a backfill of its newest tweets (design §10)."""
     feed = _feed(request)
     me = feed.user(request)
     other = parse_user_id(request.path_params["user_id"])
@@ -275,8 +286,45 @@ async def follow(request: Request) -> Response:
     if request.method == "DELETE":
         await feed.store.unfollow(me, other)
         return json_response({"following": False, "user_id": str(other)})
-    await feed.store.follow(me, other)
+    if not await feed.store.is_following(me, other):
+        if await feed.store.following_count(me) >= feed.s.follow_cap:
+            raise ApiError(409, "follow_cap", f"a user may follow at most {feed.s.follow_cap} accounts")
+        await feed.store.follow(me, other)
+        if await feed.store.follower_count(other) >= feed.s.push_threshold:
+            await feed.events.publish(other, {"type": "backfill", "follower_id": str(me), "author_id": str(other)})
+            return json_response({"following": True, "user_id": str(other), "backfill": "queued"})
     return json_response({"following": True, "user_id": str(other)})
+
+
+async def delete_tweet(request: Request) -> Response:
+    """Soft delete (author only): the store and the hydration cache at once, so readers stop
+    seeing it; the ids left in followers' timelines go with an async deletion fan-out."""
+    feed = _feed(request)
+    me = feed.user(request)
+    raw = request.path_params["tweet_id"]
+    if not raw.isdigit() or not 0 < int(raw) < 2**63:
+        raise ApiError(400, "bad_tweet_id", "tweet id must be a positive integer")
+    found = (await feed.store.tweets_by_ids([int(raw)])).get(int(raw))
+    if found is None:
+        raise ApiError(404, "not_found", f"tweet {raw} does not exist")
+    if found.user_id != me:
+        raise ApiError(403, "forbidden", "only the author may delete a tweet")
+    body = {"tweet_id": raw, "deleted": True, "fan_out_status": "queued"}
+    if not found.deleted:
+        await feed.store.soft_delete(found)
+    # Queued again on a repeated DELETE too: a first attempt may have died before queueing,
+    # and the deletion fan-out is idempotent.
+    if not feed.s.defects.skip_delete_fanout:
+        try:
+            await feed.cache.put_tweets([{**found.to_json(), "deleted": True}])
+        except CACHE_DOWN as exc:
+            cache_failed("delete", exc)   # the deletion fan-out drops the cached object anyway
+    try:
+        await feed.events.publish(me, {"type": "delete", "tweet_id": raw, "author_id": str(me)})
+    except RuntimeError as exc:
+        raise ApiError(503, "queue_unavailable", f"deleted, but the deletion fan-out is not queued: {exc}",
+                       {"Retry-After": "1"}) from exc
+    return json_response(body)
 
 
 async def health(request: Request) -> Response:
@@ -339,6 +387,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
     routes = [
         Route("/v1/tweets", post_tweet, methods=["POST"]),
         Route("/v1/media", register_media, methods=["POST"]),
+        Route("/v1/tweets/{tweet_id}", delete_tweet, methods=["DELETE"]),
         Route("/v1/feed", get_feed, methods=["GET"]),
         Route("/v1/users/{user_id}/tweets", get_user_tweets, methods=["GET"]),
         Route("/v1/users/{user_id}/follow", follow, methods=["POST", "DELETE"]),

@@ -136,8 +136,11 @@ class TimelineWriter:
         )
         self.retries = 0
 
-    def write(self, entries: list[tuple[int, int]], tweets: list[dict[str, Any]]) -> None:
-        """Insert (user_id, tweet_id) pairs and cache the tweet objects; returns once durable."""
+    def write(self, entries: list[tuple[int, int]], tweets: list[dict[str, Any]], *,
+              removals: list[tuple[int, int]] | None = None, dropped: list[int] | None = None) -> None:
+        """Apply one batch and return once it is durable:
+        insert (user_id, tweet_id) `entries`, cache `tweets`, remove (user_id, tweet_id)
+        `removals` (deletion fan-out) and drop the cached objects of `dropped` tweet ids."""
         pending: list[tuple[str, tuple[Any, ...]]] = []
         for t in tweets:
             pending.append((tweet_key(int(t["tweet_id"])), ("SET", tweet_key(int(t["tweet_id"])),
@@ -147,6 +150,10 @@ class TimelineWriter:
             pending.append((key, ("ZADD", key, timestamp_ms(tweet_id), str(tweet_id))))
             pending.append((key, ("ZREMRANGEBYRANK", key, 0, -(self.cap + 1))))
             pending.append((key, ("EXPIRE", key, TIMELINE_TTL_S)))
+        for user_id, tweet_id in removals or ():
+            pending.append((timeline_key(user_id), ("ZREM", timeline_key(user_id), str(tweet_id))))
+        for tweet_id in dropped or ():
+            pending.append((tweet_key(tweet_id), ("DEL", tweet_key(tweet_id))))
         delay = 0.05
         while pending:
             try:

@@ -97,6 +97,12 @@ class Store:
         self._insert_media = p("INSERT INTO feed.media (media_id, owner_id, content_type, size_bytes, created_at)"
                                " VALUES (?, ?, ?, ?, ?)")
         self._media = p("SELECT media_id, owner_id FROM feed.media WHERE media_id = ?")
+        self._delete = p("UPDATE feed.tweets SET deleted = true WHERE user_id = ? AND tweet_id = ?")
+        self._delete_by_id = p("UPDATE feed.tweets_by_id SET deleted = true WHERE tweet_id = ?")
+        self._follows_among = p("SELECT followee_id FROM feed.follows WHERE follower_id = ? AND followee_id IN ?")
+        self._follows_one = p("SELECT followee_id FROM feed.follows WHERE follower_id = ? AND followee_id = ?")
+        self._count_followers = p("SELECT COUNT(*) FROM feed.followers WHERE followee_id = ?")
+        self._count_following = p("SELECT COUNT(*) FROM feed.follows WHERE follower_id = ?")
         self._unfollow = p("DELETE FROM feed.follows WHERE follower_id = ? AND followee_id = ?")
         self._unfollow_rev = p("DELETE FROM feed.followers WHERE followee_id = ? AND follower_id = ?")
 
@@ -146,6 +152,12 @@ class Store:
         await asyncio.gather(self._aexecute(self._unfollow, (follower, followee)),
                              self._aexecute(self._unfollow_rev, (followee, follower)))
 
+    async def soft_delete(self, t: Tweet) -> None:
+        batch = BatchStatement(batch_type=BatchType.LOGGED)
+        batch.add(self._delete, (t.user_id, t.tweet_id))
+        batch.add(self._delete_by_id, (t.tweet_id,))
+        await self._aexecute(batch)
+
     async def register_media(self, media_id: str, owner: int, content_type: str, size_bytes: int) -> None:
         await self._aexecute(self._insert_media, (media_id, owner, content_type, size_bytes, datetime.now(UTC)))
 
@@ -166,6 +178,25 @@ class Store:
         chunks = [authors[i:i + FAN_IN_CHUNK] for i in range(0, len(authors), FAN_IN_CHUNK)]
         rows = await asyncio.gather(*(self._aexecute(self._by_authors, (c, before, per_author)) for c in chunks))
         return [Tweet.from_row(r) for chunk in rows for r in chunk]
+
+    async def follows_among(self, follower: int, authors: list[int]) -> set[int]:
+        """Which of `authors` `follower` follows now (one single-partition query)."""
+        if not authors:
+            return set()
+        return {r.followee_id for r in await self._aexecute(self._follows_among, (follower, authors))}
+
+    async def is_following(self, follower: int, followee: int) -> bool:
+        return bool(await self._aexecute(self._follows_one, (follower, followee)))
+
+    async def follower_count(self, user_id: int) -> int:
+        return int((await self._aexecute(self._count_followers, (user_id,)))[0][0])
+
+    async def following_count(self, user_id: int) -> int:
+        return int((await self._aexecute(self._count_following, (user_id,)))[0][0])
+
+    def newest_by_author_sync(self, user_id: int, limit: int) -> list[Tweet]:
+        rows = self.session.execute(self._by_author, (user_id, 2**63 - 1, limit), timeout=10)
+        return [Tweet.from_row(r) for r in rows]
 
     async def followees(self, user_id: int) -> list[int]:
         return [r.followee_id for r in await self._aexecute(self._followees, (user_id,))]

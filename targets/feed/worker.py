@@ -1,8 +1,11 @@
 """The fan-out worker: one member of the `fanout` Kafka consumer group.
 
-For each tweet event: look up the author's followers (store, cached briefly in-process), and
-unless the author is in the pull tier (followers >= pull threshold, served at read time),
-insert the tweet id into every follower's timeline and the author's own. Offsets are committed
+Events (keyed by author, so one author's events stay in order):
+- tweet: look up the author's followers (store, cached briefly in-process), and unless the
+  author is in the pull tier (followers >= pull threshold, served at read time), insert the
+  tweet id into every follower's timeline and the author's own;
+- delete: remove the id from the same timelines and drop the cached tweet object;
+- backfill: put a followee's newest tweets into a new follower's timeline. Offsets are committed
 only after the timeline writes of the whole batch are durable (TimelineWriter), so a worker
 killed mid-batch loses nothing: its successor re-reads from the last commit (at-least-once,
 idempotent writes).
@@ -15,6 +18,8 @@ import logging
 import os
 import signal
 import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
@@ -24,14 +29,15 @@ from prometheus_client import Counter, Gauge, Histogram, start_http_server
 from targets.feed.cache import TimelineWriter
 from targets.feed.settings import Settings
 from targets.feed.snowflake import timestamp_ms
-from targets.feed.store import Store
+from targets.feed.store import Store, Tweet
 
 log = logging.getLogger("feed.worker")
 
 FANOUT_LAG = Histogram("feed_fanout_lag_seconds", "Tweet age when its timeline writes became durable",
                        buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 120))
 TIMELINE_WRITES = Counter("feed_timeline_writes_total", "Timeline entries written")
-EVENTS = Counter("feed_fanout_events_total", "Tweet events consumed", ["tier"])
+EVENTS = Counter("feed_fanout_events_total", "Events consumed", ["type"])
+TIERS = Counter("feed_fanout_tweets_total", "Tweets fanned out, by the author's tier", ["tier"])
 DROPPED = Counter("feed_fanout_defect_dropped_total", "Timeline writes skipped by the drop-fanout defect")
 REDIS_RETRIES = Gauge("feed_fanout_redis_retries", "Batches re-sent to Redis since start")
 
@@ -44,6 +50,60 @@ def dropped_by_defect(share: float, tweet_id: int, follower: int) -> bool:
         return False
     digest = hashlib.blake2b(f"{tweet_id}:{follower}".encode(), digest_size=4).digest()
     return int.from_bytes(digest, "big") / 2**32 < share
+
+
+@dataclass
+class Batch:
+    """The Redis work one batch of events amounts to."""
+
+    entries: list[tuple[int, int]] = field(default_factory=list)    # (user, tweet) to insert
+    removals: list[tuple[int, int]] = field(default_factory=list)   # (user, tweet) to remove
+    tweets: list[dict[str, Any]] = field(default_factory=list)      # objects to cache
+    dropped: list[int] = field(default_factory=list)                # cached objects to drop
+
+
+def plan(events: list[dict[str, Any]], settings: Settings, *, followers_of: Callable[[int], list[int]],
+         newest_of: Callable[[int, int], list[Tweet]]) -> Batch:
+    """What to write for `events`, in order. Pure but for the two lookups passed in."""
+    batch = Batch()
+    defects = settings.defects
+    for ev in events:
+        kind = ev.get("type", "tweet")
+        EVENTS.labels(kind).inc()
+        if kind == "tweet":
+            tweet = ev["tweet"]
+            tweet_id, author = int(tweet["tweet_id"]), int(tweet["author_id"])
+            batch.tweets.append(tweet)
+            batch.entries.append((author, tweet_id))
+            followers = followers_of(author)
+            if len(followers) >= settings.pull_threshold:
+                TIERS.labels("pull").inc()   # read-time merge, not push
+                continue
+            TIERS.labels("push").inc()
+            for f in followers:
+                if dropped_by_defect(defects.drop_fanout_share, tweet_id, f):
+                    DROPPED.inc()
+                    continue
+                batch.entries.append((f, tweet_id))
+        elif kind == "delete":
+            # Design §08: a deletion is another fan-out: out of every timeline and the cache.
+            if defects.skip_delete_fanout:
+                continue
+            tweet_id, author = int(ev["tweet_id"]), int(ev["author_id"])
+            batch.removals.append((author, tweet_id))
+            batch.removals.extend((f, tweet_id) for f in followers_of(author))
+            batch.dropped.append(tweet_id)
+        elif kind == "backfill":
+            # Design §10: a new follower gets the author's newest tweets; ZADD makes a re-run harmless.
+            if defects.never_backfill:
+                continue
+            follower = int(ev["follower_id"])
+            batch.entries.extend((follower, t.tweet_id) for t in newest_of(int(ev["author_id"]),
+                                                                           settings.backfill_tweets)
+                                 if not t.deleted)
+        else:
+            log.warning("unknown event type %r: skipped", kind)
+    return batch
 
 
 class FanoutWorker:
@@ -69,28 +129,13 @@ class FanoutWorker:
         return got
 
     def handle(self, events: list[dict[str, Any]]) -> None:
-        entries: list[tuple[int, int]] = []
-        tweets = []
-        for ev in events:
-            tweet = ev["tweet"]
-            tweet_id, author = int(tweet["tweet_id"]), int(tweet["author_id"])
-            tweets.append(tweet)
-            entries.append((author, tweet_id))
-            followers = self.followers(author)
-            if len(followers) >= self.s.pull_threshold:
-                EVENTS.labels("pull").inc()
-                continue
-            EVENTS.labels("push").inc()
-            for f in followers:
-                if dropped_by_defect(self.s.defects.drop_fanout_share, tweet_id, f):
-                    DROPPED.inc()
-                    continue
-                entries.append((f, tweet_id))
-        self.writer.write(entries, tweets)
-        TIMELINE_WRITES.inc(len(entries))
+        """One batch of events, in order, applied to Redis as one durable write."""
+        batch = plan(events, self.s, followers_of=self.followers, newest_of=self.store.newest_by_author_sync)
+        self.writer.write(batch.entries, batch.tweets, removals=batch.removals, dropped=batch.dropped)
+        TIMELINE_WRITES.inc(len(batch.entries))
         REDIS_RETRIES.set(self.writer.retries)
         now_ms = time.time() * 1000
-        for t in tweets:
+        for t in batch.tweets:
             FANOUT_LAG.observe(max(0.0, (now_ms - timestamp_ms(int(t["tweet_id"]))) / 1000))
 
     def run(self) -> None:

@@ -1,0 +1,128 @@
+"""Follow graph behaviours of design §10: unfollow filter, deletion, backfill, follow cap."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+
+import httpx
+import pytest
+
+from targets.feed.store import Store
+from tests.stack.conftest import Stack
+
+pytestmark = pytest.mark.stack
+
+
+@pytest.fixture
+def client(stack: Stack) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=stack.url, timeout=10) as c:
+        yield c
+
+
+def feed_ids(c: httpx.Client, stack: Stack, user: int) -> list[str]:
+    return [t["tweet_id"] for t in c.get("/v1/feed?limit=100", headers=stack.auth(user)).json()["tweets"]]
+
+
+def eventually(check: Callable[[], bool], within_s: float = 10) -> bool:
+    end = time.monotonic() + within_s
+    while time.monotonic() < end:
+        if check():
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def post(c: httpx.Client, stack: Stack, author: int, text: str) -> str:
+    r = c.post("/v1/tweets", headers=stack.auth(author), json={"text": text})
+    assert r.status_code == 201, r.text
+    return str(r.json()["tweet_id"])
+
+
+def unfollow_scenario(c: httpx.Client, stack: Stack, author: int, reader: int) -> str:
+    c.post(f"/v1/users/{author}/follow", headers=stack.auth(reader))
+    tid = post(c, stack, author, "before the unfollow")
+    assert eventually(lambda: tid in feed_ids(c, stack, reader))
+    assert c.delete(f"/v1/users/{author}/follow", headers=stack.auth(reader)).json()["following"] is False
+    return tid
+
+
+def test_an_unfollowed_authors_tweets_leave_the_feed_at_once(client: httpx.Client, stack: Stack) -> None:
+    tid = unfollow_scenario(client, stack, 701, 702)
+    assert tid not in feed_ids(client, stack, 702)
+
+
+def test_skip_unfollow_filter_defect_keeps_serving_them(stack: Stack, sibling_api: Callable[[dict[str, str]], str],
+                                                        client: httpx.Client) -> None:
+    tid = unfollow_scenario(client, stack, 711, 712)
+    with httpx.Client(base_url=sibling_api({"FEED_DEFECT_SKIP_UNFOLLOW_FILTER": "1"}), timeout=10) as broken:
+        assert tid in feed_ids(broken, stack, 712)
+
+
+def test_deleted_tweets_disappear_for_readers_and_from_timelines(client: httpx.Client, stack: Stack) -> None:
+    author, reader = 721, 722
+    client.post(f"/v1/users/{author}/follow", headers=stack.auth(reader))
+    tid = post(client, stack, author, "regrettable")
+    assert eventually(lambda: tid in feed_ids(client, stack, reader))
+    assert client.delete(f"/v1/tweets/{tid}", headers=stack.auth(reader)).status_code == 403
+    r = client.delete(f"/v1/tweets/{tid}", headers=stack.auth(author))
+    assert r.status_code == 200 and r.json()["deleted"] is True
+    assert tid not in feed_ids(client, stack, reader)                      # at once for readers
+    assert tid not in [t["tweet_id"] for t in client.get(f"/v1/users/{author}/tweets",
+                                                        headers=stack.auth(reader)).json()["tweets"]]
+    import redis
+
+    rc = redis.RedisCluster(host="127.0.0.1", port=stack.topo.redis_proxy_port(1), decode_responses=True)
+    try:
+        # the deletion fan-out takes the id out of the follower's timeline and drops the object
+        assert eventually(lambda: rc.zscore(f"timeline:{{{reader}}}", tid) is None)
+        assert eventually(lambda: rc.get(f"tweet:{{{tid}}}") is None)
+    finally:
+        rc.close()
+    assert client.delete(f"/v1/tweets/{tid}", headers=stack.auth(author)).status_code == 200   # idempotent
+    assert client.delete("/v1/tweets/999", headers=stack.auth(author)).status_code == 404
+
+
+@pytest.mark.parametrize("defect", [False, True])
+def test_a_delete_hides_the_tweet_at_once_unless_the_defect_is_on(
+        stack: Stack, sibling_api: Callable[[dict[str, str]], str], client: httpx.Client, defect: bool) -> None:
+    """With the fan-out workers paused, only the API's at-once cache update can hide a deleted
+    tweet: the healthy API does it, the one with FEED_DEFECT_SKIP_DELETE_FANOUT does not."""
+    author, reader = (761, 762) if defect else (771, 772)
+    client.post(f"/v1/users/{author}/follow", headers=stack.auth(reader))
+    tid = post(client, stack, author, "delete me")
+    assert eventually(lambda: tid in feed_ids(client, stack, reader))
+    api = sibling_api({"FEED_DEFECT_SKIP_DELETE_FANOUT": "1" if defect else "0"})
+    workers = stack.topo.worker_names()
+    for w in workers:
+        stack.runtime.pause(w)
+    try:
+        with httpx.Client(base_url=api, timeout=10) as c:
+            assert c.delete(f"/v1/tweets/{tid}", headers=stack.auth(author)).status_code == 200
+            assert (tid in feed_ids(c, stack, reader)) is defect
+    finally:
+        for w in workers:
+            stack.runtime.resume(w)
+
+
+def test_following_a_large_account_backfills_its_recent_tweets(client: httpx.Client, stack: Stack) -> None:
+    big, newcomer = 741, 742
+    recent = [post(client, stack, big, f"big {i}") for i in range(3)]
+    store = Store(f"127.0.0.1:{stack.topo.cassandra_proxy_port}")
+    try:   # 250 followers: above the stack's push threshold (200)
+        store.bulk_follow([(100000 + i, big) for i in range(250)])
+    finally:
+        store.close()
+    r = client.post(f"/v1/users/{big}/follow", headers=stack.auth(newcomer))
+    assert r.json().get("backfill") == "queued"
+    assert eventually(lambda: set(recent) <= set(feed_ids(client, stack, newcomer)))
+
+
+def test_follow_cap(stack: Stack, sibling_api: Callable[[dict[str, str]], str]) -> None:
+    with httpx.Client(base_url=sibling_api({"FEED_FOLLOW_CAP": "2"}), timeout=10) as c:
+        me = 751
+        assert c.post("/v1/users/752/follow", headers=stack.auth(me)).status_code == 200
+        assert c.post("/v1/users/753/follow", headers=stack.auth(me)).status_code == 200
+        assert c.post("/v1/users/752/follow", headers=stack.auth(me)).status_code == 200   # idempotent
+        r = c.post("/v1/users/754/follow", headers=stack.auth(me))
+        assert r.status_code == 409 and r.json()["error"]["code"] == "follow_cap"
