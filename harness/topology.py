@@ -23,6 +23,7 @@ KAFKA_HEARTBEAT_MS = 2000
 
 REDIS_NODES = 6            # 3 primaries + 3 replicas
 TWEETS_TOPIC = "tweets"
+THROTTLED_TOPIC = "tweets-throttled"   # the middle band's rate-capped fan-out lane
 TWEETS_PARTITIONS = 6
 KEYSPACE = "feed"
 

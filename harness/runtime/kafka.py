@@ -14,7 +14,7 @@ from pathlib import Path
 from harness.runtime import java
 from harness.runtime.component import Component, port_open
 from harness.runtime.process import ComponentError, ManagedProcess, ProcessSpec, wait_until
-from harness.topology import KAFKA_SESSION_TIMEOUT_MS, TWEETS_PARTITIONS, TWEETS_TOPIC
+from harness.topology import KAFKA_SESSION_TIMEOUT_MS, THROTTLED_TOPIC, TWEETS_PARTITIONS, TWEETS_TOPIC
 
 CONF = Path(__file__).parent / "conf"
 
@@ -85,16 +85,19 @@ class Kafka(Component):
                    what="listening", interval=0.5)
 
     def create_topics(self, deadline_s: float = 60) -> None:
-        """Create the tweets topic (partitioned by author id) through the proxy; idempotent."""
+        """Create the event topics (partitioned by author id) through the proxy; idempotent."""
         from confluent_kafka.admin import AdminClient, NewTopic
 
         admin = AdminClient({"bootstrap.servers": f"127.0.0.1:{self.topo.kafka_proxy_port}"})
 
+        wanted = (TWEETS_TOPIC, THROTTLED_TOPIC)
+
         def created() -> bool:
             existing = admin.list_topics(timeout=5).topics
-            if TWEETS_TOPIC in existing:
+            missing = [t for t in wanted if t not in existing]
+            if not missing:
                 return True
-            futures = admin.create_topics([NewTopic(TWEETS_TOPIC, TWEETS_PARTITIONS, 1)], request_timeout=10)
+            futures = admin.create_topics([NewTopic(t, TWEETS_PARTITIONS, 1) for t in missing], request_timeout=10)
             for fut in futures.values():
                 try:
                     fut.result(timeout=15)
@@ -103,4 +106,4 @@ class Kafka(Component):
                         raise
             return True
 
-        wait_until(created, deadline_s=deadline_s, proc=self.procs[self.name], what=f"topic {TWEETS_TOPIC} created")
+        wait_until(created, deadline_s=deadline_s, proc=self.procs[self.name], what=f"topics {wanted} created")

@@ -46,6 +46,7 @@ REQUEST_SECONDS = Histogram(
 TIMELINE_CACHE = Counter("feed_timeline_cache_requests_total", "Timeline cache lookups", ["result"])
 DEGRADED = Counter("feed_degraded_requests_total", "Feeds served from the store fan-in path", ["reason"])
 HYDRATION_MISSES = Counter("feed_hydration_misses_total", "Tweets hydrated from the store")
+CELEBRITY_MERGES = Counter("feed_celebrity_merges_total", "Feed pages that merged in pull-tier tweets")
 CACHE_ERRORS = Counter("feed_cache_errors_total", "Cache calls that failed (served from the store)", ["op", "error"])
 
 
@@ -57,6 +58,7 @@ MAX_LIMIT = 100
 MEDIA_TYPES = ("image/jpeg", "image/png", "image/gif", "image/webp", "video/mp4")
 MAX_MEDIA_BYTES = 512 * 1024 * 1024
 REBUILD_PER_AUTHOR = 50
+PULL_TIER_TTL_S = 2.0
 
 
 def encode_cursor(tweet_id: int) -> str:
@@ -103,6 +105,7 @@ class Feed:
                                        ignore=settings.defects.ignore_idempotency)
         self.rate_limit = RateLimit(self.cache.rc, settings.rate_limit_tweets, settings.rate_limit_window_s)
         self._background: set[asyncio.Task[None]] = set()
+        self._pull_tier: tuple[float, set[int]] = (-PULL_TIER_TTL_S, set())
 
     async def close(self) -> None:
         self.events.close()
@@ -114,6 +117,31 @@ class Feed:
         if uid is None:
             raise ApiError(401, "unauthorized", "a valid bearer token is required")
         return uid
+
+    async def pull_tier(self) -> set[int]:
+        """The pull-tier registry, refreshed at most every PULL_TIER_TTL_S."""
+        at, members = self._pull_tier
+        if time.monotonic() - at > PULL_TIER_TTL_S:
+            try:
+                members = await self.cache.pull_tier()
+            except CACHE_DOWN as exc:
+                cache_failed("pull_tier", exc)   # keep the last known set
+            self._pull_tier = (time.monotonic(), members)
+        return members
+
+    async def merge_celebrities(self, user: int, before: int | None, n: int, ids: list[int]) -> list[int]:
+        """Design §05/§06 hybrid: pull-tier authors are never pushed; their newest tweets are
+        read from the store and interleaved with the pushed timeline, newest first."""
+        if self.s.defects.break_celebrity_merge:
+            return ids
+        pull = await self.pull_tier()
+        followed = await self.store.follows_among(user, sorted(pull)) if pull else set()
+        if not followed:
+            return ids
+        CELEBRITY_MERGES.inc()
+        upper = before if before is not None else 2**63 - 1
+        pulled = await self.store.newest_by_authors(sorted(followed), upper, n)
+        return sorted(set(ids) | {t.tweet_id for t in pulled if not t.deleted}, reverse=True)[:n]
 
     async def only_followed(self, user: int, tweets: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """Design §10: the read-time unfollow filter. Timelines keep ids fanned out before an
@@ -254,6 +282,7 @@ async def get_feed(request: Request) -> Response:
         cache_failed("timeline", exc)
         DEGRADED.labels("redis_error").inc()
         ids = await feed.fan_in(user, before, limit + 1)
+    ids = await feed.merge_celebrities(user, before, limit + 1, ids)
     has_more = len(ids) > limit
     ids = ids[:limit]
     tweets = await feed.only_followed(user, await feed.hydrate(ids))

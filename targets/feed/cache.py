@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import defaultdict
+from collections.abc import Mapping
 from typing import Any, cast
 
 import orjson
@@ -37,6 +38,9 @@ from targets.feed.snowflake import timestamp_ms
 CACHE_DOWN: tuple[type[BaseException], ...] = (Exception,)
 
 TWEET_TTL_S = 24 * 3600
+# The authors currently in the pull tier, as the fan-out workers last classified them. Readers
+# intersect it with their follow set to know whose tweets to merge in (design §06).
+PULL_TIER_KEY = "tiers:pull"
 SENTINEL = "0"
 TIMELINE_TTL_S = 7 * 24 * 3600
 
@@ -92,6 +96,9 @@ class FeedCache:
         await self.rc.zremrangebyrank(key, 0, -(cap + 2))
         await self.rc.expire(key, TIMELINE_TTL_S)
 
+    async def pull_tier(self) -> set[int]:
+        return {int(m) for m in await self.rc.smembers(PULL_TIER_KEY)}
+
     async def get_tweets(self, ids: list[int]) -> dict[int, dict[str, Any]]:
         if not ids:
             return {}
@@ -137,10 +144,12 @@ class TimelineWriter:
         self.retries = 0
 
     def write(self, entries: list[tuple[int, int]], tweets: list[dict[str, Any]], *,
-              removals: list[tuple[int, int]] | None = None, dropped: list[int] | None = None) -> None:
+              removals: list[tuple[int, int]] | None = None, dropped: list[int] | None = None,
+              pull_tier: Mapping[int, object] | None = None) -> None:
         """Apply one batch and return once it is durable:
         insert (user_id, tweet_id) `entries`, cache `tweets`, remove (user_id, tweet_id)
-        `removals` (deletion fan-out) and drop the cached objects of `dropped` tweet ids."""
+        `removals` (deletion fan-out), drop the cached objects of `dropped` tweet ids, and keep
+        the pull-tier registry current for the authors in `pull_tier` (author -> tier)."""
         pending: list[tuple[str, tuple[Any, ...]]] = []
         for t in tweets:
             pending.append((tweet_key(int(t["tweet_id"])), ("SET", tweet_key(int(t["tweet_id"])),
@@ -154,6 +163,8 @@ class TimelineWriter:
             pending.append((timeline_key(user_id), ("ZREM", timeline_key(user_id), str(tweet_id))))
         for tweet_id in dropped or ():
             pending.append((tweet_key(tweet_id), ("DEL", tweet_key(tweet_id))))
+        for author, tier in (pull_tier or {}).items():
+            pending.append((PULL_TIER_KEY, ("SADD" if tier == "pull" else "SREM", PULL_TIER_KEY, str(author))))
         delay = 0.05
         while pending:
             try:

@@ -52,6 +52,7 @@ class Defects:
     skip_unfollow_filter: bool = False   # serve tweets of authors the reader no longer follows
     skip_delete_fanout: bool = False     # soft-delete in the store only; caches keep serving the tweet
     never_backfill: bool = False         # a new follower never gets the followee's recent tweets
+    break_celebrity_merge: bool = False  # feeds leave out the followed pull-tier authors' tweets
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -70,6 +71,7 @@ class Settings:
     rate_limit_tweets: int = 300     # per user, in any rolling window of rate_limit_window_s
     rate_limit_window_s: int = 3 * 3600
     idempotency_ttl_s: int = 24 * 3600
+    throttle_writes_per_s: int = 5000    # middle band: timeline writes per second per worker
     follow_cap: int = 5000
     backfill_tweets: int = 50
     defects: Defects = Defects()
@@ -100,10 +102,12 @@ class Settings:
             rate_limit_window_s=_int(env, "FEED_RATE_LIMIT_WINDOW_S", 3 * 3600, 1, 7 * 86400),
             idempotency_ttl_s=_int(env, "FEED_IDEMPOTENCY_TTL_S", 24 * 3600, 1, 7 * 86400),
             follow_cap=_int(env, "FEED_FOLLOW_CAP", 5000, 1, 10**6),
+            throttle_writes_per_s=_int(env, "FEED_THROTTLE_WRITES_PER_S", 5000, 1, 10**7),
             backfill_tweets=_int(env, "FEED_BACKFILL_TWEETS", 50, 0, 800),
             defects=Defects(drop_fanout_share=_share(env, "FEED_DEFECT_DROP_FANOUT"),
                             ignore_idempotency=_flag(env, "FEED_DEFECT_IGNORE_IDEMPOTENCY"),
                             skip_unfollow_filter=_flag(env, "FEED_DEFECT_SKIP_UNFOLLOW_FILTER"),
                             skip_delete_fanout=_flag(env, "FEED_DEFECT_SKIP_DELETE_FANOUT"),
-                            never_backfill=_flag(env, "FEED_DEFECT_NEVER_BACKFILL")),
+                            never_backfill=_flag(env, "FEED_DEFECT_NEVER_BACKFILL"),
+                            break_celebrity_merge=_flag(env, "FEED_DEFECT_BREAK_CELEBRITY_MERGE")),
         )

@@ -103,6 +103,10 @@ class Store:
         self._follows_one = p("SELECT followee_id FROM feed.follows WHERE follower_id = ? AND followee_id = ?")
         self._count_followers = p("SELECT COUNT(*) FROM feed.followers WHERE followee_id = ?")
         self._count_following = p("SELECT COUNT(*) FROM feed.follows WHERE follower_id = ?")
+        self._user_tier = p("SELECT fanout_tier FROM feed.users WHERE user_id = ?")
+        self._set_user_tier = p("UPDATE feed.users SET fanout_tier = ? WHERE user_id = ?")
+        self._config = p("SELECT name, value FROM feed.runtime_config")
+        self._set_config = p("INSERT INTO feed.runtime_config (name, value) VALUES (?, ?)")
         self._unfollow = p("DELETE FROM feed.follows WHERE follower_id = ? AND followee_id = ?")
         self._unfollow_rev = p("DELETE FROM feed.followers WHERE followee_id = ? AND follower_id = ?")
 
@@ -197,6 +201,19 @@ class Store:
     def newest_by_author_sync(self, user_id: int, limit: int) -> list[Tweet]:
         rows = self.session.execute(self._by_author, (user_id, 2**63 - 1, limit), timeout=10)
         return [Tweet.from_row(r) for r in rows]
+
+    def tier_override_sync(self, user_id: int) -> str | None:
+        rows = list(self.session.execute(self._user_tier, (user_id,), timeout=10))
+        return rows[0].fanout_tier if rows else None
+
+    def set_tier_override_sync(self, user_id: int, tier: str | None) -> None:
+        self.session.execute(self._set_user_tier, (tier, user_id), timeout=10)
+
+    def runtime_config_sync(self) -> dict[str, str]:
+        return {r.name: r.value for r in self.session.execute(self._config, timeout=10)}
+
+    def set_runtime_config_sync(self, name: str, value: str) -> None:
+        self.session.execute(self._set_config, (name, value), timeout=10)
 
     async def followees(self, user_id: int) -> list[int]:
         return [r.followee_id for r in await self._aexecute(self._followees, (user_id,))]

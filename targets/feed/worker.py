@@ -17,19 +17,21 @@ import hashlib
 import logging
 import os
 import signal
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
-from confluent_kafka import Consumer, KafkaException
+from confluent_kafka import Consumer, KafkaException, Producer
 from prometheus_client import Counter, Gauge, Histogram, start_http_server
 
 from targets.feed.cache import TimelineWriter
 from targets.feed.settings import Settings
 from targets.feed.snowflake import timestamp_ms
 from targets.feed.store import Store, Tweet
+from targets.feed.tiers import Tier, TierPolicy
 
 log = logging.getLogger("feed.worker")
 
@@ -42,6 +44,9 @@ DROPPED = Counter("feed_fanout_defect_dropped_total", "Timeline writes skipped b
 REDIS_RETRIES = Gauge("feed_fanout_redis_retries", "Batches re-sent to Redis since start")
 
 FOLLOWER_TTL_S = 5.0
+CONFIG_TTL_S = 5.0
+TWEETS_TOPIC = "tweets"
+THROTTLED_TOPIC = "tweets-throttled"
 
 
 def dropped_by_defect(share: float, tweet_id: int, follower: int) -> bool:
@@ -60,11 +65,13 @@ class Batch:
     removals: list[tuple[int, int]] = field(default_factory=list)   # (user, tweet) to remove
     tweets: list[dict[str, Any]] = field(default_factory=list)      # objects to cache
     dropped: list[int] = field(default_factory=list)                # cached objects to drop
+    throttled: list[dict[str, Any]] = field(default_factory=list)   # tweet events for the throttled lane
+    tiers: dict[int, Tier] = field(default_factory=dict)            # author -> tier seen (pull registry)
 
 
 def plan(events: list[dict[str, Any]], settings: Settings, *, followers_of: Callable[[int], list[int]],
-         newest_of: Callable[[int, int], list[Tweet]]) -> Batch:
-    """What to write for `events`, in order. Pure but for the two lookups passed in."""
+         newest_of: Callable[[int, int], list[Tweet]], tier_of: Callable[[int, int], Tier]) -> Batch:
+    """What to write for `events`, in order. Pure but for the lookups passed in."""
     batch = Batch()
     defects = settings.defects
     for ev in events:
@@ -76,10 +83,14 @@ def plan(events: list[dict[str, Any]], settings: Settings, *, followers_of: Call
             batch.tweets.append(tweet)
             batch.entries.append((author, tweet_id))
             followers = followers_of(author)
-            if len(followers) >= settings.pull_threshold:
-                TIERS.labels("pull").inc()   # read-time merge, not push
+            tier = tier_of(author, len(followers))
+            batch.tiers[author] = tier
+            TIERS.labels(tier.value).inc()
+            if tier is Tier.PULL:        # merged into readers' feeds at read time
                 continue
-            TIERS.labels("push").inc()
+            if tier is Tier.THROTTLED:   # pushed by the rate-capped lane, not here
+                batch.throttled.append(ev)
+                continue
             for f in followers:
                 if dropped_by_defect(defects.drop_fanout_share, tweet_id, f):
                     DROPPED.inc()
@@ -111,35 +122,103 @@ class FanoutWorker:
         self.s = settings
         self.store = Store(settings.cassandra)
         self.writer = TimelineWriter(settings.redis_nodes, settings.timeline_cap)
-        self._followers: dict[int, tuple[float, list[int]]] = {}
-        self.consumer = Consumer({
-            "bootstrap.servers": settings.kafka, "group.id": "fanout", "enable.auto.commit": False,
-            "auto.offset.reset": "earliest", "session.timeout.ms": settings.kafka_session_timeout_ms,
-            "heartbeat.interval.ms": settings.kafka_heartbeat_ms, "max.poll.interval.ms": 300000,
-        })
+        self._followers: dict[int, tuple[float, list[int], str | None]] = {}
+        self._defaults = TierPolicy(push_threshold=settings.push_threshold, pull_threshold=settings.pull_threshold,
+                                    throttle_writes_per_s=settings.throttle_writes_per_s)
+        self._policy = (0.0, self._defaults)
+        self.consumer = self._consumer("fanout")
+        self.producer = Producer({"bootstrap.servers": settings.kafka, "acks": "all", "enable.idempotence": True})
         self.running = True
 
-    def followers(self, author: int) -> list[int]:
+    def _consumer(self, group: str) -> Consumer:
+        return Consumer({
+            "bootstrap.servers": self.s.kafka, "group.id": group, "enable.auto.commit": False,
+            "auto.offset.reset": "earliest", "session.timeout.ms": self.s.kafka_session_timeout_ms,
+            "heartbeat.interval.ms": self.s.kafka_heartbeat_ms, "max.poll.interval.ms": 300000,
+        })
+
+    def policy(self) -> TierPolicy:
+        """Thresholds from runtime_config, re-read every few seconds."""
+        at, current = self._policy
+        if time.monotonic() - at > CONFIG_TTL_S:
+            try:
+                current = self._defaults.with_config(self.store.runtime_config_sync())
+            except Exception:  # noqa: BLE001 - keep the last good policy while the store is away
+                log.warning("runtime config unreadable; keeping the current policy", exc_info=True)
+            self._policy = (time.monotonic(), current)
+        return current
+
+    def _author(self, author: int) -> tuple[list[int], str | None]:
         now = time.monotonic()
         hit = self._followers.get(author)
         if hit and now - hit[0] < FOLLOWER_TTL_S:
-            return hit[1]
-        got = self.store.followers_sync(author)
-        self._followers[author] = (now, got)
-        return got
+            return hit[1], hit[2]
+        entry = (now, self.store.followers_sync(author), self.store.tier_override_sync(author))
+        self._followers[author] = entry
+        return entry[1], entry[2]
+
+    def followers(self, author: int) -> list[int]:
+        return self._author(author)[0]
+
+    def tier_of(self, author: int, follower_count: int) -> Tier:
+        return self.policy().tier(follower_count, self._author(author)[1])
 
     def handle(self, events: list[dict[str, Any]]) -> None:
         """One batch of events, in order, applied to Redis as one durable write."""
-        batch = plan(events, self.s, followers_of=self.followers, newest_of=self.store.newest_by_author_sync)
-        self.writer.write(batch.entries, batch.tweets, removals=batch.removals, dropped=batch.dropped)
+        batch = plan(events, self.s, followers_of=self.followers, newest_of=self.store.newest_by_author_sync,
+                     tier_of=self.tier_of)
+        self.writer.write(batch.entries, batch.tweets, removals=batch.removals, dropped=batch.dropped,
+                          pull_tier=batch.tiers)
+        for ev in batch.throttled:   # queued before the offsets are committed: at-least-once
+            self.producer.produce(THROTTLED_TOPIC, key=str(ev["tweet"]["author_id"]).encode(), value=orjson.dumps(ev))
+        if batch.throttled and self.producer.flush(30) > 0:
+            raise RuntimeError("could not queue throttled fan-out to Kafka")
         TIMELINE_WRITES.inc(len(batch.entries))
         REDIS_RETRIES.set(self.writer.retries)
+        self._observe_lag(batch.tweets, batch.throttled)
+
+    @staticmethod
+    def _observe_lag(tweets: list[dict[str, Any]], skip: list[dict[str, Any]]) -> None:
+        later = {ev["tweet"]["tweet_id"] for ev in skip}
         now_ms = time.time() * 1000
-        for t in batch.tweets:
-            FANOUT_LAG.observe(max(0.0, (now_ms - timestamp_ms(int(t["tweet_id"]))) / 1000))
+        for t in tweets:
+            if t["tweet_id"] not in later:
+                FANOUT_LAG.observe(max(0.0, (now_ms - timestamp_ms(int(t["tweet_id"]))) / 1000))
+
+    def run_throttled(self) -> None:
+        """The middle band's lane: its own consumer group and Redis connection, writes capped at
+        `throttle_writes_per_s`, so a burst of large accounts never delays the push tier."""
+        consumer = self._consumer("fanout-throttled")
+        writer = TimelineWriter(self.s.redis_nodes, self.s.timeline_cap)
+        consumer.subscribe([THROTTLED_TOPIC])
+        while self.running:
+            msgs = consumer.consume(num_messages=50, timeout=0.2)
+            for m in msgs:
+                value = m.value()
+                if m.error() or value is None:
+                    continue
+                tweet = orjson.loads(value)["tweet"]
+                tweet_id, author = int(tweet["tweet_id"]), int(tweet["author_id"])
+                followers = [f for f in self.followers(author)
+                             if not dropped_by_defect(self.s.defects.drop_fanout_share, tweet_id, f)]
+                self._write_throttled(writer, [(f, tweet_id) for f in followers])
+                FANOUT_LAG.observe(max(0.0, time.time() - timestamp_ms(tweet_id) / 1000))
+            if msgs:
+                _commit(consumer)
+        consumer.close()
+
+    def _write_throttled(self, writer: TimelineWriter, entries: list[tuple[int, int]]) -> None:
+        step = max(1, self.policy().throttle_writes_per_s // 10)   # one slice every 100 ms
+        for start in range(0, len(entries), step):
+            began = time.monotonic()
+            writer.write(entries[start:start + step], [])
+            TIMELINE_WRITES.inc(len(entries[start:start + step]))
+            time.sleep(max(0.0, 0.1 - (time.monotonic() - began)))
 
     def run(self) -> None:
-        self.consumer.subscribe(["tweets"])
+        lane = threading.Thread(target=self.run_throttled, name="throttled-lane", daemon=True)
+        lane.start()
+        self.consumer.subscribe([TWEETS_TOPIC])
         while self.running:
             msgs = self.consumer.consume(num_messages=500, timeout=0.2)
             if not msgs:
@@ -153,17 +232,22 @@ class FanoutWorker:
                 events.append(orjson.loads(value))
             if events:
                 self.handle(events)
-            while True:
-                try:
-                    self.consumer.commit(asynchronous=False)
-                    break
-                except KafkaException as exc:
-                    if "NO_OFFSET" in str(exc):
-                        break
-                    log.warning("commit failed, retrying: %s", exc)
-                    time.sleep(0.2)
+            _commit(self.consumer)
+        lane.join(timeout=10)
         self.consumer.close()
         self.store.close()
+
+
+def _commit(consumer: Consumer) -> None:
+    while True:
+        try:
+            consumer.commit(asynchronous=False)
+            return
+        except KafkaException as exc:
+            if "NO_OFFSET" in str(exc):
+                return
+            log.warning("commit failed, retrying: %s", exc)
+            time.sleep(0.2)
 
 
 def main() -> None:

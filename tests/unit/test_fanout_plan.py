@@ -8,13 +8,17 @@ import pytest
 
 from targets.feed.settings import Defects, Settings
 from targets.feed.store import Tweet
+from targets.feed.tiers import Tier, TierPolicy
 from targets.feed.worker import plan
 
 pytestmark = pytest.mark.unit
 
 SETTINGS = Settings(cassandra="-", redis_nodes=["-"], kafka="-", token_secret="-", push_threshold=2,
                     pull_threshold=4)
-FOLLOWERS = {1: [10, 11, 12], 2: [10, 11, 12, 13, 14], 3: []}   # 1 push tier, 2 pull tier
+POLICY = TierPolicy(push_threshold=3, pull_threshold=5, throttle_writes_per_s=100)
+# author 1: push tier (2 followers); 2: pull tier (5); 4: throttled band (3); 5: pinned to pull
+FOLLOWERS = {1: [10, 11], 2: [10, 11, 12, 13, 14], 3: [], 4: [10, 11, 12], 5: [10]}
+OVERRIDES = {5: "pull"}
 
 
 def followers_of(author: int) -> list[int]:
@@ -30,31 +34,49 @@ def tweet_event(tweet_id: int, author: int) -> dict:  # type: ignore[type-arg]
     return {"type": "tweet", "tweet": Tweet(tweet_id, author, "x", [], None).to_json()}
 
 
+def tier_of(author: int, follower_count: int) -> Tier:
+    return POLICY.tier(follower_count, OVERRIDES.get(author))
+
+
 def run(events: list[dict], **defects: object):  # type: ignore[no-untyped-def, type-arg]
     settings = replace(SETTINGS, defects=Defects(**defects))  # type: ignore[arg-type]
-    return plan(events, settings, followers_of=followers_of, newest_of=newest_of)
+    return plan(events, settings, followers_of=followers_of, newest_of=newest_of, tier_of=tier_of)
 
 
 def test_push_tier_tweets_go_to_every_follower_and_the_author() -> None:
     batch = run([tweet_event(100, 1)])
-    assert sorted(batch.entries) == [(1, 100), (10, 100), (11, 100), (12, 100)]
+    assert sorted(batch.entries) == [(1, 100), (10, 100), (11, 100)]
     assert [t["tweet_id"] for t in batch.tweets] == ["100"]
+    assert batch.tiers == {1: Tier.PUSH} and batch.throttled == []
 
 
-def test_pull_tier_tweets_are_not_pushed() -> None:
-    assert run([tweet_event(101, 2)]).entries == [(2, 101)]
+def test_pull_tier_tweets_are_not_pushed_and_the_author_is_registered() -> None:
+    batch = run([tweet_event(101, 2)])
+    assert batch.entries == [(2, 101)] and batch.tiers == {2: Tier.PULL}
+
+
+def test_the_middle_band_goes_to_the_throttled_lane() -> None:
+    batch = run([tweet_event(102, 4)])
+    assert batch.entries == [(4, 102)]                 # only the author's own timeline here
+    assert [ev["tweet"]["tweet_id"] for ev in batch.throttled] == ["102"]
+    assert batch.tiers == {4: Tier.THROTTLED}
+
+
+def test_a_tier_override_on_the_user_wins_over_the_follower_count() -> None:
+    batch = run([tweet_event(103, 5)])
+    assert batch.entries == [(5, 103)] and batch.tiers == {5: Tier.PULL}
 
 
 def test_drop_fanout_defect_skips_a_share_of_followers() -> None:
-    events = [tweet_event(1000 + i, 1) for i in range(200)]
-    healthy = len(run(events).entries)
-    broken = len(run(events, drop_fanout_share=0.2).entries)
-    assert healthy == 800 and 0.7 * 800 < broken < 0.95 * 800
+    events = [tweet_event(1000 + i, 1) for i in range(300)]
+    healthy = len(run(events).entries) - 300          # minus the author's own entries
+    broken = len(run(events, drop_fanout_share=0.2).entries) - 300
+    assert healthy == 600 and 0.7 * 600 < broken < 0.9 * 600
 
 
 def test_a_deletion_is_a_fan_out_of_removals() -> None:
     batch = run([{"type": "delete", "tweet_id": "100", "author_id": "1"}])
-    assert sorted(batch.removals) == [(1, 100), (10, 100), (11, 100), (12, 100)]
+    assert sorted(batch.removals) == [(1, 100), (10, 100), (11, 100)]
     assert batch.dropped == [100]
 
 

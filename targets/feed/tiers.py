@@ -1,0 +1,47 @@
+"""Tiered fan-out (design §05): push below the push threshold, throttled push in the middle
+band, pull above the pull threshold (merged into readers' feeds at read time).
+
+The thresholds and the throttle are runtime configuration (table `runtime_config`, re-read
+every few seconds), and any user can be pinned to a tier by the `fanout_tier` flag on their
+user-graph entry: no redeploy to move a celebrity or to retune the bands.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+
+class Tier(StrEnum):
+    PUSH = "push"
+    THROTTLED = "throttled"
+    PULL = "pull"
+
+
+@dataclass(frozen=True, kw_only=True)
+class TierPolicy:
+    push_threshold: int
+    pull_threshold: int
+    throttle_writes_per_s: int
+
+    def tier(self, follower_count: int, override: str | None = None) -> Tier:
+        if override:
+            return Tier(override)
+        if follower_count >= self.pull_threshold:
+            return Tier.PULL
+        if follower_count >= self.push_threshold:
+            return Tier.THROTTLED
+        return Tier.PUSH
+
+    def with_config(self, config: dict[str, str]) -> TierPolicy:
+        """This policy with the runtime_config rows applied (bad values are ignored, not fatal)."""
+        def read(name: str, current: int) -> int:
+            raw = config.get(name)
+            return int(raw) if raw is not None and raw.isdigit() and int(raw) > 0 else current
+
+        push = read("fanout.push_threshold", self.push_threshold)
+        pull = read("fanout.pull_threshold", self.pull_threshold)
+        if pull < push:
+            push, pull = self.push_threshold, self.pull_threshold
+        return TierPolicy(push_threshold=push, pull_threshold=pull,
+                          throttle_writes_per_s=read("fanout.throttle_writes_per_s", self.throttle_writes_per_s))
