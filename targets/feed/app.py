@@ -17,12 +17,15 @@ import time
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 import orjson
 import redis
+import yaml
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -76,6 +79,15 @@ def decode_cursor(raw: str | None) -> int | None:
         return value
     except (binascii.Error, orjson.JSONDecodeError, KeyError, ValueError, TypeError):
         raise ApiError(400, "bad_cursor", "cursor is not one this API issued") from None
+
+
+def page_params(request: Request) -> tuple[int, int | None]:
+    """limit and cursor of a paged GET; any other query parameter is refused (a typo such as
+    `limt=5` would otherwise silently give the default page)."""
+    unknown = sorted(set(request.query_params.keys()) - {"limit", "cursor"})
+    if unknown:
+        raise ApiError(400, "unknown_parameter", f"unknown query parameter(s): {', '.join(unknown)}")
+    return parse_limit(request.query_params.get("limit")), decode_cursor(request.query_params.get("cursor"))
 
 
 def parse_limit(raw: str | None) -> int:
@@ -269,8 +281,7 @@ async def register_media(request: Request) -> Response:
 async def get_feed(request: Request) -> Response:
     feed = _feed(request)
     user = feed.user(request)
-    limit = parse_limit(request.query_params.get("limit"))
-    before = decode_cursor(request.query_params.get("cursor"))
+    limit, before = page_params(request)
     try:
         ids = await feed.cache.timeline_page(user, before, limit + 1)
         TIMELINE_CACHE.labels("hit" if ids is not None else "miss").inc()
@@ -294,8 +305,7 @@ async def get_user_tweets(request: Request) -> Response:
     feed = _feed(request)
     feed.user(request)
     author = parse_user_id(request.path_params["user_id"])
-    limit = parse_limit(request.query_params.get("limit"))
-    before = decode_cursor(request.query_params.get("cursor"))
+    limit, before = page_params(request)
     rows = await feed.store.tweets_by_author(author, before if before is not None else 2**63 - 1, limit + 1)
     has_more = len(rows) > limit
     rows = rows[:limit]
@@ -360,6 +370,21 @@ async def health(request: Request) -> Response:
     return json_response({"status": "ok"})
 
 
+OPENAPI = Path(__file__).parent / "openapi.yaml"
+
+
+async def openapi(request: Request) -> Response:
+    document: dict[str, Any] = request.app.state.openapi
+    return json_response(document)
+
+
+async def http_error(request: Request, exc: Exception) -> Response:
+    """Starlette's own 404 / 405 (no such route, wrong method) as JSON errors too."""
+    assert isinstance(exc, HTTPException)
+    code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+    return ApiError(exc.status_code, code, str(exc.detail), dict(exc.headers or {})).response()
+
+
 async def metrics(request: Request) -> Response:
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
@@ -409,6 +434,7 @@ class ErrorsAndMetrics:
 def create_app(settings: Settings | None = None) -> Starlette:
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        app.state.openapi = yaml.safe_load(OPENAPI.read_text())
         app.state.feed = Feed(settings or Settings.from_env())
         yield
         await app.state.feed.close()
@@ -422,7 +448,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
         Route("/v1/users/{user_id}/follow", follow, methods=["POST", "DELETE"]),
         Route("/healthz", health, methods=["GET"]),
         Route("/metrics", metrics, methods=["GET"]),
+        Route("/openapi.json", openapi, methods=["GET"]),
     ]
-    app = Starlette(routes=routes, lifespan=lifespan)
+    app = Starlette(routes=routes, lifespan=lifespan, exception_handlers={HTTPException: http_error})
     app.add_middleware(ErrorsAndMetrics)
     return app

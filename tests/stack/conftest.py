@@ -20,6 +20,7 @@ from harness.topology import Topology
 from targets.feed.auth import issue_token
 
 BASE_PORT = 21000
+SECRET = secrets.token_hex(32)   # this test session's token secret (the stack is started with it)
 
 
 class Stack:
@@ -35,7 +36,7 @@ class Stack:
 
 @pytest.fixture(scope="session")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    secret = secrets.token_hex(32)
+    secret = SECRET
     stack_dir: Path = tmp_path_factory.mktemp("stack")
     runtime = LocalRuntime(topo=Topology(base_port=BASE_PORT), stack_dir=stack_dir,
                            target_env={"FEED_TOKEN_SECRET": secret, "FEED_PUSH_THRESHOLD": "200",

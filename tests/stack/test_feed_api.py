@@ -93,7 +93,8 @@ def test_bad_posts_get_a_4xx_with_a_code(client: httpx.Client, stack: Stack, bod
 
 @pytest.mark.parametrize(("query", "code"), [("limit=0", "bad_limit"), ("limit=101", "bad_limit"),
                                              ("limit=x", "bad_limit"), ("cursor=%%%", "bad_cursor"),
-                                             ("cursor=eyJ4IjoxfQ", "bad_cursor")])
+                                             ("cursor=eyJ4IjoxfQ", "bad_cursor"),
+                                             ("limt=5", "unknown_parameter")])
 def test_bad_feed_queries_get_a_400(client: httpx.Client, stack: Stack, query: str, code: str) -> None:
     r = client.get(f"/v1/feed?{query}", headers=stack.auth(402))
     assert r.status_code == 400
