@@ -24,6 +24,7 @@ KAFKA_HEARTBEAT_MS = 2000
 REDIS_NODES = 6            # 3 primaries + 3 replicas
 TWEETS_TOPIC = "tweets"
 THROTTLED_TOPIC = "tweets-throttled"   # the middle band's rate-capped fan-out lane
+ENGAGEMENT_TOPIC = "engagement"        # like events for the counter aggregator
 TWEETS_PARTITIONS = 6
 KEYSPACE = "feed"
 

@@ -14,7 +14,13 @@ from pathlib import Path
 from harness.runtime import java
 from harness.runtime.component import Component, port_open
 from harness.runtime.process import ComponentError, ManagedProcess, ProcessSpec, wait_until
-from harness.topology import KAFKA_SESSION_TIMEOUT_MS, THROTTLED_TOPIC, TWEETS_PARTITIONS, TWEETS_TOPIC
+from harness.topology import (
+    ENGAGEMENT_TOPIC,
+    KAFKA_SESSION_TIMEOUT_MS,
+    THROTTLED_TOPIC,
+    TWEETS_PARTITIONS,
+    TWEETS_TOPIC,
+)
 
 CONF = Path(__file__).parent / "conf"
 
@@ -90,7 +96,7 @@ class Kafka(Component):
 
         admin = AdminClient({"bootstrap.servers": f"127.0.0.1:{self.topo.kafka_proxy_port}"})
 
-        wanted = (TWEETS_TOPIC, THROTTLED_TOPIC)
+        wanted = (TWEETS_TOPIC, THROTTLED_TOPIC, ENGAGEMENT_TOPIC)
 
         def created() -> bool:
             existing = admin.list_topics(timeout=5).topics

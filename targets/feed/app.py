@@ -32,7 +32,7 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from targets.feed.auth import user_from_header
-from targets.feed.cache import CACHE_DOWN, FeedCache
+from targets.feed.cache import CACHE_DOWN, FeedCache, display_count
 from targets.feed.errors import ApiError, json_response
 from targets.feed.events import EventProducer
 from targets.feed.guards import Idempotency, RateLimit
@@ -62,6 +62,7 @@ MEDIA_TYPES = ("image/jpeg", "image/png", "image/gif", "image/webp", "video/mp4"
 MAX_MEDIA_BYTES = 512 * 1024 * 1024
 REBUILD_PER_AUTHOR = 50
 PULL_TIER_TTL_S = 2.0
+ENGAGEMENT_TOPIC = "engagement"
 
 
 def encode_cursor(tweet_id: int) -> str:
@@ -79,6 +80,10 @@ def decode_cursor(raw: str | None) -> int | None:
         return value
     except (binascii.Error, orjson.JSONDecodeError, KeyError, ValueError, TypeError):
         raise ApiError(400, "bad_cursor", "cursor is not one this API issued") from None
+
+
+def with_engagement(tweet: dict[str, Any], likes: int) -> dict[str, Any]:
+    return {**tweet, "engagement": {"likes": likes, "retweets": 0, "likes_display": display_count(likes)}}
 
 
 def page_params(request: Request) -> tuple[int, int | None]:
@@ -177,12 +182,16 @@ class Feed:
                 raise ApiError(400, "unknown_reply_to", f"tweet {reply_to} does not exist")
 
     async def hydrate(self, ids: list[int]) -> list[dict[str, Any]]:
+        """Tweet objects for `ids` (deleted ones left out), each with its engagement counts.
+        Objects come from the hydration cache, else the store; counts from the counter keys,
+        else the store's last checkpoint."""
         cache_up = True
         try:
-            cached = await self.cache.get_tweets(ids)
+            cached, likes = await self.cache.get_tweets(ids)
         except CACHE_DOWN as exc:
             cache_failed("hydrate", exc)
             cached, cache_up = {}, False
+            likes = await self.store.like_counts(ids)
         missing = [i for i in ids if i not in cached]
         if missing:
             HYDRATION_MISSES.inc(len(missing))
@@ -193,7 +202,8 @@ class Feed:
                     await self.cache.put_tweets(list(from_store.values()))
                 except CACHE_DOWN as exc:
                     cache_failed("hydrate_write", exc)
-        return [cached[i] for i in ids if i in cached and not cached[i].get("deleted")]
+        live = [i for i in ids if i in cached and not cached[i].get("deleted")]
+        return [with_engagement(cached[i], likes.get(i, 0)) for i in live]
 
     def rebuild_later(self, user_id: int) -> None:
         """Cache miss: repopulate the timeline from the store in the background (design §06)."""
@@ -309,7 +319,8 @@ async def get_user_tweets(request: Request) -> Response:
     rows = await feed.store.tweets_by_author(author, before if before is not None else 2**63 - 1, limit + 1)
     has_more = len(rows) > limit
     rows = rows[:limit]
-    return json_response({"tweets": [t.to_json() for t in rows if not t.deleted],
+    live = [t.tweet_id for t in rows if not t.deleted]
+    return json_response({"tweets": await feed.hydrate(live),
                           "next_cursor": encode_cursor(rows[-1].tweet_id) if has_more and rows else None,
                           "has_more": has_more})
 
@@ -364,6 +375,35 @@ async def delete_tweet(request: Request) -> Response:
         raise ApiError(503, "queue_unavailable", f"deleted, but the deletion fan-out is not queued: {exc}",
                        {"Retry-After": "1"}) from exc
     return json_response(body)
+
+
+async def like_tweet(request: Request) -> Response:
+    """Idempotent per user; the count in the reply is optimistic, the counted one converges
+    through the engagement topic and the counter aggregator (design §02: within 10 s)."""
+    feed = _feed(request)
+    me = feed.user(request)
+    raw = request.path_params["tweet_id"]
+    if not raw.isdigit() or not 0 < int(raw) < 2**63:
+        raise ApiError(400, "bad_tweet_id", "tweet id must be a positive integer")
+    tweet_id = int(raw)
+    found = (await feed.store.tweets_by_ids([tweet_id])).get(tweet_id)
+    if found is None or found.deleted:
+        raise ApiError(404, "not_found", f"tweet {raw} does not exist")
+    new = await feed.store.like(tweet_id, me)
+    try:
+        counted = await feed.cache.like_count(tweet_id)
+    except CACHE_DOWN as exc:
+        cache_failed("like_count", exc)
+        counted = (await feed.store.like_counts([tweet_id])).get(tweet_id, 0)
+    if new:
+        try:
+            await feed.events.publish_to(ENGAGEMENT_TOPIC, tweet_id,
+                                         {"type": "like", "tweet_id": raw, "user_id": str(me), "t": time.time()})
+        except RuntimeError as exc:
+            raise ApiError(503, "queue_unavailable", f"like recorded but not queued for counting: {exc}",
+                           {"Retry-After": "1"}) from exc
+    likes = counted + 1 if new else counted
+    return json_response({"tweet_id": raw, "liked": True, "likes": likes, "likes_display": display_count(likes)})
 
 
 async def health(request: Request) -> Response:
@@ -443,6 +483,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         Route("/v1/tweets", post_tweet, methods=["POST"]),
         Route("/v1/media", register_media, methods=["POST"]),
         Route("/v1/tweets/{tweet_id}", delete_tweet, methods=["DELETE"]),
+        Route("/v1/tweets/{tweet_id}/like", like_tweet, methods=["POST"]),
         Route("/v1/feed", get_feed, methods=["GET"]),
         Route("/v1/users/{user_id}/tweets", get_user_tweets, methods=["GET"]),
         Route("/v1/users/{user_id}/follow", follow, methods=["POST", "DELETE"]),

@@ -45,6 +45,35 @@ SENTINEL = "0"
 TIMELINE_TTL_S = 7 * 24 * 3600
 
 
+def likes_key(tweet_id: int) -> str:
+    return f"likes:{{{tweet_id}}}"
+
+
+def counted_key(tweet_id: int) -> str:
+    return f"counted:{{{tweet_id}}}"
+
+
+# The counter aggregator's one step, atomic and idempotent: a like event delivered twice (Kafka
+# is at-least-once) finds its user already in the tweet's counted set and adds nothing.
+_COUNT_LIKE = """
+if redis.call('SADD', KEYS[1], ARGV[1]) == 1 then
+  redis.call('EXPIRE', KEYS[1], ARGV[2])
+  local n = redis.call('INCR', KEYS[2])
+  redis.call('EXPIRE', KEYS[2], ARGV[2])
+  return n
+end
+return -1
+"""
+
+
+def display_count(n: int) -> str:
+    """1234 -> "1.2K", 1500000 -> "1.5M" (design §10: approximate above 1,000)."""
+    for limit, suffix in ((1_000_000_000, "B"), (1_000_000, "M"), (1_000, "K")):
+        if n >= limit:
+            return f"{n / limit:.1f}".removesuffix(".0") + suffix
+    return str(n)
+
+
 def timeline_key(user_id: int) -> str:
     return f"timeline:{{{user_id}}}"
 
@@ -96,18 +125,45 @@ class FeedCache:
         await self.rc.zremrangebyrank(key, 0, -(cap + 2))
         await self.rc.expire(key, TIMELINE_TTL_S)
 
+    async def like_count(self, tweet_id: int) -> int:
+        """Counted likes; a tweet nobody liked has no key and counts 0."""
+        return int(await self.rc.get(likes_key(tweet_id)) or 0)
+
     async def pull_tier(self) -> set[int]:
         return {int(m) for m in await self.rc.smembers(PULL_TIER_KEY)}
 
-    async def get_tweets(self, ids: list[int]) -> dict[int, dict[str, Any]]:
+    async def get_tweets(self, ids: list[int]) -> tuple[dict[int, dict[str, Any]], dict[int, int]]:
+        """Tweet objects and their like counts, in one batched round trip per shard."""
         if not ids:
-            return {}
-        values = await self.rc.mget_nonatomic([tweet_key(i) for i in ids])
-        return {i: orjson.loads(v) for i, v in zip(ids, values, strict=True) if v}
+            return {}, {}
+        values = await self.rc.mget_nonatomic([tweet_key(i) for i in ids] + [likes_key(i) for i in ids])
+        objects, likes = values[:len(ids)], values[len(ids):]
+        return ({i: orjson.loads(v) for i, v in zip(ids, objects, strict=True) if v},
+                {i: int(v or 0) for i, v in zip(ids, likes, strict=True)})
 
     async def put_tweets(self, tweets: list[dict[str, Any]]) -> None:
         await asyncio.gather(*(self.rc.set(tweet_key(int(t["tweet_id"])), orjson.dumps(t), ex=TWEET_TTL_S)
                                for t in tweets))
+
+
+class LikeCounter:
+    """The aggregator's writer: count a like once, whatever the number of deliveries."""
+
+    def __init__(self, addresses: list[str]) -> None:
+        self.rc = RedisCluster(startup_nodes=[ClusterNode(h, p) for h, p in _nodes(addresses)],
+                               decode_responses=True, socket_timeout=2, require_full_coverage=False)
+        self._script = self.rc.register_script(_COUNT_LIKE)
+
+    def count(self, tweet_id: int, user_id: int) -> bool:
+        """True when this like was not counted before. Retries until Redis takes it."""
+        delay = 0.05
+        while True:
+            try:
+                return int(self._script(keys=[counted_key(tweet_id), likes_key(tweet_id)],
+                                        args=[user_id, TWEET_TTL_S])) >= 0
+            except (redis.RedisError, OSError):
+                time.sleep(delay)
+                delay = min(delay * 2, 1.0)
 
 
 def preheat(addresses: list[str], user_ids: list[int]) -> None:

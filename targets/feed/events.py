@@ -27,6 +27,10 @@ class EventProducer:
             self.producer.poll(0.05)
 
     async def publish(self, key: int, event: dict[str, Any]) -> None:
+        """A tweet-path event (tweet, delete, backfill), keyed by author so they stay in order."""
+        await self.publish_to(TOPIC, key, event)
+
+    async def publish_to(self, topic: str, key: int, event: dict[str, Any]) -> None:
         """Produce and wait for the broker's acknowledgement (raises on failure)."""
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[None] = loop.create_future()
@@ -41,7 +45,7 @@ class EventProducer:
                     fut.set_exception(RuntimeError(f"kafka: {err}"))
             loop.call_soon_threadsafe(settle)
 
-        self.producer.produce(TOPIC, key=str(key).encode(), value=orjson.dumps(event), on_delivery=delivered)
+        self.producer.produce(topic, key=str(key).encode(), value=orjson.dumps(event), on_delivery=delivered)
         await fut
 
     def close(self) -> None:

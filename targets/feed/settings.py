@@ -53,6 +53,7 @@ class Defects:
     skip_delete_fanout: bool = False     # soft-delete in the store only; caches keep serving the tweet
     never_backfill: bool = False         # a new follower never gets the followee's recent tweets
     break_celebrity_merge: bool = False  # feeds leave out the followed pull-tier authors' tweets
+    lose_counter_share: float = 0.0      # the counter aggregator drops this share of like events
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -109,5 +110,6 @@ class Settings:
                             skip_unfollow_filter=_flag(env, "FEED_DEFECT_SKIP_UNFOLLOW_FILTER"),
                             skip_delete_fanout=_flag(env, "FEED_DEFECT_SKIP_DELETE_FANOUT"),
                             never_backfill=_flag(env, "FEED_DEFECT_NEVER_BACKFILL"),
-                            break_celebrity_merge=_flag(env, "FEED_DEFECT_BREAK_CELEBRITY_MERGE")),
+                            break_celebrity_merge=_flag(env, "FEED_DEFECT_BREAK_CELEBRITY_MERGE"),
+                            lose_counter_share=_share(env, "FEED_DEFECT_LOSE_COUNTER_EVENTS")),
         )

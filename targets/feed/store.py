@@ -107,6 +107,9 @@ class Store:
         self._set_user_tier = p("UPDATE feed.users SET fanout_tier = ? WHERE user_id = ?")
         self._config = p("SELECT name, value FROM feed.runtime_config")
         self._set_config = p("INSERT INTO feed.runtime_config (name, value) VALUES (?, ?)")
+        self._like = p("INSERT INTO feed.likes (tweet_id, user_id, created_at) VALUES (?, ?, ?) IF NOT EXISTS")
+        self._like_count = p("SELECT like_count FROM feed.tweet_counters WHERE tweet_id = ?")
+        self._add_likes = p("UPDATE feed.tweet_counters SET like_count = like_count + ? WHERE tweet_id = ?")
         self._unfollow = p("DELETE FROM feed.follows WHERE follower_id = ? AND followee_id = ?")
         self._unfollow_rev = p("DELETE FROM feed.followers WHERE followee_id = ? AND follower_id = ?")
 
@@ -161,6 +164,21 @@ class Store:
         batch.add(self._delete, (t.user_id, t.tweet_id))
         batch.add(self._delete_by_id, (t.tweet_id,))
         await self._aexecute(batch)
+
+    async def like(self, tweet_id: int, user_id: int) -> bool:
+        """Record a like; False when this user had liked the tweet already (a lightweight
+        transaction, so two racing requests cannot both count)."""
+        rows = await self._aexecute(self._like, (tweet_id, user_id, datetime.now(UTC)))
+        return bool(rows[0][0]) if rows else False
+
+    async def like_counts(self, tweet_ids: list[int]) -> dict[int, int]:
+        rows = await asyncio.gather(*(self._aexecute(self._like_count, (t,)) for t in tweet_ids))
+        return {t: int(r[0].like_count or 0) for t, r in zip(tweet_ids, rows, strict=True) if r}
+
+    def add_likes_sync(self, deltas: dict[int, int]) -> None:
+        """Checkpoint counted likes into the counter table (increments: counters cannot be set)."""
+        execute_concurrent(self.session, [(self._add_likes, (d, t)) for t, d in deltas.items() if d],
+                           concurrency=32, raise_on_first_error=True)
 
     async def register_media(self, media_id: str, owner: int, content_type: str, size_bytes: int) -> None:
         await self._aexecute(self._insert_media, (media_id, owner, content_type, size_bytes, datetime.now(UTC)))

@@ -5,7 +5,9 @@ Events (keyed by author, so one author's events stay in order):
   author is in the pull tier (followers >= pull threshold, served at read time), insert the
   tweet id into every follower's timeline and the author's own;
 - delete: remove the id from the same timelines and drop the cached tweet object;
-- backfill: put a followee's newest tweets into a new follower's timeline. Offsets are committed
+- backfill: put a followee's newest tweets into a new follower's timeline.
+Two more lanes run beside it, each its own consumer group: the throttled middle band
+(`tweets-throttled`) and the like-counter aggregator (`engagement`). Offsets are committed
 only after the timeline writes of the whole batch are durable (TimelineWriter), so a worker
 killed mid-batch loses nothing: its successor re-reads from the last commit (at-least-once,
 idempotent writes).
@@ -27,8 +29,8 @@ import orjson
 from confluent_kafka import Consumer, KafkaException, Producer
 from prometheus_client import Counter, Gauge, Histogram, start_http_server
 
-from targets.feed.cache import TimelineWriter
-from targets.feed.settings import Settings
+from targets.feed.cache import LikeCounter, TimelineWriter
+from targets.feed.settings import Defects, Settings
 from targets.feed.snowflake import timestamp_ms
 from targets.feed.store import Store, Tweet
 from targets.feed.tiers import Tier, TierPolicy
@@ -41,12 +43,17 @@ TIMELINE_WRITES = Counter("feed_timeline_writes_total", "Timeline entries writte
 EVENTS = Counter("feed_fanout_events_total", "Events consumed", ["type"])
 TIERS = Counter("feed_fanout_tweets_total", "Tweets fanned out, by the author's tier", ["tier"])
 DROPPED = Counter("feed_fanout_defect_dropped_total", "Timeline writes skipped by the drop-fanout defect")
+LIKES_COUNTED = Counter("feed_likes_counted_total", "Likes counted by the aggregator (each once)")
+COUNTER_LAG = Histogram("feed_counter_lag_seconds", "Like accepted by the API -> counted in Redis",
+                        buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30))
 REDIS_RETRIES = Gauge("feed_fanout_redis_retries", "Batches re-sent to Redis since start")
 
 FOLLOWER_TTL_S = 5.0
 CONFIG_TTL_S = 5.0
 TWEETS_TOPIC = "tweets"
 THROTTLED_TOPIC = "tweets-throttled"
+ENGAGEMENT_TOPIC = "engagement"
+CHECKPOINT_S = 5.0
 
 
 def dropped_by_defect(share: float, tweet_id: int, follower: int) -> bool:
@@ -115,6 +122,17 @@ def plan(events: list[dict[str, Any]], settings: Settings, *, followers_of: Call
         else:
             log.warning("unknown event type %r: skipped", kind)
     return batch
+
+
+def likes_to_count(events: list[dict[str, Any]], defects: Defects) -> list[tuple[int, int, float]]:
+    """(tweet, user, sent time) of each like event the aggregator should count."""
+    out = []
+    for ev in events:
+        tweet_id, user_id = int(ev["tweet_id"]), int(ev["user_id"])
+        if dropped_by_defect(defects.lose_counter_share, tweet_id, user_id):
+            continue
+        out.append((tweet_id, user_id, float(ev.get("t", time.time()))))
+    return out
 
 
 class FanoutWorker:
@@ -215,9 +233,38 @@ class FanoutWorker:
             TIMELINE_WRITES.inc(len(entries[start:start + step]))
             time.sleep(max(0.0, 0.1 - (time.monotonic() - began)))
 
+    def run_counters(self) -> None:
+        """The counter aggregator: like events -> Redis (idempotent), checkpointed to the
+        Cassandra counter table every CHECKPOINT_S."""
+        consumer = self._consumer("counters")
+        counter = LikeCounter(self.s.redis_nodes)
+        consumer.subscribe([ENGAGEMENT_TOPIC])
+        pending: dict[int, int] = {}
+        last_checkpoint = time.monotonic()
+        while self.running:
+            msgs = consumer.consume(num_messages=500, timeout=0.2)
+            events = [orjson.loads(v) for m in msgs if not m.error() and (v := m.value()) is not None]
+            for tweet_id, user_id, sent_t in likes_to_count(events, self.s.defects):
+                if counter.count(tweet_id, user_id):
+                    pending[tweet_id] = pending.get(tweet_id, 0) + 1
+                    LIKES_COUNTED.inc()
+                    COUNTER_LAG.observe(max(0.0, time.time() - sent_t))
+            if msgs:
+                _commit(consumer)
+            if pending and time.monotonic() - last_checkpoint > CHECKPOINT_S:
+                try:
+                    self.store.add_likes_sync(pending)
+                    pending = {}
+                except Exception:  # noqa: BLE001 - kept, and tried again at the next checkpoint
+                    log.warning("counter checkpoint failed; will retry", exc_info=True)
+                last_checkpoint = time.monotonic()
+        consumer.close()
+
     def run(self) -> None:
-        lane = threading.Thread(target=self.run_throttled, name="throttled-lane", daemon=True)
-        lane.start()
+        lanes = [threading.Thread(target=self.run_throttled, name="throttled-lane", daemon=True),
+                 threading.Thread(target=self.run_counters, name="counter-lane", daemon=True)]
+        for lane in lanes:
+            lane.start()
         self.consumer.subscribe([TWEETS_TOPIC])
         while self.running:
             msgs = self.consumer.consume(num_messages=500, timeout=0.2)
@@ -233,7 +280,8 @@ class FanoutWorker:
             if events:
                 self.handle(events)
             _commit(self.consumer)
-        lane.join(timeout=10)
+        for lane in lanes:
+            lane.join(timeout=10)
         self.consumer.close()
         self.store.close()
 

@@ -33,3 +33,4 @@ def test_runtime_config_moves_the_bands() -> None:
                                     {"fanout.push_threshold": "500", "fanout.pull_threshold": "100"}])
 def test_bad_runtime_config_keeps_the_current_bands(config: dict[str, str]) -> None:
     assert POLICY.with_config(config) == POLICY
+

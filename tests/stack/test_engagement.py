@@ -1,0 +1,46 @@
+"""Likes on the real stack: idempotent per user, counts converge in hydrated tweets."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from tests.stack.conftest import Stack
+from tests.stack.test_follow_graph import eventually, post
+
+pytestmark = pytest.mark.stack
+
+
+@pytest.fixture
+def client(stack: Stack) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=stack.url, timeout=10) as c:
+        yield c
+
+
+def likes_seen(c: httpx.Client, stack: Stack, author: int, tweet_id: str) -> int | None:
+    tweets = c.get(f"/v1/users/{author}/tweets", headers=stack.auth(author)).json()["tweets"]
+    return next((t["engagement"]["likes"] for t in tweets if t["tweet_id"] == tweet_id), None)
+
+
+def test_likes_are_idempotent_per_user_and_converge(client: httpx.Client, stack: Stack) -> None:
+    author = 901
+    tid = post(client, stack, author, "like me")
+    first = client.post(f"/v1/tweets/{tid}/like", headers=stack.auth(902))
+    assert first.status_code == 200 and first.json()["liked"] is True and first.json()["likes"] >= 1
+    again = client.post(f"/v1/tweets/{tid}/like", headers=stack.auth(902)).json()
+    assert again["likes"] <= first.json()["likes"]          # a repeated like adds nothing
+    for user in (903, 904):
+        client.post(f"/v1/tweets/{tid}/like", headers=stack.auth(user))
+    assert eventually(lambda: likes_seen(client, stack, author, tid) == 3, within_s=10)
+    body = client.get(f"/v1/users/{author}/tweets", headers=stack.auth(author)).json()["tweets"][0]
+    assert body["engagement"] == {"likes": 3, "retweets": 0, "likes_display": "3"}
+
+
+def test_liking_what_does_not_exist(client: httpx.Client, stack: Stack) -> None:
+    r = client.post("/v1/tweets/12345/like", headers=stack.auth(911))
+    assert r.status_code == 404 and r.json()["error"]["code"] == "not_found"
+    deleted = post(client, stack, 912, "gone")
+    client.delete(f"/v1/tweets/{deleted}", headers=stack.auth(912))
+    assert client.post(f"/v1/tweets/{deleted}/like", headers=stack.auth(911)).status_code == 404

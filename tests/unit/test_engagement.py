@@ -1,0 +1,29 @@
+"""Engagement: the display form of counts, and what the counter aggregator counts."""
+
+from __future__ import annotations
+
+import pytest
+
+from targets.feed.cache import display_count
+from targets.feed.settings import Defects
+from targets.feed.worker import likes_to_count
+
+pytestmark = pytest.mark.unit
+
+
+@pytest.mark.parametrize(("n", "shown"), [(0, "0"), (999, "999"), (1000, "1K"), (1234, "1.2K"), (1250000, "1.2M"),
+                                          (3_000_000_000, "3B")])
+def test_like_counts_above_a_thousand_are_shown_approximately(n: int, shown: str) -> None:
+    assert display_count(n) == shown
+
+
+EVENTS = [{"type": "like", "tweet_id": str(100 + i % 7), "user_id": str(i), "t": 1.0} for i in range(500)]
+
+
+def test_every_like_event_is_counted() -> None:
+    assert len(likes_to_count(EVENTS, Defects())) == 500
+
+
+def test_lose_counter_events_defect_drops_a_share() -> None:
+    kept = len(likes_to_count(EVENTS, Defects(lose_counter_share=0.3)))
+    assert 0.6 * 500 < kept < 0.8 * 500
