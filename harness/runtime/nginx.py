@@ -41,6 +41,14 @@ http {{
   server {{
     listen 127.0.0.1:{t.nginx_port} backlog=4096;
     client_max_body_size 64k;
+    location /v1/stream {{
+      # Server-Sent Events: long-lived, never buffered; the API sends a comment every 15 s.
+      proxy_pass http://feed_api;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_buffering off;
+      proxy_read_timeout 1h;
+    }}
     location / {{
       proxy_pass http://feed_api;
       proxy_http_version 1.1;

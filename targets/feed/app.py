@@ -23,16 +23,16 @@ from typing import Any
 import orjson
 import redis
 import yaml
-from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, generate_latest
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from targets.feed.auth import user_from_header
-from targets.feed.cache import CACHE_DOWN, FeedCache, display_count
+from targets.feed.cache import CACHE_DOWN, FeedCache, display_count, notify_channel
 from targets.feed.errors import ApiError, json_response
 from targets.feed.events import EventProducer
 from targets.feed.guards import Idempotency, RateLimit
@@ -48,7 +48,10 @@ REQUEST_SECONDS = Histogram(
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.5, 1, 2.5, 5))
 TIMELINE_CACHE = Counter("feed_timeline_cache_requests_total", "Timeline cache lookups", ["result"])
 DEGRADED = Counter("feed_degraded_requests_total", "Feeds served from the store fan-in path", ["reason"])
+HYDRATION_SECONDS = Histogram("feed_hydration_seconds", "Hydrating one feed page (cache, store fallback)",
+                              buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.15, 0.25, 0.5, 1))
 HYDRATION_MISSES = Counter("feed_hydration_misses_total", "Tweets hydrated from the store")
+STREAMS = Gauge("feed_sse_streams", "Connected Server-Sent Events streams")
 CELEBRITY_MERGES = Counter("feed_celebrity_merges_total", "Feed pages that merged in pull-tier tweets")
 CACHE_ERRORS = Counter("feed_cache_errors_total", "Cache calls that failed (served from the store)", ["op", "error"])
 
@@ -63,6 +66,7 @@ MAX_MEDIA_BYTES = 512 * 1024 * 1024
 REBUILD_PER_AUTHOR = 50
 PULL_TIER_TTL_S = 2.0
 ENGAGEMENT_TOPIC = "engagement"
+KEEPALIVE_S = 15.0
 
 
 def encode_cursor(tweet_id: int) -> str:
@@ -185,6 +189,10 @@ class Feed:
         """Tweet objects for `ids` (deleted ones left out), each with its engagement counts.
         Objects come from the hydration cache, else the store; counts from the counter keys,
         else the store's last checkpoint."""
+        with HYDRATION_SECONDS.time():
+            return await self._hydrate(ids)
+
+    async def _hydrate(self, ids: list[int]) -> list[dict[str, Any]]:
         cache_up = True
         try:
             cached, likes = await self.cache.get_tweets(ids)
@@ -406,6 +414,44 @@ async def like_tweet(request: Request) -> Response:
     return json_response({"tweet_id": raw, "liked": True, "likes": likes, "likes_display": display_count(likes)})
 
 
+async def stream(request: Request) -> Response:
+    """GET /v1/stream: Server-Sent Events carrying new-tweet signals for the connected user
+    (design §04 notification gateway). A comment every KEEPALIVE_S keeps proxies from closing
+    an idle stream; if Redis goes away the stream ends and the client reconnects (`retry`)."""
+    feed = _feed(request)
+    user = feed.user(request)
+    pubsub = feed.cache.rc.pubsub()
+    channel = notify_channel(user)
+    await pubsub.ssubscribe(channel)
+    STREAMS.inc()
+
+    async def events() -> AsyncIterator[bytes]:
+        try:
+            yield b"retry: 2000\n: connected\n\n"
+            quiet_since = time.monotonic()
+            while not await request.is_disconnected():
+                msg = await pubsub.get_sharded_message(ignore_subscribe_messages=True, timeout=1.0)
+                if msg and msg.get("type") == "smessage":
+                    data = msg["data"] if isinstance(msg["data"], str) else msg["data"].decode()
+                    yield f"event: tweet\ndata: {data}\n\n".encode()
+                    quiet_since = time.monotonic()
+                elif time.monotonic() - quiet_since > KEEPALIVE_S:
+                    yield b": keep-alive\n\n"
+                    quiet_since = time.monotonic()
+        except CACHE_DOWN as exc:
+            cache_failed("stream", exc)
+        finally:
+            STREAMS.dec()
+            try:
+                await pubsub.sunsubscribe(channel)
+                await pubsub.aclose()
+            except CACHE_DOWN:
+                pass
+
+    return StreamingResponse(events(), media_type="text/event-stream",
+                             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+
+
 async def health(request: Request) -> Response:
     return json_response({"status": "ok"})
 
@@ -484,6 +530,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         Route("/v1/media", register_media, methods=["POST"]),
         Route("/v1/tweets/{tweet_id}", delete_tweet, methods=["DELETE"]),
         Route("/v1/tweets/{tweet_id}/like", like_tweet, methods=["POST"]),
+        Route("/v1/stream", stream, methods=["GET"]),
         Route("/v1/feed", get_feed, methods=["GET"]),
         Route("/v1/users/{user_id}/tweets", get_user_tweets, methods=["GET"]),
         Route("/v1/users/{user_id}/follow", follow, methods=["POST", "DELETE"]),

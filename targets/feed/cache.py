@@ -74,6 +74,11 @@ def display_count(n: int) -> str:
     return str(n)
 
 
+def notify_channel(user_id: int) -> str:
+    """Sharded pub/sub channel of a user's new-tweet signals: same slot as their timeline."""
+    return f"notify:{{{user_id}}}"
+
+
 def timeline_key(user_id: int) -> str:
     return f"timeline:{{{user_id}}}"
 
@@ -201,11 +206,14 @@ class TimelineWriter:
 
     def write(self, entries: list[tuple[int, int]], tweets: list[dict[str, Any]], *,
               removals: list[tuple[int, int]] | None = None, dropped: list[int] | None = None,
-              pull_tier: Mapping[int, object] | None = None) -> None:
+              pull_tier: Mapping[int, object] | None = None,
+              notify: list[tuple[int, bytes]] | None = None) -> None:
         """Apply one batch and return once it is durable:
         insert (user_id, tweet_id) `entries`, cache `tweets`, remove (user_id, tweet_id)
-        `removals` (deletion fan-out), drop the cached objects of `dropped` tweet ids, and keep
-        the pull-tier registry current for the authors in `pull_tier` (author -> tier)."""
+        `removals` (deletion fan-out), drop the cached objects of `dropped` tweet ids, keep
+        the pull-tier registry current for the authors in `pull_tier` (author -> tier), and
+        signal (user, payload) `notify` pairs to connected clients (SPUBLISH, best effort: a
+        signal may repeat when a batch is re-sent, and is lost when nobody listens)."""
         pending: list[tuple[str, tuple[Any, ...]]] = []
         for t in tweets:
             pending.append((tweet_key(int(t["tweet_id"])), ("SET", tweet_key(int(t["tweet_id"])),
@@ -219,6 +227,8 @@ class TimelineWriter:
             pending.append((timeline_key(user_id), ("ZREM", timeline_key(user_id), str(tweet_id))))
         for tweet_id in dropped or ():
             pending.append((tweet_key(tweet_id), ("DEL", tweet_key(tweet_id))))
+        for user_id, payload in notify or ():
+            pending.append((notify_channel(user_id), ("SPUBLISH", notify_channel(user_id), payload)))
         for author, tier in (pull_tier or {}).items():
             pending.append((PULL_TIER_KEY, ("SADD" if tier == "pull" else "SREM", PULL_TIER_KEY, str(author))))
         delay = 0.05

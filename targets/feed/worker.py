@@ -46,6 +46,7 @@ DROPPED = Counter("feed_fanout_defect_dropped_total", "Timeline writes skipped b
 LIKES_COUNTED = Counter("feed_likes_counted_total", "Likes counted by the aggregator (each once)")
 COUNTER_LAG = Histogram("feed_counter_lag_seconds", "Like accepted by the API -> counted in Redis",
                         buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30))
+CONSUMER_LAG = Gauge("feed_kafka_consumer_lag", "Messages not yet consumed on this worker's partitions", ["group"])
 REDIS_RETRIES = Gauge("feed_fanout_redis_retries", "Batches re-sent to Redis since start")
 
 FOLLOWER_TTL_S = 5.0
@@ -74,6 +75,11 @@ class Batch:
     dropped: list[int] = field(default_factory=list)                # cached objects to drop
     throttled: list[dict[str, Any]] = field(default_factory=list)   # tweet events for the throttled lane
     tiers: dict[int, Tier] = field(default_factory=dict)            # author -> tier seen (pull registry)
+    notify: list[tuple[int, bytes]] = field(default_factory=list)   # (follower, signal) for SSE
+
+
+def new_tweet_signal(tweet: dict[str, Any]) -> bytes:
+    return orjson.dumps({"type": "tweet", "tweet_id": tweet["tweet_id"], "author_id": tweet["author_id"]})
 
 
 def plan(events: list[dict[str, Any]], settings: Settings, *, followers_of: Callable[[int], list[int]],
@@ -98,11 +104,13 @@ def plan(events: list[dict[str, Any]], settings: Settings, *, followers_of: Call
             if tier is Tier.THROTTLED:   # pushed by the rate-capped lane, not here
                 batch.throttled.append(ev)
                 continue
+            signal = new_tweet_signal(tweet)
             for f in followers:
                 if dropped_by_defect(defects.drop_fanout_share, tweet_id, f):
                     DROPPED.inc()
                     continue
                 batch.entries.append((f, tweet_id))
+                batch.notify.append((f, signal))
         elif kind == "delete":
             # Design §08: a deletion is another fan-out: out of every timeline and the cache.
             if defects.skip_delete_fanout:
@@ -186,7 +194,7 @@ class FanoutWorker:
         batch = plan(events, self.s, followers_of=self.followers, newest_of=self.store.newest_by_author_sync,
                      tier_of=self.tier_of)
         self.writer.write(batch.entries, batch.tweets, removals=batch.removals, dropped=batch.dropped,
-                          pull_tier=batch.tiers)
+                          pull_tier=batch.tiers, notify=batch.notify)
         for ev in batch.throttled:   # queued before the offsets are committed: at-least-once
             self.producer.produce(THROTTLED_TOPIC, key=str(ev["tweet"]["author_id"]).encode(), value=orjson.dumps(ev))
         if batch.throttled and self.producer.flush(30) > 0:
@@ -209,7 +217,9 @@ class FanoutWorker:
         consumer = self._consumer("fanout-throttled")
         writer = TimelineWriter(self.s.redis_nodes, self.s.timeline_cap)
         consumer.subscribe([THROTTLED_TOPIC])
+        lag = LagGauge(consumer, "fanout-throttled")
         while self.running:
+            lag.update()
             msgs = consumer.consume(num_messages=50, timeout=0.2)
             for m in msgs:
                 value = m.value()
@@ -219,17 +229,18 @@ class FanoutWorker:
                 tweet_id, author = int(tweet["tweet_id"]), int(tweet["author_id"])
                 followers = [f for f in self.followers(author)
                              if not dropped_by_defect(self.s.defects.drop_fanout_share, tweet_id, f)]
-                self._write_throttled(writer, [(f, tweet_id) for f in followers])
+                self._write_throttled(writer, [(f, tweet_id) for f in followers], new_tweet_signal(tweet))
                 FANOUT_LAG.observe(max(0.0, time.time() - timestamp_ms(tweet_id) / 1000))
             if msgs:
                 _commit(consumer)
         consumer.close()
 
-    def _write_throttled(self, writer: TimelineWriter, entries: list[tuple[int, int]]) -> None:
+    def _write_throttled(self, writer: TimelineWriter, entries: list[tuple[int, int]], signal: bytes) -> None:
         step = max(1, self.policy().throttle_writes_per_s // 10)   # one slice every 100 ms
         for start in range(0, len(entries), step):
             began = time.monotonic()
-            writer.write(entries[start:start + step], [])
+            chunk = entries[start:start + step]
+            writer.write(chunk, [], notify=[(user, signal) for user, _ in chunk])
             TIMELINE_WRITES.inc(len(entries[start:start + step]))
             time.sleep(max(0.0, 0.1 - (time.monotonic() - began)))
 
@@ -241,7 +252,9 @@ class FanoutWorker:
         consumer.subscribe([ENGAGEMENT_TOPIC])
         pending: dict[int, int] = {}
         last_checkpoint = time.monotonic()
+        lag = LagGauge(consumer, "counters")
         while self.running:
+            lag.update()
             msgs = consumer.consume(num_messages=500, timeout=0.2)
             events = [orjson.loads(v) for m in msgs if not m.error() and (v := m.value()) is not None]
             for tweet_id, user_id, sent_t in likes_to_count(events, self.s.defects):
@@ -266,7 +279,9 @@ class FanoutWorker:
         for lane in lanes:
             lane.start()
         self.consumer.subscribe([TWEETS_TOPIC])
+        lag = LagGauge(self.consumer, "fanout")
         while self.running:
+            lag.update()
             msgs = self.consumer.consume(num_messages=500, timeout=0.2)
             if not msgs:
                 continue
@@ -284,6 +299,29 @@ class FanoutWorker:
             lane.join(timeout=10)
         self.consumer.close()
         self.store.close()
+
+
+class LagGauge:
+    """Every few seconds: high watermark - position, summed over a consumer's partitions."""
+
+    def __init__(self, consumer: Consumer, group: str, every_s: float = 2.0) -> None:
+        self.consumer, self.group, self.every_s = consumer, group, every_s
+        self._at = 0.0
+
+    def update(self) -> None:
+        if time.monotonic() - self._at < self.every_s:
+            return
+        self._at = time.monotonic()
+        try:
+            parts = self.consumer.assignment()
+            lag = 0
+            for tp in self.consumer.position(parts) if parts else []:
+                _, high = self.consumer.get_watermark_offsets(tp, cached=True)
+                if tp.offset >= 0 and high >= 0:
+                    lag += max(0, high - tp.offset)
+            CONSUMER_LAG.labels(self.group).set(lag)
+        except KafkaException:
+            pass
 
 
 def _commit(consumer: Consumer) -> None:

@@ -24,7 +24,9 @@ pytestmark = pytest.mark.stack
 
 OPENAPI = Path(__file__).resolve().parents[2] / "targets" / "feed" / "openapi.yaml"
 EXAMPLES_PER_OPERATION = 150
-schema = schemathesis.openapi.from_path(OPENAPI)
+# /v1/stream is an endless event stream, which a request-response checker cannot wait out;
+# tests/stack/test_stream.py covers it.
+schema = schemathesis.openapi.from_path(OPENAPI).exclude(path="/v1/stream")
 generated: list[str] = []
 
 

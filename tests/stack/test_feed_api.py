@@ -108,3 +108,19 @@ def test_metrics_expose_latency_and_fanout_lag(client: httpx.Client, stack: Stac
     workers = "".join(httpx.get(f"http://127.0.0.1:{stack.topo.worker_metrics_port(i)}/metrics").text
                       for i in (1, 2))
     assert "feed_fanout_lag_seconds_count" in workers
+
+
+def test_the_grafana_dashboard_queries_only_metrics_the_service_exposes(client: httpx.Client, stack: Stack) -> None:
+    import json
+    import re
+    from pathlib import Path
+
+    dashboard = json.loads((Path(__file__).resolve().parents[2] / "targets/feed/grafana/feed-dashboard.json")
+                           .read_text())
+    used = {re.sub(r"_(bucket|count|sum)$", "", m) for p in dashboard["panels"] for t in p["targets"]
+            for m in re.findall(r"\b(feed_[a-z_]+)", t["expr"])}
+    exposed = httpx.get(f"http://127.0.0.1:{stack.topo.api_port(1)}/metrics").text + "".join(
+        httpx.get(f"http://127.0.0.1:{stack.topo.worker_metrics_port(i)}/metrics").text for i in (1, 2))
+    missing = sorted(m for m in used if f"# TYPE {m} " not in exposed and f"# TYPE {m.removesuffix('_total')} "
+                     not in exposed)
+    assert not missing, f"dashboard queries metrics nobody exposes: {missing}"
