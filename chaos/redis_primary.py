@@ -2,8 +2,8 @@
 
 invoke: SIGKILL the N-th current primary (`redis-primary-N`, counted among the primaries at
 invoke time, by name order), then wait until its replica has been promoted and the cluster is
-ok again. heal: restart the killed node; it rejoins as a replica of the promoted one and the
-cluster is whole (3 primaries + 3 replicas) again.
+ok again. heal: restart the killed node; it rejoins as a replica of the promoted one, and the
+heal ends once the cluster is whole (3 primaries + 3 replicas) again.
 """
 
 from __future__ import annotations
@@ -47,6 +47,7 @@ class KillRedisPrimary:
             return
         self.window.event("restarting", component=self._killed)
         self.runtime.restart(self._killed, deadline_s=60)
+        self.cluster.wait_cluster_ok(60)
         self._healed = True
         self.window.end_t = time.time()
         self.window.event("healed", roles=self.cluster.roles())

@@ -83,10 +83,13 @@ class RedisCluster(Component):
         return bool(self._direct(name).ping())
 
     def wait_process_ready(self, name: str, deadline_s: float) -> None:
-        """A restarted node is back once it answers and the cluster is whole again."""
-        wait_until(functools.partial(self._pings, name), deadline_s=deadline_s, proc=self.procs[name],
-                   what="answering PING")
-        self.wait_cluster_ok(deadline_s)
+        """A restarted node is back once it answers, has rejoined (the others see it as a primary
+        or a replica again) and sees the cluster ok. The whole cluster may still be missing other
+        nodes: callers that need it whole call wait_cluster_ok."""
+        def rejoined() -> bool:
+            return bool(self._direct(name).ping()) and self.roles().get(name) in ("master", "slave") and \
+                self._direct(name).cluster("info").get("cluster_state") == "ok"
+        wait_until(rejoined, deadline_s=deadline_s, proc=self.procs[name], what="rejoined the cluster")
 
     def roles(self) -> dict[str, str]:
         """name → "master" / "slave" / "down", as the running nodes see it."""
@@ -111,6 +114,24 @@ class RedisCluster(Component):
                     roles[by_port[port]] = role
             return roles
         return {}
+
+    def shard_of(self, key: str) -> list[str]:
+        """Names of the nodes serving `key`'s slot: the primary first, then its replicas."""
+        by_port = {self.topo.redis_proxy_port(i): n for i, n in enumerate(self.topo.redis_names(), start=1)}
+        for name, proc in self.procs.items():
+            if not proc.running() or proc.paused:
+                continue
+            client = self._direct(name)
+            slot = int(client.execute_command("CLUSTER", "KEYSLOT", key))
+            # id addr flags master-id ping pong epoch link slot-range...; replicas show up here even
+            # while their link is still syncing (CLUSTER SLOTS leaves those out).
+            nodes = [line.split() for line in str(client.execute_command("CLUSTER", "NODES")).splitlines()]
+            for node_id, addr, flags, _master, *_rest in nodes:
+                ranges = [r.split("-") for r in _rest[4:] if not r.startswith("[")]
+                if "master" in flags and any(int(r[0]) <= slot <= int(r[-1]) for r in ranges):
+                    replicas = [n[1] for n in nodes if n[3] == node_id]
+                    return [by_port[int(a.split("@")[0].rsplit(":", 1)[1])] for a in (addr, *replicas)]
+        raise RuntimeError(f"no running node knows the slot of {key!r}")
 
     def primaries(self) -> list[str]:
         return sorted(n for n, r in self.roles().items() if r == "master")

@@ -217,7 +217,8 @@ class Feed:
         """Cache miss: repopulate the timeline from the store in the background (design §06)."""
         async def rebuild() -> None:
             try:
-                ids = await self.fan_in(user_id, None, REBUILD_PER_AUTHOR)
+                await self.cache.open_timeline(user_id)
+                ids = await self.fan_in(user_id, None, self.s.timeline_cap, per_author=REBUILD_PER_AUTHOR)
                 await self.cache.rebuild(user_id, ids, self.s.timeline_cap)
             except Exception:  # noqa: BLE001 - best effort; the next miss tries again
                 log.warning("timeline rebuild for %s failed", user_id, exc_info=True)
@@ -226,11 +227,11 @@ class Feed:
         self._background.add(task)
         task.add_done_callback(self._background.discard)
 
-    async def fan_in(self, user_id: int, before: int | None, limit: int) -> list[int]:
+    async def fan_in(self, user_id: int, before: int | None, limit: int, per_author: int | None = None) -> list[int]:
         """The store path: merge the newest tweets of every followee (and the user's own)."""
         authors = [user_id, *await self.store.followees(user_id)]
         upper = before if before is not None else 2**63 - 1
-        tweets = await self.store.newest_by_authors(authors, upper, limit)
+        tweets = await self.store.newest_by_authors(authors, upper, per_author or limit)
         return sorted((t.tweet_id for t in tweets if not t.deleted), reverse=True)[:limit]
 
 

@@ -12,6 +12,12 @@ the same length) order themselves lexically, which is numeric order.
 A timeline that exists but holds no tweet yet (a new user, or one whose followees never
 posted) keeps one sentinel member "0" with score 0, so "empty" is a cache hit and not a
 rebuild from the store on every read. Being the lowest entry it is the first one trimmed.
+
+Fan-out only appends to timelines that exist (`_APPEND`, atomic per timeline). A timeline that
+is missing (never built, expired, or lost with a shard that restarted empty) is rebuilt from the
+store on its next read; were fan-out to recreate it, it would hold only the newest tweets and
+readers would silently miss the older ones. The rebuild creates the key before it reads the
+store, so a tweet fanned out meanwhile lands in it, and one stored earlier is in the read.
 """
 
 from __future__ import annotations
@@ -52,6 +58,15 @@ def likes_key(tweet_id: int) -> str:
 def counted_key(tweet_id: int) -> str:
     return f"counted:{{{tweet_id}}}"
 
+
+# One fan-out write: append to an existing timeline, keep the newest `cap` (+ the sentinel).
+_APPEND = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+redis.call('ZADD', KEYS[1], ARGV[1], ARGV[2])
+redis.call('ZREMRANGEBYRANK', KEYS[1], 0, -(tonumber(ARGV[3]) + 2))
+redis.call('EXPIRE', KEYS[1], ARGV[4])
+return 1
+"""
 
 # The counter aggregator's one step, atomic and idempotent: a like event delivered twice (Kafka
 # is at-least-once) finds its user already in the tweet's counted set and adds nothing.
@@ -121,12 +136,17 @@ class FeedCache:
             ids = [i for i in ids if i < before_id]
         return ids[:limit]
 
+    async def open_timeline(self, user_id: int) -> None:
+        """Step 1 of a rebuild: make the key exist, so fan-out appends to it from now on."""
+        await self.rc.zadd(timeline_key(user_id), {SENTINEL: 0.0})
+        await self.rc.expire(timeline_key(user_id), TIMELINE_TTL_S)
+
     async def rebuild(self, user_id: int, ids: list[int], cap: int) -> None:
-        """Repopulate a timeline from a store fan-in (ZADD is a union: racing fan-out writes stay)."""
+        """Step 2: add what the store fan-in found (ZADD is a union: fan-out writes since step 1 stay)."""
         key = timeline_key(user_id)
-        members: dict[str, float] = {SENTINEL: 0.0}
-        members.update({str(i): float(timestamp_ms(i)) for i in ids[:cap]})
-        await self.rc.zadd(key, members)
+        members = {str(i): float(timestamp_ms(i)) for i in ids[:cap]}
+        if members:
+            await self.rc.zadd(key, members)
         await self.rc.zremrangebyrank(key, 0, -(cap + 2))
         await self.rc.expire(key, TIMELINE_TTL_S)
 
@@ -220,9 +240,8 @@ class TimelineWriter:
                                                               orjson.dumps(t), "EX", TWEET_TTL_S)))
         for user_id, tweet_id in entries:
             key = timeline_key(user_id)
-            pending.append((key, ("ZADD", key, timestamp_ms(tweet_id), str(tweet_id))))
-            pending.append((key, ("ZREMRANGEBYRANK", key, 0, -(self.cap + 1))))
-            pending.append((key, ("EXPIRE", key, TIMELINE_TTL_S)))
+            pending.append((key, ("EVAL", _APPEND, 1, key, timestamp_ms(tweet_id), str(tweet_id), self.cap,
+                                  TIMELINE_TTL_S)))
         for user_id, tweet_id in removals or ():
             pending.append((timeline_key(user_id), ("ZREM", timeline_key(user_id), str(tweet_id))))
         for tweet_id in dropped or ():

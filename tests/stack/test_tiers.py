@@ -47,6 +47,7 @@ def test_middle_band_tweets_reach_every_follower_through_the_throttled_lane(
         client: httpx.Client, stack: Stack, store: Store, rc: redis.RedisCluster) -> None:
     author, followers = 801, [200000 + i for i in range(300)]   # 300: between push (200) and pull (1000)
     store.bulk_follow([(f, author) for f in followers])
+    preheat(stack.topo.redis_proxy_addresses(), followers)     # fan-out appends to existing timelines
     tid = post(client, stack, author, "middle band")
     assert eventually(lambda: all(in_timeline(rc, f, tid) for f in followers[::30]), within_s=20)
     assert eventually(lambda: in_timeline(rc, followers[-1], tid))
