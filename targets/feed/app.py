@@ -36,6 +36,7 @@ from targets.feed.cache import CACHE_DOWN, FeedCache, display_count, notify_chan
 from targets.feed.errors import ApiError, json_response
 from targets.feed.events import EventProducer
 from targets.feed.guards import Idempotency, RateLimit
+from targets.feed.ranking import CANDIDATES, Ranker, RankingGateway
 from targets.feed.settings import Settings
 from targets.feed.snowflake import Snowflake
 from targets.feed.store import Store, Tweet
@@ -65,6 +66,7 @@ MEDIA_TYPES = ("image/jpeg", "image/png", "image/gif", "image/webp", "video/mp4"
 MAX_MEDIA_BYTES = 512 * 1024 * 1024
 REBUILD_PER_AUTHOR = 50
 PULL_TIER_TTL_S = 2.0
+CONFIG_TTL_S = 5.0
 ENGAGEMENT_TOPIC = "engagement"
 KEEPALIVE_S = 15.0
 
@@ -90,13 +92,36 @@ def with_engagement(tweet: dict[str, Any], likes: int) -> dict[str, Any]:
     return {**tweet, "engagement": {"likes": likes, "retweets": 0, "likes_display": display_count(likes)}}
 
 
-def page_params(request: Request) -> tuple[int, int | None]:
-    """limit and cursor of a paged GET; any other query parameter is refused (a typo such as
-    `limt=5` would otherwise silently give the default page)."""
-    unknown = sorted(set(request.query_params.keys()) - {"limit", "cursor"})
+def only_params(request: Request, allowed: set[str]) -> None:
+    """Any other query parameter is refused (a typo such as `limt=5` would otherwise silently
+    give the default page)."""
+    unknown = sorted(set(request.query_params.keys()) - allowed)
     if unknown:
         raise ApiError(400, "unknown_parameter", f"unknown query parameter(s): {', '.join(unknown)}")
+
+
+def page_params(request: Request) -> tuple[int, int | None]:
+    """limit and cursor of a chronologically paged GET."""
+    only_params(request, {"limit", "cursor"})
     return parse_limit(request.query_params.get("limit")), decode_cursor(request.query_params.get("cursor"))
+
+
+def encode_ranked_cursor(anchor: int, offset: int) -> str:
+    return base64.urlsafe_b64encode(orjson.dumps({"anchor": str(anchor), "offset": offset})).decode().rstrip("=")
+
+
+def decode_ranked_cursor(raw: str | None) -> tuple[int | None, int]:
+    """(the first page's newest candidate, how many ranked items were served), or (None, 0)."""
+    if raw is None:
+        return None, 0
+    try:
+        data = orjson.loads(base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)))
+        anchor, offset = int(data["anchor"]), int(data["offset"])
+        if anchor <= 0 or not 0 < offset < CANDIDATES:
+            raise ValueError
+        return anchor, offset
+    except (binascii.Error, orjson.JSONDecodeError, KeyError, ValueError, TypeError):
+        raise ApiError(400, "bad_cursor", "cursor is not one this API issued for a ranked feed") from None
 
 
 def parse_limit(raw: str | None) -> int:
@@ -127,6 +152,10 @@ class Feed:
         self.rate_limit = RateLimit(self.cache.rc, settings.rate_limit_tweets, settings.rate_limit_window_s)
         self._background: set[asyncio.Task[None]] = set()
         self._pull_tier: tuple[float, set[int]] = (-PULL_TIER_TTL_S, set())
+        self._config: dict[str, str] = {}
+        self._config_at = -CONFIG_TTL_S
+        self.ranking = RankingGateway(Ranker(lambda: self.config_share("ranker.fail_share")),
+                                      fallback=not settings.defects.disable_breaker_fallback)
 
     async def close(self) -> None:
         self.events.close()
@@ -138,6 +167,38 @@ class Feed:
         if uid is None:
             raise ApiError(401, "unauthorized", "a valid bearer token is required")
         return uid
+
+    async def candidates(self, user: int, before: int | None, n: int) -> list[int]:
+        """The newest `n` tweet ids of the user's feed older than `before`: the pushed timeline
+        (or the store fan-in when it is missing or its shard is down), with the followed pull-tier
+        authors merged in."""
+        try:
+            ids = await self.cache.timeline_page(user, before, n)
+            TIMELINE_CACHE.labels("hit" if ids is not None else "miss").inc()
+            if ids is None:
+                DEGRADED.labels("cache_miss").inc()
+                ids = await self.fan_in(user, before, n)
+                self.rebuild_later(user)
+        except CACHE_DOWN as exc:
+            cache_failed("timeline", exc)
+            DEGRADED.labels("redis_error").inc()
+            ids = await self.fan_in(user, before, n)
+        return await self.merge_celebrities(user, before, n, ids)
+
+    async def refresh_config(self) -> None:
+        """runtime_config, re-read at most every CONFIG_TTL_S (the ranker's fault injection)."""
+        if time.monotonic() - self._config_at > CONFIG_TTL_S:
+            try:
+                self._config = await self.store.runtime_config()
+            except Exception:  # noqa: BLE001 - keep the last known configuration
+                log.warning("runtime config unreadable; keeping the last one", exc_info=True)
+            self._config_at = time.monotonic()
+
+    def config_share(self, name: str) -> float:
+        try:
+            return min(1.0, max(0.0, float(self._config.get(name, "0"))))
+        except ValueError:
+            return 0.0
 
     async def pull_tier(self) -> set[int]:
         """The pull-tier registry, refreshed at most every PULL_TIER_TTL_S."""
@@ -300,24 +361,35 @@ async def register_media(request: Request) -> Response:
 async def get_feed(request: Request) -> Response:
     feed = _feed(request)
     user = feed.user(request)
-    limit, before = page_params(request)
-    try:
-        ids = await feed.cache.timeline_page(user, before, limit + 1)
-        TIMELINE_CACHE.labels("hit" if ids is not None else "miss").inc()
-        if ids is None:
-            DEGRADED.labels("cache_miss").inc()
-            ids = await feed.fan_in(user, before, limit + 1)
-            feed.rebuild_later(user)
-    except CACHE_DOWN as exc:
-        cache_failed("timeline", exc)
-        DEGRADED.labels("redis_error").inc()
-        ids = await feed.fan_in(user, before, limit + 1)
-    ids = await feed.merge_celebrities(user, before, limit + 1, ids)
+    only_params(request, {"limit", "cursor", "algorithm"})
+    algorithm = request.query_params.get("algorithm", "chronological")
+    if algorithm not in ("chronological", "ranked"):
+        raise ApiError(400, "bad_algorithm", "algorithm must be chronological or ranked")
+    limit = parse_limit(request.query_params.get("limit"))
+    if algorithm == "ranked":
+        return await ranked_feed(feed, user, limit, request.query_params.get("cursor"))
+    before = decode_cursor(request.query_params.get("cursor"))
+    ids = await feed.candidates(user, before, limit + 1)
     has_more = len(ids) > limit
     ids = ids[:limit]
     tweets = await feed.only_followed(user, await feed.hydrate(ids))
     return json_response({"tweets": tweets, "next_cursor": encode_cursor(ids[-1]) if has_more and ids else None,
                           "has_more": has_more})
+
+
+async def ranked_feed(feed: Feed, user: int, limit: int, raw_cursor: str | None) -> Response:
+    """The newest CANDIDATES tweets (as of the first page: the cursor keeps its anchor), ranked;
+    pages are slices of that ranking."""
+    anchor, offset = decode_ranked_cursor(raw_cursor)
+    ids = await feed.candidates(user, None if anchor is None else anchor + 1, CANDIDATES)
+    tweets = await feed.only_followed(user, await feed.hydrate(ids))
+    await feed.refresh_config()
+    mutual = await feed.store.followers_among(user, sorted({int(t["author_id"]) for t in tweets} - {user}))
+    ranked = await feed.ranking.rank(tweets, mutual)
+    page = ranked[offset:offset + limit]
+    has_more = offset + limit < len(ranked)
+    cursor = encode_ranked_cursor(anchor or ids[0], offset + limit) if has_more and ids else None
+    return json_response({"tweets": page, "next_cursor": cursor, "has_more": has_more})
 
 
 async def get_user_tweets(request: Request) -> Response:

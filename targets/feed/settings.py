@@ -54,6 +54,7 @@ class Defects:
     never_backfill: bool = False         # a new follower never gets the followee's recent tweets
     break_celebrity_merge: bool = False  # feeds leave out the followed pull-tier authors' tweets
     lose_counter_share: float = 0.0      # the counter aggregator drops this share of like events
+    disable_breaker_fallback: bool = False  # a ranker failure is a 503, not a chronological feed
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -111,5 +112,6 @@ class Settings:
                             skip_delete_fanout=_flag(env, "FEED_DEFECT_SKIP_DELETE_FANOUT"),
                             never_backfill=_flag(env, "FEED_DEFECT_NEVER_BACKFILL"),
                             break_celebrity_merge=_flag(env, "FEED_DEFECT_BREAK_CELEBRITY_MERGE"),
-                            lose_counter_share=_share(env, "FEED_DEFECT_LOSE_COUNTER_EVENTS")),
+                            lose_counter_share=_share(env, "FEED_DEFECT_LOSE_COUNTER_EVENTS"),
+                            disable_breaker_fallback=_flag(env, "FEED_DEFECT_DISABLE_BREAKER_FALLBACK")),
         )

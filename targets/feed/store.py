@@ -101,6 +101,7 @@ class Store:
         self._delete_by_id = p("UPDATE feed.tweets_by_id SET deleted = true WHERE tweet_id = ?")
         self._follows_among = p("SELECT followee_id FROM feed.follows WHERE follower_id = ? AND followee_id IN ?")
         self._follows_one = p("SELECT followee_id FROM feed.follows WHERE follower_id = ? AND followee_id = ?")
+        self._followers_among = p("SELECT follower_id FROM feed.followers WHERE followee_id = ? AND follower_id IN ?")
         self._count_followers = p("SELECT COUNT(*) FROM feed.followers WHERE followee_id = ?")
         self._count_following = p("SELECT COUNT(*) FROM feed.follows WHERE follower_id = ?")
         self._user_tier = p("SELECT fanout_tier FROM feed.users WHERE user_id = ?")
@@ -206,6 +207,15 @@ class Store:
         if not authors:
             return set()
         return {r.followee_id for r in await self._aexecute(self._follows_among, (follower, authors))}
+
+    async def followers_among(self, user: int, candidates: list[int]) -> set[int]:
+        """Which of `candidates` follow `user` (one single-partition query)."""
+        if not candidates:
+            return set()
+        return {r.follower_id for r in await self._aexecute(self._followers_among, (user, candidates))}
+
+    async def runtime_config(self) -> dict[str, str]:
+        return {r.name: r.value for r in await self._aexecute(self._config)}
 
     async def is_following(self, follower: int, followee: int) -> bool:
         return bool(await self._aexecute(self._follows_one, (follower, followee)))
