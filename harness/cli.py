@@ -28,7 +28,17 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
 console = Console(stderr=False, highlight=False)
 err = Console(stderr=True, highlight=False)
 
-DEFECTS = {"drop-fanout": "FEED_DEFECT_DROP_FANOUT"}
+# Target defect switches (targets/feed/settings.py): a share of events, or on/off.
+DEFECTS: dict[str, tuple[str, str]] = {
+    "drop-fanout": ("FEED_DEFECT_DROP_FANOUT", "share"),
+    "lose-counter-events": ("FEED_DEFECT_LOSE_COUNTER_EVENTS", "share"),
+    "ignore-idempotency": ("FEED_DEFECT_IGNORE_IDEMPOTENCY", "flag"),
+    "skip-unfollow-filter": ("FEED_DEFECT_SKIP_UNFOLLOW_FILTER", "flag"),
+    "skip-delete-fanout": ("FEED_DEFECT_SKIP_DELETE_FANOUT", "flag"),
+    "never-backfill": ("FEED_DEFECT_NEVER_BACKFILL", "flag"),
+    "break-celebrity-merge": ("FEED_DEFECT_BREAK_CELEBRITY_MERGE", "flag"),
+    "disable-breaker-fallback": ("FEED_DEFECT_DISABLE_BREAKER_FALLBACK", "flag"),
+}
 BasePort = Annotated[int, typer.Option(help=f"First port of the stack's {PORT_BLOCK}-port block (all on 127.0.0.1).",
                                        min=1024, max=MAX_BASE_PORT)]
 
@@ -45,15 +55,21 @@ def _say(message: str) -> None:
 def _parse_defects(values: list[str]) -> dict[str, str]:
     env = {}
     for v in values:
-        name, _, share = v.partition("=")
+        name, _, value = v.partition("=")
         if name not in DEFECTS:
             raise _fail(f"--defect {v!r}: unknown defect {name!r} (known: {', '.join(DEFECTS)})")
+        var, kind = DEFECTS[name]
+        if kind == "flag":
+            if value not in ("", "1"):
+                raise _fail(f"--defect {v!r}: {name} is on or off; give it without '='")
+            env[var] = "1"
+            continue
         try:
-            if not 0 <= float(share or "1") <= 1:
+            if not 0 <= float(value or "1") <= 1:
                 raise ValueError
         except ValueError:
             raise _fail(f"--defect {v!r}: the share after '=' must be a number within [0, 1]") from None
-        env[DEFECTS[name]] = share or "1"
+        env[var] = value or "1"
     return env
 
 
@@ -66,7 +82,8 @@ def run(
     scenario: Annotated[str, typer.Argument(help="Scenario name (see `feedlab scenarios`).")] = "smoke",
     duration: Annotated[int | None, typer.Option(help="Override the load duration (seconds).", min=10)] = None,
     seed: Annotated[int | None, typer.Option(help="Override the graph and workload seed.")] = None,
-    defect: Annotated[list[str], typer.Option(help="Turn on a target defect: NAME[=SHARE].")] = [],  # noqa: B006
+    defect: Annotated[list[str], typer.Option(
+        help=f"Turn on a target defect: NAME[=SHARE]; one of {', '.join(DEFECTS)}.")] = [],  # noqa: B006
     base_port: BasePort = 19000,
     run_dir: Annotated[Path | None, typer.Option(help="Where to write the run (default: runs/<time>-<name>).")] = None,
 ) -> None:

@@ -76,6 +76,7 @@ def test_up_status_kill_restart_down(tmp_path: Path) -> None:
     (["run", "no-such-scenario"], "unknown scenario 'no-such-scenario'"),
     (["run", "smoke", "--defect", "teleport"], "unknown defect 'teleport'"),
     (["run", "smoke", "--defect", "drop-fanout=7"], "within [0, 1]"),
+    (["run", "smoke", "--defect", "never-backfill=0.5"], "on or off"),
     (["run", "smoke", "--duration", "3"], "Invalid value for '--duration'"),
     (["run", "--bogus"], "No such option"),
     (["report", "/nonexistent"], "not a run directory"),
