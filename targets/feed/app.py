@@ -185,6 +185,29 @@ class Feed:
             ids = await self.fan_in(user, before, n)
         return await self.merge_celebrities(user, before, n, ids)
 
+    async def delta_ids(self, user: int, since: int, n: int) -> list[int]:
+        """The first `n` ids after `since` in the user's feed, oldest first (timeline, or the
+        store when it is missing or down, plus the followed pull-tier authors)."""
+        try:
+            ids = await self.cache.timeline_since(user, since, n)
+            if ids is None:
+                DEGRADED.labels("cache_miss").inc()
+                ids = await self._delta_fan_in(user, [user, *await self.store.followees(user)], since, n)
+        except CACHE_DOWN as exc:
+            cache_failed("timeline_delta", exc)
+            DEGRADED.labels("redis_error").inc()
+            ids = await self._delta_fan_in(user, [user, *await self.store.followees(user)], since, n)
+        if not self.s.defects.break_celebrity_merge:
+            pull = await self.pull_tier()
+            followed = await self.store.follows_among(user, sorted(pull)) if pull else set()
+            if followed:
+                ids = sorted(set(ids) | set(await self._delta_fan_in(user, sorted(followed), since, n)))
+        return sorted(ids)[:n]
+
+    async def _delta_fan_in(self, user: int, authors: list[int], since: int, n: int) -> list[int]:
+        tweets = await self.store.oldest_since_by_authors(authors, since, n)
+        return sorted(t.tweet_id for t in tweets if not t.deleted)[:n]
+
     async def refresh_config(self) -> None:
         """runtime_config, re-read at most every CONFIG_TTL_S (the ranker's fault injection)."""
         if time.monotonic() - self._config_at > CONFIG_TTL_S:
@@ -375,6 +398,23 @@ async def get_feed(request: Request) -> Response:
     tweets = await feed.only_followed(user, await feed.hydrate(ids))
     return json_response({"tweets": tweets, "next_cursor": encode_cursor(ids[-1]) if has_more and ids else None,
                           "has_more": has_more})
+
+
+async def get_feed_delta(request: Request) -> Response:
+    """GET /v1/feed/delta?since=ID: the tweets that reached the feed after ID, oldest first, so a
+    polling client passes the last id it got as the next `since` (design §05b)."""
+    feed = _feed(request)
+    user = feed.user(request)
+    only_params(request, {"since", "limit"})
+    raw = request.query_params.get("since", "")
+    if not raw.isdigit() or not 0 < int(raw) < 2**63:
+        raise ApiError(400, "bad_since", "since must be a tweet id")
+    since, limit = int(raw), parse_limit(request.query_params.get("limit"))
+    ids = await feed.delta_ids(user, since, limit + 1)
+    has_more = len(ids) > limit
+    tweets = await feed.only_followed(user, await feed.hydrate(ids[:limit]))
+    return json_response({"tweets": tweets, "has_more": has_more,
+                          "next_since": str(ids[:limit][-1]) if ids else str(since)})
 
 
 async def ranked_feed(feed: Feed, user: int, limit: int, raw_cursor: str | None) -> Response:
@@ -605,6 +645,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         Route("/v1/tweets/{tweet_id}/like", like_tweet, methods=["POST"]),
         Route("/v1/stream", stream, methods=["GET"]),
         Route("/v1/feed", get_feed, methods=["GET"]),
+        Route("/v1/feed/delta", get_feed_delta, methods=["GET"]),
         Route("/v1/users/{user_id}/tweets", get_user_tweets, methods=["GET"]),
         Route("/v1/users/{user_id}/follow", follow, methods=["POST", "DELETE"]),
         Route("/healthz", health, methods=["GET"]),

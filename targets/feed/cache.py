@@ -136,6 +136,16 @@ class FeedCache:
             ids = [i for i in ids if i < before_id]
         return ids[:limit]
 
+    async def timeline_since(self, user_id: int, since_id: int, limit: int) -> list[int] | None:
+        """Up to `limit` ids newer than `since_id`, oldest first (a delta poll resumes from its
+        last item); None when the timeline is absent."""
+        key = timeline_key(user_id)
+        raw = cast(list[str], await self.rc.zrangebyscore(key, timestamp_ms(since_id), "+inf", start=0,
+                                                          num=limit + 32))
+        if not raw and not await self.rc.exists(key):
+            return None
+        return [i for i in (int(m) for m in raw if m != SENTINEL) if i > since_id][:limit]
+
     async def open_timeline(self, user_id: int) -> None:
         """Step 1 of a rebuild: make the key exist, so fan-out appends to it from now on."""
         await self.rc.zadd(timeline_key(user_id), {SENTINEL: 0.0})
@@ -236,8 +246,10 @@ class TimelineWriter:
         signal may repeat when a batch is re-sent, and is lost when nobody listens)."""
         pending: list[tuple[str, tuple[Any, ...]]] = []
         for t in tweets:
+            # NX: a tweet object only changes by being deleted, and a DELETE that overtook this
+            # fan-out has already cached the deleted version, which must not be overwritten.
             pending.append((tweet_key(int(t["tweet_id"])), ("SET", tweet_key(int(t["tweet_id"])),
-                                                              orjson.dumps(t), "EX", TWEET_TTL_S)))
+                                                              orjson.dumps(t), "EX", TWEET_TTL_S, "NX")))
         for user_id, tweet_id in entries:
             key = timeline_key(user_id)
             pending.append((key, ("EVAL", _APPEND, 1, key, timestamp_ms(tweet_id), str(tweet_id), self.cap,

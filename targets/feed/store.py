@@ -88,6 +88,10 @@ class Store:
                                " created_at, deleted) VALUES (?, ?, ?, ?, ?, ?, false)")
         self._by_id = p(f"SELECT {cols} FROM feed.tweets_by_id WHERE tweet_id = ?")
         self._by_author = p(f"SELECT {cols} FROM feed.tweets WHERE user_id = ? AND tweet_id < ? LIMIT ?")
+        # No ORDER BY: Cassandra refuses it with IN while paging, so each author's newest tweets
+        # after `since` come back; a delta that falls back here may skip the oldest of a burst.
+        self._since_authors = p(f"SELECT {cols} FROM feed.tweets WHERE user_id IN ? AND tweet_id > ?"
+                                " PER PARTITION LIMIT ?")
         self._by_authors = p(f"SELECT {cols} FROM feed.tweets WHERE user_id IN ? AND tweet_id < ?"
                              " PER PARTITION LIMIT ?")
         self._followers = p("SELECT follower_id FROM feed.followers WHERE followee_id = ?")
@@ -242,6 +246,12 @@ class Store:
 
     def set_runtime_config_sync(self, name: str, value: str) -> None:
         self.session.execute(self._set_config, (name, value), timeout=10)
+
+    async def oldest_since_by_authors(self, authors: list[int], since: int, per_author: int) -> list[Tweet]:
+        """The first tweets after `since` of many authors (the delta fan-in path)."""
+        chunks = [authors[i:i + FAN_IN_CHUNK] for i in range(0, len(authors), FAN_IN_CHUNK)]
+        rows = await asyncio.gather(*(self._aexecute(self._since_authors, (c, since, per_author)) for c in chunks))
+        return [Tweet.from_row(r) for chunk in rows for r in chunk]
 
     async def followees(self, user_id: int) -> list[int]:
         return [r.followee_id for r in await self._aexecute(self._followees, (user_id,))]

@@ -15,6 +15,7 @@ idempotent writes).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import os
@@ -47,6 +48,7 @@ LIKES_COUNTED = Counter("feed_likes_counted_total", "Likes counted by the aggreg
 COUNTER_LAG = Histogram("feed_counter_lag_seconds", "Like accepted by the API -> counted in Redis",
                         buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30))
 CONSUMER_LAG = Gauge("feed_kafka_consumer_lag", "Messages not yet consumed on this worker's partitions", ["group"])
+RETRIED = Counter("feed_worker_batch_retries_total", "Batches retried after an error", ["lane"])
 REDIS_RETRIES = Gauge("feed_fanout_redis_retries", "Batches re-sent to Redis since start")
 
 FOLLOWER_TTL_S = 5.0
@@ -226,14 +228,17 @@ class FanoutWorker:
                 if m.error() or value is None:
                     continue
                 tweet = orjson.loads(value)["tweet"]
-                tweet_id, author = int(tweet["tweet_id"]), int(tweet["author_id"])
-                followers = [f for f in self.followers(author)
-                             if not dropped_by_defect(self.s.defects.drop_fanout_share, tweet_id, f)]
-                self._write_throttled(writer, [(f, tweet_id) for f in followers], new_tweet_signal(tweet))
-                FANOUT_LAG.observe(max(0.0, time.time() - timestamp_ms(tweet_id) / 1000))
-            if msgs:
+                until_done("throttled", functools.partial(self._fan_out_throttled, writer, tweet), lambda: self.running)
+            if msgs and self.running:
                 _commit(consumer)
         consumer.close()
+
+    def _fan_out_throttled(self, writer: TimelineWriter, tweet: dict[str, Any]) -> None:
+        tweet_id, author = int(tweet["tweet_id"]), int(tweet["author_id"])
+        followers = [f for f in self.followers(author)
+                     if not dropped_by_defect(self.s.defects.drop_fanout_share, tweet_id, f)]
+        self._write_throttled(writer, [(f, tweet_id) for f in followers], new_tweet_signal(tweet))
+        FANOUT_LAG.observe(max(0.0, time.time() - timestamp_ms(tweet_id) / 1000))
 
     def _write_throttled(self, writer: TimelineWriter, entries: list[tuple[int, int]], signal: bytes) -> None:
         step = max(1, self.policy().throttle_writes_per_s // 10)   # one slice every 100 ms
@@ -258,7 +263,7 @@ class FanoutWorker:
             msgs = consumer.consume(num_messages=500, timeout=0.2)
             events = [orjson.loads(v) for m in msgs if not m.error() and (v := m.value()) is not None]
             for tweet_id, user_id, sent_t in likes_to_count(events, self.s.defects):
-                if counter.count(tweet_id, user_id):
+                if counter.count(tweet_id, user_id):   # retries on its own until Redis takes it
                     pending[tweet_id] = pending.get(tweet_id, 0) + 1
                     LIKES_COUNTED.inc()
                     COUNTER_LAG.observe(max(0.0, time.time() - sent_t))
@@ -293,8 +298,9 @@ class FanoutWorker:
                     continue
                 events.append(orjson.loads(value))
             if events:
-                self.handle(events)
-            _commit(self.consumer)
+                until_done("fanout", functools.partial(self.handle, events), lambda: self.running)
+            if self.running:
+                _commit(self.consumer)
         for lane in lanes:
             lane.join(timeout=10)
         self.consumer.close()
@@ -322,6 +328,24 @@ class LagGauge:
             CONSUMER_LAG.labels(self.group).set(lag)
         except KafkaException:
             pass
+
+
+def until_done(what: str, step: Callable[[], None], running: Callable[[], bool],
+               sleep: Callable[[float], None] = time.sleep) -> bool:
+    """Run `step` until it succeeds (or the worker stops). A batch is never skipped: the
+    consumer's position is already past it, so giving up would lose it until a rebalance.
+    Returns whether it succeeded."""
+    delay = 0.1
+    while running():
+        try:
+            step()
+            return True
+        except Exception:  # noqa: BLE001 - a store or cache away: log, back off, same batch again
+            RETRIED.labels(what).inc()
+            log.warning("%s failed; retrying the same batch in %.1f s", what, delay, exc_info=True)
+            sleep(delay)
+            delay = min(delay * 2, 5.0)
+    return False
 
 
 def _commit(consumer: Consumer) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import secrets
 import sys
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -21,6 +22,25 @@ from targets.feed.auth import issue_token
 
 BASE_PORT = 21000
 SECRET = secrets.token_hex(32)   # this test session's token secret (the stack is started with it)
+
+
+def eventually(check: Callable[[], bool], within_s: float = 10) -> bool:
+    end = time.monotonic() + within_s
+    while time.monotonic() < end:
+        if check():
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def feed_ids(c: httpx.Client, stack: Stack, user: int) -> list[str]:
+    return [t["tweet_id"] for t in c.get("/v1/feed?limit=100", headers=stack.auth(user)).json()["tweets"]]
+
+
+def post(c: httpx.Client, stack: Stack, author: int, text: str) -> str:
+    r = c.post("/v1/tweets", headers=stack.auth(author), json={"text": text})
+    assert r.status_code == 201, r.text
+    return str(r.json()["tweet_id"])
 
 
 class Stack:
@@ -50,6 +70,13 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         runtime.down()
     alive = [p for p in pids if psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE]
     assert not alive, f"processes left behind after down(): {alive}"
+
+
+@pytest.fixture
+def client(stack: Stack) -> Iterator[httpx.Client]:
+    """An HTTP client on the stack's load balancer."""
+    with httpx.Client(base_url=stack.url, timeout=10) as c:
+        yield c
 
 
 @pytest.fixture

@@ -8,8 +8,7 @@ import httpx
 import pytest
 
 from targets.feed.cache import preheat, timeline_key
-from tests.stack.conftest import Stack
-from tests.stack.test_follow_graph import eventually, feed_ids, post
+from tests.stack.conftest import Stack, eventually, feed_ids, post
 
 pytestmark = pytest.mark.stack
 

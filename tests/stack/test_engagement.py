@@ -2,21 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import httpx
 import pytest
 
-from tests.stack.conftest import Stack
-from tests.stack.test_follow_graph import eventually, post
+from tests.stack.conftest import Stack, eventually, post
 
 pytestmark = pytest.mark.stack
 
-
-@pytest.fixture
-def client(stack: Stack) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=stack.url, timeout=10) as c:
-        yield c
 
 
 def likes_seen(c: httpx.Client, stack: Stack, author: int, tweet_id: str) -> int | None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 
 import httpx
 import pytest
@@ -12,11 +11,6 @@ from tests.stack.conftest import Stack
 
 pytestmark = pytest.mark.stack
 
-
-@pytest.fixture
-def client(stack: Stack) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=stack.url, timeout=10) as c:
-        yield c
 
 
 def wait_visible(client: httpx.Client, stack: Stack, user: int, tweet_id: str, within_s: float = 10) -> float:

@@ -2,41 +2,19 @@
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import httpx
 import pytest
 
 from targets.feed.store import Store
-from tests.stack.conftest import Stack
+from tests.stack.conftest import Stack, eventually, feed_ids, post
 
 pytestmark = pytest.mark.stack
 
 
-@pytest.fixture
-def client(stack: Stack) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=stack.url, timeout=10) as c:
-        yield c
 
 
-def feed_ids(c: httpx.Client, stack: Stack, user: int) -> list[str]:
-    return [t["tweet_id"] for t in c.get("/v1/feed?limit=100", headers=stack.auth(user)).json()["tweets"]]
-
-
-def eventually(check: Callable[[], bool], within_s: float = 10) -> bool:
-    end = time.monotonic() + within_s
-    while time.monotonic() < end:
-        if check():
-            return True
-        time.sleep(0.05)
-    return False
-
-
-def post(c: httpx.Client, stack: Stack, author: int, text: str) -> str:
-    r = c.post("/v1/tweets", headers=stack.auth(author), json={"text": text})
-    assert r.status_code == 201, r.text
-    return str(r.json()["tweet_id"])
 
 
 def unfollow_scenario(c: httpx.Client, stack: Stack, author: int, reader: int) -> str:

@@ -9,17 +9,11 @@ import httpx
 import pytest
 
 from targets.feed.store import Store
-from tests.stack.conftest import Stack
-from tests.stack.test_follow_graph import eventually, feed_ids, post
+from tests.stack.conftest import Stack, eventually, feed_ids, post
 
 pytestmark = pytest.mark.stack
 CONFIG_TTL_S = 5.0
 
-
-@pytest.fixture
-def client(stack: Stack) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=stack.url, timeout=10) as c:
-        yield c
 
 
 @pytest.fixture

@@ -11,18 +11,12 @@ import redis
 
 from targets.feed.cache import preheat
 from targets.feed.store import Store
-from tests.stack.conftest import Stack
-from tests.stack.test_follow_graph import eventually, feed_ids, post
+from tests.stack.conftest import Stack, eventually, feed_ids, post
 
 pytestmark = pytest.mark.stack
 
 CONFIG_TTL_S = 5.0   # how often workers re-read runtime_config (targets/feed/worker.py)
 
-
-@pytest.fixture
-def client(stack: Stack) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=stack.url, timeout=10) as c:
-        yield c
 
 
 @pytest.fixture

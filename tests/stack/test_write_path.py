@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import httpx
 import pytest
@@ -12,11 +12,6 @@ from tests.stack.conftest import Stack
 
 pytestmark = pytest.mark.stack
 
-
-@pytest.fixture
-def client(stack: Stack) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=stack.url, timeout=10) as c:
-        yield c
 
 
 def own_tweets(client: httpx.Client, stack: Stack, author: int) -> list[dict]:  # type: ignore[type-arg]

@@ -97,3 +97,29 @@ def test_never_backfill_defect() -> None:
 def test_order_is_kept_within_a_batch() -> None:
     batch = run([tweet_event(100, 1), {"type": "delete", "tweet_id": "100", "author_id": "1"}])
     assert (10, 100) in batch.entries and (10, 100) in batch.removals   # applied add-then-remove
+
+
+def test_a_failing_batch_is_retried_until_it_succeeds() -> None:
+    from targets.feed.worker import until_done
+
+    calls, sleeps = [], []
+
+    def step() -> None:
+        calls.append(1)
+        if len(calls) < 3:
+            raise ConnectionError("store away")
+
+    assert until_done("test", step, lambda: True, sleep=sleeps.append) is True
+    assert len(calls) == 3 and sleeps == [0.1, 0.2]
+
+
+def test_retrying_stops_when_the_worker_stops() -> None:
+    from targets.feed.worker import until_done
+
+    state = {"running": True}
+
+    def step() -> None:
+        state["running"] = False
+        raise ConnectionError("still away")
+
+    assert until_done("test", step, lambda: state["running"], sleep=lambda _s: None) is False
