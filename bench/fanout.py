@@ -89,6 +89,7 @@ def main() -> None:
                                  value=orjson.dumps({"type": "tweet", "tweet": tweet}))
                 producer.poll(0)
             producer.flush(30)
+            del producer   # before the stack stops, or librdkafka logs every reconnect attempt
             print(f"workers: {args.tweets} tweets queued ({inserts} timeline inserts); starting workers", flush=True)
             start = time.perf_counter()
             for w in topo.worker_names():
