@@ -132,10 +132,15 @@ def parse_limit(raw: str | None) -> int:
     return int(raw)
 
 
-def parse_user_id(raw: str) -> int:
+def parse_id(raw: str, code: str, what: str) -> int:
+    """A user or tweet id: a positive 63-bit integer, or a 400 with `code`."""
     if not raw.isdigit() or not 0 < int(raw) < 2**63:
-        raise ApiError(400, "bad_user_id", "user id must be a positive integer")
+        raise ApiError(400, code, f"{what} must be a positive integer")
     return int(raw)
+
+
+def parse_user_id(raw: str) -> int:
+    return parse_id(raw, "bad_user_id", "user id")
 
 
 class Feed:
@@ -188,20 +193,19 @@ class Feed:
     async def delta_ids(self, user: int, since: int, n: int) -> list[int]:
         """The first `n` ids after `since` in the user's feed, oldest first (timeline, or the
         store when it is missing or down, plus the followed pull-tier authors)."""
+        ids: list[int] | None = None
         try:
             ids = await self.cache.timeline_since(user, since, n)
             if ids is None:
                 DEGRADED.labels("cache_miss").inc()
-                ids = await self._delta_fan_in(user, [user, *await self.store.followees(user)], since, n)
         except CACHE_DOWN as exc:
             cache_failed("timeline_delta", exc)
             DEGRADED.labels("redis_error").inc()
+        if ids is None:
             ids = await self._delta_fan_in(user, [user, *await self.store.followees(user)], since, n)
-        if not self.s.defects.break_celebrity_merge:
-            pull = await self.pull_tier()
-            followed = await self.store.follows_among(user, sorted(pull)) if pull else set()
-            if followed:
-                ids = sorted(set(ids) | set(await self._delta_fan_in(user, sorted(followed), since, n)))
+        followed = await self.followed_pull_authors(user)
+        if followed:
+            ids = sorted(set(ids) | set(await self._delta_fan_in(user, sorted(followed), since, n)))
         return sorted(ids)[:n]
 
     async def _delta_fan_in(self, user: int, authors: list[int], since: int, n: int) -> list[int]:
@@ -234,13 +238,17 @@ class Feed:
             self._pull_tier = (time.monotonic(), members)
         return members
 
+    async def followed_pull_authors(self, user: int) -> set[int]:
+        """The pull-tier authors `user` follows: whose tweets are merged in at read time."""
+        if self.s.defects.break_celebrity_merge:
+            return set()
+        pull = await self.pull_tier()
+        return await self.store.follows_among(user, sorted(pull)) if pull else set()
+
     async def merge_celebrities(self, user: int, before: int | None, n: int, ids: list[int]) -> list[int]:
         """Design §05/§06 hybrid: pull-tier authors are never pushed; their newest tweets are
         read from the store and interleaved with the pushed timeline, newest first."""
-        if self.s.defects.break_celebrity_merge:
-            return ids
-        pull = await self.pull_tier()
-        followed = await self.store.follows_among(user, sorted(pull)) if pull else set()
+        followed = await self.followed_pull_authors(user)
         if not followed:
             return ids
         CELEBRITY_MERGES.inc()
@@ -406,10 +414,8 @@ async def get_feed_delta(request: Request) -> Response:
     feed = _feed(request)
     user = feed.user(request)
     only_params(request, {"since", "limit"})
-    raw = request.query_params.get("since", "")
-    if not raw.isdigit() or not 0 < int(raw) < 2**63:
-        raise ApiError(400, "bad_since", "since must be a tweet id")
-    since, limit = int(raw), parse_limit(request.query_params.get("limit"))
+    since = parse_id(request.query_params.get("since", ""), "bad_since", "since (a tweet id)")
+    limit = parse_limit(request.query_params.get("limit"))
     ids = await feed.delta_ids(user, since, limit + 1)
     has_more = len(ids) > limit
     tweets = await feed.only_followed(user, await feed.hydrate(ids[:limit]))
@@ -473,9 +479,8 @@ async def delete_tweet(request: Request) -> Response:
     feed = _feed(request)
     me = feed.user(request)
     raw = request.path_params["tweet_id"]
-    if not raw.isdigit() or not 0 < int(raw) < 2**63:
-        raise ApiError(400, "bad_tweet_id", "tweet id must be a positive integer")
-    found = (await feed.store.tweets_by_ids([int(raw)])).get(int(raw))
+    tweet_id = parse_id(raw, "bad_tweet_id", "tweet id")
+    found = (await feed.store.tweets_by_ids([tweet_id])).get(tweet_id)
     if found is None:
         raise ApiError(404, "not_found", f"tweet {raw} does not exist")
     if found.user_id != me:
@@ -504,9 +509,7 @@ async def like_tweet(request: Request) -> Response:
     feed = _feed(request)
     me = feed.user(request)
     raw = request.path_params["tweet_id"]
-    if not raw.isdigit() or not 0 < int(raw) < 2**63:
-        raise ApiError(400, "bad_tweet_id", "tweet id must be a positive integer")
-    tweet_id = int(raw)
+    tweet_id = parse_id(raw, "bad_tweet_id", "tweet id")
     found = (await feed.store.tweets_by_ids([tweet_id])).get(tweet_id)
     if found is None or found.deleted:
         raise ApiError(404, "not_found", f"tweet {raw} does not exist")
