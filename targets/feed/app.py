@@ -15,7 +15,7 @@ import logging
 import re
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Coroutine
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -35,7 +35,9 @@ from targets.feed.auth import user_from_header
 from targets.feed.cache import CACHE_DOWN, FeedCache, display_count, notify_channel
 from targets.feed.errors import ApiError, json_response
 from targets.feed.events import EventProducer
+from targets.feed.follow_sets import FollowSets
 from targets.feed.guards import Idempotency, RateLimit
+from targets.feed.preheat import Preheater
 from targets.feed.ranking import CANDIDATES, Ranker, RankingGateway
 from targets.feed.settings import Settings
 from targets.feed.snowflake import Snowflake
@@ -150,6 +152,8 @@ class Feed:
         self.s = settings
         self.store = Store(settings.cassandra)
         self.cache = FeedCache(settings.redis_nodes)
+        self.follows = FollowSets(self.cache.rc)
+        self.preheater = Preheater(self.cache.rc, self.rebuild)
         self.events = EventProducer(settings.kafka)
         self.ids = Snowflake(settings.datacenter_id, settings.machine_id)
         self.idempotency = Idempotency(self.cache.rc, settings.idempotency_ttl_s,
@@ -163,7 +167,10 @@ class Feed:
                                       fallback=not settings.defects.disable_breaker_fallback)
 
     async def close(self) -> None:
+        for task in list(self._background):
+            task.cancel()
         self.events.close()
+        await self.follows.close()
         await self.cache.close()
         self.store.close()
 
@@ -177,6 +184,7 @@ class Feed:
         """The newest `n` tweet ids of the user's feed older than `before`: the pushed timeline
         (or the store fan-in when it is missing or its shard is down), with the followed pull-tier
         authors merged in."""
+        self.preheater.saw(user)
         try:
             ids = await self.cache.timeline_page(user, before, n)
             TIMELINE_CACHE.labels("hit" if ids is not None else "miss").inc()
@@ -193,6 +201,7 @@ class Feed:
     async def delta_ids(self, user: int, since: int, n: int) -> list[int]:
         """The first `n` ids after `since` in the user's feed, oldest first (timeline, or the
         store when it is missing or down, plus the followed pull-tier authors)."""
+        self.preheater.saw(user)
         ids: list[int] | None = None
         try:
             ids = await self.cache.timeline_since(user, since, n)
@@ -243,7 +252,25 @@ class Feed:
         if self.s.defects.break_celebrity_merge:
             return set()
         pull = await self.pull_tier()
-        return await self.store.follows_among(user, sorted(pull)) if pull else set()
+        return await self.following_among(user, sorted(pull)) if pull else set()
+
+    async def following_among(self, user: int, candidates: list[int]) -> set[int]:
+        """Which of `candidates` `user` follows now: the cached follow set, else the store
+        (and the set cached for the next read)."""
+        try:
+            found = await self.follows.among(user, candidates)
+            if found is not None:
+                return found
+            generation = await self.follows.generation(user)
+        except CACHE_DOWN as exc:
+            cache_failed("follow_set", exc)
+            return await self.store.follows_among(user, candidates)
+        followees = await self.store.followees(user)
+        try:
+            await self.follows.fill(user, generation, followees)
+        except CACHE_DOWN as exc:
+            cache_failed("follow_set_fill", exc)
+        return set(followees).intersection(candidates)
 
     async def merge_celebrities(self, user: int, before: int | None, n: int, ids: list[int]) -> list[int]:
         """Design §05/§06 hybrid: pull-tier authors are never pushed; their newest tweets are
@@ -262,7 +289,7 @@ class Feed:
         if self.s.defects.skip_unfollow_filter:
             return tweets
         authors = sorted({int(t["author_id"]) for t in tweets} - {user})
-        followed = await self.store.follows_among(user, authors)
+        followed = await self.following_among(user, authors)
         return [t for t in tweets if int(t["author_id"]) == user or int(t["author_id"]) in followed]
 
     async def check_references(self, author: int, media_ids: list[str], reply_to: int | None) -> None:
@@ -305,17 +332,21 @@ class Feed:
         live = [i for i in ids if i in cached and not cached[i].get("deleted")]
         return [with_engagement(cached[i], likes.get(i, 0)) for i in live]
 
-    def rebuild_later(self, user_id: int) -> None:
-        """Cache miss: repopulate the timeline from the store in the background (design §06)."""
-        async def rebuild() -> None:
-            try:
-                await self.cache.open_timeline(user_id)
-                ids = await self.fan_in(user_id, None, self.s.timeline_cap, per_author=REBUILD_PER_AUTHOR)
-                await self.cache.rebuild(user_id, ids, self.s.timeline_cap)
-            except Exception:  # noqa: BLE001 - best effort; the next miss tries again
-                log.warning("timeline rebuild for %s failed", user_id, exc_info=True)
+    async def rebuild(self, user_id: int) -> None:
+        """Repopulate a missing timeline from the store (best effort: the next miss tries again)."""
+        try:
+            await self.cache.open_timeline(user_id)
+            ids = await self.fan_in(user_id, None, self.s.timeline_cap, per_author=REBUILD_PER_AUTHOR)
+            await self.cache.rebuild(user_id, ids, self.s.timeline_cap)
+        except Exception:  # noqa: BLE001 - logged; a cache or store outage must not escape
+            log.warning("timeline rebuild for %s failed", user_id, exc_info=True)
 
-        task = asyncio.create_task(rebuild())
+    def rebuild_later(self, user_id: int) -> None:
+        """Cache miss: repopulate the timeline in the background (design §06)."""
+        self.in_background(self.rebuild(user_id))
+
+    def in_background(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(work)
         self._background.add(task)
         task.add_done_callback(self._background.discard)
 
@@ -462,14 +493,18 @@ async def follow(request: Request) -> Response:
         raise ApiError(400, "self_follow", "a user cannot follow itself")
     if request.method == "DELETE":
         await feed.store.unfollow(me, other)
+        await feed.follows.changed(me, other, following=False)
         return json_response({"following": False, "user_id": str(other)})
-    if not await feed.store.is_following(me, other):
-        if await feed.store.following_count(me) >= feed.s.follow_cap:
-            raise ApiError(409, "follow_cap", f"a user may follow at most {feed.s.follow_cap} accounts")
-        await feed.store.follow(me, other)
-        if await feed.store.follower_count(other) >= feed.s.push_threshold:
-            await feed.events.publish(other, {"type": "backfill", "follower_id": str(me), "author_id": str(other)})
-            return json_response({"following": True, "user_id": str(other), "backfill": "queued"})
+    if await feed.store.is_following(me, other):
+        await feed.follows.changed(me, other, following=True)   # a retry also repairs the cache
+        return json_response({"following": True, "user_id": str(other)})
+    if await feed.store.following_count(me) >= feed.s.follow_cap:
+        raise ApiError(409, "follow_cap", f"a user may follow at most {feed.s.follow_cap} accounts")
+    await feed.store.follow(me, other)
+    await feed.follows.changed(me, other, following=True)
+    if await feed.store.follower_count(other) >= feed.s.push_threshold:
+        await feed.events.publish(other, {"type": "backfill", "follower_id": str(me), "author_id": str(other)})
+        return json_response({"following": True, "user_id": str(other), "backfill": "queued"})
     return json_response({"following": True, "user_id": str(other)})
 
 
@@ -638,6 +673,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         app.state.openapi = yaml.safe_load(OPENAPI.read_text())
         app.state.feed = Feed(settings or Settings.from_env())
+        app.state.feed.in_background(app.state.feed.preheater.run())
         yield
         await app.state.feed.close()
 

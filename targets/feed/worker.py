@@ -1,7 +1,7 @@
 """The fan-out worker: one member of the `fanout` Kafka consumer group.
 
 Events (keyed by author, so one author's events stay in order):
-- tweet: look up the author's followers (store, cached briefly in-process), and unless the
+- tweet: look up the author's followers (cached in Redis, `follow_sets`), and unless the
   author is in the pull tier (followers >= pull threshold, served at read time), insert the
   tweet id into every follower's timeline and the author's own;
 - delete: remove the id from the same timelines and drop the cached tweet object;
@@ -31,6 +31,7 @@ from confluent_kafka import Consumer, KafkaException, Producer
 from prometheus_client import Counter, Gauge, Histogram, start_http_server
 
 from targets.feed.cache import LikeCounter, TimelineWriter
+from targets.feed.follow_sets import FollowerLists
 from targets.feed.settings import Defects, Settings
 from targets.feed.snowflake import timestamp_ms
 from targets.feed.store import Store, Tweet
@@ -51,7 +52,7 @@ CONSUMER_LAG = Gauge("feed_kafka_consumer_lag", "Messages not yet consumed on th
 RETRIED = Counter("feed_worker_batch_retries_total", "Batches retried after an error", ["lane"])
 REDIS_RETRIES = Gauge("feed_fanout_redis_retries", "Batches re-sent to Redis since start")
 
-FOLLOWER_TTL_S = 5.0
+OVERRIDE_TTL_S = 5.0
 CONFIG_TTL_S = 5.0
 TWEETS_TOPIC = "tweets"
 THROTTLED_TOPIC = "tweets-throttled"
@@ -150,7 +151,8 @@ class FanoutWorker:
         self.s = settings
         self.store = Store(settings.cassandra)
         self.writer = TimelineWriter(settings.redis_nodes, settings.timeline_cap)
-        self._followers: dict[int, tuple[float, list[int], str | None]] = {}
+        self.follower_lists = FollowerLists(self.writer.rc, self.store.followers_sync)
+        self._overrides: dict[int, tuple[float, str | None]] = {}
         self._defaults = TierPolicy(push_threshold=settings.push_threshold, pull_threshold=settings.pull_threshold,
                                     throttle_writes_per_s=settings.throttle_writes_per_s)
         self._policy = (0.0, self._defaults)
@@ -176,24 +178,25 @@ class FanoutWorker:
             self._policy = (time.monotonic(), current)
         return current
 
-    def _author(self, author: int) -> tuple[list[int], str | None]:
+    def _override(self, author: int) -> str | None:
+        """The author's tier override flag (users.fanout_tier), re-read every few seconds."""
         now = time.monotonic()
-        hit = self._followers.get(author)
-        if hit and now - hit[0] < FOLLOWER_TTL_S:
-            return hit[1], hit[2]
-        entry = (now, self.store.followers_sync(author), self.store.tier_override_sync(author))
-        self._followers[author] = entry
-        return entry[1], entry[2]
-
-    def followers(self, author: int) -> list[int]:
-        return self._author(author)[0]
+        hit = self._overrides.get(author)
+        if hit and now - hit[0] < OVERRIDE_TTL_S:
+            return hit[1]
+        override = self.store.tier_override_sync(author)
+        self._overrides[author] = (now, override)
+        return override
 
     def tier_of(self, author: int, follower_count: int) -> Tier:
-        return self.policy().tier(follower_count, self._author(author)[1])
+        return self.policy().tier(follower_count, self._override(author))
 
     def handle(self, events: list[dict[str, Any]]) -> None:
         """One batch of events, in order, applied to Redis as one durable write."""
-        batch = plan(events, self.s, followers_of=self.followers, newest_of=self.store.newest_by_author_sync,
+        authors = [int(ev["tweet"]["author_id"]) if ev.get("type", "tweet") == "tweet" else int(ev["author_id"])
+                   for ev in events if ev.get("type", "tweet") in ("tweet", "delete")]
+        followers = self.follower_lists.of(authors)
+        batch = plan(events, self.s, followers_of=followers.__getitem__, newest_of=self.store.newest_by_author_sync,
                      tier_of=self.tier_of)
         self.writer.write(batch.entries, batch.tweets, removals=batch.removals, dropped=batch.dropped,
                           pull_tier=batch.tiers, notify=batch.notify)
@@ -218,6 +221,7 @@ class FanoutWorker:
         `throttle_writes_per_s`, so a burst of large accounts never delays the push tier."""
         consumer = self._consumer("fanout-throttled")
         writer = TimelineWriter(self.s.redis_nodes, self.s.timeline_cap)
+        lists = FollowerLists(writer.rc, self.store.followers_sync)   # this thread's own client
         consumer.subscribe([THROTTLED_TOPIC])
         lag = LagGauge(consumer, "fanout-throttled")
         while self.running:
@@ -228,14 +232,15 @@ class FanoutWorker:
                 if m.error() or value is None:
                     continue
                 tweet = orjson.loads(value)["tweet"]
-                until_done("throttled", functools.partial(self._fan_out_throttled, writer, tweet), lambda: self.running)
+                until_done("throttled", functools.partial(self._fan_out_throttled, writer, lists, tweet),
+                           lambda: self.running)
             if msgs and self.running:
                 _commit(consumer)
         consumer.close()
 
-    def _fan_out_throttled(self, writer: TimelineWriter, tweet: dict[str, Any]) -> None:
+    def _fan_out_throttled(self, writer: TimelineWriter, lists: FollowerLists, tweet: dict[str, Any]) -> None:
         tweet_id, author = int(tweet["tweet_id"]), int(tweet["author_id"])
-        followers = [f for f in self.followers(author)
+        followers = [f for f in lists.of([author])[author]
                      if not dropped_by_defect(self.s.defects.drop_fanout_share, tweet_id, f)]
         self._write_throttled(writer, [(f, tweet_id) for f in followers], new_tweet_signal(tweet))
         FANOUT_LAG.observe(max(0.0, time.time() - timestamp_ms(tweet_id) / 1000))

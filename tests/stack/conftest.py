@@ -15,10 +15,12 @@ from pathlib import Path
 import httpx
 import psutil
 import pytest
+import redis
 
 from harness.runtime.local import LocalRuntime
 from harness.topology import Topology
 from targets.feed.auth import issue_token
+from targets.feed.store import Store
 
 BASE_PORT = 21000
 SECRET = secrets.token_hex(32)   # this test session's token secret (the stack is started with it)
@@ -77,6 +79,22 @@ def client(stack: Stack) -> Iterator[httpx.Client]:
     """An HTTP client on the stack's load balancer."""
     with httpx.Client(base_url=stack.url, timeout=10) as c:
         yield c
+
+
+@pytest.fixture
+def store(stack: Stack) -> Iterator[Store]:
+    """The stack's Cassandra, for set-ups the API has no call for (bulk follows, tier flags)."""
+    s = Store(f"127.0.0.1:{stack.topo.cassandra_proxy_port}")
+    yield s
+    s.close()
+
+
+@pytest.fixture
+def rc(stack: Stack) -> Iterator[redis.RedisCluster]:
+    """The stack's Redis Cluster, to look at what the target keeps there."""
+    c = redis.RedisCluster(host="127.0.0.1", port=stack.topo.redis_proxy_port(1), decode_responses=True)
+    yield c
+    c.close()
 
 
 @pytest.fixture

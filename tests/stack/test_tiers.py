@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import httpx
 import pytest
@@ -17,20 +17,6 @@ pytestmark = pytest.mark.stack
 
 CONFIG_TTL_S = 5.0   # how often workers re-read runtime_config (targets/feed/worker.py)
 
-
-
-@pytest.fixture
-def store(stack: Stack) -> Iterator[Store]:
-    s = Store(f"127.0.0.1:{stack.topo.cassandra_proxy_port}")
-    yield s
-    s.close()
-
-
-@pytest.fixture
-def rc(stack: Stack) -> Iterator[redis.RedisCluster]:
-    c = redis.RedisCluster(host="127.0.0.1", port=stack.topo.redis_proxy_port(1), decode_responses=True)
-    yield c
-    c.close()
 
 
 def in_timeline(rc: redis.RedisCluster, user: int, tweet_id: str) -> bool:

@@ -1,0 +1,196 @@
+"""Read-path benchmark (issue 3): GET /v1/feed requests/s at p99 < 200 ms ÷ the same figure for
+a bare Starlette JSON route served the same way (same uvicorn flags and ports, behind the same
+nginx), on the same machine in the same run. Goal >= 0.5. Also: the feed's p99 at the default
+campaign's steady read rate (goal < 50 ms). Prints figures; asserts nothing.
+
+    .cache/venv/bin/python -m bench.readpath [--base-port 26000] [--step-s 20]
+
+1. Start the local stack on its own port block, seed the small graph, post tweets through the
+   API until timelines hold a few pages, wait for fan-out to drain.
+2. Feed: step the offered rate up (Locust FastHttpUser, constant throughput per user, users
+   sized so each one's budget stays far above the latency) until p99 >= 200 ms, errors >= 1 %
+   or the achieved rate falls below 90 % of the offered one.
+3. Bare route: the API instances are replaced by the bare app on the same ports; same steps.
+
+Latency is Locust's, measured from the actual send; the generator's CPU is sampled each step
+and a step it saturated (>= 90 % of a core) is marked, since its p99 then belongs to the
+generator. Locust here is one process on one of the machine's cores, the target has the rest.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import dataclasses
+import functools
+import os
+import random
+import secrets
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+import psutil
+
+from harness.runtime.local import LocalRuntime
+from harness.runtime.process import ManagedProcess, wait_until
+from harness.settle import wait_for_fanout
+from harness.topology import Topology
+from targets.feed.auth import issue_token
+from workloads.graph import GraphSize, GraphSpec, generate, load
+from workloads.scenarios import get as get_scenario
+
+LOCUSTFILE = Path(__file__).with_name("read_locustfile.py")
+P99_LIMIT_MS = 200.0
+SATURATED_CPU = 90.0
+FEED_STEPS = (50, 100, 200, 300, 400, 500, 650, 800, 1000, 1250, 1500)
+BARE_STEPS = (100, 200, 400, 600, 800, 1000, 1250, 1500, 2000, 2500, 3000, 4000)
+
+
+@dataclasses.dataclass(frozen=True)
+class Step:
+    offered: float
+    achieved: float
+    p50_ms: float
+    p99_ms: float
+    errors: int
+    requests: int
+    generator_cpu: float
+
+    @property
+    def holds(self) -> bool:
+        return (self.p99_ms < P99_LIMIT_MS and self.errors < 0.01 * max(1, self.requests)
+                and self.achieved >= 0.9 * self.offered and self.generator_cpu < SATURATED_CPU)
+
+    def line(self) -> str:
+        flag = "" if self.generator_cpu < SATURATED_CPU else "  GENERATOR SATURATED"
+        return (f"  offered {self.offered:6.0f}/s  achieved {self.achieved:7.1f}/s  p50 {self.p50_ms:6.1f} ms  "
+                f"p99 {self.p99_ms:6.1f} ms  errors {self.errors:5d}/{self.requests:<6d} "
+                f"generator cpu {self.generator_cpu:5.1f} %{flag}")
+
+
+def run_step(url: str, rate: float, seconds: int, env: dict[str, str], workdir: Path) -> Step:
+    users = max(10, int(rate // 4))
+    prefix = workdir / f"step-{int(rate)}"
+    argv = [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--headless", "--host", url,
+            "--users", str(users), "--spawn-rate", str(users), "--run-time", f"{seconds}s",
+            "--csv", str(prefix), "--only-summary", "--loglevel", "WARNING", "--exit-code-on-error", "0"]
+    step_env = {**env, "BENCH_RATE_PER_USER": str(rate / users)}
+    with open(workdir / "locust.log", "ab") as log:
+        proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=step_env)
+        p = psutil.Process(proc.pid)
+        p.cpu_percent(None)
+        samples = []
+        while proc.poll() is None:
+            time.sleep(1.0)
+            try:
+                samples.append(p.cpu_percent(None))
+            except psutil.NoSuchProcess:
+                break
+    if proc.returncode != 0:
+        raise RuntimeError(f"locust exited {proc.returncode}; see {workdir / 'locust.log'}")
+    with open(f"{prefix}_stats.csv") as f:
+        row = next(r for r in csv.DictReader(f) if r["Name"] == "Aggregated")
+    busy = sorted(samples)[len(samples) // 2] if samples else 0.0   # median: spawn-up is spiky
+    return Step(offered=rate, achieved=float(row["Requests/s"]), p50_ms=float(row["50%"]), p99_ms=float(row["99%"]),
+                errors=int(row["Failure Count"]), requests=int(row["Request Count"]), generator_cpu=busy)
+
+
+def capacity(name: str, url: str, steps: tuple[int, ...], seconds: int, env: dict[str, str],
+             workdir: Path) -> tuple[float, list[Step]]:
+    """The highest achieved rate of a step that held; stepping stops at the first that did not."""
+    print(f"{name}:", flush=True)
+    best, done = 0.0, []
+    for rate in steps:
+        step = run_step(url, rate, seconds, env, workdir)
+        done.append(step)
+        print(step.line(), flush=True)
+        if not step.holds:
+            break
+        best = max(best, step.achieved)
+    return best, done
+
+
+def fill_timelines(url: str, secret: str, users: list[int], tweets: int) -> None:
+    rng = random.Random(3)
+    authors = [rng.choice(users) for _ in range(tweets)]
+
+    def one(author: int) -> None:
+        with httpx.Client(base_url=url, timeout=10) as c:
+            c.post("/v1/tweets", json={"text": f"bench tweet by {author}"},
+                   headers={"Authorization": f"Bearer {issue_token(secret, author)}"})
+
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(one, authors))
+
+
+def healthy(url: str) -> bool:
+    return httpx.get(url, timeout=1).status_code == 200
+
+
+def swap_in_bare_app(runtime: LocalRuntime, workdir: Path) -> list[ManagedProcess]:
+    started = []
+    for name in runtime.topo.api_names():
+        spec = runtime.processes()[name][1].spec
+        runtime.kill(name)
+        argv = [a if a != "targets.feed.app:create_app" else "bench.bare_app:create_app" for a in spec.argv]
+        bare = ManagedProcess(dataclasses.replace(spec, name=f"bare-{name}", argv=argv,
+                                                  log=workdir / f"bare-{name}.log"))
+        bare.start()
+        started.append(bare)
+        health = f"http://127.0.0.1:{argv[argv.index('--port') + 1]}/healthz"
+        wait_until(functools.partial(healthy, health), deadline_s=30, proc=bare, what="healthy")
+    return started
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--base-port", type=int, default=26000)
+    ap.add_argument("--step-s", type=int, default=20, help="seconds of load per step")
+    ap.add_argument("--tweets", type=int, default=4000, help="tweets posted before measuring")
+    args = ap.parse_args()
+    topo = Topology(base_port=args.base_port)
+    graph = generate(GraphSpec.preset(GraphSize.SMALL))
+    default = get_scenario("smoke").load
+    campaign_read_rate = default.tasks_per_s * default.read_weight / (default.read_weight + default.write_weight)
+    secret = secrets.token_hex(32)
+    with tempfile.TemporaryDirectory(prefix="feedlab-bench-") as tmp:
+        workdir = Path(tmp)
+        runtime = LocalRuntime(topo=topo, stack_dir=workdir / "stack", target_env={"FEED_TOKEN_SECRET": secret},
+                               progress=lambda m: print(f"  stack: {m}", flush=True))
+        runtime.up()
+        bare: list[ManagedProcess] = []
+        try:
+            load(graph, f"127.0.0.1:{topo.cassandra_proxy_port}", topo.redis_proxy_addresses())
+            users = list(graph.user_ids)
+            print(f"posting {args.tweets} tweets through the API ...", flush=True)
+            fill_timelines(topo.api_url, secret, users, args.tweets)
+            wait_for_fanout(f"127.0.0.1:{topo.kafka_proxy_port}", deadline_s=300)
+            env = {**os.environ, "BENCH_TOKEN_SECRET": secret, "BENCH_GRAPH_USERS": str(len(users))}
+
+            print(f"feed at the default campaign's steady read rate ({campaign_read_rate:.0f}/s):", flush=True)
+            at_campaign = run_step(topo.api_url, campaign_read_rate, args.step_s * 2, env, workdir)
+            print(at_campaign.line(), flush=True)
+            feed_rps, _ = capacity("GET /v1/feed (the reference target)", topo.api_url, FEED_STEPS, args.step_s,
+                                   env, workdir)
+            bare = swap_in_bare_app(runtime, workdir)
+            bare_rps, _ = capacity("bare Starlette JSON route, served the same way", topo.api_url, BARE_STEPS,
+                                   args.step_s, env, workdir)
+            print()
+            print(f"feed p99 at {campaign_read_rate:.0f} reads/s : {at_campaign.p99_ms:8.1f} ms   (goal < 50 ms)")
+            print(f"feed at p99 < 200 ms     : {feed_rps:8.0f} requests/s")
+            print(f"bare route at p99 < 200 ms: {bare_rps:7.0f} requests/s")
+            ratio = feed_rps / bare_rps if bare_rps else float("nan")
+            print(f"ratio                    : {ratio:8.2f}   (goal >= 0.5)")
+        finally:
+            for p in bare:
+                p.stop()
+            runtime.down()
+
+
+if __name__ == "__main__":
+    main()

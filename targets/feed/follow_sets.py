@@ -1,0 +1,204 @@
+"""Follow sets cached in Redis (design §08: "hot follower lists cached in Redis").
+
+Two sets per user, each in the slot of its owner (so beside `timeline:{id}`):
+- `following:{u}`, the accounts u follows: the reader's set, for the read-time unfollow
+  filter and the celebrity merge (two store queries per feed page before);
+- `followers:{a}`, the accounts following a: the fan-out worker's list.
+
+A set holds the sentinel "0" besides its members, so "follows nobody" is a hit. It expires
+FOLLOW_TTL_S after it was filled, whether read or not: only hot lists stay, and whatever the
+cache got wrong lives at most that long.
+
+Cassandra stays the record of truth. The rules that keep the cache from serving a follow set
+older than a change the API has acknowledged:
+1. A follow or unfollow writes the store first, then runs `_CHANGE` on both sets: bump the
+   set's generation, apply the change if the set is cached. The API answers only after that
+   write is confirmed by a replica (`WAIT 1`), or after CHANGE_DEADLINE_S of retries, which
+   covers a primary's failover; past it the failure is counted (and the TTL bounds it).
+2. A fill reads the generation, then the store, and `_FILL` writes only if the generation did
+   not move: a fill that read the store before a change cannot overwrite it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Iterable
+
+import redis
+import redis.asyncio
+import redis.exceptions
+from prometheus_client import Counter
+from redis.asyncio.cluster import RedisCluster as AsyncRedisCluster
+from redis.cluster import RedisCluster
+
+from targets.feed.cache import CACHE_DOWN, SENTINEL
+
+log = logging.getLogger("feed.follow_sets")
+
+FOLLOW_TTL_S = 120
+GENERATION_TTL_S = 24 * 3600
+CHANGE_DEADLINE_S = 8.0
+
+LOOKUPS = Counter("feed_follow_cache_requests_total", "Follow-set cache lookups", ["set", "result"])
+UNCONFIRMED = Counter("feed_follow_cache_unconfirmed_total",
+                      "Follow changes the cache could not confirm within the deadline")
+
+# KEYS: set. ARGV: candidates. nil when the set is not cached, else one 0/1 per candidate.
+_AMONG = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return false end
+return redis.call('SMISMEMBER', KEYS[1], unpack(ARGV))
+"""
+
+# KEYS: set, generation. ARGV: generation seen before the store read, ttl, members...
+_FILL = """
+if (redis.call('GET', KEYS[2]) or '') ~= ARGV[1] then return 0 end
+redis.call('DEL', KEYS[1])
+redis.call('SADD', KEYS[1], '0')
+for i = 3, #ARGV, 4000 do
+  redis.call('SADD', KEYS[1], unpack(ARGV, i, math.min(i + 3999, #ARGV)))
+end
+redis.call('EXPIRE', KEYS[1], ARGV[2])
+return 1
+"""
+
+# KEYS: set, generation. ARGV: 'add' | 'remove', member, generation ttl.
+_CHANGE = """
+redis.call('INCR', KEYS[2])
+redis.call('EXPIRE', KEYS[2], ARGV[3])
+if redis.call('EXISTS', KEYS[1]) == 1 then
+  if ARGV[1] == 'add' then redis.call('SADD', KEYS[1], ARGV[2]) else redis.call('SREM', KEYS[1], ARGV[2]) end
+end
+return 1
+"""
+
+
+def following_key(user_id: int) -> str:
+    return f"following:{{{user_id}}}"
+
+
+def followers_key(user_id: int) -> str:
+    return f"followers:{{{user_id}}}"
+
+
+def generation_key(set_key: str) -> str:
+    return f"gen:{set_key}"
+
+
+def members(raw: Iterable[str]) -> list[int]:
+    return sorted(int(m) for m in raw if m != SENTINEL)
+
+
+class FollowSets:
+    """The API's side: the reader's follow set (read, filled on a miss) and follow changes."""
+
+    def __init__(self, rc: AsyncRedisCluster) -> None:
+        self.rc = rc
+        # A change must be confirmed by WAIT on the connection that made it, which the
+        # cluster client's pooled commands cannot promise; one plain client per node can.
+        self._nodes: dict[str, redis.asyncio.Redis] = {}
+
+    async def close(self) -> None:
+        for client in self._nodes.values():
+            await client.aclose()
+
+    async def among(self, user_id: int, candidates: list[int]) -> set[int] | None:
+        """Which `candidates` `user_id` follows, or None when the set is not cached."""
+        if not candidates:
+            return set()
+        found = await self.rc.eval(_AMONG, 1, following_key(user_id), *candidates)
+        LOOKUPS.labels("following", "miss" if found is None else "hit").inc()
+        if found is None:
+            return None
+        return {c for c, hit in zip(candidates, found, strict=True) if hit}
+
+    async def generation(self, user_id: int) -> str:
+        return str(await self.rc.get(generation_key(following_key(user_id))) or "")
+
+    async def fill(self, user_id: int, generation: str, followees: list[int]) -> None:
+        key = following_key(user_id)
+        await self.rc.eval(_FILL, 2, key, generation_key(key), generation, FOLLOW_TTL_S, *followees)
+
+    async def changed(self, follower: int, followee: int, *, following: bool) -> None:
+        """Apply an acknowledged follow/unfollow to both cached sets, durably (rule 1)."""
+        op = "add" if following else "remove"
+        await asyncio.gather(self._change(following_key(follower), op, followee),
+                             self._change(followers_key(followee), op, follower))
+
+    async def _change(self, key: str, op: str, member: int) -> None:
+        deadline = time.monotonic() + CHANGE_DEADLINE_S
+        delay = 0.05
+        while True:
+            try:
+                if await self._change_once(key, op, member):
+                    return
+            except CACHE_DOWN as exc:
+                log.info("follow change on %s not applied yet: %r", key, exc)
+            if time.monotonic() + delay > deadline:
+                UNCONFIRMED.inc()
+                log.warning("follow change on %s unconfirmed after %.0f s; the TTL bounds it", key, CHANGE_DEADLINE_S)
+                return
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 1.0)
+            try:
+                await self.rc.nodes_manager.initialize()
+            except CACHE_DOWN:   # the next attempt reports what is wrong
+                pass
+
+    async def _change_once(self, key: str, op: str, member: int) -> bool:
+        await self.rc.initialize()   # a no-op once the client knows the slots
+        node = self.rc.get_node_from_key(key)
+        if node is None:
+            raise redis.exceptions.ClusterDownError(f"no node serves {key}")
+        client = self._nodes.get(node.name)
+        if client is None:
+            client = redis.asyncio.Redis(host=node.host, port=int(node.port), socket_timeout=0.5,
+                                         socket_connect_timeout=0.5, decode_responses=True)
+            self._nodes[node.name] = client
+        pipe = client.pipeline(transaction=False)
+        pipe.eval(_CHANGE, 2, key, generation_key(key), op, member, GENERATION_TTL_S)
+        pipe.execute_command("WAIT", 1, 500)
+        pipe.info("replication")
+        _, replicas, info = await pipe.execute(raise_on_error=True)
+        # A write a replica has not got can vanish in a failover; with no replica attached
+        # (it is the one that died) there is nobody to wait for.
+        return int(replicas) >= 1 or int(info.get("connected_slaves", 0)) == 0
+
+
+class FollowerLists:
+    """The fan-out worker's side (sync): the followers of many authors in one round trip per
+    shard, the store read and the cache filled for those not cached."""
+
+    def __init__(self, rc: RedisCluster, read_store: Callable[[int], list[int]]) -> None:
+        self.rc = rc
+        self.read_store = read_store
+        self._fill = rc.register_script(_FILL)
+
+    def of(self, authors: Iterable[int]) -> dict[int, list[int]]:
+        wanted = sorted(set(authors))
+        if not wanted:
+            return {}
+        try:
+            pipe = self.rc.pipeline()
+            for a in wanted:
+                pipe.smembers(followers_key(a))
+                pipe.get(generation_key(followers_key(a)))
+            raw = pipe.execute()
+        except CACHE_DOWN as exc:
+            log.info("follower lists unreachable, reading the store: %r", exc)
+            return {a: self.read_store(a) for a in wanted}
+        out: dict[int, list[int]] = {}
+        for i, a in enumerate(wanted):
+            cached, generation = raw[2 * i], raw[2 * i + 1]
+            LOOKUPS.labels("followers", "hit" if cached else "miss").inc()
+            if cached:
+                out[a] = members(cached)
+                continue
+            out[a] = self.read_store(a)
+            key = followers_key(a)
+            try:
+                self._fill(keys=[key, generation_key(key)], args=[generation or "", FOLLOW_TTL_S, *out[a]])
+            except CACHE_DOWN as exc:
+                log.info("could not cache the followers of %s: %r", a, exc)
+        return out
