@@ -38,6 +38,7 @@ from targets.feed.events import EventProducer
 from targets.feed.follow_sets import FollowSets
 from targets.feed.guards import Idempotency, RateLimit
 from targets.feed.preheat import Preheater
+from targets.feed.pulled import PulledTweets
 from targets.feed.ranking import CANDIDATES, Ranker, RankingGateway
 from targets.feed.settings import Settings
 from targets.feed.snowflake import Snowflake
@@ -154,6 +155,7 @@ class Feed:
         self.cache = FeedCache(settings.redis_nodes)
         self.follows = FollowSets(self.cache.rc)
         self.preheater = Preheater(self.cache.rc, self.rebuild)
+        self.pulled = PulledTweets(self.store.newest_by_authors)
         self.events = EventProducer(settings.kafka)
         self.ids = Snowflake(settings.datacenter_id, settings.machine_id)
         self.idempotency = Idempotency(self.cache.rc, settings.idempotency_ttl_s,
@@ -180,28 +182,32 @@ class Feed:
             raise ApiError(401, "unauthorized", "a valid bearer token is required")
         return uid
 
-    async def candidates(self, user: int, before: int | None, n: int) -> list[int]:
+    async def candidates(self, user: int, before: int | None, n: int) -> tuple[list[int], set[int]]:
         """The newest `n` tweet ids of the user's feed older than `before`: the pushed timeline
         (or the store fan-in when it is missing or its shard is down), with the followed pull-tier
-        authors merged in."""
+        authors merged in; and the accounts the user follows now (read beside the timeline)."""
         self.preheater.saw(user)
+        following_read = asyncio.ensure_future(self.following(user))
         try:
             ids = await self.cache.timeline_page(user, before, n)
             TIMELINE_CACHE.labels("hit" if ids is not None else "miss").inc()
             if ids is None:
                 DEGRADED.labels("cache_miss").inc()
-                ids = await self.fan_in(user, before, n)
+                ids = await self.fan_in(user, before, n, following=await following_read)
                 self.rebuild_later(user)
         except CACHE_DOWN as exc:
             cache_failed("timeline", exc)
             DEGRADED.labels("redis_error").inc()
-            ids = await self.fan_in(user, before, n)
-        return await self.merge_celebrities(user, before, n, ids)
+            ids = await self.fan_in(user, before, n, following=await following_read)
+        following = await following_read
+        return await self.merge_celebrities(before, n, ids, following), following
 
-    async def delta_ids(self, user: int, since: int, n: int) -> list[int]:
+    async def delta_ids(self, user: int, since: int, n: int) -> tuple[list[int], set[int]]:
         """The first `n` ids after `since` in the user's feed, oldest first (timeline, or the
-        store when it is missing or down, plus the followed pull-tier authors)."""
+        store when it is missing or down, plus the followed pull-tier authors); and the
+        accounts the user follows now."""
         self.preheater.saw(user)
+        following_read = asyncio.ensure_future(self.following(user))
         ids: list[int] | None = None
         try:
             ids = await self.cache.timeline_since(user, since, n)
@@ -210,12 +216,13 @@ class Feed:
         except CACHE_DOWN as exc:
             cache_failed("timeline_delta", exc)
             DEGRADED.labels("redis_error").inc()
+        following = await following_read
         if ids is None:
-            ids = await self._delta_fan_in(user, [user, *await self.store.followees(user)], since, n)
-        followed = await self.followed_pull_authors(user)
+            ids = await self._delta_fan_in(user, [user, *sorted(following)], since, n)
+        followed = await self.followed_pull_authors(following)
         if followed:
             ids = sorted(set(ids) | set(await self._delta_fan_in(user, sorted(followed), since, n)))
-        return sorted(ids)[:n]
+        return sorted(ids)[:n], following
 
     async def _delta_fan_in(self, user: int, authors: list[int], since: int, n: int) -> list[int]:
         tweets = await self.store.oldest_since_by_authors(authors, since, n)
@@ -247,50 +254,48 @@ class Feed:
             self._pull_tier = (time.monotonic(), members)
         return members
 
-    async def followed_pull_authors(self, user: int) -> set[int]:
-        """The pull-tier authors `user` follows: whose tweets are merged in at read time."""
+    async def followed_pull_authors(self, following: set[int]) -> set[int]:
+        """The pull-tier authors among `following`: whose tweets are merged in at read time."""
         if self.s.defects.break_celebrity_merge:
             return set()
-        pull = await self.pull_tier()
-        return await self.following_among(user, sorted(pull)) if pull else set()
+        return await self.pull_tier() & following
 
-    async def following_among(self, user: int, candidates: list[int]) -> set[int]:
-        """Which of `candidates` `user` follows now: the cached follow set, else the store
-        (and the set cached for the next read)."""
+    async def following(self, user: int) -> set[int]:
+        """Whom `user` follows now: the cached follow set, else the store (and the set cached
+        for the next read)."""
         try:
-            found = await self.follows.among(user, candidates)
+            found = await self.follows.members(user)
             if found is not None:
                 return found
             generation = await self.follows.generation(user)
         except CACHE_DOWN as exc:
             cache_failed("follow_set", exc)
-            return await self.store.follows_among(user, candidates)
+            return set(await self.store.followees(user))
         followees = await self.store.followees(user)
         try:
             await self.follows.fill(user, generation, followees)
         except CACHE_DOWN as exc:
             cache_failed("follow_set_fill", exc)
-        return set(followees).intersection(candidates)
+        return set(followees)
 
-    async def merge_celebrities(self, user: int, before: int | None, n: int, ids: list[int]) -> list[int]:
+    async def merge_celebrities(self, before: int | None, n: int, ids: list[int], following: set[int]) -> list[int]:
         """Design §05/§06 hybrid: pull-tier authors are never pushed; their newest tweets are
-        read from the store and interleaved with the pushed timeline, newest first."""
-        followed = await self.followed_pull_authors(user)
+        read from the store (kept a second per process, `pulled`) and interleaved with the
+        pushed timeline, newest first."""
+        followed = await self.followed_pull_authors(following)
         if not followed:
             return ids
         CELEBRITY_MERGES.inc()
         upper = before if before is not None else 2**63 - 1
-        pulled = await self.store.newest_by_authors(sorted(followed), upper, n)
-        return sorted(set(ids) | {t.tweet_id for t in pulled if not t.deleted}, reverse=True)[:n]
+        pulled = await self.pulled.ids(sorted(followed), upper, n)
+        return sorted(set(ids) | set(pulled), reverse=True)[:n]
 
-    async def only_followed(self, user: int, tweets: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    def only_followed(self, user: int, tweets: list[dict[str, Any]], following: set[int]) -> list[dict[str, Any]]:
         """Design §10: the read-time unfollow filter. Timelines keep ids fanned out before an
         unfollow; each page is checked against the follow set as it is now."""
         if self.s.defects.skip_unfollow_filter:
             return tweets
-        authors = sorted({int(t["author_id"]) for t in tweets} - {user})
-        followed = await self.following_among(user, authors)
-        return [t for t in tweets if int(t["author_id"]) == user or int(t["author_id"]) in followed]
+        return [t for t in tweets if int(t["author_id"]) == user or int(t["author_id"]) in following]
 
     async def check_references(self, author: int, media_ids: list[str], reply_to: int | None) -> None:
         """Media must be registered by the author; a reply must answer a tweet that exists."""
@@ -350,9 +355,11 @@ class Feed:
         self._background.add(task)
         task.add_done_callback(self._background.discard)
 
-    async def fan_in(self, user_id: int, before: int | None, limit: int, per_author: int | None = None) -> list[int]:
+    async def fan_in(self, user_id: int, before: int | None, limit: int, per_author: int | None = None,
+                     following: set[int] | None = None) -> list[int]:
         """The store path: merge the newest tweets of every followee (and the user's own)."""
-        authors = [user_id, *await self.store.followees(user_id)]
+        followees = sorted(following) if following is not None else await self.store.followees(user_id)
+        authors = [user_id, *followees]
         upper = before if before is not None else 2**63 - 1
         tweets = await self.store.newest_by_authors(authors, upper, per_author or limit)
         return sorted((t.tweet_id for t in tweets if not t.deleted), reverse=True)[:limit]
@@ -431,10 +438,10 @@ async def get_feed(request: Request) -> Response:
     if algorithm == "ranked":
         return await ranked_feed(feed, user, limit, request.query_params.get("cursor"))
     before = decode_cursor(request.query_params.get("cursor"))
-    ids = await feed.candidates(user, before, limit + 1)
+    ids, following = await feed.candidates(user, before, limit + 1)
     has_more = len(ids) > limit
     ids = ids[:limit]
-    tweets = await feed.only_followed(user, await feed.hydrate(ids))
+    tweets = feed.only_followed(user, await feed.hydrate(ids), following)
     return json_response({"tweets": tweets, "next_cursor": encode_cursor(ids[-1]) if has_more and ids else None,
                           "has_more": has_more})
 
@@ -447,9 +454,9 @@ async def get_feed_delta(request: Request) -> Response:
     only_params(request, {"since", "limit"})
     since = parse_id(request.query_params.get("since", ""), "bad_since", "since (a tweet id)")
     limit = parse_limit(request.query_params.get("limit"))
-    ids = await feed.delta_ids(user, since, limit + 1)
+    ids, following = await feed.delta_ids(user, since, limit + 1)
     has_more = len(ids) > limit
-    tweets = await feed.only_followed(user, await feed.hydrate(ids[:limit]))
+    tweets = feed.only_followed(user, await feed.hydrate(ids[:limit]), following)
     return json_response({"tweets": tweets, "has_more": has_more,
                           "next_since": str(ids[:limit][-1]) if ids else str(since)})
 
@@ -458,8 +465,8 @@ async def ranked_feed(feed: Feed, user: int, limit: int, raw_cursor: str | None)
     """The newest CANDIDATES tweets (as of the first page: the cursor keeps its anchor), ranked;
     pages are slices of that ranking."""
     anchor, offset = decode_ranked_cursor(raw_cursor)
-    ids = await feed.candidates(user, None if anchor is None else anchor + 1, CANDIDATES)
-    tweets = await feed.only_followed(user, await feed.hydrate(ids))
+    ids, following = await feed.candidates(user, None if anchor is None else anchor + 1, CANDIDATES)
+    tweets = feed.only_followed(user, await feed.hydrate(ids), following)
     await feed.refresh_config()
     mutual = await feed.store.followers_among(user, sorted({int(t["author_id"]) for t in tweets} - {user}))
     ranked = await feed.ranking.rank(tweets, mutual)

@@ -6,15 +6,16 @@ Two sets per user, each in the slot of its owner (so beside `timeline:{id}`):
 - `followers:{a}`, the accounts following a: the fan-out worker's list.
 
 A set holds the sentinel "0" besides its members, so "follows nobody" is a hit. It expires
-FOLLOW_TTL_S after it was filled, whether read or not: only hot lists stay, and whatever the
-cache got wrong lives at most that long.
+FOLLOW_TTL_S after it was filled, whether read or not: only the lists of users active lately
+stay, and whatever the cache got wrong lives at most that long.
 
 Cassandra stays the record of truth. The rules that keep the cache from serving a follow set
 older than a change the API has acknowledged:
 1. A follow or unfollow writes the store first, then runs `_CHANGE` on both sets: bump the
    set's generation, apply the change if the set is cached. The API answers only after that
    write is confirmed by a replica (`WAIT 1`), or after CHANGE_DEADLINE_S of retries, which
-   covers a primary's failover; past it the failure is counted (and the TTL bounds it).
+   covers a primary's failover. Past it the change is counted as unconfirmed, and the set is
+   dropped in the background as soon as its shard takes writes again (or the TTL has).
 2. A fill reads the generation, then the store, and `_FILL` writes only if the generation did
    not move: a fill that read the store before a change cannot overwrite it.
 """
@@ -25,6 +26,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable, Iterable
+from typing import cast
 
 import redis
 import redis.asyncio
@@ -37,19 +39,13 @@ from targets.feed.cache import CACHE_DOWN, SENTINEL
 
 log = logging.getLogger("feed.follow_sets")
 
-FOLLOW_TTL_S = 120
+FOLLOW_TTL_S = 900
 GENERATION_TTL_S = 24 * 3600
 CHANGE_DEADLINE_S = 8.0
 
 LOOKUPS = Counter("feed_follow_cache_requests_total", "Follow-set cache lookups", ["set", "result"])
 UNCONFIRMED = Counter("feed_follow_cache_unconfirmed_total",
                       "Follow changes the cache could not confirm within the deadline")
-
-# KEYS: set. ARGV: candidates. nil when the set is not cached, else one 0/1 per candidate.
-_AMONG = """
-if redis.call('EXISTS', KEYS[1]) == 0 then return false end
-return redis.call('SMISMEMBER', KEYS[1], unpack(ARGV))
-"""
 
 # KEYS: set, generation. ARGV: generation seen before the store read, ttl, members...
 _FILL = """
@@ -63,11 +59,13 @@ redis.call('EXPIRE', KEYS[1], ARGV[2])
 return 1
 """
 
-# KEYS: set, generation. ARGV: 'add' | 'remove', member, generation ttl.
+# KEYS: set, generation. ARGV: 'add' | 'remove' | 'forget' (drop the set), member, generation ttl.
 _CHANGE = """
 redis.call('INCR', KEYS[2])
 redis.call('EXPIRE', KEYS[2], ARGV[3])
-if redis.call('EXISTS', KEYS[1]) == 1 then
+if ARGV[1] == 'forget' then
+  redis.call('DEL', KEYS[1])
+elseif redis.call('EXISTS', KEYS[1]) == 1 then
   if ARGV[1] == 'add' then redis.call('SADD', KEYS[1], ARGV[2]) else redis.call('SREM', KEYS[1], ARGV[2]) end
 end
 return 1
@@ -98,20 +96,19 @@ class FollowSets:
         # A change must be confirmed by WAIT on the connection that made it, which the
         # cluster client's pooled commands cannot promise; one plain client per node can.
         self._nodes: dict[str, redis.asyncio.Redis] = {}
+        self._background: set[asyncio.Task[bool]] = set()
 
     async def close(self) -> None:
+        for task in list(self._background):
+            task.cancel()
         for client in self._nodes.values():
             await client.aclose()
 
-    async def among(self, user_id: int, candidates: list[int]) -> set[int] | None:
-        """Which `candidates` `user_id` follows, or None when the set is not cached."""
-        if not candidates:
-            return set()
-        found = await self.rc.eval(_AMONG, 1, following_key(user_id), *candidates)
-        LOOKUPS.labels("following", "miss" if found is None else "hit").inc()
-        if found is None:
-            return None
-        return {c for c, hit in zip(candidates, found, strict=True) if hit}
+    async def members(self, user_id: int) -> set[int] | None:
+        """Whom `user_id` follows, or None when the set is not cached."""
+        raw = cast(set[str], await self.rc.smembers(following_key(user_id)))
+        LOOKUPS.labels("following", "hit" if raw else "miss").inc()
+        return set(members(raw)) if raw else None
 
     async def generation(self, user_id: int) -> str:
         return str(await self.rc.get(generation_key(following_key(user_id))) or "")
@@ -127,18 +124,27 @@ class FollowSets:
                              self._change(followers_key(followee), op, follower))
 
     async def _change(self, key: str, op: str, member: int) -> None:
-        deadline = time.monotonic() + CHANGE_DEADLINE_S
+        if not await self._retry_change(key, op, member, CHANGE_DEADLINE_S):
+            UNCONFIRMED.inc()
+            log.warning("follow change on %s unconfirmed after %.0f s; retrying in the background", key,
+                        CHANGE_DEADLINE_S)
+            # Later changes may land first, so the late one drops the set rather than apply
+            # itself out of order; the next read fills it from the store.
+            task = asyncio.create_task(self._retry_change(key, "forget", member, FOLLOW_TTL_S))
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
+
+    async def _retry_change(self, key: str, op: str, member: int, within_s: float) -> bool:
+        deadline = time.monotonic() + within_s
         delay = 0.05
         while True:
             try:
                 if await self._change_once(key, op, member):
-                    return
+                    return True
             except CACHE_DOWN as exc:
                 log.info("follow change on %s not applied yet: %r", key, exc)
             if time.monotonic() + delay > deadline:
-                UNCONFIRMED.inc()
-                log.warning("follow change on %s unconfirmed after %.0f s; the TTL bounds it", key, CHANGE_DEADLINE_S)
-                return
+                return False
             await asyncio.sleep(delay)
             delay = min(delay * 2, 1.0)
             try:

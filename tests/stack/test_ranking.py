@@ -67,7 +67,9 @@ def test_ranked_pages_walk_the_same_ranking(client: httpx.Client, stack: Stack) 
     client.post(f"/v1/users/{author}/follow", headers=stack.auth(reader))
     posted = [post(client, stack, author, f"p{i}") for i in range(5)]
     assert eventually(lambda: posted[-1] in feed_ids(client, stack, reader))
-    first = ranked(client, stack, reader, limit="3").json()
+    r = ranked(client, stack, reader, limit="3")
+    assert r.status_code == 200, r.text
+    first = r.json()
     second = ranked(client, stack, reader, limit="3", cursor=first["next_cursor"]).json()
     seen = [t["tweet_id"] for t in first["tweets"] + second["tweets"]]
     assert sorted(seen) == sorted(posted) and second["has_more"] is False
