@@ -42,7 +42,7 @@ from harness.settle import wait_for_fanout
 from harness.topology import Topology
 from targets.feed.auth import issue_token
 from workloads.graph import GraphSize, GraphSpec, generate, load
-from workloads.scenarios import get as get_scenario
+from workloads.scenario import resolve
 
 LOCUSTFILE = Path(__file__).with_name("read_locustfile.py")
 P99_LIMIT_MS = 200.0
@@ -155,8 +155,8 @@ def main() -> None:
     args = ap.parse_args()
     topo = Topology(base_port=args.base_port)
     graph = generate(GraphSpec.preset(GraphSize.SMALL))
-    default = get_scenario("smoke").load
-    campaign_read_rate = default.tasks_per_s * default.read_weight / (default.read_weight + default.write_weight)
+    steady = resolve("smoke").workload.phases[0].rates   # the default campaign's steady phase: all its reads
+    campaign_read_rate = steady.feed + steady.delta + steady.profile
     secret = secrets.token_hex(32)
     with tempfile.TemporaryDirectory(prefix="feedlab-bench-") as tmp:
         workdir = Path(tmp)

@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from chaos.fault import Fault
+from chaos.fault import Fault as ChaosFault
 from chaos.redis_primary import KillRedisPrimary
 from harness import records
 from harness.final_reads import read_back
@@ -28,9 +28,11 @@ from harness.records import FAULTS, JsonlWriter, read_jsonl, write_json
 from harness.runtime.local import LocalRuntime
 from harness.settle import wait_for_fanout
 from harness.topology import Topology
-from workloads.graph import Graph, GraphSpec, generate, load
-from workloads.scenarios import FaultSpec, Scenario
+from workloads.arrivals import ArrivalPlan
+from workloads.graph import Graph, generate, load
+from workloads.scenario import Fault, FaultAction, Scenario
 
+DRAIN_S = 12.0   # after the last arrival: the requests in flight get this long to answer
 Say = Callable[[str], None]
 
 
@@ -51,6 +53,7 @@ class RunContext:
     topo: Topology
     run_dir: Path
     say: Say
+    processes: int = 1                 # Locust processes (its multi-process mode when > 1)
     token_secret: str = field(default_factory=lambda: secrets.token_hex(32))
     manifest: dict[str, Any] = field(default_factory=dict)
 
@@ -59,10 +62,10 @@ class RunContext:
         write_json(self.run_dir / records.MANIFEST, self.manifest)
 
 
-def build_fault(spec: FaultSpec, runtime: LocalRuntime) -> Fault:
-    if spec.kind == "kill-redis-primary":
-        return KillRedisPrimary(runtime, runtime.redis, **spec.params)
-    raise ValueError(f"unknown fault kind {spec.kind!r}")
+def build_fault(spec: Fault, runtime: LocalRuntime) -> ChaosFault:
+    if spec.action is FaultAction.KILL_REDIS_PRIMARY:
+        return KillRedisPrimary(runtime, runtime.redis, **spec.params())
+    raise ValueError(f"unknown fault action {spec.action!r}")
 
 
 class FaultSchedule:
@@ -81,7 +84,7 @@ class FaultSchedule:
 
     def _run(self) -> None:
         for spec, fault in self.items:
-            if self._stop.wait(max(0.0, self.load_start + spec.at_s - time.time())):
+            if self._stop.wait(max(0.0, self.load_start + spec.at - time.time())):
                 return
             self.ctx.say(f"chaos: {fault.name} invoking")
             try:
@@ -91,11 +94,11 @@ class FaultSchedule:
             except Exception as exc:  # noqa: BLE001 - recorded; heal still runs
                 fault.window.event("invoke-failed", error=str(exc))
                 self.errors.append(f"{fault.name}: {exc}")
-            if self._stop.wait(spec.heal_after_s):
+            if self._stop.wait(spec.heal_after):
                 return
             self._heal_one(fault)
 
-    def _heal_one(self, fault: Fault) -> None:
+    def _heal_one(self, fault: ChaosFault) -> None:
         if fault.window.end_t is not None or fault.window.start_t is None:
             return  # healed already, or never broke anything
         try:
@@ -127,9 +130,10 @@ def run_campaign(ctx: RunContext) -> None:
     ctx.write_manifest(run_id=ctx.run_dir.name, scenario=sc.name, git_sha=git_sha(), seed=sc.seed,
                        started_t=time.time(), ended_t=None, partial=True, timeline_cap=800,
                        load_start_t=None, load_end_t=None, settle_end_t=None,
-                       config={"scenario": _jsonable(asdict(sc)), "topology": asdict(ctx.topo)},
-                       gates=dict(sc.gates))
-    graph = generate(GraphSpec.preset(sc.graph, seed=sc.seed))
+                       config={"scenario": sc.model_dump(mode="json"), "topology": asdict(ctx.topo),
+                               "processes": ctx.processes},
+                       gates=sc.gates.manifest())
+    graph = generate(sc.graph.spec())
     write_json(ctx.run_dir / records.GRAPH, graph.to_json())
     ctx.write_manifest(graph_hash=graph.digest())
     target_env = {"FEED_TOKEN_SECRET": ctx.token_secret, "FEED_PUSH_THRESHOLD": str(graph.spec.push_threshold),
@@ -145,7 +149,7 @@ def run_campaign(ctx: RunContext) -> None:
         ctx.say(f"graph: loaded in {time.monotonic() - t0:.1f} s")
         _load_phase(ctx, runtime, graph)
         ctx.say("settle: waiting for the fan-out consumer group to drain")
-        drained, lag, waited = wait_for_fanout(f"127.0.0.1:{ctx.topo.kafka_proxy_port}", sc.settle_deadline_s)
+        drained, lag, waited = wait_for_fanout(f"127.0.0.1:{ctx.topo.kafka_proxy_port}", sc.settle.deadline)
         ctx.say(f"settle: {'drained' if drained else f'NOT drained (lag {lag})'} after {waited:.1f} s")
         ctx.write_manifest(settle_end_t=time.time(), settle={"drained": drained, "lag": lag, "seconds": waited})
         acked = [(r["tweet_id"], int(r["author_id"])) for r in read_jsonl(ctx.run_dir / records.LEDGER)]
@@ -162,41 +166,48 @@ def run_campaign(ctx: RunContext) -> None:
 
 def _load_phase(ctx: RunContext, runtime: LocalRuntime, graph: Graph) -> None:
     sc = ctx.scenario
-    gen = LoadGenerator(run_dir=ctx.run_dir, host=ctx.topo.api_url, shape=sc.load, graph_users=graph.spec.users,
-                        token_secret=ctx.token_secret, seed=sc.seed)
+    plan = ArrivalPlan.from_phases(sc.model_dump(mode="json")["workload"]["phases"])
+    gen = LoadGenerator(run_dir=ctx.run_dir, host=ctx.topo.api_url, plan=plan, token_secret=ctx.token_secret,
+                        seed=sc.seed, processes=ctx.processes)
     probe = FreshnessProbe(base_url=ctx.topo.api_url, graph=graph, token_secret=ctx.token_secret,
                            run_dir=ctx.run_dir, seed=sc.seed)
-    load_start = time.time()
-    ctx.write_manifest(load_start_t=load_start)
+    load_start = gen.start()
+    ctx.write_manifest(load_start_t=load_start,
+                       phases=[{"name": p.name, "start_t": load_start + p.start_s, "end_t": load_start + p.end_s}
+                               for p in plan.phases])
     schedule = FaultSchedule(ctx, runtime, load_start)
-    ctx.say(f"load: {sc.load.tasks_per_s:.0f} tasks/s for {sc.load.duration_s} s "
-            f"({len(schedule.items)} fault(s) scheduled)")
+    ctx.say(f"load: {len(plan.phases)} phase(s), {plan.duration_s:.0f} s, "
+            f"{sum(plan.expected(op) for op in plan.ops):.0f} arrivals planned "
+            f"({len(schedule.items)} fault(s) scheduled, {ctx.processes} load process(es))")
     try:
-        gen.start()
         probe.start()
         schedule.start()
-        deadline = load_start + sc.load.duration_s + 30
-        while gen.proc is not None and gen.proc.poll() is None:
-            if time.time() > deadline:
-                raise TimeoutError("the load generator did not stop on time")
-            time.sleep(1)
-            elapsed = time.time() - load_start
-            if int(elapsed) % 10 == 0:
-                ctx.say(f"load: {elapsed:.0f}/{sc.load.duration_s} s, canaries {probe.canaries}")
+        next_note = load_start
+        while time.time() < gen.load_end:
+            if gen.proc is not None and gen.proc.poll() is not None:
+                raise RuntimeError(f"the load generator exited early (code {gen.proc.returncode}); "
+                                   f"see {ctx.run_dir / 'locust.log'}")
+            time.sleep(0.5)
+            if time.time() >= next_note + 10:
+                next_note = time.time()
+                ctx.say(f"load: {time.time() - load_start:.0f}/{plan.duration_s:.0f} s, canaries {probe.canaries}")
+        _wait_for_in_flight(ctx.run_dir, deadline=gen.load_end + DRAIN_S)
     finally:
         gen.stop()
-        ctx.write_manifest(load_end_t=time.time())
+        ctx.write_manifest(load_end_t=min(time.time(), gen.load_end) if gen.load_start else time.time())
         probe.stop()
         schedule.heal_all()
         if schedule.errors:
             ctx.write_manifest(chaos_errors=schedule.errors)
 
 
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_jsonable(v) for v in value]
-    if hasattr(value, "value"):
-        return value.value
-    return value
+def _wait_for_in_flight(run_dir: Path, deadline: float) -> None:
+    """After the last arrival, give the requests still in flight until `deadline` to answer
+    (each load process reports its in-flight count once a second)."""
+    while time.time() < deadline:
+        latest: dict[str, int] = {}
+        for row in read_jsonl(run_dir / records.ARRIVALS):
+            latest[row["process"]] = int(row["in_flight"])
+        if latest and not any(latest.values()):
+            return
+        time.sleep(0.5)

@@ -79,9 +79,15 @@ def _sigterm_as_interrupt(_sig: int, _frame: FrameType | None) -> None:
 
 @app.command()
 def run(
-    scenario: Annotated[str, typer.Argument(help="Scenario name (see `feedlab scenarios`).")] = "smoke",
-    duration: Annotated[int | None, typer.Option(help="Override the load duration (seconds).", min=10)] = None,
+    scenario: Annotated[str, typer.Argument(help="A built-in scenario (see `feedlab scenarios`) or a YAML file.")
+                        ] = "smoke",
+    duration: Annotated[float | None, typer.Option(
+        help="Stretch the load to this many seconds (phases, ramps and fault times scale with it).", min=10)] = None,
+    rate_scale: Annotated[float | None, typer.Option(help="Multiply every arrival rate by this.")] = None,
+    users: Annotated[int | None, typer.Option(help="Override the graph's user count.")] = None,
     seed: Annotated[int | None, typer.Option(help="Override the graph and workload seed.")] = None,
+    processes: Annotated[int, typer.Option(
+        help="Locust processes for the load (its multi-process mode; one per core at most).", min=1)] = 1,
     defect: Annotated[list[str], typer.Option(
         help=f"Turn on a target defect: NAME[=SHARE]; one of {', '.join(DEFECTS)}.")] = [],  # noqa: B006
     base_port: BasePort = 19000,
@@ -89,17 +95,21 @@ def run(
 ) -> None:
     """Run a campaign: stack up, load, faults, checks, report; exit code is the verdict."""
     from harness.campaign import RunContext, run_campaign
-    from workloads import scenarios
+    from workloads.scenario import ScenarioError, resolve
 
+    cores = os.cpu_count() or 1
+    if processes > cores:
+        raise _fail(f"--processes {processes}: this machine has {cores} cores; more load processes than cores "
+                    "would measure the generator, not the target")
     try:
-        sc = scenarios.get(scenario).with_overrides(duration_s=duration, seed=seed,
-                                                    target_env=_parse_defects(defect))
-    except scenarios.ScenarioError as exc:
+        sc = resolve(scenario).with_overrides(duration_s=duration, rate_scale=rate_scale, users=users, seed=seed,
+                                              target_env=_parse_defects(defect))
+    except ScenarioError as exc:
         raise _fail(str(exc)) from None
     target = run_dir or runs_dir() / f"{time.strftime('%Y%m%d-%H%M%S')}-{sc.name}"
     if target.exists() and any(target.iterdir()):
         raise _fail(f"run directory {target} exists and is not empty")
-    ctx = RunContext(scenario=sc, topo=Topology(base_port=base_port), run_dir=target, say=_say)
+    ctx = RunContext(scenario=sc, topo=Topology(base_port=base_port), run_dir=target, say=_say, processes=processes)
     signal.signal(signal.SIGTERM, _sigterm_as_interrupt)
     _say(f"run {sc.name}: {sc.description}\n         run directory: {target}")
     problem = None
@@ -142,12 +152,18 @@ def report(run_dir: Annotated[Path, typer.Argument(help="A run directory.")]) ->
 
 @app.command("scenarios")
 def list_scenarios() -> None:
-    """List the built-in scenarios."""
-    from workloads.scenarios import SCENARIOS
+    """List the built-in scenarios (workloads/scenarios/*.yaml)."""
+    from workloads.scenario import ScenarioError, builtin, load_file
 
-    table = Table("name", "description", box=None)
-    for name, sc in sorted(SCENARIOS.items()):
-        table.add_row(name, sc.description)
+    table = Table("name", "workload", "load", "faults", "description", box=None)
+    for name, path in builtin().items():
+        try:
+            sc = load_file(path)
+        except ScenarioError as exc:
+            table.add_row(name, "[red]invalid[/]", "", "", str(exc).splitlines()[0])
+            continue
+        table.add_row(name, sc.workload.kind.value, f"{sc.workload.duration:.0f} s", str(len(sc.faults)),
+                      sc.description)
     console.print(table)
 
 

@@ -1,4 +1,4 @@
-"""Runs the Locust workload as its own headless process and watches its CPU.
+"""Runs the Locust workload as its own headless process(es) and watches their CPU.
 
 The generator's health is part of the result: a load process that saturates its core delays
 requests and hides latency, so its CPU is sampled every second into generator.jsonl and the
@@ -13,67 +13,78 @@ import subprocess
 import sys
 import threading
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import psutil
 
-from harness.records import GENERATOR, GeneratorSample, JsonlWriter
+from harness.records import GENERATOR, WORKLOAD, GeneratorSample, JsonlWriter, write_json
 from harness.runtime.process import _die_with_parent
+from workloads.arrivals import ArrivalPlan
 
 LOCUSTFILE = Path(__file__).resolve().parent.parent / "workloads" / "locustfile.py"
 
 
-@dataclass(frozen=True, kw_only=True)
-class LoadShape:
-    """Constant arrival rate: `users` simulated users, each doing `rate_per_user` tasks/s."""
-
-    users: int
-    rate_per_user: float
-    duration_s: int
-    read_weight: int = 30
-    write_weight: int = 1
-
-    @property
-    def tasks_per_s(self) -> float:
-        return self.users * self.rate_per_user
+STARTUP_S = 3.0   # Locust's start-up, before the first arrival is due
 
 
 class LoadGenerator:
-    def __init__(self, *, run_dir: Path, host: str, shape: LoadShape, graph_users: int, token_secret: str,
-                 seed: int) -> None:
+    """Locust, headless, running the scenario's arrival plan (written to the run directory as
+    workload.json) in `processes` processes: Locust's own multi-process mode, one scheduler
+    user in each, each sending its share of every rate."""
+
+    def __init__(self, *, run_dir: Path, host: str, plan: ArrivalPlan, token_secret: str, seed: int,
+                 processes: int = 1) -> None:
         self.run_dir = run_dir
-        self.shape = shape
-        self.env = {
-            **os.environ,
-            "FEEDLAB_RUN_DIR": str(run_dir), "FEEDLAB_TOKEN_SECRET": token_secret,
-            "FEEDLAB_USERS": str(graph_users), "FEEDLAB_SEED": str(seed),
-            "FEEDLAB_RATE_PER_USER": str(shape.rate_per_user),
-            "FEEDLAB_READ_WEIGHT": str(shape.read_weight), "FEEDLAB_WRITE_WEIGHT": str(shape.write_weight),
-        }
+        self.plan = plan
+        self.processes = processes
+        write_json(run_dir / WORKLOAD, plan.to_json())
+        self.load_start = 0.0
+        self.env = {**os.environ, "FEEDLAB_RUN_DIR": str(run_dir), "FEEDLAB_TOKEN_SECRET": token_secret,
+                    "FEEDLAB_SEED": str(seed), "FEEDLAB_PROCESSES": str(processes)}
         self.argv = [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--headless", "--host", host,
-                     "--users", str(shape.users), "--spawn-rate", str(max(1, shape.users)),
-                     "--run-time", f"{shape.duration_s}s", "--stop-timeout", "5", "--only-summary",
-                     "--loglevel", "WARNING", "--exit-code-on-error", "0"]
+                     "--users", str(processes), "--spawn-rate", str(processes), "--stop-timeout", "5",
+                     "--only-summary", "--loglevel", "WARNING", "--exit-code-on-error", "0"]
+        if processes > 1:
+            self.argv += ["--processes", str(processes)]
         self.proc: subprocess.Popen[bytes] | None = None
         self._stop = threading.Event()
         self._sampler: threading.Thread | None = None
 
-    def start(self) -> None:
+    @property
+    def load_end(self) -> float:
+        return self.load_start + self.plan.duration_s
+
+    def start(self) -> float:
+        """Start Locust; returns the epoch time the first arrival is due (the load's start)."""
+        self.load_start = time.time() + STARTUP_S
         log = open(self.run_dir / "locust.log", "ab")  # noqa: SIM115 - owned by the child
         self.proc = subprocess.Popen(self.argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                     env=self.env, cwd=self.run_dir, preexec_fn=_die_with_parent)
+                                     env={**self.env, "FEEDLAB_LOAD_START": f"{self.load_start:.6f}"},
+                                     cwd=self.run_dir, preexec_fn=_die_with_parent)
         self._sampler = threading.Thread(target=self._sample, name="generator-cpu", daemon=True)
         self._sampler.start()
+        return self.load_start
 
     def _sample(self) -> None:
+        """CPU of the Locust process and of each worker process it forked, once a second."""
         assert self.proc is not None
+        watched: dict[int, tuple[str, psutil.Process]] = {}
         with JsonlWriter(self.run_dir / GENERATOR) as out:
             try:
-                p = psutil.Process(self.proc.pid)
-                p.cpu_percent(None)
-                while not self._stop.wait(1.0) and p.is_running():
-                    out.write(GeneratorSample(t=time.time(), process="locust", cpu_percent=p.cpu_percent(None)))
+                main = psutil.Process(self.proc.pid)
+                watched[main.pid] = ("locust" if self.processes == 1 else "locust-master", main)
+                main.cpu_percent(None)
+                while not self._stop.wait(1.0) and main.is_running():
+                    for child in main.children():
+                        if child.pid not in watched:
+                            watched[child.pid] = (f"locust-worker-{len(watched)}", child)
+                            child.cpu_percent(None)
+                    now = time.time()
+                    for name, proc in list(watched.values()):
+                        try:
+                            out.write(GeneratorSample(t=now, process=name, cpu_percent=proc.cpu_percent(None)))
+                        except psutil.NoSuchProcess:
+                            watched.pop(proc.pid, None)
             except psutil.NoSuchProcess:
                 return
 

@@ -25,6 +25,9 @@ PROBES = "probes.jsonl"            # one ProbeRecord per (canary, follower)
 FAULTS = "faults.jsonl"            # one FaultWindow per chaos action
 FINAL_READS = "final_reads.jsonl"  # one FinalRead per user read back after settle
 GENERATOR = "generator.jsonl"      # one GeneratorSample per second per load process
+ARRIVALS = "arrivals.jsonl"        # one ArrivalSample per second per load process
+GRAPH_CHANGES = "graph_changes.jsonl"  # one FollowChange per follow/unfollow the workload made
+WORKLOAD = "workload.json"         # the arrival plan: the scenario's phases and rates
 GRAPH = "graph.json"               # the seeded social graph (see workloads/graph.py)
 SUMMARY = "summary.json"
 JUNIT = "junit.xml"
@@ -35,11 +38,13 @@ REPORT = "report.html"
 class Request:
     """One client request, timed on the client."""
 
-    t: float               # when it was sent
+    t: float               # when it was due (its arrival in the open model), not when it left
     op: str                # "feed", "feed_page", "post", ...
-    latency_ms: float
+    latency_ms: float      # from `t` to the response: includes any wait before sending
     status: int            # HTTP status; 0 when no response (connection error, timeout)
     error: str | None = None
+    service_ms: float | None = None   # from the actual send to the response
+    phase: str | None = None          # the workload phase it was due in
 
     @property
     def ok(self) -> bool:
@@ -105,6 +110,31 @@ class GeneratorSample:
     t: float
     process: str
     cpu_percent: float     # of one core
+
+
+@dataclass(frozen=True, slots=True)
+class ArrivalSample:
+    """One load process's arrivals over the last second: due, sent, dropped (too many in
+    flight), late (the scheduler started them more than 50 ms after their time)."""
+
+    t: float
+    process: str
+    due: int
+    sent: int
+    dropped: int
+    late: int
+    max_lag_ms: float
+    in_flight: int
+
+
+@dataclass(frozen=True, slots=True)
+class FollowChange:
+    """A follow or unfollow the workload made, acknowledged at `t`."""
+
+    t: float
+    follower: int
+    followee: int
+    following: bool
 
 
 class JsonlWriter:

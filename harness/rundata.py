@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from harness import records
-from harness.records import Ack, FaultWindow, FinalRead, GeneratorSample, ProbeRecord, Request
+from harness.records import Ack, ArrivalSample, FaultWindow, FinalRead, GeneratorSample, ProbeRecord, Request
 
 DEFAULT_FAULT_GRACE_S = 10.0
 
@@ -83,6 +83,7 @@ class RunData:
     faults: list[FaultWindow] = field(default_factory=list)
     final_reads: list[FinalRead] = field(default_factory=list)
     generator: list[GeneratorSample] = field(default_factory=list)
+    arrivals: list[ArrivalSample] = field(default_factory=list)
     graph: Graph | None = None
 
     @property
@@ -177,6 +178,7 @@ def load_run(run_dir: Path) -> RunData:
         faults=_load(run_dir / records.FAULTS, FaultWindow),
         final_reads=_load(run_dir / records.FINAL_READS, FinalRead),
         generator=_load(run_dir / records.GENERATOR, GeneratorSample),
+        arrivals=_load(run_dir / records.ARRIVALS, ArrivalSample),
         graph=graph,
     )
 

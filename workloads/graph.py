@@ -17,7 +17,7 @@ import hashlib
 import itertools
 import math
 import random
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 
 
@@ -47,6 +47,10 @@ class GraphSpec:
                                  seed=seed),
         }
         return table[size]
+
+    def with_users(self, users: int) -> GraphSpec:
+        """The same shape and thresholds over another population (a scenario's `graph.users`)."""
+        return replace(self, users=users)
 
 
 @dataclass

@@ -1,18 +1,32 @@
-"""The steady feed workload, run by Locust in its own process (gevent stays here).
+"""The feed workload, run by Locust in its own process(es) (gevent stays here).
 
-Readers page their home feed (a first page, sometimes a second through the cursor); posters
-tweet with an idempotency key. Read:write is about 30:1. Who acts is drawn with Zipf weights
-(a few users are very active). Every request is appended to the run's history, and every 201
-to the ledger: the two files the checkers read.
+Open model: one scheduler user per Locust process sends every request at its arrival time
+from `workloads.arrivals` (the scenario's phases and rates, this process's share of them),
+whatever the earlier requests are doing. Latency is measured from that intended time, so a
+stalled target is charged for every request that waited (no coordinated omission). When
+MAX_IN_FLIGHT requests are outstanding an arrival is dropped and counted, never delayed; one
+the scheduler itself could only start late (its event loop was busy) is counted late. Both go
+to arrivals.jsonl once a second: the generator checker turns them into a validity verdict.
 
-Configuration comes from the environment (set by harness/load.py):
-FEEDLAB_RUN_DIR, FEEDLAB_TOKEN_SECRET, FEEDLAB_USERS, FEEDLAB_SEED,
-FEEDLAB_RATE_PER_USER (tasks/s for each simulated user), FEEDLAB_READ_WEIGHT, FEEDLAB_WRITE_WEIGHT.
+Operations (who acts is drawn with Zipf weights: a few users are very active):
+feed (GET /v1/feed, a second page through the cursor 30 % of the time), delta (GET
+/v1/feed/delta since the newest id the reader has seen), profile (GET /v1/users/{id}/tweets),
+post and celebrity_post (POST /v1/tweets with an idempotency key; celebrity posts come from
+throttled-band and pull-tier authors), like (a tweet seen in a feed), follow, and unfollow
+(only of a follow this process made, so the seeded graph the checkers know stays intact).
+
+Every request is appended to history.jsonl, every 201 to ledger.jsonl, every follow change to
+graph_changes.jsonl. Configuration comes from the environment (harness/load.py):
+FEEDLAB_RUN_DIR, FEEDLAB_TOKEN_SECRET, FEEDLAB_SEED, FEEDLAB_LOAD_START (epoch seconds),
+FEEDLAB_PROCESSES; the plan is the run directory's workload.json, the graph its graph.json.
 """
 
 from __future__ import annotations
 
+import bisect
+import collections
 import itertools
+import json
 import os
 import random
 import time
@@ -20,30 +34,59 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from locust import FastHttpUser, constant_throughput, events, task
+import gevent
+import gevent.pool
+from locust import FastHttpUser, constant, events, task
 
-from harness.records import HISTORY, LEDGER, Ack, JsonlWriter, Request
+from harness.records import (
+    ARRIVALS,
+    GRAPH,
+    GRAPH_CHANGES,
+    HISTORY,
+    LEDGER,
+    WORKLOAD,
+    Ack,
+    ArrivalSample,
+    FollowChange,
+    JsonlWriter,
+    Request,
+)
 from targets.feed.auth import issue_token
+from workloads.arrivals import ArrivalPlan
 
 RUN_DIR = Path(os.environ.get("FEEDLAB_RUN_DIR", "."))
 SECRET = os.environ.get("FEEDLAB_TOKEN_SECRET", "")
-USERS = int(os.environ.get("FEEDLAB_USERS", "2000"))
-RATE = float(os.environ.get("FEEDLAB_RATE_PER_USER", "1.0"))
-READ_WEIGHT = int(os.environ.get("FEEDLAB_READ_WEIGHT", "30"))
-WRITE_WEIGHT = int(os.environ.get("FEEDLAB_WRITE_WEIGHT", "1"))
+SEED = int(os.environ.get("FEEDLAB_SEED", "1"))
+LOAD_START = float(os.environ.get("FEEDLAB_LOAD_START", "0") or 0)
+PROCESSES = int(os.environ.get("FEEDLAB_PROCESSES", "1"))
+MAX_IN_FLIGHT = 1000        # outstanding requests per process before arrivals are dropped
+LATE_S = 0.05               # an arrival started this much after its time is late
 SECOND_PAGE_SHARE = 0.3
+SEEN_TWEETS = 2000          # tweet ids remembered for likes
+
+PLAN = ArrivalPlan.from_phases(json.loads((RUN_DIR / WORKLOAD).read_text())) if (RUN_DIR / WORKLOAD).exists() \
+    else ArrivalPlan(())
+_graph: dict[str, Any] = (json.loads((RUN_DIR / GRAPH).read_text()) if (RUN_DIR / GRAPH).exists()
+                          else {"users": 1, "followers": {}})
+USERS = int(_graph["users"])
+# Throttled-band and pull-tier authors: whose tweets the celebrity workload bursts.
+CELEBRITIES = sorted(int(a) for a, fs in _graph["followers"].items()
+                     if len(fs) >= int(_graph.get("push_threshold", 1 << 62))) or [1]
+
+_seeded: dict[int, list[int]] = {int(a): fs for a, fs in _graph["followers"].items()}   # sorted ids
+
+
+def seeded_edge(follower: int, followee: int) -> bool:
+    fs = _seeded.get(followee, [])
+    i = bisect.bisect_left(fs, follower)
+    return i < len(fs) and fs[i] == follower
+
 
 _history = JsonlWriter(RUN_DIR / HISTORY)
 _ledger = JsonlWriter(RUN_DIR / LEDGER)
-_rng = random.Random(int(os.environ.get("FEEDLAB_SEED", "1")) * 7919 + os.getpid())
-_ranks = list(range(1, USERS + 1))
-_rng.shuffle(_ranks)
-_cum = list(itertools.accumulate(1.0 / (i + 1) ** 0.6 for i in range(USERS)))
+_changes = JsonlWriter(RUN_DIR / GRAPH_CHANGES)
+_arrivals = JsonlWriter(RUN_DIR / ARRIVALS)
 _tokens: dict[int, str] = {}
-
-
-def active_user() -> int:
-    return _ranks[_rng.choices(range(USERS), cum_weights=_cum)[0]]
 
 
 def auth(user_id: int) -> dict[str, str]:
@@ -53,54 +96,155 @@ def auth(user_id: int) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
 
-@events.request.add_listener
-def record(request_type: str, name: str, response_time: float, response: Any = None,
-           exception: BaseException | None = None, start_time: float | None = None, **_: Any) -> None:
-    status = getattr(response, "status_code", 0) or 0
-    error = None
-    if exception is not None:
-        error = f"{type(exception).__name__}: {exception}"[:200]
-    elif status >= 500 or status == 0:
-        error = f"HTTP {status}"
-    _history.write(Request(t=start_time or time.time(), op=name, latency_ms=float(response_time),
-                           status=int(status), error=error))
-
-
 @events.quitting.add_listener
 def close_files(**_: Any) -> None:
-    _history.close()
-    _ledger.close()
+    for f in (_history, _ledger, _changes, _arrivals):
+        f.close()
 
 
-class FeedUser(FastHttpUser):
-    wait_time = constant_throughput(RATE)
+class Counts:
+    """This process's arrival accounting, flushed once a second."""
+
+    def __init__(self) -> None:
+        self.due = self.sent = self.dropped = self.late = 0
+        self.max_lag_s = 0.0
+
+    def flush(self, process: str, in_flight: int) -> None:
+        _arrivals.write(ArrivalSample(t=time.time(), process=process, due=self.due, sent=self.sent,
+                                      dropped=self.dropped, late=self.late, max_lag_ms=self.max_lag_s * 1000,
+                                      in_flight=in_flight))
+        self.__init__()  # type: ignore[misc]
+
+
+class FeedWorkload(FastHttpUser):
+    wait_time = constant(0)
+    concurrency = 200            # pooled connections of this process
     network_timeout = 10.0
     connection_timeout = 5.0
 
-    @task(READ_WEIGHT)
-    def read_feed(self) -> None:
-        user = active_user()
-        with self.client.get("/v1/feed?limit=20", headers=auth(user), name="feed", catch_response=True) as r:
-            if r.status_code != 200:
-                r.failure(f"HTTP {r.status_code}")
-                return
-            cursor = r.json().get("next_cursor")
-        if cursor and _rng.random() < SECOND_PAGE_SHARE:
-            with self.client.get(f"/v1/feed?limit=20&cursor={cursor}", headers=auth(user), name="feed_page",
-                                 catch_response=True) as r:
-                if r.status_code != 200:
-                    r.failure(f"HTTP {r.status_code}")
+    def on_start(self) -> None:
+        index = int(getattr(self.environment.runner, "worker_index", 0) or 0)
+        self.process = f"locust-{index}"
+        self.rng = random.Random(SEED * 7919 + index)
+        self.ranks = list(range(1, USERS + 1))
+        random.Random(SEED).shuffle(self.ranks)   # the same popular users in every process
+        self.cum = list(itertools.accumulate(1.0 / (i + 1) ** 0.6 for i in range(USERS)))
+        self.seen: collections.deque[str] = collections.deque(maxlen=SEEN_TWEETS)
+        self.newest: dict[int, str] = {}
+        self.followed: list[tuple[int, int]] = []
+        self.counts = Counts()
+        self.pool = gevent.pool.Pool(MAX_IN_FLIGHT)
 
-    @task(WRITE_WEIGHT)
-    def post_tweet(self) -> None:
-        author = active_user()
+    def active_user(self) -> int:
+        return self.ranks[self.rng.choices(range(USERS), cum_weights=self.cum)[0]]
+
+    @task
+    def run_plan(self) -> None:
+        start = LOAD_START or time.time()
+        flusher = gevent.spawn(self._flush_every_second)
+        for t, op in PLAN.arrivals(self.rng, share=1.0 / PROCESSES):
+            due = start + t
+            wait = due - time.time()
+            if wait > 0:
+                gevent.sleep(wait)
+            lag = time.time() - due
+            self.counts.due += 1
+            self.counts.max_lag_s = max(self.counts.max_lag_s, lag)
+            if lag > LATE_S:
+                self.counts.late += 1
+            if self.pool.full():
+                self.counts.dropped += 1
+                continue
+            self.counts.sent += 1
+            self.pool.spawn(self.dispatch, op, due)
+        self.pool.join(timeout=self.network_timeout + 1)
+        flusher.kill()
+        self.counts.flush(self.process, len(self.pool))
+        while True:   # the plan is done; the harness stops Locust
+            gevent.sleep(3600)
+
+    def _flush_every_second(self) -> None:
+        while True:
+            gevent.sleep(1.0)
+            self.counts.flush(self.process, len(self.pool))
+
+    def dispatch(self, op: str, due: float) -> None:
+        phase = PLAN.phase_at(due - (LOAD_START or due))
+        getattr(self, f"op_{op}")(due, phase.name if phase else None)
+
+    def call(self, method: str, path: str, op: str, due: float, phase: str | None, *, user: int,
+             body: dict[str, Any] | None = None) -> Any:
+        """One request, recorded with its latency from the intended time `due`."""
+        sent = time.time()
+        with self.client.request(method, path, headers=auth(user), json=body, name=op, catch_response=True) as r:
+            end = time.time()
+            status = int(r.status_code or 0)
+            error = None
+            if status == 0:
+                error = f"{type(r.error).__name__}: {r.error}"[:200] if r.error else "no response"
+            elif status >= 500:
+                error = f"HTTP {status}"
+            if status == 429 or 0 < status < 500:
+                r.success()   # 4xx are answers (rate limit, a deleted tweet): not availability errors
+            _history.write(Request(t=due, op=op, latency_ms=(end - due) * 1000, status=status, error=error,
+                                   service_ms=(end - sent) * 1000, phase=phase))
+            return r
+
+    def op_feed(self, due: float, phase: str | None) -> None:
+        user = self.active_user()
+        r = self.call("GET", "/v1/feed?limit=20", "feed", due, phase, user=user)
+        if r.status_code != 200:
+            return
+        page = r.json()
+        self._saw(user, page["tweets"])
+        if page.get("next_cursor") and self.rng.random() < SECOND_PAGE_SHARE:
+            self.call("GET", f"/v1/feed?limit=20&cursor={page['next_cursor']}", "feed_page", time.time(), phase,
+                      user=user)
+
+    def _saw(self, user: int, tweets: list[dict[str, Any]]) -> None:
+        if tweets:
+            self.seen.extend(t["tweet_id"] for t in tweets)
+            self.newest[user] = max((t["tweet_id"] for t in tweets), key=int)
+
+    def op_delta(self, due: float, phase: str | None) -> None:
+        user = self.active_user()
+        since = self.newest.get(user) or (self.seen[-1] if self.seen else "1")
+        r = self.call("GET", f"/v1/feed/delta?since={since}&limit=50", "delta", due, phase, user=user)
+        if r.status_code == 200:
+            self._saw(user, r.json()["tweets"])
+
+    def op_profile(self, due: float, phase: str | None) -> None:
+        self.call("GET", f"/v1/users/{self.active_user()}/tweets?limit=20", "profile", due, phase,
+                  user=self.active_user())
+
+    def op_post(self, due: float, phase: str | None, author: int | None = None, op: str = "post") -> None:
+        author = author or self.active_user()
         body = {"text": f"load tweet {uuid.uuid4().hex[:12]} by {author}", "idempotency_key": str(uuid.uuid4())}
-        with self.client.post("/v1/tweets", json=body, headers=auth(author), name="post", catch_response=True) as r:
-            if r.status_code == 429:   # the rate limit doing its job: not an error, not acknowledged
-                r.success()
-                return
-            if r.status_code != 201:
-                r.failure(f"HTTP {r.status_code}")
-                return
-            ack_t = time.time()
-            _ledger.write(Ack(tweet_id=r.json()["tweet_id"], author_id=author, ack_t=ack_t, source="load"))
+        r = self.call("POST", "/v1/tweets", op, due, phase, user=author, body=body)
+        if r.status_code == 201:
+            _ledger.write(Ack(tweet_id=r.json()["tweet_id"], author_id=author, ack_t=time.time(), source="load"))
+
+    def op_celebrity_post(self, due: float, phase: str | None) -> None:
+        self.op_post(due, phase, author=self.rng.choice(CELEBRITIES), op="celebrity_post")
+
+    def op_like(self, due: float, phase: str | None) -> None:
+        if not self.seen:
+            return   # nothing seen yet to like (counted as due and sent, not as a request)
+        self.call("POST", f"/v1/tweets/{self.rng.choice(self.seen)}/like", "like", due, phase, user=self.active_user())
+
+    def op_follow(self, due: float, phase: str | None) -> None:
+        user, other = self.active_user(), self.active_user()
+        if user == other:
+            return
+        r = self.call("POST", f"/v1/users/{other}/follow", "follow", due, phase, user=user)
+        if r.status_code == 200 and not seeded_edge(user, other):   # seeded edges are never unfollowed
+            self.followed.append((user, other))
+            _changes.write(FollowChange(t=time.time(), follower=user, followee=other, following=True))
+
+    def op_unfollow(self, due: float, phase: str | None) -> None:
+        if not self.followed:
+            return
+        user, other = self.followed.pop(self.rng.randrange(len(self.followed)))
+        r = self.call("DELETE", f"/v1/users/{other}/follow", "unfollow", due, phase, user=user)
+        if r.status_code == 200:
+            _changes.write(FollowChange(t=time.time(), follower=user, followee=other, following=False))

@@ -1,8 +1,13 @@
-"""Load-generator health: a saturated generator under-reports latency, so its run is invalid.
+"""Load-generator health: a run whose generator could not keep up is invalid, whatever else.
 
-When a Locust process runs out of CPU it sends late and times late (coordinated omission): the
-target looks faster than it is. A process whose mean CPU over the load window exceeds the gate
-makes the run fail, whatever the other checks say.
+Three ways a generator betrays its measurement, each from its own record:
+- CPU (generator.jsonl): a process whose mean CPU over the load window exceeds the gate was
+  the bottleneck; its timings belong to it, not to the target.
+- dropped arrivals (arrivals.jsonl): with MAX_IN_FLIGHT requests outstanding the open model
+  drops an arrival rather than delay it; any drop means the offered load was not offered.
+- late arrivals: the scheduler started more than LATE_SHARE_MAX of them over 50 ms after their
+  time (its event loop was busy). Latency is still charged from the intended time, but a
+  generator that far behind no longer holds the arrival rate.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ from harness.checks.result import CheckResult, Verdict
 from harness.rundata import RunData
 
 NAME = "generator"
+LATE_SHARE_MAX = 0.01
 
 
 def check(run: RunData) -> CheckResult:
@@ -33,10 +39,26 @@ def check(run: RunData) -> CheckResult:
     }
     hottest, figures = max(per_process.items(), key=lambda kv: kv[1]["mean_cpu_percent"])
     mean = figures["mean_cpu_percent"]
-    evidence = {"bound_percent": bound, "processes": per_process, "max_mean_cpu_percent": mean}
-    verdict = Verdict.FAIL if mean > bound else Verdict.PASS
-    summary = (
-        f"hottest load process {hottest} at {mean:.0f} % CPU mean over {len(per_process)} processes "
-        f"(bound ≤ {bound:g} %){'; run invalid: generator saturated' if verdict is Verdict.FAIL else ''}"
-    )
-    return CheckResult(NAME, verdict, summary, evidence)
+    due = sum(a.due for a in run.arrivals)
+    dropped = sum(a.dropped for a in run.arrivals)
+    late = sum(a.late for a in run.arrivals)
+    late_share = late / due if due else 0.0
+    evidence = {"bound_percent": bound, "processes": per_process, "max_mean_cpu_percent": mean,
+                "arrivals_due": due, "arrivals_dropped": dropped, "arrivals_late": late,
+                "late_share": late_share, "late_share_max": LATE_SHARE_MAX,
+                "max_lag_ms": max((a.max_lag_ms for a in run.arrivals), default=None)}
+    problems = []
+    if mean > bound:
+        problems.append(f"{hottest} saturated ({mean:.0f} % CPU mean, bound ≤ {bound:g} %)")
+    if dropped:
+        problems.append(f"{dropped} of {due} arrivals dropped")
+    if late_share > LATE_SHARE_MAX:
+        problems.append(f"{late_share:.1%} of arrivals late (bound ≤ {LATE_SHARE_MAX:.0%})")
+    summary = (f"hottest load process {hottest} at {mean:.0f} % CPU mean over {len(per_process)} processes; "
+               f"{due} arrivals, {dropped} dropped, {late} late")
+    if problems:
+        return CheckResult(NAME, Verdict.FAIL, "run invalid: " + "; ".join(problems), evidence)
+    if not run.arrivals:
+        return CheckResult(NAME, Verdict.UNKNOWN, summary + " (no arrival records: drops cannot be ruled out)",
+                           evidence)
+    return CheckResult(NAME, Verdict.PASS, summary, evidence)

@@ -13,9 +13,12 @@ Cassandra stays the record of truth. The rules that keep the cache from serving 
 older than a change the API has acknowledged:
 1. A follow or unfollow writes the store first, then runs `_CHANGE` on both sets: bump the
    set's generation, apply the change if the set is cached. The API answers only after that
-   write is confirmed by a replica (`WAIT 1`), or after CHANGE_DEADLINE_S of retries, which
-   covers a primary's failover. Past it the change is counted as unconfirmed, and the set is
-   dropped in the background as soon as its shard takes writes again (or the TTL has).
+   write is confirmed by a replica (`WAIT 1`), or after CHANGE_DEADLINE_S of retries. Past it
+   (the set's shard is failing over, or down) the change is counted as unconfirmed and the set
+   is dropped in the background as soon as its shard takes writes again; until then this
+   process reads that user's follow set from the store. While the shard is down nobody can
+   read the set; once its replica is promoted, another API process could read the stale copy
+   until the drop lands (a second or so: the retry runs every second at most).
 2. A fill reads the generation, then the store, and `_FILL` writes only if the generation did
    not move: a fill that read the store before a change cannot overwrite it.
 """
@@ -41,7 +44,7 @@ log = logging.getLogger("feed.follow_sets")
 
 FOLLOW_TTL_S = 900
 GENERATION_TTL_S = 24 * 3600
-CHANGE_DEADLINE_S = 8.0
+CHANGE_DEADLINE_S = 2.0   # within nginx's 3 s read timeout, after the store writes
 
 LOOKUPS = Counter("feed_follow_cache_requests_total", "Follow-set cache lookups", ["set", "result"])
 UNCONFIRMED = Counter("feed_follow_cache_unconfirmed_total",
@@ -97,6 +100,7 @@ class FollowSets:
         # cluster client's pooled commands cannot promise; one plain client per node can.
         self._nodes: dict[str, redis.asyncio.Redis] = {}
         self._background: set[asyncio.Task[bool]] = set()
+        self._unconfirmed: set[str] = set()   # sets whose drop is pending: read from the store
 
     async def close(self) -> None:
         for task in list(self._background):
@@ -105,7 +109,10 @@ class FollowSets:
             await client.aclose()
 
     async def members(self, user_id: int) -> set[int] | None:
-        """Whom `user_id` follows, or None when the set is not cached."""
+        """Whom `user_id` follows, or None when the set is not cached (or may be stale)."""
+        if following_key(user_id) in self._unconfirmed:
+            LOOKUPS.labels("following", "unconfirmed").inc()
+            return None
         raw = cast(set[str], await self.rc.smembers(following_key(user_id)))
         LOOKUPS.labels("following", "hit" if raw else "miss").inc()
         return set(members(raw)) if raw else None
@@ -115,6 +122,8 @@ class FollowSets:
 
     async def fill(self, user_id: int, generation: str, followees: list[int]) -> None:
         key = following_key(user_id)
+        if key in self._unconfirmed:
+            return
         await self.rc.eval(_FILL, 2, key, generation_key(key), generation, FOLLOW_TTL_S, *followees)
 
     async def changed(self, follower: int, followee: int, *, following: bool) -> None:
@@ -124,32 +133,44 @@ class FollowSets:
                              self._change(followers_key(followee), op, follower))
 
     async def _change(self, key: str, op: str, member: int) -> None:
-        if not await self._retry_change(key, op, member, CHANGE_DEADLINE_S):
-            UNCONFIRMED.inc()
-            log.warning("follow change on %s unconfirmed after %.0f s; retrying in the background", key,
-                        CHANGE_DEADLINE_S)
-            # Later changes may land first, so the late one drops the set rather than apply
-            # itself out of order; the next read fills it from the store.
-            task = asyncio.create_task(self._retry_change(key, "forget", member, FOLLOW_TTL_S))
-            self._background.add(task)
-            task.add_done_callback(self._background.discard)
+        if await self._retry_change(key, op, member, CHANGE_DEADLINE_S):
+            return
+        UNCONFIRMED.inc()
+        log.warning("follow change on %s unconfirmed after %.0f s; dropping the set in the background", key,
+                    CHANGE_DEADLINE_S)
+        self._unconfirmed.add(key)
+        # Later changes may land first, so the late one drops the set rather than apply itself
+        # out of order; the next read fills it from the store.
+        task = asyncio.create_task(self._forget(key, member))
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def _forget(self, key: str, member: int) -> bool:
+        try:
+            return await self._retry_change(key, "forget", member, FOLLOW_TTL_S)
+        finally:
+            self._unconfirmed.discard(key)
 
     async def _retry_change(self, key: str, op: str, member: int, within_s: float) -> bool:
+        """Try until `within_s` has passed; each attempt (and topology refresh) is cut at the
+        deadline, since one against a dead node can hang for its socket timeout."""
         deadline = time.monotonic() + within_s
         delay = 0.05
         while True:
             try:
-                if await self._change_once(key, op, member):
-                    return True
-            except CACHE_DOWN as exc:
+                async with asyncio.timeout_at(asyncio.get_running_loop().time() + deadline - time.monotonic()):
+                    if await self._change_once(key, op, member):
+                        return True
+            except CACHE_DOWN as exc:   # TimeoutError included
                 log.info("follow change on %s not applied yet: %r", key, exc)
             if time.monotonic() + delay > deadline:
                 return False
             await asyncio.sleep(delay)
             delay = min(delay * 2, 1.0)
             try:
-                await self.rc.nodes_manager.initialize()
-            except CACHE_DOWN:   # the next attempt reports what is wrong
+                async with asyncio.timeout(max(0.0, deadline - time.monotonic())):
+                    await self.rc.nodes_manager.initialize()
+            except CACHE_DOWN:   # (TimeoutError included) the next attempt reports what is wrong
                 pass
 
     async def _change_once(self, key: str, op: str, member: int) -> bool:

@@ -78,6 +78,10 @@ def test_up_status_kill_restart_down(tmp_path: Path) -> None:
     (["run", "smoke", "--defect", "drop-fanout=7"], "within [0, 1]"),
     (["run", "smoke", "--defect", "never-backfill=0.5"], "on or off"),
     (["run", "smoke", "--duration", "3"], "Invalid value for '--duration'"),
+    (["run", "smoke", "--rate-scale", "0"], "--rate-scale: must be positive"),
+    (["run", "smoke", "--users", "5"], "graph.users: Input should be greater than or equal to 100"),
+    (["run", "smoke", "--processes", "64"], "more load processes than cores"),
+    (["run", "/nonexistent/scenario.yaml"], "cannot read"),
     (["run", "--bogus"], "No such option"),
     (["report", "/nonexistent"], "not a run directory"),
 ])

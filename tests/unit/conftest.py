@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from harness import records
-from harness.records import Ack, FaultWindow, FinalRead, GeneratorSample, ProbeRecord, Request
+from harness.records import Ack, ArrivalSample, FaultWindow, FinalRead, GeneratorSample, ProbeRecord, Request
 from harness.rundata import RunData, load_run
 
 T0 = 1_700_000_000.0
@@ -72,6 +72,11 @@ class RunSpec:
         GeneratorSample(t=T0 + s, process=f"locust-{p}", cpu_percent=40.0 + 10 * p)
         for s in range(60) for p in range(2)
     ])
+    arrivals: list[ArrivalSample] = field(default_factory=lambda: [
+        ArrivalSample(t=T0 + s, process=f"locust-{p}", due=20, sent=20, dropped=0, late=0, max_lag_ms=3.0,
+                      in_flight=2)
+        for s in range(60) for p in range(2)
+    ])
 
     def write(self, run_dir: Path) -> RunData:
         run_dir.mkdir(parents=True, exist_ok=True)
@@ -80,7 +85,8 @@ class RunSpec:
             records.write_json(run_dir / records.GRAPH, self.graph)
         for name, items in ((records.HISTORY, self.requests), (records.LEDGER, self.acks),
                             (records.PROBES, self.probes), (records.FAULTS, self.faults),
-                            (records.FINAL_READS, self.final_reads), (records.GENERATOR, self.generator)):
+                            (records.FINAL_READS, self.final_reads), (records.GENERATOR, self.generator),
+                            (records.ARRIVALS, self.arrivals)):
             with records.JsonlWriter(run_dir / name) as writer:
                 for item in items:
                     writer.write(item)

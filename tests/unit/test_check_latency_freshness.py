@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from harness.checks import Verdict, errors, feed_latency, freshness, generator
-from harness.records import GeneratorSample, ProbeRecord, Request
+from harness.records import ArrivalSample, GeneratorSample, ProbeRecord, Request
 
 from .conftest import T0, RunSpec
 
@@ -82,6 +82,26 @@ def test_saturated_generator_fails(spec: RunSpec, run_dir: Path) -> None:
 def test_generator_spike_outside_load_window_is_ignored(spec: RunSpec, run_dir: Path) -> None:
     spec.generator.append(GeneratorSample(t=T0 + 70, process="locust-0", cpu_percent=100.0 * 60))
     assert generator.check(spec.write(run_dir)).verdict is Verdict.PASS
+
+
+def test_dropped_arrivals_make_the_run_invalid(spec: RunSpec, run_dir: Path) -> None:
+    spec.arrivals.append(ArrivalSample(t=T0 + 30, process="locust-0", due=20, sent=19, dropped=1, late=0,
+                                       max_lag_ms=2.0, in_flight=1000))
+    result = generator.check(spec.write(run_dir))
+    assert result.verdict is Verdict.FAIL and "1 of 2420 arrivals dropped" in result.summary
+
+
+def test_a_scheduler_running_late_makes_the_run_invalid(spec: RunSpec, run_dir: Path) -> None:
+    spec.arrivals.append(ArrivalSample(t=T0 + 30, process="locust-1", due=100, sent=100, dropped=0, late=40,
+                                       max_lag_ms=250.0, in_flight=3))
+    result = generator.check(spec.write(run_dir))
+    assert result.verdict is Verdict.FAIL and "late" in result.summary
+    assert result.evidence["max_lag_ms"] == 250.0
+
+
+def test_without_arrival_records_drops_cannot_be_ruled_out(spec: RunSpec, run_dir: Path) -> None:
+    spec.arrivals = []
+    assert generator.check(spec.write(run_dir)).verdict is Verdict.UNKNOWN
 
 
 def test_no_generator_samples_is_unknown(spec: RunSpec, run_dir: Path) -> None:

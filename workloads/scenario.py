@@ -1,0 +1,313 @@
+"""Scenarios are data: a YAML file in `workloads/scenarios/` names the graph, the workload
+phases (arrival rates per operation), the fault schedule, the gates and the settle time.
+
+A scenario is validated completely before any process starts. Every problem is reported at
+once, each naming the file, the field and what is wrong, e.g.
+
+    worldcup.yaml: workload.phases[1].rates.post: Input should be greater than or equal to 0
+
+Durations are written "90s", "2m", "500ms" or as plain seconds; shares as 0.01 or "1%".
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any
+
+import yaml
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, NonNegativeFloat, ValidationError, model_validator
+
+from workloads.graph import GraphSize, GraphSpec
+
+SCENARIO_DIR = Path(__file__).resolve().parent / "scenarios"
+REDIS_PRIMARIES = 3
+MIN_LOAD_S = 10.0
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
+_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
+
+
+class ScenarioError(ValueError):
+    """A scenario that cannot run; the message names the file, each field and each problem."""
+
+
+def parse_duration(value: Any) -> Any:
+    """'90s' -> 90.0, '2m' -> 120.0, '250ms' -> 0.25, 12 -> 12.0; anything else is left for
+    pydantic to reject with the field's name."""
+    if isinstance(value, str):
+        m = _DURATION.match(value)
+        if not m:
+            raise ValueError(f"{value!r} is not a duration (examples: 90s, 2m, 500ms)")
+        return float(m.group(1)) * _UNITS[m.group(2)]
+    return value
+
+
+def parse_share(value: Any) -> Any:
+    """'1%' -> 0.01, 0.01 -> 0.01."""
+    if isinstance(value, str):
+        text = value.strip()
+        try:
+            return float(text[:-1]) / 100 if text.endswith("%") else float(text)
+        except ValueError:
+            raise ValueError(f"{value!r} is not a share (examples: 0.01, 1%)") from None
+    return value
+
+
+Seconds = Annotated[float, BeforeValidator(parse_duration), Field(ge=0)]
+Share = Annotated[float, BeforeValidator(parse_share), Field(ge=0, le=1)]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Op(StrEnum):
+    """What the workload does; each is one kind of arrival with its own rate."""
+
+    FEED = "feed"                      # GET /v1/feed (and sometimes its second page)
+    DELTA = "delta"                    # GET /v1/feed/delta?since=
+    PROFILE = "profile"                # GET /v1/users/{id}/tweets
+    POST = "post"                      # POST /v1/tweets by a power-law-chosen user
+    CELEBRITY_POST = "celebrity_post"  # POST /v1/tweets by a pull-tier or throttled-band author
+    LIKE = "like"                      # POST /v1/tweets/{id}/like of a tweet seen in a feed
+    FOLLOW = "follow"                  # POST /v1/users/{id}/follow
+    UNFOLLOW = "unfollow"              # DELETE /v1/users/{id}/follow of an earlier follow
+
+
+class Rates(Strict):
+    """Arrivals per second of each operation (open model: held whatever the response time)."""
+
+    feed: NonNegativeFloat = 0.0
+    delta: NonNegativeFloat = 0.0
+    profile: NonNegativeFloat = 0.0
+    post: NonNegativeFloat = 0.0
+    celebrity_post: NonNegativeFloat = 0.0
+    like: NonNegativeFloat = 0.0
+    follow: NonNegativeFloat = 0.0
+    unfollow: NonNegativeFloat = 0.0
+
+    def total(self) -> float:
+        return sum(self.as_dict().values())
+
+    def as_dict(self) -> dict[str, float]:
+        return {op.value: float(getattr(self, op.value)) for op in Op}
+
+    def scaled(self, factor: float) -> Rates:
+        return Rates(**{k: v * factor for k, v in self.as_dict().items()})
+
+
+class Phase(Strict):
+    """A stretch of the workload. `ramp` moves the rates linearly from the previous phase's
+    (zero before the first) to this phase's over its first seconds."""
+
+    name: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_-]*$")]
+    duration: Seconds
+    ramp: Seconds = 0.0
+    rates: Rates
+
+    @model_validator(mode="after")
+    def _ramp_fits(self) -> Phase:
+        if self.duration <= 0:
+            raise ValueError("duration must be positive")
+        if self.ramp > self.duration:
+            raise ValueError(f"ramp ({self.ramp:g} s) is longer than the phase ({self.duration:g} s)")
+        return self
+
+
+class WorkloadKind(StrEnum):
+    STEADY = "steady"
+    WORLDCUP = "worldcup"
+    CELEBRITY = "celebrity"
+
+
+class Workload(Strict):
+    kind: WorkloadKind
+    phases: Annotated[list[Phase], Field(min_length=1)]
+
+    @model_validator(mode="after")
+    def _phases(self) -> Workload:
+        names = [p.name for p in self.phases]
+        dup = sorted({n for n in names if names.count(n) > 1})
+        if dup:
+            raise ValueError(f"phase names must be unique; repeated: {', '.join(dup)}")
+        if self.duration < MIN_LOAD_S:
+            raise ValueError(f"the phases last {self.duration:g} s in all; at least {MIN_LOAD_S:g} s")
+        if not any(p.rates.total() > 0 for p in self.phases):
+            raise ValueError("every phase has all rates 0: there is no load")
+        return self
+
+    @property
+    def duration(self) -> float:
+        return sum(p.duration for p in self.phases)
+
+    def phase_spans(self) -> Iterator[tuple[Phase, float, float]]:
+        """(phase, start, end) in seconds from the start of the load."""
+        t = 0.0
+        for p in self.phases:
+            yield p, t, t + p.duration
+            t += p.duration
+
+
+class FaultAction(StrEnum):
+    KILL_REDIS_PRIMARY = "kill-redis-primary"
+
+
+_TARGETS: dict[FaultAction, re.Pattern[str]] = {
+    FaultAction.KILL_REDIS_PRIMARY: re.compile(rf"^redis-primary-([1-{REDIS_PRIMARIES}])$"),
+}
+_TARGET_HELP = {FaultAction.KILL_REDIS_PRIMARY: f"redis-primary-1 .. redis-primary-{REDIS_PRIMARIES}"}
+
+
+class Fault(Strict):
+    """One chaos action: `action` on `target` at `at` seconds into the load, healed
+    `heal_after` seconds after it took effect (the heal also runs if the run is cut short)."""
+
+    action: FaultAction
+    target: str
+    at: Seconds
+    heal_after: Seconds
+
+    @model_validator(mode="after")
+    def _known_target(self) -> Fault:
+        if not _TARGETS[self.action].match(self.target):
+            raise ValueError(f"target {self.target!r} is not a component {self.action.value} can act on "
+                             f"(expected {_TARGET_HELP[self.action]})")
+        return self
+
+    def params(self) -> dict[str, Any]:
+        m = _TARGETS[self.action].match(self.target)
+        assert m is not None
+        return {"primary_index": int(m.group(1))}
+
+
+class Graph(Strict):
+    size: GraphSize = GraphSize.SMALL
+    users: Annotated[int | None, Field(ge=100, le=1_000_000)] = None   # default: the size's
+    seed: int = 1
+
+    def spec(self) -> GraphSpec:
+        spec = GraphSpec.preset(self.size, seed=self.seed)
+        return spec if self.users is None else spec.with_users(self.users)
+
+
+class Gates(Strict):
+    """The pass bounds of this run (the defaults are DESIGN §5's)."""
+
+    feed_p99: Seconds = 0.2                 # client-side GET /v1/feed p99, outside fault windows
+    freshness_median: Seconds = 5.0         # post acknowledged -> seen by a follower
+    error_rate: Share = 0.0001              # failed share of requests outside fault windows
+    fault_error_seconds: Annotated[int, Field(ge=0)] = 30   # seconds with errors, per fault window
+    generator_cpu: Annotated[float, BeforeValidator(lambda v: float(v.rstrip("%")) if isinstance(v, str) else v),
+                             Field(gt=0, le=100)] = 90.0    # % of a core: above it the run is invalid
+
+    def manifest(self) -> dict[str, float]:
+        """The names harness.rundata.Gates reads back from the manifest."""
+        return {"feed_p99_ms": self.feed_p99 * 1000, "freshness_median_s": self.freshness_median,
+                "error_rate_max": self.error_rate, "fault_error_seconds_max": self.fault_error_seconds,
+                "generator_cpu_max_percent": self.generator_cpu}
+
+
+class Settle(Strict):
+    deadline: Seconds = 90.0
+
+
+class Scenario(Strict):
+    name: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]*$")]
+    description: Annotated[str, Field(min_length=1, max_length=200)]
+    graph: Graph = Graph()
+    workload: Workload
+    faults: list[Fault] = []
+    gates: Gates = Gates()
+    settle: Settle = Settle()
+    target_env: dict[str, str] = {}   # target settings and defect switches (FEED_*)
+
+    @model_validator(mode="after")
+    def _faults_within_load(self) -> Scenario:
+        total = self.workload.duration
+        late = [f"faults[{i}].at={f.at:g}s" for i, f in enumerate(self.faults) if f.at >= total]
+        if late:
+            raise ValueError(f"{', '.join(late)}: must fall within the load (0 .. {total:g} s)")
+        bad_env = sorted(k for k in self.target_env if not k.startswith("FEED_"))
+        if bad_env:
+            raise ValueError(f"target_env: only FEED_* settings may be given; not {', '.join(bad_env)}")
+        return self
+
+    @property
+    def seed(self) -> int:
+        return self.graph.seed
+
+    def with_overrides(self, *, duration_s: float | None = None, rate_scale: float | None = None,
+                       users: int | None = None, seed: int | None = None,
+                       target_env: dict[str, str] | None = None, source: str = "command line") -> Scenario:
+        """The scenario with CLI overrides applied, validated again. A new duration stretches
+        every phase, ramp and fault time by the same factor."""
+        data = self.model_dump(mode="json")
+        if duration_s is not None:
+            factor = duration_s / self.workload.duration
+            for p in data["workload"]["phases"]:
+                p["duration"] *= factor
+                p["ramp"] *= factor
+            for f in data["faults"]:
+                f["at"] *= factor
+                f["heal_after"] *= factor
+        if rate_scale is not None:
+            if rate_scale <= 0:
+                raise ScenarioError(f"{source}: --rate-scale: must be positive, not {rate_scale:g}")
+            for p in data["workload"]["phases"]:
+                p["rates"] = {k: v * rate_scale for k, v in p["rates"].items()}
+        if users is not None:
+            data["graph"]["users"] = users
+        if seed is not None:
+            data["graph"]["seed"] = seed
+        if target_env:
+            data["target_env"] = {**data["target_env"], **target_env}
+        return validate(data, source)
+
+
+def _where(loc: tuple[int | str, ...]) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "(top level)"
+
+
+def validate(data: Any, source: str) -> Scenario:
+    try:
+        return Scenario.model_validate(data)
+    except ValidationError as exc:
+        problems = []
+        for e in exc.errors():
+            loc = tuple(p for p in e["loc"] if not (isinstance(p, str) and "[" in p))  # drop validator tags
+            msg = e["msg"].removeprefix("Value error, ")
+            problems.append(f"{source}: {_where(loc)}: {msg}")
+        raise ScenarioError("\n".join(problems)) from None
+
+
+def load_file(path: Path) -> Scenario:
+    try:
+        data = yaml.safe_load(path.read_text())
+    except OSError as exc:
+        raise ScenarioError(f"{path}: cannot read: {exc.strerror}") from None
+    except yaml.YAMLError as exc:
+        raise ScenarioError(f"{path.name}: not valid YAML: {exc}") from None
+    if not isinstance(data, dict):
+        raise ScenarioError(f"{path.name}: a scenario is a mapping of fields, not {type(data).__name__}")
+    return validate(data, path.name)
+
+
+def builtin() -> dict[str, Path]:
+    return {p.stem: p for p in sorted(SCENARIO_DIR.glob("*.yaml"))}
+
+
+def resolve(name_or_file: str) -> Scenario:
+    """A built-in scenario by name, or a scenario file by path."""
+    path = Path(name_or_file)
+    if path.suffix in (".yaml", ".yml") or path.exists():
+        return load_file(path)
+    known = builtin()
+    if name_or_file not in known:
+        raise ScenarioError(f"unknown scenario {name_or_file!r}; built in: {', '.join(known)} (or give a .yaml file)")
+    return load_file(known[name_or_file])
