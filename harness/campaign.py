@@ -20,10 +20,11 @@ from typing import Any
 
 from chaos.fault import Fault as ChaosFault
 from chaos.redis_primary import KillRedisPrimary
-from harness import records
+from harness import records, target_metrics
 from harness.final_reads import read_back
 from harness.load import LoadGenerator
 from harness.probe import FreshnessProbe
+from harness.progress import LiveProgress
 from harness.records import FAULTS, JsonlWriter, read_jsonl, write_json
 from harness.runtime.local import LocalRuntime
 from harness.settle import wait_for_fanout
@@ -32,6 +33,7 @@ from workloads.arrivals import ArrivalPlan
 from workloads.graph import Graph, generate, load
 from workloads.scenario import Fault, FaultAction, Scenario
 
+PROGRESS_EVERY_S = 5.0
 DRAIN_S = 12.0   # after the last arrival: the requests in flight get this long to answer
 Say = Callable[[str], None]
 
@@ -98,6 +100,11 @@ class FaultSchedule:
                 return
             self._heal_one(fault)
 
+    def active(self) -> list[str]:
+        """Faults invoked and not yet healed, as "name @ target"."""
+        return [f"{f.name} @ {f.window.target}" for _, f in self.items
+                if f.window.start_t is not None and f.window.end_t is None]
+
     def _heal_one(self, fault: ChaosFault) -> None:
         if fault.window.end_t is not None or fault.window.start_t is None:
             return  # healed already, or never broke anything
@@ -159,9 +166,26 @@ def run_campaign(ctx: RunContext) -> None:
                       progress=lambda d, total: ctx.say(f"final reads: {d}/{total}"))
         ctx.write_manifest(final_reads=n, partial=False)
     finally:
+        _read_target_metrics(ctx)
         ctx.say("stack: stopping")
         runtime.down()
         ctx.write_manifest(ended_t=time.time())
+
+
+def _read_target_metrics(ctx: RunContext) -> None:
+    """Keep the target's Prometheus series of the run (a failure is recorded, never fatal)."""
+    start = ctx.manifest.get("load_start_t")
+    if start is None:
+        return
+    try:
+        series = target_metrics.collect(ctx.topo.prometheus_url, start - 5, time.time())
+        write_json(ctx.run_dir / records.TARGET_METRICS, series)
+        failed = [name for name, entry in series.items() if "error" in entry]
+        ctx.say(f"metrics: {sum(len(e['series']) for e in series.values())} series from Prometheus"
+                + (f"; failed: {', '.join(failed)}" if failed else ""))
+    except Exception as exc:  # noqa: BLE001 - Prometheus down must not cost the run its report
+        ctx.write_manifest(target_metrics_error=f"{type(exc).__name__}: {exc}"[:300])
+        ctx.say(f"metrics: could not read Prometheus: {exc}")
 
 
 def _load_phase(ctx: RunContext, runtime: LocalRuntime, graph: Graph) -> None:
@@ -182,15 +206,16 @@ def _load_phase(ctx: RunContext, runtime: LocalRuntime, graph: Graph) -> None:
     try:
         probe.start()
         schedule.start()
-        next_note = load_start
+        progress = LiveProgress(ctx.run_dir, plan, load_start)
+        next_note = load_start + PROGRESS_EVERY_S
         while time.time() < gen.load_end:
             if gen.proc is not None and gen.proc.poll() is not None:
                 raise RuntimeError(f"the load generator exited early (code {gen.proc.returncode}); "
                                    f"see {ctx.run_dir / 'locust.log'}")
             time.sleep(0.5)
-            if time.time() >= next_note + 10:
-                next_note = time.time()
-                ctx.say(f"load: {time.time() - load_start:.0f}/{plan.duration_s:.0f} s, canaries {probe.canaries}")
+            if time.time() >= next_note:
+                next_note += PROGRESS_EVERY_S
+                ctx.say(progress.line(time.time(), schedule.active()))
         _wait_for_in_flight(ctx.run_dir, deadline=gen.load_end + DRAIN_S)
     finally:
         gen.stop()

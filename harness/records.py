@@ -28,6 +28,7 @@ GENERATOR = "generator.jsonl"      # one GeneratorSample per second per load pro
 ARRIVALS = "arrivals.jsonl"        # one ArrivalSample per second per load process
 GRAPH_CHANGES = "graph_changes.jsonl"  # one FollowChange per follow/unfollow the workload made
 WORKLOAD = "workload.json"         # the arrival plan: the scenario's phases and rates
+TARGET_METRICS = "target_metrics.json"  # the target's Prometheus series over the run
 GRAPH = "graph.json"               # the seeded social graph (see workloads/graph.py)
 SUMMARY = "summary.json"
 JUNIT = "junit.xml"

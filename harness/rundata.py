@@ -84,6 +84,7 @@ class RunData:
     final_reads: list[FinalRead] = field(default_factory=list)
     generator: list[GeneratorSample] = field(default_factory=list)
     arrivals: list[ArrivalSample] = field(default_factory=list)
+    target_metrics: dict[str, Any] = field(default_factory=dict)   # name -> {promql, unit, series}
     graph: Graph | None = None
 
     @property
@@ -179,6 +180,8 @@ def load_run(run_dir: Path) -> RunData:
         final_reads=_load(run_dir / records.FINAL_READS, FinalRead),
         generator=_load(run_dir / records.GENERATOR, GeneratorSample),
         arrivals=_load(run_dir / records.ARRIVALS, ArrivalSample),
+        target_metrics=_read_json(run_dir / records.TARGET_METRICS) if (run_dir / records.TARGET_METRICS).is_file()
+        else {},
         graph=graph,
     )
 

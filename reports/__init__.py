@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.checks import CheckResult, exit_code, overall
+from harness.checks.stats import new_histogram, percentile_ms, record_ms
 from harness.records import JUNIT, REPORT, SUMMARY, write_json
 from harness.rundata import RunData
 from reports import html, junit
@@ -50,6 +51,46 @@ def headline(run: RunData, results: list[CheckResult]) -> dict[str, Any]:
         "acked_tweets": len(run.acks),
         "faults": len(run.faults),
         "load_duration_s": end - start if start is not None and end is not None else None,
+        "p99_ms_by_op": p99_by_op(run),
+        "arrivals": {"due": sum(a.due for a in run.arrivals), "dropped": sum(a.dropped for a in run.arrivals),
+                     "late": sum(a.late for a in run.arrivals)},
+        "target": target_figures(run),
+    }
+
+
+def p99_by_op(run: RunData) -> dict[str, float | None]:
+    """Client-side p99 of every operation over the whole run (answered requests)."""
+    by_op: dict[str, list[float]] = {}
+    for r in run.requests:
+        if r.status > 0:
+            by_op.setdefault(r.op, []).append(r.latency_ms)
+    out: dict[str, float | None] = {}
+    for op, values in sorted(by_op.items()):
+        hist = new_histogram()
+        record_ms(hist, values)
+        out[op] = percentile_ms(hist, 99)
+    return out
+
+
+def target_figures(run: RunData) -> dict[str, float | None]:
+    """The target's own metrics over the load window, reduced to the figures a report leads with."""
+    lo = run.load_start_t if run.load_start_t is not None else -math.inf
+    hi = run.load_end_t if run.load_end_t is not None else math.inf
+
+    def values(name: str, *, in_load: bool = True) -> list[float]:
+        entry = run.target_metrics.get(name) or {}
+        return [v for s in entry.get("series", []) for t, v in s["points"]
+                if v is not None and (not in_load or lo <= t <= hi)]
+
+    hit = values("timeline_cache_hit_ratio")
+    lag = values("kafka_consumer_lag", in_load=False)
+    fanout = values("fanout_lag_p99")
+    degraded = values("degraded_per_s")
+    return {
+        "timeline_cache_hit_ratio_mean": sum(hit) / len(hit) if hit else None,
+        "kafka_consumer_lag_max": max(lag, default=None),
+        "fanout_lag_p99_max_s": max(fanout, default=None),
+        "degraded_per_s_max": max(degraded, default=None),
     }
 
 

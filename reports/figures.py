@@ -19,6 +19,7 @@ from harness.rundata import RunData
 
 X_TITLE = "seconds since load start"
 FAULT_COLOUR = "#d62728"
+PHASE_COLOUR = "#1f77b4"
 
 
 def origin(run: RunData) -> float:
@@ -72,7 +73,7 @@ def latency(run: RunData) -> go.Figure | None:
     groups: dict[str, Callable[[Request], bool]] = {
         "feed": lambda r: r.op in FEED_OPS, "post": lambda r: r.op == "post",
     }
-    fig = _figure("Client-side latency per second (HDR)", "latency (ms)")
+    fig = _figure("Client-side latency per second, from the intended send time (HDR)", "latency (ms)")
     for label, wanted in groups.items():
         seconds, series = per_second_percentiles((r for r in run.requests if r.status > 0 and wanted(r)), t0)
         for p, values in series.items():
@@ -82,6 +83,7 @@ def latency(run: RunData) -> go.Figure | None:
         return None
     fig.add_hline(y=run.gates.feed_p99_ms, line_dash="dash", annotation_text="feed p99 gate")
     shade_faults(fig, run, t0, _last_x(run, t0))
+    shade_phases(fig, run, t0)
     return fig
 
 
@@ -145,4 +147,98 @@ def generator_cpu(run: RunData) -> go.Figure | None:
         fig.add_scatter(x=[x for x, _ in points], y=[y for _, y in points], mode="lines", name=process)
     fig.add_hline(y=run.gates.generator_cpu_max_percent, line_dash="dash", annotation_text="saturation gate")
     shade_faults(fig, run, t0, _last_x(run, t0))
+    return fig
+
+
+def shade_phases(fig: go.Figure, run: RunData, t0: float) -> None:
+    """Each phase after the first (a spike, a recovery) gets a light band and its name."""
+    for i, p in enumerate(run.manifest.get("phases") or []):
+        if i == 0:
+            continue
+        fig.add_vrect(x0=p["start_t"] - t0, x1=p["end_t"] - t0, fillcolor=PHASE_COLOUR, opacity=0.08 + 0.04 * (i % 2),
+                      line_width=0, annotation_text=p["name"], annotation_position="bottom left")
+
+
+def operations_p99(run: RunData) -> go.Figure | None:
+    """p99 per second of every operation but the feed (drawn on its own above)."""
+    t0 = origin(run)
+    ops = sorted({r.op for r in run.requests} - FEED_OPS)
+    fig = _figure("Other operations: p99 per second, from the intended send time", "latency (ms)")
+    for op in ops:
+        seconds, series = per_second_percentiles((r for r in run.requests if r.op == op and r.status > 0), t0, (99,))
+        if seconds:
+            fig.add_scatter(x=seconds, y=series[99], mode="lines", name=f"{op} p99")
+    if not fig.data:
+        return None
+    shade_faults(fig, run, t0, _last_x(run, t0))
+    shade_phases(fig, run, t0)
+    return fig
+
+
+def _target_series(run: RunData, name: str) -> list[tuple[str, list[float], list[float | None]]]:
+    entry = run.target_metrics.get(name) or {}
+    t0 = origin(run)
+    out = []
+    for s in entry.get("series", []):
+        label = ", ".join(f"{v}" for k, v in sorted(s["labels"].items()) if k != "__name__") or name
+        out.append((label, [t - t0 for t, _ in s["points"]], [v for _, v in s["points"]]))
+    return out
+
+
+def _target_figure(run: RunData, name: str, title: str, y_title: str, scale: float = 1.0,
+                   gate: tuple[float, str] | None = None) -> go.Figure | None:
+    series = _target_series(run, name)
+    if not series:
+        return None
+    t0 = origin(run)
+    fig = _figure(title, y_title)
+    for label, xs, ys in series:
+        fig.add_scatter(x=xs, y=[None if y is None else y * scale for y in ys], mode="lines", name=label)
+    if gate is not None:
+        fig.add_hline(y=gate[0], line_dash="dash", annotation_text=gate[1])
+    shade_faults(fig, run, t0, max((max(xs, default=0.0) for _, xs, _ in series), default=0.0))
+    shade_phases(fig, run, t0)
+    return fig
+
+
+def kafka_lag(run: RunData) -> go.Figure | None:
+    return _target_figure(run, "kafka_consumer_lag", "Kafka consumer lag per consumer group (Prometheus)",
+                          "messages")
+
+
+def fanout_lag(run: RunData) -> go.Figure | None:
+    return _target_figure(run, "fanout_lag_p99", "Fan-out lag p99: tweet age when its timeline writes were durable",
+                          "seconds")
+
+
+def cache_hit_ratio(run: RunData) -> go.Figure | None:
+    return _target_figure(run, "timeline_cache_hit_ratio", "Timeline cache hit ratio (Prometheus)", "%",
+                          scale=100.0, gate=(95.0, "DESIGN §5: 95 %"))
+
+
+def component_cpu(run: RunData) -> go.Figure | None:
+    return _target_figure(run, "cpu_cores", "CPU per target process (Prometheus)", "cores")
+
+
+def arrivals(run: RunData) -> go.Figure | None:
+    """The open model's bookkeeping: arrivals due per second, and any dropped or started late."""
+    if not run.arrivals:
+        return None
+    t0 = origin(run)
+    due: dict[int, int] = defaultdict(int)
+    dropped: dict[int, int] = defaultdict(int)
+    late: dict[int, int] = defaultdict(int)
+    for a in run.arrivals:
+        second = int(a.t - t0)
+        due[second] += a.due
+        dropped[second] += a.dropped
+        late[second] += a.late
+    seconds = sorted(due)
+    fig = _figure("Arrivals per second: due, dropped (too many in flight), late (> 50 ms)", "arrivals / s")
+    fig.add_scatter(x=seconds, y=[due[s] for s in seconds], mode="lines", name="due")
+    fig.add_scatter(x=seconds, y=[dropped[s] for s in seconds], mode="lines", name="dropped",
+                    line={"color": FAULT_COLOUR})
+    fig.add_scatter(x=seconds, y=[late[s] for s in seconds], mode="lines", name="late")
+    shade_faults(fig, run, t0, _last_x(run, t0))
+    shade_phases(fig, run, t0)
     return fig

@@ -23,14 +23,16 @@ TEMPLATES = Path(__file__).parent / "templates"
 
 SECTIONS: list[tuple[str, str]] = [
     ("verdict", "Verdict"), ("latency", "Latency"), ("throughput", "Throughput"),
-    ("freshness", "Freshness"), ("generator", "Load generator"), ("manifest", "Manifest"),
+    ("freshness", "Freshness"), ("target", "Target metrics"), ("generator", "Load generator"),
+    ("manifest", "Manifest"),
 ]
 
 CHARTS: dict[str, list[Callable[[RunData], go.Figure | None]]] = {
-    "latency": [figures.latency],
+    "latency": [figures.latency, figures.operations_p99],
     "throughput": [figures.throughput],
     "freshness": [figures.freshness_histogram, figures.freshness_over_time],
-    "generator": [figures.generator_cpu],
+    "target": [figures.kafka_lag, figures.fanout_lag, figures.cache_hit_ratio, figures.component_cpu],
+    "generator": [figures.generator_cpu, figures.arrivals],
 }
 
 

@@ -24,8 +24,15 @@ def test_smoke_campaign_passes_and_its_report_can_be_recomputed(tmp_path: Path) 
     out = feedlab("run", "smoke", "--base-port", "22000", "--run-dir", str(run))
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     for name in (records.MANIFEST, records.HISTORY, records.LEDGER, records.PROBES, records.FAULTS,
-                 records.FINAL_READS, records.GRAPH, records.REPORT, records.SUMMARY, records.JUNIT):
+                 records.FINAL_READS, records.GRAPH, records.REPORT, records.SUMMARY, records.JUNIT,
+                 records.WORKLOAD, records.ARRIVALS, records.GRAPH_CHANGES, records.TARGET_METRICS):
         assert (run / name).stat().st_size > 0, name
+    headline = json.loads((run / records.SUMMARY).read_text())["headline"]
+    # the steady mix ran every operation; Prometheus was read for the target's side
+    assert set(headline["p99_ms_by_op"]) >= {"feed", "delta", "profile", "post", "like", "follow", "unfollow"}
+    assert headline["arrivals"]["due"] > 5000 and headline["arrivals"]["dropped"] == 0
+    assert headline["target"]["timeline_cache_hit_ratio_mean"] > 0.9
+    assert headline["target"]["kafka_consumer_lag_max"] is not None
     manifest = json.loads((run / records.MANIFEST).read_text())
     assert manifest["partial"] is False and manifest["graph_hash"]
     faults = list(records.read_jsonl(run / records.FAULTS))
@@ -46,7 +53,7 @@ def test_smoke_campaign_passes_and_its_report_can_be_recomputed(tmp_path: Path) 
 
 def test_drop_fanout_defect_fails_the_nothing_lost_check(tmp_path: Path) -> None:
     run = tmp_path / "defect"
-    out = feedlab("run", "steady-small", "--duration", "20", "--defect", "drop-fanout=0.05",
+    out = feedlab("run", "steady-small", "--duration", "20", "--defect", "drop-fanout=0.05", "--processes", "2",
                   "--base-port", "22000", "--run-dir", str(run))
     assert out.returncode == 1, out.stdout[-3000:] + out.stderr[-3000:]
     got = checks(run)
@@ -54,3 +61,8 @@ def test_drop_fanout_defect_fails_the_nothing_lost_check(tmp_path: Path) -> None
     assert got["nothing_lost"]["evidence"]["missing_from_timeline"] > 0
     assert got["nothing_lost"]["evidence"]["missing_from_store"] == 0
     assert "nothing_lost" in out.stdout
+    # Locust's multi-process mode: each of the two load processes sent its share of the arrivals
+    per_process: dict[str, int] = {}
+    for a in records.read_jsonl(run / records.ARRIVALS):
+        per_process[a["process"]] = per_process.get(a["process"], 0) + a["due"]
+    assert sorted(per_process) == ["locust-0", "locust-1"] and min(per_process.values()) > 200, per_process
