@@ -58,17 +58,22 @@ def headline(run: RunData, results: list[CheckResult]) -> dict[str, Any]:
     }
 
 
-def p99_by_op(run: RunData) -> dict[str, float | None]:
-    """Client-side p99 of every operation over the whole run (answered requests)."""
-    by_op: dict[str, list[float]] = {}
+def p99_by_op(run: RunData) -> dict[str, dict[str, float | None]]:
+    """Client-side p99 of every operation (answered requests), outside and inside fault windows
+    (with the checks' grace after each)."""
+    in_fault = run.fault_predicate()
+    by_op: dict[str, dict[str, list[float]]] = {}
     for r in run.requests:
         if r.status > 0:
-            by_op.setdefault(r.op, []).append(r.latency_ms)
-    out: dict[str, float | None] = {}
-    for op, values in sorted(by_op.items()):
-        hist = new_histogram()
-        record_ms(hist, values)
-        out[op] = percentile_ms(hist, 99)
+            side = "inside_faults" if in_fault(r.t) else "outside_faults"
+            by_op.setdefault(r.op, {"outside_faults": [], "inside_faults": []})[side].append(r.latency_ms)
+    out: dict[str, dict[str, float | None]] = {}
+    for op, sides in sorted(by_op.items()):
+        out[op] = {}
+        for side, values in sides.items():
+            hist = new_histogram()
+            record_ms(hist, values)
+            out[op][side] = percentile_ms(hist, 99) if values else None
     return out
 
 

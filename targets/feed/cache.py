@@ -102,6 +102,13 @@ def tweet_key(tweet_id: int) -> str:
     return f"tweet:{{{tweet_id}}}"
 
 
+def online_replicas(replication: Mapping[str, Any]) -> int:
+    """Replicas in sync with this primary (INFO replication `slaveN: state=online`). One still
+    in its sync handshake is connected but cannot acknowledge a WAIT, so it does not count."""
+    return sum(1 for k, v in replication.items()
+               if k.startswith("slave") and k[5:].isdigit() and isinstance(v, dict) and v.get("state") == "online")
+
+
 def _nodes(addresses: list[str]) -> list[tuple[str, int]]:
     out = []
     for a in addresses:
@@ -304,6 +311,6 @@ class TimelineWriter:
     @staticmethod
     def _has_replica(conn: redis.Redis) -> bool:
         try:
-            return int(conn.info("replication").get("connected_slaves", 0)) > 0
+            return online_replicas(conn.info("replication")) > 0
         except (redis.RedisError, OSError):
             return True

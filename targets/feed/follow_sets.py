@@ -38,7 +38,7 @@ from prometheus_client import Counter
 from redis.asyncio.cluster import RedisCluster as AsyncRedisCluster
 from redis.cluster import RedisCluster
 
-from targets.feed.cache import CACHE_DOWN, SENTINEL
+from targets.feed.cache import CACHE_DOWN, SENTINEL, online_replicas
 
 log = logging.getLogger("feed.follow_sets")
 
@@ -188,9 +188,9 @@ class FollowSets:
         pipe.execute_command("WAIT", 1, 500)
         pipe.info("replication")
         _, replicas, info = await pipe.execute(raise_on_error=True)
-        # A write a replica has not got can vanish in a failover; with no replica attached
-        # (it is the one that died) there is nobody to wait for.
-        return int(replicas) >= 1 or int(info.get("connected_slaves", 0)) == 0
+        # A write a replica has not got can vanish in a failover; with no replica in sync (it is
+        # the one that died, or it is still resyncing) there is nobody to wait for.
+        return int(replicas) >= 1 or online_replicas(info) == 0
 
 
 class FollowerLists:
