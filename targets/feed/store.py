@@ -103,7 +103,6 @@ class Store:
         self._media = p("SELECT media_id, owner_id FROM feed.media WHERE media_id = ?")
         self._delete = p("UPDATE feed.tweets SET deleted = true WHERE user_id = ? AND tweet_id = ?")
         self._delete_by_id = p("UPDATE feed.tweets_by_id SET deleted = true WHERE tweet_id = ?")
-        self._follows_among = p("SELECT followee_id FROM feed.follows WHERE follower_id = ? AND followee_id IN ?")
         self._follows_one = p("SELECT followee_id FROM feed.follows WHERE follower_id = ? AND followee_id = ?")
         self._followers_among = p("SELECT follower_id FROM feed.followers WHERE followee_id = ? AND follower_id IN ?")
         self._count_followers = p("SELECT COUNT(*) FROM feed.followers WHERE followee_id = ?")
@@ -205,12 +204,6 @@ class Store:
         chunks = [authors[i:i + FAN_IN_CHUNK] for i in range(0, len(authors), FAN_IN_CHUNK)]
         rows = await asyncio.gather(*(self._aexecute(self._by_authors, (c, before, per_author)) for c in chunks))
         return [Tweet.from_row(r) for chunk in rows for r in chunk]
-
-    async def follows_among(self, follower: int, authors: list[int]) -> set[int]:
-        """Which of `authors` `follower` follows now (one single-partition query)."""
-        if not authors:
-            return set()
-        return {r.followee_id for r in await self._aexecute(self._follows_among, (follower, authors))}
 
     async def followers_among(self, user: int, candidates: list[int]) -> set[int]:
         """Which of `candidates` follow `user` (one single-partition query)."""
