@@ -39,9 +39,6 @@ class RedisCluster(Component):
                 # Keep serving the slots that are covered while another shard fails over.
                 "--cluster-require-full-coverage", "no",
                 "--save", "", "--appendonly", "no", "--dir", str(data),
-                # A replica's sync through Toxiproxy can lose its link mid-handshake and then wait
-                # out repl-timeout (60 s by default) before it tries again; 5 s gets it back fast.
-                "--repl-timeout", "5", "--repl-diskless-sync-delay", "0",
                 "--maxmemory", "512mb", "--maxmemory-policy", "volatile-lru",
                 "--protected-mode", "no", "--daemonize", "no", "--logfile", "",
             ]

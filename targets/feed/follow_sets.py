@@ -15,10 +15,10 @@ older than a change the API has acknowledged:
    set's generation, apply the change if the set is cached. The API answers only after that
    write is confirmed by a replica (`WAIT 1`), or after CHANGE_DEADLINE_S of retries. Past it
    (the set's shard is failing over, or down) the change is counted as unconfirmed and the set
-   is dropped in the background as soon as its shard takes writes again; until then this
-   process reads that user's follow set from the store. While the shard is down nobody can
-   read the set; once its replica is promoted, another API process could read the stale copy
-   until the drop lands (a second or so: the retry runs every second at most).
+   is dropped instead, through the cluster client (which follows a failover by itself): at
+   once if it can, else in the background until the shard takes writes; until then this
+   process reads that user's follows from the store. Another API process could read the stale
+   copy between the promotion of the replica and the drop.
 2. A fill reads the generation, then the store, and `_FILL` writes only if the generation did
    not move: a fill that read the store before a change cannot overwrite it.
 """
@@ -136,18 +136,34 @@ class FollowSets:
         if await self._retry_change(key, op, member, CHANGE_DEADLINE_S):
             return
         UNCONFIRMED.inc()
-        log.warning("follow change on %s unconfirmed after %.0f s; dropping the set in the background", key,
-                    CHANGE_DEADLINE_S)
+        log.warning("follow change on %s unconfirmed after %.0f s; dropping the set", key, CHANGE_DEADLINE_S)
         self._unconfirmed.add(key)
         # Later changes may land first, so the late one drops the set rather than apply itself
-        # out of order; the next read fills it from the store.
-        task = asyncio.create_task(self._forget(key, member))
+        # out of order; the next read fills it from the store. The drop goes through the
+        # cluster client, which follows a failover by itself; first at once, then until it lands.
+        if await self._drop(key, member, within_s=0.5):
+            self._unconfirmed.discard(key)
+            return
+        task = asyncio.create_task(self._drop_later(key, member))
         self._background.add(task)
         task.add_done_callback(self._background.discard)
 
-    async def _forget(self, key: str, member: int) -> bool:
+    async def _drop(self, key: str, member: int, *, within_s: float) -> bool:
         try:
-            return await self._retry_change(key, "forget", member, FOLLOW_TTL_S)
+            async with asyncio.timeout(within_s):
+                await self.rc.eval(_CHANGE, 2, key, generation_key(key), "forget", member, GENERATION_TTL_S)
+            return True
+        except CACHE_DOWN:   # TimeoutError included
+            return False
+
+    async def _drop_later(self, key: str, member: int) -> bool:
+        try:
+            deadline = time.monotonic() + FOLLOW_TTL_S
+            while time.monotonic() < deadline:
+                if await self._drop(key, member, within_s=1.0):
+                    return True
+                await asyncio.sleep(0.5)
+            return False
         finally:
             self._unconfirmed.discard(key)
 
@@ -187,7 +203,14 @@ class FollowSets:
         pipe.eval(_CHANGE, 2, key, generation_key(key), op, member, GENERATION_TTL_S)
         pipe.execute_command("WAIT", 1, 500)
         pipe.info("replication")
-        _, replicas, info = await pipe.execute(raise_on_error=True)
+        try:
+            _, replicas, info = await pipe.execute(raise_on_error=True)
+        except BaseException:
+            # A node that died or lost its role: forget this client, the next attempt makes a
+            # fresh one for whichever node then serves the key.
+            self._nodes.pop(node.name, None)
+            await client.aclose()
+            raise
         # A write a replica has not got can vanish in a failover; with no replica in sync (it is
         # the one that died, or it is still resyncing) there is nobody to wait for.
         return int(replicas) >= 1 or online_replicas(info) == 0
