@@ -120,12 +120,11 @@ def fill_timelines(url: str, secret: str, users: list[int], tweets: int) -> None
     rng = random.Random(3)
     authors = [rng.choice(users) for _ in range(tweets)]
 
-    def one(author: int) -> None:
-        with httpx.Client(base_url=url, timeout=10) as c:
-            c.post("/v1/tweets", json={"text": f"bench tweet by {author}"},
-                   headers={"Authorization": f"Bearer {issue_token(secret, author)}"})
+    with httpx.Client(base_url=url, timeout=10) as client, ThreadPoolExecutor(8) as pool:   # one pool of connections
+        def one(author: int) -> None:
+            client.post("/v1/tweets", json={"text": f"bench tweet by {author}"},
+                        headers={"Authorization": f"Bearer {issue_token(secret, author)}"})
 
-    with ThreadPoolExecutor(8) as pool:
         list(pool.map(one, authors))
 
 

@@ -106,6 +106,9 @@ class Counts:
     """This process's arrival accounting, flushed once a second."""
 
     def __init__(self) -> None:
+        self.reset()
+
+    def reset(self) -> None:
         self.due = self.sent = self.dropped = self.late = 0
         self.max_lag_s = 0.0
 
@@ -113,7 +116,7 @@ class Counts:
         _arrivals.write(ArrivalSample(t=time.time(), process=process, due=self.due, sent=self.sent,
                                       dropped=self.dropped, late=self.late, max_lag_ms=self.max_lag_s * 1000,
                                       in_flight=in_flight))
-        self.__init__()  # type: ignore[misc]
+        self.reset()
 
 
 class FeedWorkload(FastHttpUser):
