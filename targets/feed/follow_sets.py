@@ -36,6 +36,8 @@ import redis.asyncio
 import redis.exceptions
 from prometheus_client import Counter
 from redis.asyncio.cluster import RedisCluster as AsyncRedisCluster
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
 from redis.cluster import RedisCluster
 
 from targets.feed.cache import CACHE_DOWN, SENTINEL, online_replicas
@@ -45,6 +47,10 @@ log = logging.getLogger("feed.follow_sets")
 FOLLOW_TTL_S = 900
 GENERATION_TTL_S = 24 * 3600
 CHANGE_DEADLINE_S = 2.0   # within nginx's 3 s read timeout, after the store writes
+# WAIT blocks this long when no replica acknowledges (none in sync, or it just died). It must stay
+# under the node client's read timeout, else the read times out first and the answer is lost.
+WAIT_MS = 250
+NODE_TIMEOUT_S = 1.0
 
 LOOKUPS = Counter("feed_follow_cache_requests_total", "Follow-set cache lookups", ["set", "result"])
 UNCONFIRMED = Counter("feed_follow_cache_unconfirmed_total",
@@ -196,12 +202,15 @@ class FollowSets:
             raise redis.exceptions.ClusterDownError(f"no node serves {key}")
         client = self._nodes.get(node.name)
         if client is None:
-            client = redis.asyncio.Redis(host=node.host, port=int(node.port), socket_timeout=0.5,
-                                         socket_connect_timeout=0.5, decode_responses=True)
+            # No retries of its own: redis-py's default (10, on timeouts too) would hide a slow
+            # node behind the deadline; _retry_change retries, with a fresh view of the slots.
+            client = redis.asyncio.Redis(host=node.host, port=int(node.port), socket_timeout=NODE_TIMEOUT_S,
+                                         socket_connect_timeout=0.5, decode_responses=True,
+                                         retry=Retry(NoBackoff(), 0))
             self._nodes[node.name] = client
         pipe = client.pipeline(transaction=False)
         pipe.eval(_CHANGE, 2, key, generation_key(key), op, member, GENERATION_TTL_S)
-        pipe.execute_command("WAIT", 1, 500)
+        pipe.execute_command("WAIT", 1, WAIT_MS)
         pipe.info("replication")
         try:
             _, replicas, info = await pipe.execute(raise_on_error=True)

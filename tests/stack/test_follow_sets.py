@@ -54,3 +54,27 @@ def test_a_new_follower_of_an_author_whose_list_is_cached_gets_the_next_tweet(
     assert rc.smembers(followers_key(author)) == {"0", str(first), str(newcomer)}
     t2 = post(client, stack, author, "to both")
     assert eventually(lambda: t2 in feed_ids(client, stack, newcomer))
+
+
+def test_a_change_on_a_shard_whose_replica_is_down_is_applied_in_place(
+        client: httpx.Client, stack: Stack, rc: redis.RedisCluster) -> None:
+    """With no replica to acknowledge, WAIT blocks for its own timeout and answers 0; the change
+    is then confirmed (there is nobody to wait for). A read timeout shorter than WAIT's, or a
+    client that retries the timed-out pipeline, turned every such change into an unconfirmed
+    one: the set was dropped and follows took the whole deadline."""
+    reader, a, b = 1431, 1432, 1433
+    client.post(f"/v1/users/{a}/follow", headers=stack.auth(reader))
+    feed_ids(client, stack, reader)                       # the read fills the set
+    assert rc.smembers(following_key(reader)) == {"0", str(a)}
+    primary, *replicas = stack.runtime.redis.shard_of(following_key(reader))
+    assert replicas, "every shard has a replica"
+    for node in replicas:
+        stack.runtime.kill(node)
+    try:
+        r = client.post(f"/v1/users/{b}/follow", headers=stack.auth(reader))
+        assert r.status_code == 200, r.text
+        assert rc.smembers(following_key(reader)) == {"0", str(a), str(b)}   # applied, not dropped
+    finally:
+        for node in replicas:
+            stack.runtime.restart(node, deadline_s=90)
+        stack.runtime.redis.wait_cluster_ok(60)
