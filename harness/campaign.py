@@ -21,6 +21,7 @@ from typing import Any
 from chaos.fault import Fault as ChaosFault
 from chaos.redis_primary import KillRedisPrimary
 from harness import records, target_metrics
+from harness.abort import AbortWatch
 from harness.final_reads import read_back
 from harness.load import LoadGenerator
 from harness.probe import FreshnessProbe
@@ -56,6 +57,7 @@ class RunContext:
     run_dir: Path
     say: Say
     processes: int = 1                 # Locust processes (its multi-process mode when > 1)
+    abort_on_fail: bool = False        # stop the load when a gate marked abort_on_fail fails
     token_secret: str = field(default_factory=lambda: secrets.token_hex(32))
     manifest: dict[str, Any] = field(default_factory=dict)
 
@@ -115,6 +117,12 @@ class FaultSchedule:
             fault.window.event("heal-failed", error=str(exc))
             self.errors.append(f"heal {fault.name}: {exc}")
 
+    def windows(self) -> list[records.FaultWindow]:
+        """The faults invoked so far, as records (a window not healed yet has no end)."""
+        return [records.FaultWindow(name=f.window.name, target=f.window.target, start_t=f.window.start_t,
+                                    end_t=f.window.end_t, events=list(f.window.events))
+                for _, f in self.items if f.window.start_t is not None]
+
     def heal_all(self) -> None:
         """Always called: stop the schedule, heal whatever was broken, record the windows."""
         self._stop.set()
@@ -123,11 +131,8 @@ class FaultSchedule:
         for _, fault in self.items:
             self._heal_one(fault)
         with JsonlWriter(self.ctx.run_dir / FAULTS) as out:
-            for _, fault in self.items:
-                w = fault.window
-                if w.start_t is not None:
-                    out.write(records.FaultWindow(name=w.name, target=w.target, start_t=w.start_t,
-                                                  end_t=w.end_t, events=w.events))
+            for window in self.windows():
+                out.write(window)
 
 
 def run_campaign(ctx: RunContext) -> None:
@@ -139,7 +144,8 @@ def run_campaign(ctx: RunContext) -> None:
                        load_start_t=None, load_end_t=None, settle_end_t=None,
                        config={"scenario": sc.model_dump(mode="json"), "topology": asdict(ctx.topo),
                                "processes": ctx.processes},
-                       gates=sc.gates.manifest())
+                       slo=sc.slo.manifest(), gates=[g.to_json() for g in sc.gates],
+                       checks={name: use.value for name, use in sc.checks.items()})
     graph = generate(sc.graph.spec())
     write_json(ctx.run_dir / records.GRAPH, graph.to_json())
     ctx.write_manifest(graph_hash=graph.digest())
@@ -207,6 +213,7 @@ def _load_phase(ctx: RunContext, runtime: LocalRuntime, graph: Graph) -> None:
         probe.start()
         schedule.start()
         progress = LiveProgress(ctx.run_dir, plan, load_start)
+        watch = AbortWatch(ctx.run_dir, sc.gates if ctx.abort_on_fail else [])
         next_note = load_start + PROGRESS_EVERY_S
         while time.time() < gen.load_end:
             if gen.proc is not None and gen.proc.poll() is not None:
@@ -216,6 +223,11 @@ def _load_phase(ctx: RunContext, runtime: LocalRuntime, graph: Graph) -> None:
             if time.time() >= next_note:
                 next_note += PROGRESS_EVERY_S
                 ctx.say(progress.line(time.time(), schedule.active()))
+                breach = watch.breach(ctx.manifest, schedule.windows())
+                if breach is not None:
+                    ctx.say(f"abort: gate {breach.name} failed: {breach.summary}; stopping the load")
+                    ctx.write_manifest(aborted={"gate": breach.name, "summary": breach.summary, "t": time.time()})
+                    return   # no drain: arrivals keep coming until the generator stops
         _wait_for_in_flight(ctx.run_dir, deadline=gen.load_end + DRAIN_S)
     finally:
         gen.stop()

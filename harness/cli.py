@@ -1,7 +1,8 @@
 """The `feedlab` command.
 
-Exit codes: 0 every check passed; 1 a check failed; 2 an error (bad input, a component that
-would not start, an interrupted run, or a verdict that could not be decided).
+Exit codes: 0 every check and gate passed; 1 a check or gate failed (an aborted run too); 2 an
+error (bad input, a component that would not start, an interrupted run), a verdict that could
+not be decided, or an invalid run (the load generator could not keep up).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import sys
 import time
 from pathlib import Path
 from types import FrameType
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -22,6 +23,9 @@ from rich.table import Table
 from harness.paths import runs_dir
 from harness.runtime.process import ComponentError, pid_alive
 from harness.topology import MAX_BASE_PORT, PORT_BLOCK, Topology
+
+if TYPE_CHECKING:
+    from workloads.scenario import Scenario
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Load-testing and chaos-verification harness for Twitter/X-style news feeds.")
@@ -92,6 +96,8 @@ def run(
         help=f"Turn on a target defect: NAME[=SHARE]; one of {', '.join(DEFECTS)}.")] = [],  # noqa: B006
     base_port: BasePort = 19000,
     run_dir: Annotated[Path | None, typer.Option(help="Where to write the run (default: runs/<time>-<name>).")] = None,
+    abort_on_fail: Annotated[bool, typer.Option(
+        "--abort-on-fail", help="Stop the load as soon as a gate marked abort_on_fail fails.")] = False,
 ) -> None:
     """Run a campaign: stack up, load, faults, checks, report; exit code is the verdict."""
     from harness.campaign import RunContext, run_campaign
@@ -109,7 +115,8 @@ def run(
     target = run_dir or runs_dir() / f"{time.strftime('%Y%m%d-%H%M%S')}-{sc.name}"
     if target.exists() and any(target.iterdir()):
         raise _fail(f"run directory {target} exists and is not empty")
-    ctx = RunContext(scenario=sc, topo=Topology(base_port=base_port), run_dir=target, say=_say, processes=processes)
+    ctx = RunContext(scenario=sc, topo=Topology(base_port=base_port), run_dir=target, say=_say, processes=processes,
+                     abort_on_fail=abort_on_fail)
     signal.signal(signal.SIGTERM, _sigterm_as_interrupt)
     _say(f"run {sc.name}: {sc.description}\n         run directory: {target}")
     problem = None
@@ -128,14 +135,18 @@ def run(
     raise typer.Exit(code)
 
 
-def _report(run_dir: Path) -> int:
-    from harness.checks import exit_code, run_all_checks
+def _report(run_dir: Path, judged_by: Scenario | None = None) -> int:
+    from harness.checks import exit_code
+    from harness.gates import judge_run
     from harness.rundata import load_run
     from reports import write_reports
     from reports.terminal import print_verdict_table
 
     run = load_run(run_dir)
-    results = run_all_checks(run)
+    if judged_by is not None:   # another scenario's bounds, gates and check uses; the run stays as recorded
+        run.manifest.update(slo=judged_by.slo.manifest(), gates=[g.to_json() for g in judged_by.gates],
+                            checks={k: v.value for k, v in judged_by.checks.items()}, judged_by=judged_by.name)
+    results = judge_run(run)
     path = write_reports(run_dir, run, results)
     print_verdict_table(results, console)
     console.print(f"report: {path}")
@@ -148,6 +159,25 @@ def report(run_dir: Annotated[Path, typer.Argument(help="A run directory.")]) ->
     if not (run_dir / "manifest.json").exists():
         raise _fail(f"{run_dir} is not a run directory (no manifest.json)")
     raise typer.Exit(_report(run_dir))
+
+
+@app.command()
+def gate(
+    run_dir: Annotated[Path, typer.Argument(help="A run directory.")],
+    scenario: Annotated[str | None, typer.Option(
+        help="Judge with this scenario's bounds, gates and checks instead of the run's own.")] = None,
+) -> None:
+    """Judge a recorded run for CI: exit 0 pass, 1 a gate or check breached, 2 undecided,
+    invalid run or error. Writes summary.json, junit.xml and report.html again."""
+    from workloads.scenario import ScenarioError, resolve
+
+    if not (run_dir / "manifest.json").exists():
+        raise _fail(f"{run_dir} is not a run directory (no manifest.json)")
+    try:
+        judged_by = resolve(scenario) if scenario else None
+    except ScenarioError as exc:
+        raise _fail(str(exc)) from None
+    raise typer.Exit(_report(run_dir, judged_by))
 
 
 @app.command("scenarios")

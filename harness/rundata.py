@@ -23,8 +23,9 @@ T = TypeVar("T")
 
 
 @dataclass(frozen=True)
-class Gates:
-    """The run's pass bounds (manifest "gates"); a missing key takes the default gate."""
+class Slo:
+    """The bounds the checks judge (manifest "slo"; "gates" in runs before per-window gates);
+    a missing key takes the default."""
 
     feed_p99_ms: float = 200.0
     freshness_median_s: float = 5.0
@@ -33,8 +34,11 @@ class Gates:
     generator_cpu_max_percent: float = 90.0
 
     @classmethod
-    def from_manifest(cls, manifest: dict[str, Any]) -> Gates:
-        given = manifest.get("gates") or {}
+    def from_manifest(cls, manifest: dict[str, Any]) -> Slo:
+        given = manifest.get("slo")
+        if given is None and isinstance(manifest.get("gates"), dict):
+            given = manifest["gates"]
+        given = given or {}
         known = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in given.items() if k in known and v is not None})
 
@@ -88,8 +92,8 @@ class RunData:
     graph: Graph | None = None
 
     @property
-    def gates(self) -> Gates:
-        return Gates.from_manifest(self.manifest)
+    def slo(self) -> Slo:
+        return Slo.from_manifest(self.manifest)
 
     @property
     def timeline_cap(self) -> int:
@@ -136,15 +140,20 @@ class RunData:
         return lambda t: any(lo <= t <= hi for lo, hi in spans)
 
 
-def _load(path: Path, cls: Callable[..., T]) -> list[T]:
+def parse_records(rows: Iterable[dict[str, Any]], cls: Callable[..., T], where: Path) -> list[T]:
+    """JSON-lines rows as `cls` records (fields it does not know are ignored)."""
     known = {f.name for f in fields(cls)}  # type: ignore[arg-type]
     out = []
-    for n, rec in enumerate(records.read_jsonl(path), start=1):
+    for n, rec in enumerate(rows, start=1):
         try:
             out.append(cls(**{k: v for k, v in rec.items() if k in known}))
         except TypeError as exc:
-            raise ValueError(f"{path}: record {n} does not match {cls.__name__}: {exc}") from exc
+            raise ValueError(f"{where}: record {n} does not match {cls.__name__}: {exc}") from exc
     return out
+
+
+def _load(path: Path, cls: Callable[..., T]) -> list[T]:
+    return parse_records(records.read_jsonl(path), cls, path)
 
 
 def _read_json(path: Path) -> Any:

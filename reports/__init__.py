@@ -12,7 +12,7 @@ from enum import Enum
 from pathlib import Path
 from typing import Any
 
-from harness.checks import CheckResult, exit_code, overall
+from harness.checks import CheckResult, exit_code, invalid, overall
 from harness.checks.stats import new_histogram, percentile_ms, record_ms
 from harness.records import JUNIT, REPORT, SUMMARY, write_json
 from harness.rundata import RunData
@@ -106,9 +106,12 @@ def write_reports(run_dir: Path, run: RunData, results: list[CheckResult]) -> Pa
         "run_id": run.manifest.get("run_id"),
         "verdict": overall(results),
         "exit_code": exit_code(results),
+        "valid": not invalid(results),
         "partial": run.partial,
+        "aborted": run.manifest.get("aborted"),
         "headline": headline(run, results),
-        "checks": [asdict(r) for r in results],
+        "checks": [asdict(r) for r in results if r.kind == "check"],
+        "gates": [asdict(r) for r in results if r.kind == "gate"],
         "manifest": run.manifest,
     }))
     _write_whole(run_dir / JUNIT, junit.render(results, jsonable))

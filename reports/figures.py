@@ -81,7 +81,7 @@ def latency(run: RunData) -> go.Figure | None:
                 fig.add_scatter(x=seconds, y=values, mode="lines", name=f"{label} p{p:g}")
     if not fig.data:
         return None
-    fig.add_hline(y=run.gates.feed_p99_ms, line_dash="dash", annotation_text="feed p99 gate")
+    fig.add_hline(y=run.slo.feed_p99_ms, line_dash="dash", annotation_text="feed p99 gate")
     shade_faults(fig, run, t0, _last_x(run, t0))
     shade_phases(fig, run, t0)
     return fig
@@ -114,7 +114,7 @@ def freshness_histogram(run: RunData) -> go.Figure | None:
     fig.update_layout(xaxis_title="freshness (s)", barmode="overlay")
     fig.add_histogram(x=steady, name="steady state", opacity=0.75)
     fig.add_histogram(x=faulty, name="acked in a fault window", opacity=0.6, marker_color=FAULT_COLOUR)
-    fig.add_vline(x=run.gates.freshness_median_s, line_dash="dash", annotation_text="median gate")
+    fig.add_vline(x=run.slo.freshness_median_s, line_dash="dash", annotation_text="median gate")
     return fig
 
 
@@ -127,7 +127,7 @@ def freshness_over_time(run: RunData) -> go.Figure | None:
     fig = _figure("Freshness by ack time", "freshness (s)")
     fig.add_scatter(x=[p.ack_t - t0 for p in seen], y=[p.freshness_s for p in seen], mode="markers",
                     name="seen", marker={"size": 5})
-    ceiling = max((p.freshness_s or 0.0 for p in seen), default=run.gates.freshness_median_s) * 1.1
+    ceiling = max((p.freshness_s or 0.0 for p in seen), default=run.slo.freshness_median_s) * 1.1
     if unseen:
         fig.add_scatter(x=[p.ack_t - t0 for p in unseen], y=[ceiling] * len(unseen), mode="markers",
                         name="never seen", marker={"symbol": "x", "color": FAULT_COLOUR, "size": 8})
@@ -145,7 +145,7 @@ def generator_cpu(run: RunData) -> go.Figure | None:
     fig = _figure("Load generator CPU per process", "CPU % of one core")
     for process, points in sorted(by_process.items()):
         fig.add_scatter(x=[x for x, _ in points], y=[y for _, y in points], mode="lines", name=process)
-    fig.add_hline(y=run.gates.generator_cpu_max_percent, line_dash="dash", annotation_text="saturation gate")
+    fig.add_hline(y=run.slo.generator_cpu_max_percent, line_dash="dash", annotation_text="saturation gate")
     shade_faults(fig, run, t0, _last_x(run, t0))
     return fig
 

@@ -18,6 +18,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from harness.checks import CheckResult, exit_code, overall
 from harness.rundata import RunData
 from reports import figures
+from workloads.gate_spec import CLIENT_OPS
 
 TEMPLATES = Path(__file__).parent / "templates"
 
@@ -36,6 +37,28 @@ CHARTS: dict[str, list[Callable[[RunData], go.Figure | None]]] = {
 }
 
 
+# The chart each check and gate metric is read from: the verdict table links to it.
+_CHECK_CHARTS = {"feed_latency": figures.latency, "freshness": figures.freshness_histogram,
+                 "errors": figures.throughput, "generator": figures.generator_cpu}
+_METRIC_CHARTS = {"feed": figures.latency, "errors": figures.throughput, "freshness": figures.freshness_over_time,
+                  "kafka_lag": figures.kafka_lag, "fanout_lag": figures.fanout_lag,
+                  "hit_ratio": figures.cache_hit_ratio}
+
+
+def chart_id(build: Callable[[RunData], go.Figure | None]) -> str:
+    return f"chart-{build.__name__}"
+
+
+def chart_of(result: CheckResult) -> str | None:
+    """The anchor of the chart that shows what `result` judged, if there is one."""
+    if result.kind == "gate":
+        build = _METRIC_CHARTS.get(str(result.evidence.get("metric")), figures.operations_p99
+                                   if result.evidence.get("metric") in CLIENT_OPS else None)
+    else:
+        build = _CHECK_CHARTS.get(result.name)
+    return chart_id(build) if build else None
+
+
 def _fragment(fig: go.Figure | None) -> str | None:
     if fig is None:
         return None
@@ -44,19 +67,24 @@ def _fragment(fig: go.Figure | None) -> str | None:
 
 
 def render(run: RunData, results: list[CheckResult], jsonable: Callable[[Any], Any]) -> str:
-    charts: dict[str, list[str | None]] = {}
+    charts: dict[str, list[tuple[str, str | None]]] = {}
     for section, builders in CHARTS.items():
-        fragments = [_fragment(build(run)) for build in builders]
-        charts[section] = [f for f in fragments if f] or [None]
+        fragments = [(chart_id(build), _fragment(build(run))) for build in builders]
+        charts[section] = [(i, f) for i, f in fragments if f] or [("", None)]
+    drawn = {i for section in charts.values() for i, f in section if f}
+    links = {r.name: link for r in results if (link := chart_of(r)) in drawn}
     env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(["html", "j2"]))
     return env.get_template("report.html.j2").render(
         run_id=run.manifest.get("run_id", run.run_dir.name),
         manifest=run.manifest,
         manifest_json=json.dumps(jsonable(run.manifest), indent=2, sort_keys=True),
         partial=run.partial,
+        aborted=run.manifest.get("aborted"),
         verdict=overall(results),
         exit_code=exit_code(results),
-        results=results,
+        checks=[r for r in results if r.kind != "gate"],
+        gates=[r for r in results if r.kind == "gate"],
+        links=links,
         evidence={r.name: json.dumps(jsonable(r.evidence), indent=2, sort_keys=True) for r in results},
         sections=SECTIONS,
         charts=charts,

@@ -1,7 +1,9 @@
-"""junit.xml: one testsuite "feedlab", one testcase per check, so CI shows checks as tests.
+"""junit.xml: one testcase per check (classname feedlab.checks) and per gate (feedlab.gates),
+so CI shows each as a test.
 
-fail is a <failure>, unknown an <error> (the check could not decide); the evidence goes to
-<system-out>, which CI servers show next to the test.
+fail is a <failure>, unknown an <error> (it could not be decided); a report-only check is
+<skipped> with its verdict in the message; the evidence goes to <system-out>, which CI servers
+show next to the test.
 """
 
 from __future__ import annotations
@@ -15,15 +17,18 @@ from harness.checks import CheckResult, Verdict
 
 
 def render(results: list[CheckResult], jsonable: Callable[[Any], Any]) -> bytes:
-    failures = sum(r.verdict is Verdict.FAIL for r in results)
-    errors = sum(r.verdict is Verdict.UNKNOWN for r in results)
+    failures = sum(r.gating and r.verdict is Verdict.FAIL for r in results)
+    errors = sum(r.gating and r.verdict is Verdict.UNKNOWN for r in results)
+    skipped = sum(not r.gating for r in results)
     suites = ET.Element("testsuites", name="feedlab", tests=str(len(results)),
                         failures=str(failures), errors=str(errors))
     suite = ET.SubElement(suites, "testsuite", name="feedlab", tests=str(len(results)),
-                          failures=str(failures), errors=str(errors), skipped="0")
+                          failures=str(failures), errors=str(errors), skipped=str(skipped))
     for r in results:
-        case = ET.SubElement(suite, "testcase", classname="feedlab.checks", name=r.name, time="0")
-        if r.verdict is Verdict.FAIL:
+        case = ET.SubElement(suite, "testcase", classname=f"feedlab.{r.kind}s", name=r.name, time="0")
+        if not r.gating:
+            ET.SubElement(case, "skipped", message=f"report only: {r.verdict.value}: {r.summary}")
+        elif r.verdict is Verdict.FAIL:
             ET.SubElement(case, "failure", message=r.summary, type="fail").text = r.summary
         elif r.verdict is Verdict.UNKNOWN:
             ET.SubElement(case, "error", message=r.summary, type="unknown").text = r.summary

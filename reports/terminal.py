@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from rich.console import Console
 from rich.table import Table
 
-from harness.checks import CheckResult, Verdict, overall
+from harness.checks import CheckResult, Verdict, invalid, overall
 
 STYLES = {Verdict.PASS: "bold green", Verdict.FAIL: "bold red", Verdict.UNKNOWN: "bold yellow"}
 
@@ -15,10 +15,13 @@ STYLES = {Verdict.PASS: "bold green", Verdict.FAIL: "bold red", Verdict.UNKNOWN:
 def print_verdict_table(results: Iterable[CheckResult], console: Console) -> None:
     results = list(results)
     verdict = overall(results)
-    table = Table(title="feedlab checks", caption=f"overall: {verdict.value.upper()}", show_lines=False)
-    table.add_column("check", no_wrap=True)
+    caption = f"overall: {verdict.value.upper()}" + (" (INVALID RUN: the load generator could not keep up)"
+                                                     if invalid(results) else "")
+    table = Table(title="feedlab checks and gates", caption=caption, show_lines=False)
+    table.add_column("check / gate", no_wrap=True)
     table.add_column("verdict", no_wrap=True)
     table.add_column("summary")
     for r in results:
-        table.add_row(r.name, f"[{STYLES[r.verdict]}]{r.verdict.value.upper()}[/]", r.summary)
+        shown = f"[{STYLES[r.verdict]}]{r.verdict.value.upper()}[/]" + ("" if r.gating else " (report only)")
+        table.add_row(r.name if r.kind == "check" else f"gate {r.name}", shown, r.summary)
     console.print(table)

@@ -18,8 +18,18 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import yaml
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, NonNegativeFloat, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    NonNegativeFloat,
+    PlainSerializer,
+    ValidationError,
+    model_validator,
+)
 
+from workloads.gate_spec import PHASE_PREFIX, GateSpec, parse_gates
 from workloads.graph import GraphSize, GraphSpec
 
 SCENARIO_DIR = Path(__file__).resolve().parent / "scenarios"
@@ -193,8 +203,9 @@ class Graph(Strict):
         return spec if self.users is None else spec.with_users(self.users)
 
 
-class Gates(Strict):
-    """The pass bounds of this run (the defaults are DESIGN §5's)."""
+class Slo(Strict):
+    """The bounds the checks judge (the defaults are DESIGN §5's); finer, per-window
+    thresholds are `gates`."""
 
     feed_p99: Seconds = 0.2                 # client-side GET /v1/feed p99, outside fault windows
     freshness_median: Seconds = 5.0         # post acknowledged -> seen by a follower
@@ -204,10 +215,29 @@ class Gates(Strict):
                              Field(gt=0, le=100)] = 90.0    # % of a core: above it the run is invalid
 
     def manifest(self) -> dict[str, float]:
-        """The names harness.rundata.Gates reads back from the manifest."""
+        """The names harness.rundata.Slo reads back from the manifest."""
         return {"feed_p99_ms": self.feed_p99 * 1000, "freshness_median_s": self.freshness_median,
                 "error_rate_max": self.error_rate, "fault_error_seconds_max": self.fault_error_seconds,
                 "generator_cpu_max_percent": self.generator_cpu}
+
+
+def _gates_as_written(specs: list[GateSpec]) -> dict[str, dict[str, list[dict[str, Any]]]]:
+    out: dict[str, dict[str, list[dict[str, Any]]]] = {}
+    for g in specs:
+        out.setdefault(g.metric, {}).setdefault(g.window, []).append(
+            {"expr": g.expr, "abort_on_fail": g.abort_on_fail})
+    return out
+
+
+Gates = Annotated[list[GateSpec], BeforeValidator(parse_gates), PlainSerializer(_gates_as_written)]
+
+# harness.checks.CHECKS (workloads does not import the harness; a unit test keeps them equal)
+CHECK_NAMES = ("generator", "feed_latency", "freshness", "errors", "nothing_lost")
+
+
+class CheckUse(StrEnum):
+    GATE = "gate"       # its verdict decides the run (the default)
+    REPORT = "report"   # shown, not judged (e.g. a fault meant to exceed the error budget)
 
 
 class Settle(Strict):
@@ -220,7 +250,9 @@ class Scenario(Strict):
     graph: Graph = Graph()
     workload: Workload
     faults: list[Fault] = []
-    gates: Gates = Gates()
+    slo: Slo = Slo()
+    gates: Gates = []
+    checks: dict[str, CheckUse] = {}
     settle: Settle = Settle()
     target_env: dict[str, str] = {}   # target settings and defect switches (FEED_*)
 
@@ -230,10 +262,29 @@ class Scenario(Strict):
         late = [f"faults[{i}].at={f.at:g}s" for i, f in enumerate(self.faults) if f.at >= total]
         if late:
             raise ValueError(f"{', '.join(late)}: must fall within the load (0 .. {total:g} s)")
+        problems = self._gate_problems()
+        if problems:
+            raise ValueError("; ".join(problems))
         bad_env = sorted(k for k in self.target_env if not k.startswith("FEED_"))
         if bad_env:
             raise ValueError(f"target_env: only FEED_* settings may be given; not {', '.join(bad_env)}")
         return self
+
+    def _gate_problems(self) -> list[str]:
+        phases = {p.name for p in self.workload.phases}
+        out = []
+        for g in self.gates:
+            if g.window.startswith(PHASE_PREFIX) and g.window.removeprefix(PHASE_PREFIX) not in phases:
+                out.append(f"gates.{g.metric}.{g.window}: no workload phase named "
+                           f"{g.window.removeprefix(PHASE_PREFIX)!r} (phases: {', '.join(sorted(phases))})")
+            if g.window in ("fault", "recovery") and not self.faults:
+                out.append(f"gates.{g.metric}.{g.window}: the scenario schedules no fault")
+        for name, use in self.checks.items():
+            if name not in CHECK_NAMES:
+                out.append(f"checks.{name}: unknown check (one of {', '.join(CHECK_NAMES)})")
+            elif name == "generator" and use is CheckUse.REPORT:
+                out.append("checks.generator: cannot be report-only: a saturated generator makes the run invalid")
+        return out
 
     @property
     def seed(self) -> int:

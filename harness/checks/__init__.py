@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import traceback
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 
 from harness.checks import errors, feed_latency, freshness, generator, nothing_lost
-from harness.checks.result import CheckResult, Verdict, exit_code, overall
+from harness.checks.result import CheckResult, Verdict, exit_code, invalid, overall
 from harness.rundata import RunData
 
 Check = Callable[[RunData], CheckResult]
@@ -24,17 +25,21 @@ CHECKS: Mapping[str, Check] = {
     nothing_lost.NAME: nothing_lost.check,
 }
 
-__all__ = ["CHECKS", "Check", "CheckResult", "Verdict", "exit_code", "overall", "run_all_checks"]
+__all__ = ["CHECKS", "Check", "CheckResult", "Verdict", "exit_code", "invalid", "overall", "run_all_checks"]
 
 
 def run_all_checks(run: RunData, checks: Mapping[str, Check] = CHECKS) -> list[CheckResult]:
+    """Every check; those the scenario made report-only (manifest "checks") do not gate."""
+    report_only = {name for name, use in (run.manifest.get("checks") or {}).items() if use == "report"}
     results = []
     for name, check in checks.items():
         try:
-            results.append(check(run))
+            result = check(run)
         except Exception as exc:  # noqa: BLE001 - a crashed checker is a verdict, not a crash
-            results.append(CheckResult(
+            result = CheckResult(
                 name, Verdict.UNKNOWN, f"checker crashed: {type(exc).__name__}: {exc}",
                 {"error": f"{type(exc).__name__}: {exc}", "traceback": traceback.format_exc(limit=5)},
-            ))
+            )
+        results.append(replace(result, gating=False) if name in report_only and not result.invalidates_run
+                       else result)
     return results

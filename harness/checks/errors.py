@@ -26,7 +26,7 @@ def _example(r: Request) -> dict[str, object]:
 
 
 def check(run: RunData) -> CheckResult:
-    gates = run.gates
+    slo = run.slo
     if not run.requests:
         return CheckResult(NAME, Verdict.UNKNOWN, "no requests recorded", {})
     outside, inside = split_by_fault(run.requests, lambda r: r.t, run.fault_predicate())
@@ -40,8 +40,8 @@ def check(run: RunData) -> CheckResult:
         per_fault.append({"name": window.name, "target": window.target, "error_seconds": seconds})
         worst = max(worst, seconds)
     evidence = {
-        "error_rate_max": gates.error_rate_max,
-        "fault_error_seconds_max": gates.fault_error_seconds_max,
+        "error_rate_max": slo.error_rate_max,
+        "fault_error_seconds_max": slo.fault_error_seconds_max,
         "requests": len(run.requests),
         "requests_outside_faults": len(outside),
         "errors_outside_faults": len(errors_out),
@@ -53,9 +53,9 @@ def check(run: RunData) -> CheckResult:
         "examples_outside_faults": [_example(r) for r in errors_out[:EXAMPLES_MAX]],
         "examples_inside_faults": [_example(r) for r in errors_in[:EXAMPLES_MAX]],
     }
-    failed = share > gates.error_rate_max or worst > gates.fault_error_seconds_max
+    failed = share > slo.error_rate_max or worst > slo.fault_error_seconds_max
     summary = (
-        f"error share {share:.4%} outside faults (bound ≤ {gates.error_rate_max:.4%}); "
-        f"worst fault {worst} error-seconds (bound ≤ {gates.fault_error_seconds_max})"
+        f"error share {share:.4%} outside faults (bound ≤ {slo.error_rate_max:.4%}); "
+        f"worst fault {worst} error-seconds (bound ≤ {slo.fault_error_seconds_max})"
     )
     return CheckResult(NAME, Verdict.FAIL if failed else Verdict.PASS, summary, evidence)

@@ -21,7 +21,7 @@ FEED_OPS = frozenset({"feed", "feed_page"})
 
 
 def check(run: RunData) -> CheckResult:
-    bound = run.gates.feed_p99_ms
+    bound = run.slo.feed_p99_ms
     feed = [r for r in run.requests if r.op in FEED_OPS and r.status > 0]
     if not feed:
         return CheckResult(NAME, Verdict.UNKNOWN, "no feed request got a response", {"bound_ms": bound})

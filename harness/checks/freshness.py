@@ -25,7 +25,7 @@ def _freshness(records: list[ProbeRecord]) -> list[float]:
 
 
 def check(run: RunData) -> CheckResult:
-    bound = run.gates.freshness_median_s
+    bound = run.slo.freshness_median_s
     if not run.probes:
         return CheckResult(NAME, Verdict.UNKNOWN, "no canary probe records", {"bound_s": bound})
     outside, inside = split_by_fault(run.probes, lambda r: r.ack_t, run.fault_predicate())

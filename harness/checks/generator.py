@@ -24,7 +24,7 @@ LATE_SHARE_MAX = 0.01
 
 
 def check(run: RunData) -> CheckResult:
-    bound = run.gates.generator_cpu_max_percent
+    bound = run.slo.generator_cpu_max_percent
     lo = run.load_start_t if run.load_start_t is not None else -math.inf
     hi = run.load_end_t if run.load_end_t is not None else math.inf
     cpu: dict[str, list[float]] = defaultdict(list)
@@ -57,7 +57,8 @@ def check(run: RunData) -> CheckResult:
     summary = (f"hottest load process {hottest} at {mean:.0f} % CPU mean over {len(per_process)} processes; "
                f"{due} arrivals, {dropped} dropped, {late} late")
     if problems:
-        return CheckResult(NAME, Verdict.FAIL, "run invalid: " + "; ".join(problems), evidence)
+        return CheckResult(NAME, Verdict.FAIL, "run invalid: " + "; ".join(problems), evidence,
+                           invalidates_run=True)
     if not run.arrivals:
         return CheckResult(NAME, Verdict.UNKNOWN, summary + " (no arrival records: drops cannot be ruled out)",
                            evidence)

@@ -45,7 +45,7 @@ class RunSpec:
     manifest: dict[str, Any] = field(default_factory=lambda: {
         "run_id": "unit-run", "scenario": "unit", "git_sha": "abc123", "seed": 7, "graph_hash": "h",
         "started_t": T0 - 5, "ended_t": T0 + 90, "load_start_t": T0, "load_end_t": T0 + 60,
-        "settle_end_t": T0 + 80, "partial": False, "timeline_cap": 800, "config": {}, "gates": {},
+        "settle_end_t": T0 + 80, "partial": False, "timeline_cap": 800, "config": {}, "slo": {},
     })
     graph: dict[str, Any] | None = field(default_factory=lambda: {
         "seed": 7, "users": 6, "hash": "h", "push_threshold": 2, "pull_threshold": 5,
@@ -78,9 +78,13 @@ class RunSpec:
         for s in range(60) for p in range(2)
     ])
 
+    target_metrics: dict[str, Any] = field(default_factory=dict)   # as target_metrics.json
+
     def write(self, run_dir: Path) -> RunData:
         run_dir.mkdir(parents=True, exist_ok=True)
         records.write_json(run_dir / records.MANIFEST, self.manifest)
+        if self.target_metrics:
+            records.write_json(run_dir / records.TARGET_METRICS, self.target_metrics)
         if self.graph is not None:
             records.write_json(run_dir / records.GRAPH, self.graph)
         for name, items in ((records.HISTORY, self.requests), (records.LEDGER, self.acks),

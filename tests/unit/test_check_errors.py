@@ -36,7 +36,7 @@ def test_client_errors_are_not_availability_errors(spec: RunSpec, run_dir: Path)
 
 
 def test_fault_erroring_longer_than_budget_fails(spec: RunSpec, run_dir: Path) -> None:
-    spec.manifest["gates"] = {"fault_error_seconds_max": 2}
+    spec.manifest["slo"] = {"fault_error_seconds_max": 2}
     result = errors.check(spec.write(run_dir))
     assert result.verdict is Verdict.FAIL
     assert "worst fault 3 error-seconds" in result.summary

@@ -41,7 +41,7 @@ def test_no_feed_requests_is_unknown(spec: RunSpec, run_dir: Path) -> None:
 
 
 def test_gate_from_manifest_overrides_default(spec: RunSpec, run_dir: Path) -> None:
-    spec.manifest["gates"] = {"feed_p99_ms": 10}
+    spec.manifest["slo"] = {"feed_p99_ms": 10}
     assert feed_latency.check(spec.write(run_dir)).verdict is Verdict.FAIL
 
 

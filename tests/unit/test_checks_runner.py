@@ -54,7 +54,7 @@ def test_only_the_manifest_is_required(tmp_path: Path) -> None:
     (tmp_path / MANIFEST).write_text(json.dumps({"run_id": "x"}))
     run = load_run(tmp_path)
     assert run.requests == [] and run.graph is None and run.timeline_cap == 800
-    assert run.gates.feed_p99_ms == 200
+    assert run.slo.feed_p99_ms == 200
     assert {r.verdict for r in run_all_checks(run)} == {Verdict.UNKNOWN}
 
 

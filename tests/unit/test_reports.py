@@ -38,7 +38,8 @@ def test_reports_of_a_failing_run(spec: RunSpec, run_dir: Path) -> None:
 
     assert report == run_dir / REPORT
     summary = json.loads((run_dir / SUMMARY).read_text())
-    assert summary["verdict"] == "fail" and summary["exit_code"] == 1
+    # the saturated generator makes the run invalid: exit 2 (harness), not 1 (target breached)
+    assert summary["verdict"] == "fail" and summary["exit_code"] == 2 and summary["valid"] is False
     assert summary["headline"]["lost_from_store"] == 1
     assert {c["name"]: c["verdict"] for c in summary["checks"]}["generator"] == "fail"
     assert summary["manifest"]["run_id"] == "unit-run"

@@ -40,9 +40,9 @@ def test_every_builtin_scenario_is_valid(name: str) -> None:
 
 
 def test_durations_and_shares_take_units(tmp_path: Path) -> None:
-    data = with_change(["gates"], {"feed_p99": "150ms", "error_rate": "1%", "freshness_median": 4})
+    data = with_change(["slo"], {"feed_p99": "150ms", "error_rate": "1%", "freshness_median": 4})
     sc = load_file(write(tmp_path, data))
-    assert sc.gates.feed_p99 == pytest.approx(0.15) and sc.gates.error_rate == pytest.approx(0.01)
+    assert sc.slo.feed_p99 == pytest.approx(0.15) and sc.slo.error_rate == pytest.approx(0.01)
     assert sc.workload.duration == 60 and sc.faults[0].at == 20 and sc.faults[0].params() == {"primary_index": 2}
 
 
@@ -56,8 +56,20 @@ def test_durations_and_shares_take_units(tmp_path: Path) -> None:
     (["faults", 0, "target"], "redis-primary-9", "faults[0]: target 'redis-primary-9' is not a component"),
     (["faults", 0, "action"], "kill-the-moon", "faults[0].action: Input should be 'kill-redis-primary'"),
     (["faults", 0, "at"], "90s", "faults[0].at=90s: must fall within the load (0 .. 60 s)"),
-    (["gates"], {"p99_feed": "200ms"}, "gates.p99_feed: Extra inputs are not permitted"),
-    (["gates"], {"error_rate": "150%"}, "gates.error_rate: Input should be less than or equal to 1"),
+    (["slo"], {"p99_feed": "200ms"}, "slo.p99_feed: Extra inputs are not permitted"),
+    (["slo"], {"error_rate": "150%"}, "slo.error_rate: Input should be less than or equal to 1"),
+    (["gates"], {"fed": {"steady": "p99 < 1s"}}, "gates: fed.steady: unknown metric 'fed' (one of feed, delta"),
+    (["gates"], {"feed": {"later": "p99 < 1s"}}, "gates: feed.later: unknown window 'later'"),
+    (["gates"], {"feed": {"steady": "p98 < 1s"}}, "feed.steady: 'p98' is not an aggregate of feed (one of p50"),
+    (["gates"], {"feed": {"steady": "p99 < 200"}}, "feed.steady: 'p99 < 200': feed p99 is a duration; give a unit"),
+    (["gates"], {"errors": {"run": ["rate < 1%", "rate < 150%"]}}, "errors.run[1]: 'rate < 150%': a share is at most"),
+    (["gates"], {"kafka_lag": {"run": "max < 5s"}}, "kafka_lag max is a plain number; no unit"),
+    (["gates"], {"feed": {"run": "p99 is fine"}}, "'p99 is fine' is not a gate expression (AGGREGATE OP VALUE"),
+    (["gates"], {"hit_ratio": {"run": {"expr": "mean > 0.9", "abort_on_fail": True}}},
+     "hit_ratio.run: abort_on_fail: hit_ratio is read from Prometheus after the load"),
+    (["gates"], {"feed": {"phase:spike": "p99 < 1s"}}, "gates.feed.phase:spike: no workload phase named 'spike'"),
+    (["checks"], {"generator": "report"}, "checks.generator: cannot be report-only"),
+    (["checks"], {"latency": "report"}, "checks.latency: unknown check (one of generator"),
     (["graph"], {"size": "huge"}, "graph.size: Input should be 'small', 'default' or 'large'"),
     (["target_env"], {"PATH": "/tmp"}, "only FEED_* settings may be given; not PATH"),
 ])
@@ -75,6 +87,32 @@ def test_every_problem_is_reported_at_once(tmp_path: Path) -> None:
         load_file(write(tmp_path, data))
     lines = str(err.value).splitlines()
     assert len(lines) == 3 and all(line.startswith("s.yaml: ") for line in lines)
+
+
+def test_gates_on_fault_windows_need_a_fault(tmp_path: Path) -> None:
+    data = with_change(["gates"], {"feed": {"recovery": "p99 < 1s"}})
+    del data["faults"]
+    with pytest.raises(ScenarioError, match="gates.feed.recovery: the scenario schedules no fault"):
+        load_file(write(tmp_path, data))
+
+
+def test_gates_survive_overrides_and_name_what_they_judge(tmp_path: Path) -> None:
+    data = with_change(["gates"], {"feed": {"steady": "p99 < 200ms", "fault": ["p99<5s", {"expr": "max < 1m",
+                                                                                          "abort_on_fail": True}]},
+                                   "errors": {"steady": "rate < 0.01%"}, "freshness": {"phase:steady": "median < 5s"}})
+    sc = load_file(write(tmp_path, data))   # (the file's keys come out sorted)
+    assert [g.name for g in sc.gates] == ["errors[steady] rate < 0.01%", "feed[fault] p99<5s", "feed[fault] max < 1m",
+                                          "feed[steady] p99 < 200ms", "freshness[phase:steady] median < 5s"]
+    assert [g.threshold for g in sc.gates] == pytest.approx([0.0001, 5.0, 60.0, 0.2, 5.0])
+    assert [g.abort_on_fail for g in sc.gates] == [False, False, True, False, False]
+    assert sc.with_overrides(duration_s=120).gates == sc.gates
+
+
+def test_the_check_names_are_the_harness_checks() -> None:
+    from harness.checks import CHECKS
+    from workloads.scenario import CHECK_NAMES
+
+    assert set(CHECK_NAMES) == set(CHECKS)
 
 
 def test_duplicate_phase_names_and_a_workload_without_load_are_refused(tmp_path: Path) -> None:
