@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from harness.paths import runs_dir
@@ -48,12 +49,13 @@ BasePort = Annotated[int, typer.Option(help=f"First port of the stack's {PORT_BL
 
 
 def _fail(message: str, code: int = 2) -> typer.Exit:
-    err.print(f"[bold red]error:[/] {message}")
+    err.print(f"[bold red]error:[/] {escape(message)}")
     return typer.Exit(code)
 
 
 def _say(message: str) -> None:
-    console.print(f"[dim]{time.strftime('%H:%M:%S')}[/] {message}")
+    # escaped: messages quote gate names like feed[steady], which rich would take for markup
+    console.print(f"[dim]{time.strftime('%H:%M:%S')}[/] {escape(message)}")
 
 
 def _parse_defects(values: list[str]) -> dict[str, str]:
@@ -130,7 +132,7 @@ def run(
         problem = f"{type(exc).__name__}: {exc}"
     code = _report(target) if (target / "manifest.json").exists() else 2
     if problem:
-        err.print(f"[bold red]error:[/] {problem}")
+        err.print(f"[bold red]error:[/] {escape(problem)}")
         raise typer.Exit(2)
     raise typer.Exit(code)
 

@@ -120,7 +120,7 @@ def show(value: float | None, unit: Unit) -> str:
     if unit is Unit.DURATION:
         return f"{value * 1000:.1f} ms" if value < 1 else f"{value:.2f} s"
     if unit is Unit.SHARE:
-        return f"{value:.4%}"
+        return f"{value:.2%}" if value >= 0.01 else f"{value:.4%}"
     return f"{value:g}"
 
 

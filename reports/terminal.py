@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from harness.checks import CheckResult, Verdict, invalid, overall
@@ -23,5 +24,6 @@ def print_verdict_table(results: Iterable[CheckResult], console: Console) -> Non
     table.add_column("summary")
     for r in results:
         shown = f"[{STYLES[r.verdict]}]{r.verdict.value.upper()}[/]" + ("" if r.gating else " (report only)")
-        table.add_row(r.name if r.kind == "check" else f"gate {r.name}", shown, r.summary)
+        # escaped: a gate's name holds its window in brackets, which rich would take for markup
+        table.add_row(escape(r.name if r.kind == "check" else f"gate {r.name}"), shown, escape(r.summary))
     console.print(table)

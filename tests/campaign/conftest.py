@@ -9,9 +9,23 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
 import psutil
 import pytest
+import yaml
+
+from workloads.scenario import SCENARIO_DIR
+
+
+def scenario_with(path: Path, builtin_name: str, **changes: Any) -> Path:
+    """A copy of a built-in scenario with some top-level fields replaced, gates merged."""
+    data = yaml.safe_load((SCENARIO_DIR / f"{builtin_name}.yaml").read_text())
+    gates = {**(data.get("gates") or {}), **changes.pop("gates", {})}
+    data.update(changes, gates=gates)
+    path.write_text(yaml.safe_dump(data))
+    return path
 
 
 def feedlab(*args: str, timeout: float = 900) -> subprocess.CompletedProcess[str]:

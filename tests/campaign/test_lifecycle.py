@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from harness import records
-from tests.campaign.conftest import assert_all_gone, feedlab
+from tests.campaign.conftest import assert_all_gone, feedlab, scenario_with
 
 pytestmark = pytest.mark.campaign
 
@@ -84,8 +84,17 @@ def test_up_status_kill_restart_down(tmp_path: Path) -> None:
     (["run", "/nonexistent/scenario.yaml"], "cannot read"),
     (["run", "--bogus"], "No such option"),
     (["report", "/nonexistent"], "not a run directory"),
+    (["gate", "/nonexistent"], "not a run directory"),
 ])
 def test_bad_input_is_a_one_line_error_and_exit_2(args: list[str], message: str) -> None:
     out = feedlab(*args)
     assert out.returncode == 2
     assert message in out.stderr + out.stdout
+
+
+def test_a_bad_gate_is_refused_before_anything_starts(tmp_path: Path) -> None:
+    scenario = scenario_with(tmp_path / "bad-gate.yaml", "smoke", gates={"cpu": {"steady": "max < 50"}})
+    out = feedlab("run", str(scenario), "--base-port", "22000", "--run-dir", str(tmp_path / "never"))
+    assert out.returncode == 2
+    assert "bad-gate.yaml: gates: cpu.steady: unknown metric 'cpu'" in out.stderr
+    assert not (tmp_path / "never").exists()

@@ -10,7 +10,7 @@ import pytest
 
 from harness import records
 from targets.feed.follow_sets import CHANGE_DEADLINE_S
-from tests.campaign.conftest import feedlab
+from tests.campaign.conftest import feedlab, scenario_with
 
 pytestmark = pytest.mark.campaign
 
@@ -47,14 +47,42 @@ def test_smoke_campaign_passes_and_its_report_can_be_recomputed(tmp_path: Path) 
     got = checks(run)
     assert {c["verdict"] for c in got.values()} == {"pass"}
     assert got["nothing_lost"]["evidence"]["acked"] > 50
+    gates = json.loads((run / records.SUMMARY).read_text())["gates"]
+    assert len(gates) >= 10 and {g["verdict"] for g in gates} == {"pass"}, gates
+    assert {g["evidence"]["window"] for g in gates} == {"steady", "fault", "recovery", "run"}
     junit = ET.parse(run / records.JUNIT).getroot()
-    assert junit.find(".//failure") is None and len(junit.findall(".//testcase")) == len(got)
+    assert junit.find(".//failure") is None and len(junit.findall(".//testcase")) == len(got) + len(gates)
+    assert len(junit.findall(".//testcase[@classname='feedlab.gates']")) == len(gates)
     # The verdict is a function of the run directory alone.
     before = (run / records.SUMMARY).read_text()
     again = feedlab("report", str(run))
     assert again.returncode == 0, again.stdout[-2000:]
     verdicts_before = {c["name"]: c["verdict"] for c in json.loads(before)["checks"]}
     assert {n: c["verdict"] for n, c in checks(run).items()} == verdicts_before
+    # CI can judge the same run with other gates: a breached one exits 1 and is a JUnit failure.
+    tight = scenario_with(tmp_path / "tight.yaml", "smoke", gates={"profile": {"steady": "p50 < 0.01ms"}})
+    judged = feedlab("gate", str(run), "--scenario", str(tight))
+    assert judged.returncode == 1, judged.stdout[-2000:] + judged.stderr[-2000:]
+    failed = ET.parse(run / records.JUNIT).getroot().findall(".//testcase[failure]")
+    assert [c.get("name") for c in failed] == ["profile[steady] p50 < 0.01ms"]
+    assert feedlab("gate", str(run)).returncode == 0
+
+
+def test_a_gate_marked_abort_on_fail_stops_the_load_early(tmp_path: Path) -> None:
+    scenario = scenario_with(tmp_path / "hopeless.yaml", "steady-small",
+                             gates={"feed": {"run": [{"expr": "p50 < 0.01ms", "abort_on_fail": True}]}})
+    run = tmp_path / "aborted"
+    out = feedlab("run", str(scenario), "--duration", "90", "--abort-on-fail", "--base-port", "22000",
+                  "--run-dir", str(run))
+    assert out.returncode == 1, out.stdout[-3000:] + out.stderr[-3000:]
+    assert "abort: gate feed[run] p50 < 0.01ms failed" in out.stdout
+    manifest = json.loads((run / records.MANIFEST).read_text())
+    assert manifest["aborted"]["gate"] == "feed[run] p50 < 0.01ms" and manifest["partial"] is False
+    assert manifest["load_end_t"] - manifest["load_start_t"] < 30   # of 90 planned
+    summary = json.loads((run / records.SUMMARY).read_text())
+    assert summary["aborted"]["gate"] == "feed[run] p50 < 0.01ms"
+    assert [g["verdict"] for g in summary["gates"]] == ["fail"]
+    assert 'id="aborted"' in (run / records.REPORT).read_text()
 
 
 def test_drop_fanout_defect_fails_the_nothing_lost_check(tmp_path: Path) -> None:

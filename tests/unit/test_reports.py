@@ -10,6 +10,7 @@ import pytest
 from rich.console import Console
 
 from harness.checks import run_all_checks
+from harness.gates import judge_run
 from harness.records import JUNIT, MANIFEST, REPORT, SUMMARY, FinalRead, GeneratorSample
 from harness.rundata import load_run
 from reports import write_reports
@@ -81,7 +82,9 @@ def test_infinite_figures_are_written_as_strict_json(spec: RunSpec, run_dir: Pat
 
 
 def test_terminal_table(spec: RunSpec, run_dir: Path) -> None:
+    spec.manifest["gates"] = [{"metric": "feed", "window": "steady", "expr": "p99 < 200ms"}]
     console = Console(file=io.StringIO(), width=200, color_system=None)
-    print_verdict_table(run_all_checks(spec.write(run_dir)), console)
+    print_verdict_table(judge_run(spec.write(run_dir)), console)
     out = console.file.getvalue()  # type: ignore[attr-defined]
     assert "nothing_lost" in out and "PASS" in out and "overall: PASS" in out
+    assert "gate feed[steady] p99 < 200ms" in out   # the window in brackets is not taken for markup

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from workloads.scenario import ScenarioError, builtin, load_file, resolve
+from workloads.scenario import ScenarioError, builtin, load_file, resolve, validate
 
 pytestmark = pytest.mark.unit
 
@@ -148,3 +148,10 @@ def test_overrides_stretch_time_scale_rates_and_revalidate(tmp_path: Path) -> No
         sc.with_overrides(rate_scale=0)
     with pytest.raises(ScenarioError, match="graph.users: Input should be greater than or equal to 100"):
         sc.with_overrides(users=5)
+
+
+def test_the_readme_example_scenario_is_valid() -> None:
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    example = next(block for block in readme.split("```yaml\n")[1:] if block.startswith("name: worldcup-failover"))
+    sc = validate(yaml.safe_load(example.split("```")[0]), "README.md")
+    assert {g.window for g in sc.gates} >= {"steady", "fault", "recovery", "phase:spike", "phase:recovery"}
