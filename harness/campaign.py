@@ -145,7 +145,8 @@ def run_campaign(ctx: RunContext) -> None:
                        config={"scenario": sc.model_dump(mode="json"), "topology": asdict(ctx.topo),
                                "processes": ctx.processes},
                        slo=sc.slo.manifest(), gates=[g.to_json() for g in sc.gates],
-                       checks={name: use.value for name, use in sc.checks.items()})
+                       checks={name: use.value for name, use in sc.checks.items()},
+                       baseline_tolerances=sc.baseline.model_dump(mode="json"))
     graph = generate(sc.graph.spec())
     write_json(ctx.run_dir / records.GRAPH, graph.to_json())
     ctx.write_manifest(graph_hash=graph.digest())

@@ -100,6 +100,8 @@ def run(
     run_dir: Annotated[Path | None, typer.Option(help="Where to write the run (default: runs/<time>-<name>).")] = None,
     abort_on_fail: Annotated[bool, typer.Option(
         "--abort-on-fail", help="Stop the load as soon as a gate marked abort_on_fail fails.")] = False,
+    baseline: Annotated[Path | None, typer.Option(
+        help="A run directory to compare this run with; a regression beyond tolerance fails the run.")] = None,
 ) -> None:
     """Run a campaign: stack up, load, faults, checks, report; exit code is the verdict."""
     from harness.campaign import RunContext, run_campaign
@@ -114,6 +116,8 @@ def run(
                                               target_env=_parse_defects(defect))
     except ScenarioError as exc:
         raise _fail(str(exc)) from None
+    if baseline is not None and not (baseline / "manifest.json").exists():
+        raise _fail(f"--baseline {baseline}: not a run directory (no manifest.json)")
     target = run_dir or runs_dir() / f"{time.strftime('%Y%m%d-%H%M%S')}-{sc.name}"
     if target.exists() and any(target.iterdir()):
         raise _fail(f"run directory {target} exists and is not empty")
@@ -130,6 +134,8 @@ def run(
         problem = str(exc) + (f"\n--- last lines of its log ---\n{exc.tail}" if exc.tail else "")
     except Exception as exc:  # noqa: BLE001 - any harness error: exit 2 with the reason, report what we have
         problem = f"{type(exc).__name__}: {exc}"
+    if baseline is not None and not problem and (target / "manifest.json").exists():
+        _compare(baseline, target, None)
     code = _report(target) if (target / "manifest.json").exists() else 2
     if problem:
         err.print(f"[bold red]error:[/] {escape(problem)}")
@@ -180,6 +186,57 @@ def gate(
     except ScenarioError as exc:
         raise _fail(str(exc)) from None
     raise typer.Exit(_report(run_dir, judged_by))
+
+
+def _compare(baseline_dir: Path, run_dir: Path, judged_by: Scenario | None) -> int:
+    """Compare `run_dir` with `baseline_dir`, store the comparison in `run_dir`, print it."""
+    from harness import compare
+    from harness.checks import exit_code, invalid, run_all_checks
+    from harness.rundata import load_run
+    from reports.terminal import print_comparison
+
+    base, cand = load_run(baseline_dir), load_run(run_dir)
+    tolerances = judged_by.baseline.model_dump(mode="json") if judged_by else cand.manifest.get("baseline_tolerances")
+    if base.manifest.get("scenario") != cand.manifest.get("scenario"):
+        _say(f"note: comparing runs of different scenarios ({base.manifest.get('scenario')} → "
+             f"{cand.manifest.get('scenario')}); figures only one has are listed, not judged")
+    unusable = [f"{which} run is invalid (its load generator could not keep up)"
+                for which, r in (("the baseline", base), ("this", cand)) if invalid(run_all_checks(r))]
+    deltas = compare.compare(base, cand, tolerances)
+    verdict = compare.result(deltas, str(base.manifest.get("run_id", baseline_dir.name)),
+                             invalid_run="; ".join(unusable) or None)
+    compare.save(run_dir, base, deltas, verdict, tolerances)
+    saved = compare.load(run_dir)
+    assert saved is not None
+    print_comparison(saved, console)
+    return exit_code([verdict])
+
+
+@app.command("compare")
+def compare_runs(
+    baseline: Annotated[Path, typer.Argument(help="The baseline run directory (A).")],
+    run_dir: Annotated[Path, typer.Argument(help="The run directory to judge against it (B).")],
+    scenario: Annotated[str | None, typer.Option(
+        help="Take the tolerances from this scenario's `baseline:` instead of run B's.")] = None,
+) -> None:
+    """Per-figure deltas of run B against run A, each judged against its tolerance: exit 0 none
+    regressed, 1 a figure regressed, 2 error or an invalid run. B's report shows the comparison."""
+    from harness.gates import judge_run
+    from harness.rundata import load_run
+    from reports import write_reports
+    from workloads.scenario import ScenarioError, resolve
+
+    for d in (baseline, run_dir):
+        if not (d / "manifest.json").exists():
+            raise _fail(f"{d} is not a run directory (no manifest.json)")
+    try:
+        judged_by = resolve(scenario) if scenario else None
+    except ScenarioError as exc:
+        raise _fail(str(exc)) from None
+    code = _compare(baseline, run_dir, judged_by)
+    run = load_run(run_dir)
+    console.print(f"report: {write_reports(run_dir, run, judge_run(run))}")
+    raise typer.Exit(code)
 
 
 @app.command("scenarios")

@@ -25,7 +25,7 @@ from harness.checks.feed_latency import FEED_OPS
 from harness.checks.result import CheckResult, Verdict, invalid
 from harness.checks.stats import nearest_rank, new_histogram, record_ms
 from harness.rundata import DEFAULT_FAULT_GRACE_S, RunData
-from workloads.gate_spec import METRICS, PHASE_PREFIX, GateSpec, Source, Unit
+from workloads.gate_spec import METRICS, PHASE_PREFIX, Figure, GateSpec, Source, Unit
 
 _PERCENTILES = {"p50": 50.0, "median": 50.0, "p90": 90.0, "p95": 95.0, "p99": 99.0, "p999": 99.9}
 
@@ -59,47 +59,47 @@ def window_predicate(run: RunData, window: str) -> Callable[[float], bool]:
     raise ValueError(f"unknown window {window!r}")
 
 
-def _client(run: RunData, spec: GateSpec, inside: Callable[[float], bool]) -> tuple[float | None, int]:
-    ops = FEED_OPS if spec.metric == "feed" else None if spec.metric == "errors" else {spec.metric}
+def _client(run: RunData, figure: Figure, inside: Callable[[float], bool]) -> tuple[float | None, int]:
+    ops = FEED_OPS if figure.metric == "feed" else None if figure.metric == "errors" else {figure.metric}
     requests = [r for r in run.requests if (ops is None or r.op in ops) and inside(r.t)]
-    if spec.aggregate == "count":
+    if figure.aggregate == "count":
         return float(len(requests)), len(requests)
-    if spec.aggregate == "rate":
+    if figure.aggregate == "rate":
         return (sum(not r.ok for r in requests) / len(requests) if requests else None), len(requests)
     answered = [r.latency_ms for r in requests if r.status > 0]
     if not answered:
         return None, 0
-    if spec.aggregate == "mean":
+    if figure.aggregate == "mean":
         return statistics.fmean(answered) / 1000, len(answered)
     hist = record_ms(new_histogram(), answered)
-    if spec.aggregate == "max":
+    if figure.aggregate == "max":
         return hist.get_max_value() / 1e6, len(answered)
-    return hist.get_value_at_percentile(_PERCENTILES[spec.aggregate]) / 1e6, len(answered)
+    return hist.get_value_at_percentile(_PERCENTILES[figure.aggregate]) / 1e6, len(answered)
 
 
-def _freshness(run: RunData, spec: GateSpec, inside: Callable[[float], bool]) -> tuple[float | None, int]:
+def _freshness(run: RunData, figure: Figure, inside: Callable[[float], bool]) -> tuple[float | None, int]:
     probes = [p for p in run.probes if inside(p.ack_t)]
     values = sorted(math.inf if p.freshness_s is None else p.freshness_s for p in probes)
-    if spec.aggregate == "count":
+    if figure.aggregate == "count":
         return float(len(values)), len(values)
-    if spec.aggregate == "unseen":
+    if figure.aggregate == "unseen":
         return float(sum(p.seen_t is None for p in probes)), len(values)
     if not values:
         return None, 0
-    if spec.aggregate == "mean":
+    if figure.aggregate == "mean":
         return (math.inf if math.isinf(values[-1]) else statistics.fmean(values)), len(values)
-    if spec.aggregate == "max":
+    if figure.aggregate == "max":
         return values[-1], len(values)
-    return nearest_rank(values, _PERCENTILES[spec.aggregate]), len(values)
+    return nearest_rank(values, _PERCENTILES[figure.aggregate]), len(values)
 
 
-def _target(run: RunData, spec: GateSpec, inside: Callable[[float], bool]) -> tuple[float | None, int]:
-    series = METRICS[spec.metric].series
+def _target(run: RunData, figure: Figure, inside: Callable[[float], bool]) -> tuple[float | None, int]:
+    series = METRICS[figure.metric].series
     entry = run.target_metrics.get(series or "") or {}
     points = [float(v) for s in entry.get("series", []) for t, v in s["points"] if v is not None and inside(t)]
     if not points:
         return None, 0
-    value = max(points) if spec.aggregate == "max" else min(points) if spec.aggregate == "min" \
+    value = max(points) if figure.aggregate == "max" else min(points) if figure.aggregate == "min" \
         else statistics.fmean(points)
     return value, len(points)
 
@@ -107,9 +107,9 @@ def _target(run: RunData, spec: GateSpec, inside: Callable[[float], bool]) -> tu
 _SOURCES = {Source.CLIENT: _client, Source.FRESHNESS: _freshness, Source.TARGET: _target}
 
 
-def observe(run: RunData, spec: GateSpec) -> tuple[float | None, int]:
+def observe(run: RunData, figure: Figure) -> tuple[float | None, int]:
     """(the aggregate over the window, how many samples it came from); None when there were none."""
-    return _SOURCES[METRICS[spec.metric].source](run, spec, window_predicate(run, spec.window))
+    return _SOURCES[METRICS[figure.metric].source](run, figure, window_predicate(run, figure.window))
 
 
 def show(value: float | None, unit: Unit) -> str:
@@ -121,11 +121,11 @@ def show(value: float | None, unit: Unit) -> str:
         return f"{value * 1000:.1f} ms" if value < 1 else f"{value:.2f} s"
     if unit is Unit.SHARE:
         return f"{value:.2%}" if value >= 0.01 else f"{value:.4%}"
-    return f"{value:g}"
+    return f"{value:.4g}"
 
 
 def judge(run: RunData, spec: GateSpec, *, run_invalid: bool = False) -> CheckResult:
-    observed, samples = observe(run, spec)
+    observed, samples = observe(run, spec.figure)
     evidence = {"metric": spec.metric, "window": spec.window, "aggregate": spec.aggregate, "expr": spec.expr,
                 "threshold": spec.threshold, "observed": observed, "samples": samples,
                 "unit": spec.unit.value, "abort_on_fail": spec.abort_on_fail}
@@ -156,6 +156,10 @@ def judge_all(run: RunData, checks: Iterable[CheckResult], specs: list[GateSpec]
 
 
 def judge_run(run: RunData) -> list[CheckResult]:
-    """Every check, then every gate of the run's manifest: what decides its exit code."""
+    """Every check, every gate of the run's manifest and, if it was compared with a baseline,
+    that comparison's verdict (as stored: the baseline may be gone): what decides its exit code."""
+    from harness import compare  # compare reads figures the way this module does
+
     checks = run_all_checks(run)
-    return checks + judge_all(run, checks)
+    saved = compare.load(run.run_dir)
+    return checks + judge_all(run, checks) + ([compare.stored_result(saved)] if saved else [])

@@ -156,7 +156,7 @@ def _load(path: Path, cls: Callable[..., T]) -> list[T]:
     return parse_records(records.read_jsonl(path), cls, path)
 
 
-def _read_json(path: Path) -> Any:
+def read_json(path: Path) -> Any:
     try:
         return json.loads(path.read_text())
     except (OSError, json.JSONDecodeError) as exc:
@@ -169,14 +169,14 @@ def load_run(run_dir: Path) -> RunData:
     manifest_path = run_dir / records.MANIFEST
     if not manifest_path.is_file():
         raise ValueError(f"{manifest_path}: missing; {run_dir} is not a feedlab run directory")
-    manifest = _read_json(manifest_path)
+    manifest = read_json(manifest_path)
     if not isinstance(manifest, dict):
         raise ValueError(f"{manifest_path}: expected a JSON object")
     graph_path = run_dir / records.GRAPH
     graph = None
     if graph_path.is_file():
         try:
-            graph = Graph.from_json(_read_json(graph_path))
+            graph = Graph.from_json(read_json(graph_path))
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise ValueError(f"{graph_path}: not a feedlab graph: {exc!r}") from exc
     return RunData(
@@ -189,7 +189,7 @@ def load_run(run_dir: Path) -> RunData:
         final_reads=_load(run_dir / records.FINAL_READS, FinalRead),
         generator=_load(run_dir / records.GENERATOR, GeneratorSample),
         arrivals=_load(run_dir / records.ARRIVALS, ArrivalSample),
-        target_metrics=_read_json(run_dir / records.TARGET_METRICS) if (run_dir / records.TARGET_METRICS).is_file()
+        target_metrics=read_json(run_dir / records.TARGET_METRICS) if (run_dir / records.TARGET_METRICS).is_file()
         else {},
         graph=graph,
     )

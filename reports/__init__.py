@@ -112,6 +112,7 @@ def write_reports(run_dir: Path, run: RunData, results: list[CheckResult]) -> Pa
         "headline": headline(run, results),
         "checks": [asdict(r) for r in results if r.kind == "check"],
         "gates": [asdict(r) for r in results if r.kind == "gate"],
+        "baseline": next((asdict(r) for r in results if r.kind == "baseline"), None),
         "manifest": run.manifest,
     }))
     _write_whole(run_dir / JUNIT, junit.render(results, jsonable))

@@ -15,6 +15,7 @@ import plotly.graph_objects as go
 import plotly.offline
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
+from harness import compare
 from harness.checks import CheckResult, exit_code, overall
 from harness.rundata import RunData
 from reports import figures
@@ -25,7 +26,7 @@ TEMPLATES = Path(__file__).parent / "templates"
 SECTIONS: list[tuple[str, str]] = [
     ("verdict", "Verdict"), ("latency", "Latency"), ("throughput", "Throughput"),
     ("freshness", "Freshness"), ("target", "Target metrics"), ("generator", "Load generator"),
-    ("manifest", "Manifest"),
+    ("baseline", "Baseline"), ("manifest", "Manifest"),
 ]
 
 CHARTS: dict[str, list[Callable[[RunData], go.Figure | None]]] = {
@@ -82,7 +83,10 @@ def render(run: RunData, results: list[CheckResult], jsonable: Callable[[Any], A
         aborted=run.manifest.get("aborted"),
         verdict=overall(results),
         exit_code=exit_code(results),
-        checks=[r for r in results if r.kind != "gate"],
+        checks=[r for r in results if r.kind == "check"],
+        baseline=[r for r in results if r.kind == "baseline"],
+        comparison=compare.load(run.run_dir),
+        shown=compare.shown,
         gates=[r for r in results if r.kind == "gate"],
         links=links,
         evidence={r.name: json.dumps(jsonable(r.evidence), indent=2, sort_keys=True) for r in results},

@@ -1,5 +1,5 @@
-"""junit.xml: one testcase per check (classname feedlab.checks) and per gate (feedlab.gates),
-so CI shows each as a test.
+"""junit.xml: one testcase per check (classname feedlab.checks), per gate (feedlab.gates) and
+for the comparison with a baseline run (feedlab.baselines), so CI shows each as a test.
 
 fail is a <failure>, unknown an <error> (it could not be decided); a report-only check is
 <skipped> with its verdict in the message; the evidence goes to <system-out>, which CI servers

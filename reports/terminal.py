@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 from rich.console import Console
 from rich.markup import escape
@@ -26,4 +27,24 @@ def print_verdict_table(results: Iterable[CheckResult], console: Console) -> Non
         shown = f"[{STYLES[r.verdict]}]{r.verdict.value.upper()}[/]" + ("" if r.gating else " (report only)")
         # escaped: a gate's name holds its window in brackets, which rich would take for markup
         table.add_row(escape(r.name if r.kind == "check" else f"gate {r.name}"), shown, escape(r.summary))
+    console.print(table)
+
+
+DELTA_STYLES = {"regressed": "bold red", "improved": "green"}
+
+
+def print_comparison(saved: dict[str, Any], console: Console, *, all_rows: bool = True) -> None:
+    """The stored comparison (harness.compare) as a table: every figure, or only those that moved."""
+    from harness.compare import shown
+
+    table = Table(title=f"against baseline {saved['baseline_run']}", caption=escape(saved["result"]["summary"]))
+    for column in ("figure", "baseline", "this run", "change", "verdict"):
+        table.add_column(column, no_wrap=column != "figure")
+    for d in saved["deltas"]:
+        if not all_rows and d["verdict"] not in DELTA_STYLES:
+            continue
+        change = "" if d["change_pct"] in (None, "inf", "-inf") else f"{d['change_pct']:+.0%}"
+        style = DELTA_STYLES.get(d["verdict"])
+        table.add_row(escape(d["figure"]), shown(d["baseline"], d["unit"]), shown(d["candidate"], d["unit"]),
+                      change, f"[{style}]{d['verdict']}[/]" if style else d["verdict"])
     console.print(table)

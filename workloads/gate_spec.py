@@ -77,6 +77,48 @@ _DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0}
 
 
 @dataclass(frozen=True)
+class Figure:
+    """One number a run yields: `metric`'s `aggregate` over `window`; named metric.aggregate.window
+    (e.g. feed.p99.steady), which is how baselines name what they compare."""
+
+    metric: str
+    aggregate: str
+    window: str
+
+    @property
+    def name(self) -> str:
+        return f"{self.metric}.{self.aggregate}.{self.window}"
+
+    @property
+    def unit(self) -> Unit:
+        return METRICS[self.metric].aggregates[self.aggregate]
+
+    @property
+    def higher_is_better(self) -> bool:
+        return self.metric == "hit_ratio"
+
+
+def _check_window(window: str) -> None:
+    if window not in WINDOWS and not (window.startswith(PHASE_PREFIX) and len(window) > len(PHASE_PREFIX)):
+        raise ValueError(f"unknown window {window!r} (one of {', '.join(WINDOWS)}, or phase:NAME)")
+
+
+def parse_figure(name: str) -> Figure:
+    """'feed.p99.steady' -> Figure; ValueError naming what is wrong."""
+    parts = name.split(".", 2)
+    if len(parts) != 3:
+        raise ValueError(f"{name!r} is not a figure name (metric.aggregate.window, e.g. feed.p99.steady)")
+    metric, aggregate, window = parts
+    if metric not in METRICS:
+        raise ValueError(f"{name!r}: unknown metric {metric!r} (one of {', '.join(METRICS)})")
+    if aggregate not in METRICS[metric].aggregates:
+        raise ValueError(f"{name!r}: {aggregate!r} is not an aggregate of {metric} "
+                         f"(one of {', '.join(METRICS[metric].aggregates)})")
+    _check_window(window)
+    return Figure(metric, aggregate, window)
+
+
+@dataclass(frozen=True)
 class GateSpec:
     metric: str
     window: str
@@ -91,8 +133,12 @@ class GateSpec:
         return f"{self.metric}[{self.window}] {self.expr}"
 
     @property
+    def figure(self) -> Figure:
+        return Figure(self.metric, self.aggregate, self.window)
+
+    @property
     def unit(self) -> Unit:
-        return METRICS[self.metric].aggregates[self.aggregate]
+        return self.figure.unit
 
     def passes(self, observed: float) -> bool:
         return bool(_OPS[self.op](observed, self.threshold))
@@ -110,8 +156,7 @@ def parse_gate(metric: str, window: str, expr: str, *, abort_on_fail: bool = Fal
     """One gate; ValueError with the problem (the caller adds where it was written)."""
     if metric not in METRICS:
         raise ValueError(f"unknown metric {metric!r} (one of {', '.join(METRICS)})")
-    if window not in WINDOWS and not (window.startswith(PHASE_PREFIX) and len(window) > len(PHASE_PREFIX)):
-        raise ValueError(f"unknown window {window!r} (one of {', '.join(WINDOWS)}, or phase:NAME)")
+    _check_window(window)
     m = _EXPR.match(expr)
     if not m:
         raise ValueError(f"{expr!r} is not a gate expression (AGGREGATE OP VALUE, e.g. 'p99 < 200ms', "

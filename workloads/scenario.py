@@ -29,7 +29,7 @@ from pydantic import (
     model_validator,
 )
 
-from workloads.gate_spec import PHASE_PREFIX, GateSpec, parse_gates
+from workloads.gate_spec import PHASE_PREFIX, GateSpec, parse_figure, parse_gates
 from workloads.graph import GraphSize, GraphSpec
 
 SCENARIO_DIR = Path(__file__).resolve().parent / "scenarios"
@@ -240,6 +240,33 @@ class CheckUse(StrEnum):
     REPORT = "report"   # shown, not judged (e.g. a fault meant to exceed the error budget)
 
 
+Tolerance = Annotated[float, BeforeValidator(parse_share), Field(ge=0, le=10)]
+
+
+class Baseline(Strict):
+    """How much worse than a baseline run a figure may get before it counts as a regression:
+    `tolerance` relative to the baseline's value (per figure in `figures`, named
+    metric.aggregate.window), and never less than a noise floor per unit (harness.compare)."""
+
+    tolerance: Tolerance = 0.10
+    figures: dict[str, Tolerance] = {}
+
+    @model_validator(mode="after")
+    def _known_figures(self) -> Baseline:
+        problems = []
+        for name in self.figures:
+            try:
+                parse_figure(name)
+            except ValueError as exc:
+                problems.append(str(exc))
+        if problems:
+            raise ValueError("figures: " + "; ".join(problems))
+        return self
+
+    def tolerance_of(self, figure: str) -> float:
+        return self.figures.get(figure, self.tolerance)
+
+
 class Settle(Strict):
     deadline: Seconds = 90.0
 
@@ -253,6 +280,7 @@ class Scenario(Strict):
     slo: Slo = Slo()
     gates: Gates = []
     checks: dict[str, CheckUse] = {}
+    baseline: Baseline = Baseline()
     settle: Settle = Settle()
     target_env: dict[str, str] = {}   # target settings and defect switches (FEED_*)
 

@@ -85,6 +85,8 @@ def test_up_status_kill_restart_down(tmp_path: Path) -> None:
     (["run", "--bogus"], "No such option"),
     (["report", "/nonexistent"], "not a run directory"),
     (["gate", "/nonexistent"], "not a run directory"),
+    (["run", "smoke", "--baseline", "/nonexistent"], "--baseline /nonexistent: not a run directory"),
+    (["compare", "/nonexistent", "/nonexistent"], "not a run directory"),
 ])
 def test_bad_input_is_a_one_line_error_and_exit_2(args: list[str], message: str) -> None:
     out = feedlab(*args)

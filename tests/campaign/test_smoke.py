@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import xml.etree.ElementTree as ET
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,7 @@ import pytest
 from harness import records
 from targets.feed.follow_sets import CHANGE_DEADLINE_S
 from tests.campaign.conftest import feedlab, scenario_with
+from tests.unit.conftest import RunSpec
 
 pytestmark = pytest.mark.campaign
 
@@ -66,6 +68,8 @@ def test_smoke_campaign_passes_and_its_report_can_be_recomputed(tmp_path: Path) 
     failed = ET.parse(run / records.JUNIT).getroot().findall(".//testcase[failure]")
     assert [c.get("name") for c in failed] == ["profile[steady] p50 < 0.01ms"]
     assert feedlab("gate", str(run)).returncode == 0
+    same = feedlab("compare", str(run), str(run))                # a run against itself: nothing moved
+    assert same.returncode == 0 and "within tolerance (0 improved)" in same.stdout, same.stdout[-2000:]
 
 
 def test_a_gate_marked_abort_on_fail_stops_the_load_early(tmp_path: Path) -> None:
@@ -87,9 +91,16 @@ def test_a_gate_marked_abort_on_fail_stops_the_load_early(tmp_path: Path) -> Non
 
 def test_drop_fanout_defect_fails_the_nothing_lost_check(tmp_path: Path) -> None:
     run = tmp_path / "defect"
+    # a baseline no real run can match (every feed answered in 1 µs): the comparison must regress
+    baseline = RunSpec()
+    baseline.requests = [replace(r, latency_ms=0.001) for r in baseline.requests]
+    baseline.write(tmp_path / "baseline")
     out = feedlab("run", "steady-small", "--duration", "20", "--defect", "drop-fanout=0.05", "--processes", "2",
-                  "--base-port", "22000", "--run-dir", str(run))
+                  "--base-port", "22000", "--run-dir", str(run), "--baseline", str(tmp_path / "baseline"))
     assert out.returncode == 1, out.stdout[-3000:] + out.stderr[-3000:]
+    summary = json.loads((run / records.SUMMARY).read_text())
+    assert summary["baseline"]["verdict"] == "fail" and "feed.p99.steady" in summary["baseline"]["summary"]
+    assert "against baseline unit-run" in out.stdout
     got = checks(run)
     assert got["nothing_lost"]["verdict"] == "fail"
     assert got["nothing_lost"]["evidence"]["missing_from_timeline"] > 0

@@ -1,0 +1,177 @@
+"""Generator-efficiency benchmark (issue 4): requests/s per core of feedlab's workload process
+÷ the same figure for a plain Locust FastHttpUser, both against nginx answering a static 2 KB
+JSON on this machine, in the same run. Goal >= 0.8. Prints figures; asserts nothing.
+
+    .cache/venv/bin/python -m bench.generator [--port 28900] [--step-s 15]
+
+- Plain Locust: FastHttpUser GETs in a closed loop (no wait), flat out, one process: its
+  requests/s over its CPU (cores busy) is the ceiling of one Locust process here.
+- feedlab: the campaign's own load process (harness.load.LoadGenerator running
+  workloads/locustfile.py, open model, the steady mix of operations, every request recorded in
+  history.jsonl as in a campaign) at rising arrival rates. A step counts while the generator is
+  valid by its own rules (no dropped arrival, at most 1 % late); its requests/s over its CPU is
+  feedlab's figure, taken at the highest valid step.
+
+nginx answers every path and method with the same body, which is shaped like a feed page so
+the workload's parsing runs as in a campaign. CPU is sampled once a second (median of the
+samples, so start-up does not count). The machine has other work: nginx shares it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import secrets
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import psutil
+
+from harness import records
+from harness.load import LoadGenerator
+from harness.runtime.component import port_open
+from harness.runtime.process import ManagedProcess, ProcessSpec, wait_until
+from workloads.arrivals import ArrivalPlan
+from workloads.graph import GraphSize, GraphSpec, generate
+from workloads.scenario import resolve
+
+PLAIN_LOCUSTFILE = Path(__file__).with_name("plain_locustfile.py")
+FEEDLAB_STEPS = (250, 500, 1000, 1500, 2000, 3000)
+LATE_SHARE_MAX = 0.01
+
+
+def body_2kb() -> str:
+    """A feed page of about 2 KB: what the workload parses (tweets, next_cursor, tweet_id)."""
+    tweets = [{"tweet_id": str(7_100_000_000_000_000 + i), "author_id": 100 + i, "text": "x" * 120,
+               "created_at": "2026-11-24T12:00:00Z", "likes": i, "media": []} for i in range(9)]
+    return json.dumps({"tweets": tweets, "next_cursor": None, "tweet_id": "7100000000000000001"})
+
+
+def start_nginx(workdir: Path, port: int) -> ManagedProcess:
+    data = workdir / "nginx"
+    for sub in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"):
+        (data / sub).mkdir(parents=True, exist_ok=True)
+    body = body_2kb().replace("'", "\\'")
+    conf = data / "nginx.conf"
+    conf.write_text(f"""
+daemon off;
+master_process off;
+pid {data}/nginx.pid;
+error_log {data}/error.log warn;
+events {{ worker_connections 4096; }}
+http {{
+  access_log off;
+  client_body_temp_path {data}/client_body;
+  proxy_temp_path {data}/proxy;
+  fastcgi_temp_path {data}/fastcgi;
+  uwsgi_temp_path {data}/uwsgi;
+  scgi_temp_path {data}/scgi;
+  server {{
+    listen 127.0.0.1:{port} backlog=4096;
+    location / {{ default_type application/json; return 200 '{body}'; }}
+  }}
+}}
+""")
+    proc = ManagedProcess(ProcessSpec("bench-nginx", ["nginx", "-p", str(data), "-c", str(conf)],
+                                      data / "nginx.log", cwd=data))
+    proc.start()
+    wait_until(lambda: port_open(port), deadline_s=15, proc=proc, what="listening")
+    return proc
+
+
+def _busy(samples: list[float]) -> float:
+    return statistics.median(samples) / 100 if samples else 0.0
+
+
+def plain_locust(url: str, seconds: int, workdir: Path) -> tuple[float, float]:
+    """(requests/s, cores busy) of a plain FastHttpUser flat out."""
+    prefix = workdir / "plain"
+    argv = [sys.executable, "-m", "locust", "-f", str(PLAIN_LOCUSTFILE), "--headless", "--host", url,
+            "--users", "32", "--spawn-rate", "32", "--run-time", f"{seconds}s", "--csv", str(prefix),
+            "--only-summary", "--loglevel", "WARNING", "--exit-code-on-error", "0"]
+    with open(workdir / "plain-locust.log", "ab") as log:
+        proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT)
+        p = psutil.Process(proc.pid)
+        p.cpu_percent(None)
+        samples = []
+        while proc.poll() is None:
+            time.sleep(1.0)
+            try:
+                samples.append(p.cpu_percent(None))
+            except psutil.NoSuchProcess:
+                break
+    with open(f"{prefix}_stats.csv") as f:
+        row = next(r for r in csv.DictReader(f) if r["Name"] == "Aggregated")
+    return float(row["Requests/s"]), _busy(samples[2:])
+
+
+def feedlab_step(url: str, rate: float, seconds: int, workdir: Path, graph_json: dict) -> dict[str, float]:  # type: ignore[type-arg]
+    run_dir = workdir / f"feedlab-{int(rate)}"
+    run_dir.mkdir()
+    records.write_json(run_dir / records.GRAPH, graph_json)
+    mix = resolve("smoke").workload.phases[0].rates.as_dict()
+    total = sum(mix.values())
+    plan = ArrivalPlan.from_phases([{"name": "steady", "duration": seconds, "ramp": 0,
+                                     "rates": {op: rate * r / total for op, r in mix.items()}}])
+    gen = LoadGenerator(run_dir=run_dir, host=url, plan=plan, token_secret=secrets.token_hex(16), seed=1)
+    start = gen.start()
+    try:
+        gen.wait(timeout=seconds + 60)
+    finally:
+        gen.stop()
+    cpu = [s["cpu_percent"] for s in records.read_jsonl(run_dir / records.GENERATOR)
+           if start + 2 <= s["t"] <= start + seconds]
+    sent = [r for r in records.read_jsonl(run_dir / records.HISTORY) if r["status"] > 0]
+    arrivals = list(records.read_jsonl(run_dir / records.ARRIVALS))
+    due = sum(a["due"] for a in arrivals)
+    late = sum(a["late"] for a in arrivals)
+    return {"offered": rate, "achieved": len(sent) / seconds, "cores": _busy(cpu),
+            "dropped": sum(a["dropped"] for a in arrivals), "late_share": late / max(1, due)}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--port", type=int, default=28900)
+    ap.add_argument("--step-s", type=int, default=15, help="seconds of load per step")
+    args = ap.parse_args()
+    url = f"http://127.0.0.1:{args.port}"
+    graph_json = generate(GraphSpec.preset(GraphSize.SMALL)).to_json()
+    with tempfile.TemporaryDirectory(prefix="feedlab-genbench-") as tmp:
+        workdir = Path(tmp)
+        nginx = start_nginx(workdir, args.port)
+        try:
+            plain_rps, plain_cores = plain_locust(url, args.step_s, workdir)
+            plain_per_core = plain_rps / plain_cores if plain_cores else float("nan")
+            print(f"plain Locust FastHttpUser, flat out : {plain_rps:7.0f} requests/s on {plain_cores:.2f} cores "
+                  f"= {plain_per_core:7.0f} per core", flush=True)
+            best = None
+            for rate in FEEDLAB_STEPS:
+                step = feedlab_step(url, rate, args.step_s, workdir, graph_json)
+                valid = step["dropped"] == 0 and step["late_share"] <= LATE_SHARE_MAX
+                per_core = step["achieved"] / step["cores"] if step["cores"] else float("nan")
+                print(f"feedlab workload, offered {rate:5.0f}/s: achieved {step['achieved']:7.1f}/s on "
+                      f"{step['cores']:.2f} cores = {per_core:7.0f} per core; dropped {step['dropped']:.0f}, "
+                      f"late {step['late_share']:.1%}{'' if valid else '  (generator invalid: stop)'}", flush=True)
+                if not valid:
+                    break
+                best = (step, per_core)
+            print()
+            if best is None:
+                print("feedlab's workload was not valid at the lowest step")
+                return
+            step, per_core = best
+            print(f"feedlab workload at its highest valid step ({step['offered']:.0f}/s): {per_core:7.0f} requests/s "
+                  "per core")
+            print(f"plain Locust FastHttpUser                     : {plain_per_core:7.0f} requests/s per core")
+            print(f"ratio                                         : {per_core / plain_per_core:7.2f}   (goal >= 0.8)")
+        finally:
+            nginx.stop()
+
+
+if __name__ == "__main__":
+    main()
