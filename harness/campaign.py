@@ -9,6 +9,7 @@ run still gets a report, marked partial.
 
 from __future__ import annotations
 
+import os
 import secrets
 import subprocess
 import threading
@@ -140,6 +141,7 @@ def run_campaign(ctx: RunContext) -> None:
     sc = ctx.scenario
     ctx.run_dir.mkdir(parents=True, exist_ok=True)
     ctx.write_manifest(run_id=ctx.run_dir.name, scenario=sc.name, git_sha=git_sha(), seed=sc.seed,
+                       cpu_count=os.cpu_count(),
                        started_t=time.time(), ended_t=None, partial=True, timeline_cap=800,
                        load_start_t=None, load_end_t=None, settle_end_t=None,
                        config={"scenario": sc.model_dump(mode="json"), "topology": asdict(ctx.topo),

@@ -47,6 +47,8 @@ def headline(run: RunData, results: list[CheckResult]) -> dict[str, Any]:
         "lost_from_store": ev.get("nothing_lost", {}).get("missing_from_store"),
         "missing_from_timelines": ev.get("nothing_lost", {}).get("missing_from_timeline"),
         "generator_max_mean_cpu_percent": ev.get("generator", {}).get("max_mean_cpu_percent"),
+        "generator_machine_share": _machine_share(ev.get("generator", {}).get("processes") or {},
+                                                  run.manifest.get("cpu_count")),
         "requests": len(run.requests),
         "acked_tweets": len(run.acks),
         "faults": len(run.faults),
@@ -56,6 +58,13 @@ def headline(run: RunData, results: list[CheckResult]) -> dict[str, Any]:
                      "late": sum(a.late for a in run.arrivals)},
         "target": target_figures(run),
     }
+
+
+def _machine_share(processes: dict[str, dict[str, float]], cpus: int | None) -> float | None:
+    """The load generator's mean CPU, all its processes together, as a share of the machine."""
+    if not processes or not cpus:
+        return None
+    return sum(p["mean_cpu_percent"] for p in processes.values()) / (100 * cpus)
 
 
 def p99_by_op(run: RunData) -> dict[str, dict[str, float | None]]:

@@ -36,6 +36,7 @@ from typing import Any
 
 import gevent
 import gevent.pool
+import orjson
 from locust import FastHttpUser, constant, events, task
 
 from harness.records import (
@@ -82,7 +83,7 @@ def seeded_edge(follower: int, followee: int) -> bool:
     return i < len(fs) and fs[i] == follower
 
 
-_history = JsonlWriter(RUN_DIR / HISTORY)
+_history = JsonlWriter(RUN_DIR / HISTORY, buffered=True)   # flushed once a second
 _ledger = JsonlWriter(RUN_DIR / LEDGER)
 _changes = JsonlWriter(RUN_DIR / GRAPH_CHANGES)
 _arrivals = JsonlWriter(RUN_DIR / ARRIVALS)
@@ -162,6 +163,7 @@ class FeedWorkload(FastHttpUser):
             self.pool.spawn(self.dispatch, op, due)
         self.pool.join(timeout=self.network_timeout + 1)
         flusher.kill()
+        _history.flush()
         self.counts.flush(self.process, len(self.pool))
         while True:   # the plan is done; the harness stops Locust
             gevent.sleep(3600)
@@ -169,6 +171,7 @@ class FeedWorkload(FastHttpUser):
     def _flush_every_second(self) -> None:
         while True:
             gevent.sleep(1.0)
+            _history.flush()
             self.counts.flush(self.process, len(self.pool))
 
     def dispatch(self, op: str, due: float) -> None:
@@ -198,7 +201,7 @@ class FeedWorkload(FastHttpUser):
         r = self.call("GET", "/v1/feed?limit=20", "feed", due, phase, user=user)
         if r.status_code != 200:
             return
-        page = r.json()
+        page = orjson.loads(r.content)
         self._saw(user, page["tweets"])
         if page.get("next_cursor") and self.rng.random() < SECOND_PAGE_SHARE:
             self.call("GET", f"/v1/feed?limit=20&cursor={page['next_cursor']}", "feed_page", time.time(), phase,
@@ -214,7 +217,7 @@ class FeedWorkload(FastHttpUser):
         since = self.newest.get(user) or (self.seen[-1] if self.seen else "1")
         r = self.call("GET", f"/v1/feed/delta?since={since}&limit=50", "delta", due, phase, user=user)
         if r.status_code == 200:
-            self._saw(user, r.json()["tweets"])
+            self._saw(user, orjson.loads(r.content)["tweets"])
 
     def op_profile(self, due: float, phase: str | None) -> None:
         self.call("GET", f"/v1/users/{self.active_user()}/tweets?limit=20", "profile", due, phase,
@@ -225,7 +228,8 @@ class FeedWorkload(FastHttpUser):
         body = {"text": f"load tweet {uuid.uuid4().hex[:12]} by {author}", "idempotency_key": str(uuid.uuid4())}
         r = self.call("POST", "/v1/tweets", op, due, phase, user=author, body=body)
         if r.status_code == 201:
-            _ledger.write(Ack(tweet_id=r.json()["tweet_id"], author_id=author, ack_t=time.time(), source="load"))
+            tweet_id = orjson.loads(r.content)["tweet_id"]
+            _ledger.write(Ack(tweet_id=tweet_id, author_id=author, ack_t=time.time(), source="load"))
 
     def op_celebrity_post(self, due: float, phase: str | None) -> None:
         self.op_post(due, phase, author=self.rng.choice(CELEBRITIES), op="celebrity_post")

@@ -36,6 +36,7 @@ def test_smoke_campaign_passes_and_its_report_can_be_recomputed(tmp_path: Path) 
     assert headline["arrivals"]["due"] > 5000 and headline["arrivals"]["dropped"] == 0
     assert headline["target"]["timeline_cache_hit_ratio_mean"] > 0.9
     assert headline["target"]["kafka_consumer_lag_max"] is not None
+    assert 0 < headline["generator_machine_share"] < 1   # all load processes' CPU, over the machine's cores
     # Around the failover a follow change may wait for a replica, never for the whole deadline
     # (a per-node client that timed out WAIT and retried it made every change hit it).
     graph_ops = headline["p99_ms_by_op"]
