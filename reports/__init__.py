@@ -57,6 +57,7 @@ def headline(run: RunData, results: list[CheckResult]) -> dict[str, Any]:
         "arrivals": {"due": sum(a.due for a in run.arrivals), "dropped": sum(a.dropped for a in run.arrivals),
                      "late": sum(a.late for a in run.arrivals)},
         "target": target_figures(run),
+        "spike": spike_drain(run),
     }
 
 
@@ -106,6 +107,46 @@ def target_figures(run: RunData) -> dict[str, float | None]:
         "fanout_lag_p99_max_s": max(fanout, default=None),
         "degraded_per_s_max": max(degraded, default=None),
     }
+
+
+def _summed(run: RunData, name: str) -> list[tuple[float, float]]:
+    """A target series summed over its labels, per sample time."""
+    total: dict[float, float] = {}
+    for series in (run.target_metrics.get(name) or {}).get("series", []):
+        for t, v in series["points"]:
+            if v is not None:
+                total[float(t)] = total.get(float(t), 0.0) + float(v)
+    return sorted(total.items())
+
+
+DRAIN_FLOOR = 10.0   # messages: a lag this small is drained whatever it was before
+
+
+def spike_drain(run: RunData) -> dict[str, Any] | None:
+    """For a workload whose heaviest-writing phase writes at least 5x its first phase (the World
+    Cup spike): how long after that phase ended the fan-out consumer's Kafka lag took to fall
+    back to its level before the phase (at least DRAIN_FLOOR), and that time over the phase's
+    length. None when there is no such phase or no lag series."""
+    phases = run.manifest.get("phases") or []
+    rates = {p["name"]: p["rates"] for p in ((run.manifest.get("config") or {}).get("scenario") or {})
+             .get("workload", {}).get("phases", [])}
+    writes = [(sum(rates.get(p["name"], {}).get(op, 0.0) for op in ("post", "celebrity_post")), p) for p in phases]
+    if len(writes) < 2:
+        return None
+    heaviest_rate, spike = max(writes, key=lambda w: w[0])
+    if writes[0][0] <= 0 or heaviest_rate < 5 * writes[0][0]:
+        return None
+    lag = _summed(run, "kafka_consumer_lag")
+    start, end = float(spike["start_t"]), float(spike["end_t"])
+    before = [v for t, v in lag if start - 20 <= t < start]
+    during = [v for t, v in lag if start <= t <= end]
+    if not lag or not during:
+        return None
+    level = max([DRAIN_FLOOR, *before])
+    drained_at = next((t for t, v in lag if t >= end and v <= level), None)
+    drain = None if drained_at is None else drained_at - end
+    return {"phase": spike["name"], "duration_s": end - start, "lag_peak": max(during), "lag_before": level,
+            "drain_s": drain, "drain_over_duration": None if drain is None else drain / (end - start)}
 
 
 def write_reports(run_dir: Path, run: RunData, results: list[CheckResult]) -> Path:

@@ -88,3 +88,23 @@ def test_terminal_table(spec: RunSpec, run_dir: Path) -> None:
     out = console.file.getvalue()  # type: ignore[attr-defined]
     assert "nothing_lost" in out and "PASS" in out and "overall: PASS" in out
     assert "gate feed[steady] p99 < 200ms" in out   # the window in brackets is not taken for markup
+
+
+def test_the_spike_drain_is_measured_from_the_kafka_lag(spec: RunSpec, run_dir: Path) -> None:
+    from reports import spike_drain
+
+    spec.manifest["phases"] = [{"name": "steady", "start_t": T0, "end_t": T0 + 20},
+                               {"name": "spike", "start_t": T0 + 20, "end_t": T0 + 30},
+                               {"name": "recovery", "start_t": T0 + 30, "end_t": T0 + 60}]
+    spec.manifest["config"] = {"scenario": {"workload": {"phases": [
+        {"name": "steady", "rates": {"post": 2}}, {"name": "spike", "rates": {"post": 150}},
+        {"name": "recovery", "rates": {"post": 2}}]}}}
+    # lag 3 before, up to 990 in the spike, down by 100 a second after it: back under 10 at 40 s
+    lag = [[T0 + s, 3.0 if s < 20 else 90.0 * (s - 19) if s <= 30 else max(3.0, 990 - 100.0 * (s - 30))]
+           for s in range(60)]
+    spec.target_metrics = {"kafka_consumer_lag": {"series": [{"labels": {"group": "fanout"}, "points": lag}]}}
+    drain = spike_drain(spec.write(run_dir))
+    assert drain == {"phase": "spike", "duration_s": 10.0, "lag_peak": 990.0, "lag_before": 10.0,
+                     "drain_s": 10.0, "drain_over_duration": 1.0}
+    spec.manifest["config"]["scenario"]["workload"]["phases"][1]["rates"]["post"] = 4   # not a spike
+    assert spike_drain(spec.write(run_dir)) is None
