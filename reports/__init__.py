@@ -14,9 +14,10 @@ from typing import Any
 
 from harness.checks import CheckResult, exit_code, invalid, overall
 from harness.checks.stats import new_histogram, percentile_ms, record_ms
-from harness.records import JUNIT, REPORT, SUMMARY, write_json
+from harness.records import GRAPH_CHANGES, JUNIT, REPORT, SUMMARY, read_jsonl, write_json
 from harness.rundata import RunData
 from reports import html, junit
+from workloads.graph import rising_account
 
 __all__ = ["headline", "jsonable", "write_reports"]
 
@@ -58,6 +59,7 @@ def headline(run: RunData, results: list[CheckResult]) -> dict[str, Any]:
                      "late": sum(a.late for a in run.arrivals)},
         "target": target_figures(run),
         "spike": spike_drain(run),
+        "rising": rising_crossing(run),
     }
 
 
@@ -147,6 +149,29 @@ def spike_drain(run: RunData) -> dict[str, Any] | None:
     drain = None if drained_at is None else drained_at - end
     return {"phase": spike["name"], "duration_s": end - start, "lag_peak": max(during), "lag_before": level,
             "drain_s": drain, "drain_over_duration": None if drain is None else drain / (end - start)}
+
+
+def rising_crossing(run: RunData) -> dict[str, Any] | None:
+    """The celebrity workload's rising account: its seeded followers, the new ones the workload
+    added (acknowledged follows, each follower once), and when (seconds into the load) it
+    reached the pull threshold. None when the run made no such follow."""
+    graph = run.graph
+    if graph is None:
+        return None
+    account = rising_account(graph.followers, graph.pull_threshold)
+    firsts: dict[int, float] = {}
+    for c in read_jsonl(run.run_dir / GRAPH_CHANGES):
+        if int(c["followee"]) == account and c["following"] and int(c["follower"]) not in firsts:
+            firsts[int(c["follower"])] = float(c["t"])
+    if not firsts:
+        return None
+    before = len(graph.followers_of(account))
+    times = sorted(firsts.values())
+    needed = graph.pull_threshold - before
+    start = run.load_start_t or times[0]
+    return {"account": account, "followers_seeded": before, "follows_added": len(times),
+            "pull_threshold": graph.pull_threshold,
+            "crossed_at_s": times[needed - 1] - start if 0 < needed <= len(times) else None}
 
 
 def write_reports(run_dir: Path, run: RunData, results: list[CheckResult]) -> Path:

@@ -22,7 +22,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-CLIENT_OPS = ("feed", "delta", "profile", "post", "celebrity_post", "like", "follow", "unfollow")
+CLIENT_OPS = ("feed", "delta", "profile", "post", "celebrity_post", "like", "follow", "unfollow", "rising_follow",
+              "rising_post")
 WINDOWS = ("run", "steady", "fault", "recovery")
 PHASE_PREFIX = "phase:"
 

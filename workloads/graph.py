@@ -17,6 +17,7 @@ import hashlib
 import itertools
 import math
 import random
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 
@@ -82,11 +83,22 @@ class Graph:
             h.update(f"{author}:{','.join(map(str, self.followers[author]))};".encode())
         return h.hexdigest()[:16]
 
+    @property
+    def rising(self) -> int:
+        """The account the celebrity workload makes cross the pull threshold mid-run: the
+        ordinary account with the most followers (the lowest id among equals)."""
+        return rising_account(self.followers, self.spec.pull_threshold)
+
     def to_json(self) -> dict[str, object]:
         return {"seed": self.spec.seed, "users": self.spec.users, "hash": self.digest(),
                 "push_threshold": self.spec.push_threshold, "pull_threshold": self.spec.pull_threshold,
-                "celebrities": self.celebrities,
+                "celebrities": self.celebrities, "rising": self.rising,
                 "followers": {str(a): fs for a, fs in sorted(self.followers.items())}}
+
+
+def rising_account(followers: Mapping[int, Sequence[int]], pull_threshold: int) -> int:
+    below = [(len(fs), -a) for a, fs in followers.items() if len(fs) < pull_threshold]
+    return -max(below)[1] if below else 1
 
 
 def generate(spec: GraphSpec) -> Graph:

@@ -54,6 +54,7 @@ from harness.records import (
 )
 from targets.feed.auth import issue_token
 from workloads.arrivals import ArrivalPlan
+from workloads.graph import rising_account
 
 RUN_DIR = Path(os.environ.get("FEEDLAB_RUN_DIR", "."))
 SECRET = os.environ.get("FEEDLAB_TOKEN_SECRET", "")
@@ -75,6 +76,8 @@ CELEBRITIES = sorted(int(a) for a, fs in _graph["followers"].items()
                      if len(fs) >= int(_graph.get("push_threshold", 1 << 62))) or [1]
 
 _seeded: dict[int, list[int]] = {int(a): fs for a, fs in _graph["followers"].items()}   # sorted ids
+# The account the celebrity workload pushes across the pull threshold with new followers.
+RISING = int(_graph.get("rising") or rising_account(_seeded, int(_graph.get("pull_threshold", 1 << 62))))
 
 
 def seeded_edge(follower: int, followee: int) -> bool:
@@ -136,6 +139,7 @@ class FeedWorkload(FastHttpUser):
         self.seen: collections.deque[str] = collections.deque(maxlen=SEEN_TWEETS)
         self.newest: dict[int, str] = {}
         self.followed: list[tuple[int, int]] = []
+        self.rising_followers: set[int] | None = None
         self.counts = Counts()
         self.pool = gevent.pool.Pool(MAX_IN_FLIGHT)
 
@@ -247,6 +251,24 @@ class FeedWorkload(FastHttpUser):
         if r.status_code == 200 and not seeded_edge(user, other):   # seeded edges are never unfollowed
             self.followed.append((user, other))
             _changes.write(FollowChange(t=time.time(), follower=user, followee=other, following=True))
+
+    def op_rising_follow(self, due: float, phase: str | None) -> None:
+        """A user who does not follow the rising account yet follows it. Never undone, so its
+        follower count only grows (each load process keeps its own list; a repeat is a no-op)."""
+        if self.rising_followers is None:
+            self.rising_followers = set(_seeded.get(RISING, ())) | {RISING}
+        if len(self.rising_followers) >= USERS:
+            return
+        user = self.rng.randint(1, USERS)
+        while user in self.rising_followers:
+            user = self.rng.randint(1, USERS)
+        r = self.call("POST", f"/v1/users/{RISING}/follow", "rising_follow", due, phase, user=user)
+        if r.status_code == 200:
+            self.rising_followers.add(user)
+            _changes.write(FollowChange(t=time.time(), follower=user, followee=RISING, following=True))
+
+    def op_rising_post(self, due: float, phase: str | None) -> None:
+        self.op_post(due, phase, author=RISING, op="rising_post")
 
     def op_unfollow(self, due: float, phase: str | None) -> None:
         if not self.followed:

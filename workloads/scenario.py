@@ -85,6 +85,8 @@ class Op(StrEnum):
     LIKE = "like"                      # POST /v1/tweets/{id}/like of a tweet seen in a feed
     FOLLOW = "follow"                  # POST /v1/users/{id}/follow
     UNFOLLOW = "unfollow"              # DELETE /v1/users/{id}/follow of an earlier follow
+    RISING_FOLLOW = "rising_follow"    # a new follower of the rising account (graph.json "rising")
+    RISING_POST = "rising_post"        # POST /v1/tweets by the rising account
 
 
 class Rates(Strict):
@@ -98,6 +100,8 @@ class Rates(Strict):
     like: NonNegativeFloat = 0.0
     follow: NonNegativeFloat = 0.0
     unfollow: NonNegativeFloat = 0.0
+    rising_follow: NonNegativeFloat = 0.0
+    rising_post: NonNegativeFloat = 0.0
 
     def total(self) -> float:
         return sum(self.as_dict().values())

@@ -112,3 +112,18 @@ def test_drop_fanout_defect_fails_the_nothing_lost_check(tmp_path: Path) -> None
     for a in records.read_jsonl(run / records.ARRIVALS):
         per_process[a["process"]] = per_process.get(a["process"], 0) + a["due"]
     assert sorted(per_process) == ["locust-0", "locust-1"] and min(per_process.values()) > 200, per_process
+
+
+def test_the_celebrity_campaign_takes_an_account_across_the_pull_threshold(tmp_path: Path) -> None:
+    run = tmp_path / "celebrity"
+    out = feedlab("run", "celebrity", "--base-port", "22000", "--run-dir", str(run))
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    summary = json.loads((run / records.SUMMARY).read_text())
+    rising = summary["headline"]["rising"]
+    # it started below the threshold and crossed it with load still running, so its later
+    # tweets were merged at read time; nothing_lost (passed) read every one of them back
+    assert rising["followers_seeded"] < rising["pull_threshold"]
+    assert rising["crossed_at_s"] is not None and rising["crossed_at_s"] < summary["headline"]["load_duration_s"] - 10
+    acked_by_rising = [a for a in records.read_jsonl(run / records.LEDGER) if int(a["author_id"]) == rising["account"]]
+    assert len(acked_by_rising) > 20
+    assert {"celebrity_post", "rising_follow", "rising_post"} <= set(summary["headline"]["p99_ms_by_op"])

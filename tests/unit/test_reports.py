@@ -108,3 +108,18 @@ def test_the_spike_drain_is_measured_from_the_kafka_lag(spec: RunSpec, run_dir: 
                      "drain_s": 10.0, "drain_over_duration": 1.0}
     spec.manifest["config"]["scenario"]["workload"]["phases"][1]["rates"]["post"] = 4   # not a spike
     assert spike_drain(spec.write(run_dir)) is None
+
+
+def test_the_rising_account_crossing_is_timed_from_the_acknowledged_follows(spec: RunSpec, run_dir: Path) -> None:
+    from harness.records import GRAPH_CHANGES, FollowChange, JsonlWriter
+    from reports import rising_crossing
+
+    run = spec.write(run_dir)
+    assert rising_crossing(run) is None                       # no such follow: not a celebrity run
+    # account 1 has 2 followers, the pull threshold is 5: the third new follower takes it across
+    with JsonlWriter(run_dir / GRAPH_CHANGES) as out:
+        for follower, t in ((4, 10), (4, 12), (5, 20), (6, 30), (7, 40)):   # 4 twice: counted once
+            out.write(FollowChange(t=T0 + t, follower=follower, followee=1, following=True))
+        out.write(FollowChange(t=T0 + 5, follower=8, followee=2, following=True))   # another account
+    assert rising_crossing(run) == {"account": 1, "followers_seeded": 2, "follows_added": 4, "pull_threshold": 5,
+                                    "crossed_at_s": 30.0}
