@@ -158,10 +158,11 @@ def run_campaign(ctx: RunContext) -> None:
                            progress=lambda m: ctx.say(f"stack: {m}"))
     try:
         runtime.up()
-        ctx.say(f"graph: {graph.spec.users} users, {len(graph.edges())} follows, "
+        ctx.say(f"graph: {graph.spec.users} users, {graph.edge_count} follows, "
                 f"celebrities {graph.celebrities}; loading")
         t0 = time.monotonic()
-        load(graph, f"127.0.0.1:{ctx.topo.cassandra_proxy_port}", ctx.topo.redis_proxy_addresses())
+        load(graph, f"127.0.0.1:{ctx.topo.cassandra_proxy_port}", ctx.topo.redis_proxy_addresses(),
+             progress=lambda m: ctx.say(f"graph: {m}"))
         ctx.say(f"graph: loaded in {time.monotonic() - t0:.1f} s")
         _load_phase(ctx, runtime, graph)
         ctx.say("settle: waiting for the fan-out consumer group to drain")

@@ -17,7 +17,8 @@ import hashlib
 import itertools
 import math
 import random
-from collections.abc import Mapping, Sequence
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 
@@ -65,7 +66,16 @@ class Graph:
 
     def edges(self) -> list[tuple[int, int]]:
         """(follower, followee) pairs."""
-        return [(f, a) for a, fs in self.followers.items() for f in fs]
+        return list(self.iter_edges())
+
+    def iter_edges(self) -> Iterator[tuple[int, int]]:
+        for a, fs in self.followers.items():
+            for f in fs:
+                yield f, a
+
+    @property
+    def edge_count(self) -> int:
+        return sum(len(fs) for fs in self.followers.values())
 
     def follower_count(self, author: int) -> int:
         return len(self.followers.get(author, ()))
@@ -142,7 +152,8 @@ def generate(spec: GraphSpec) -> Graph:
     return Graph(spec, {a: sorted(fs) for a, fs in followers.items()})
 
 
-def load(graph: Graph, cassandra_address: str, redis_addresses: list[str]) -> None:
+def load(graph: Graph, cassandra_address: str, redis_addresses: list[str],
+         progress: Callable[[str], None] | None = None) -> None:
     """Bulk-load the follow edges (both directions) into the store, and preheat every timeline.
 
     A real platform's users arrive with warm timelines; without the preheat the first read of
@@ -153,7 +164,17 @@ def load(graph: Graph, cassandra_address: str, redis_addresses: list[str]) -> No
 
     store = Store(cassandra_address)
     try:
-        store.bulk_follow(graph.edges())
+        started = time.monotonic()
+        last = [started]
+
+        def report(done: int, total: int) -> None:
+            now = time.monotonic()
+            if progress and now - last[0] >= 10:
+                last[0] = now
+                rate = done / (now - started)
+                progress(f"{done / total:.0%} of the follow edges written, about {(total - done) / rate:.0f} s left")
+
+        store.bulk_follow(graph.iter_edges(), progress=report)
     finally:
         store.close()
     preheat(redis_addresses, list(graph.user_ids))
