@@ -20,21 +20,18 @@ samples, so start-up does not count). The machine has other work: nginx shares i
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import secrets
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-import psutil
-
+from bench.locust_run import run_locust
 from harness import records
 from harness.load import LoadGenerator
 from harness.runtime.component import port_open
+from harness.runtime.nginx import scratch_paths
 from harness.runtime.process import ManagedProcess, ProcessSpec, wait_until
 from workloads.arrivals import ArrivalPlan
 from workloads.graph import GraphSize, GraphSpec, generate
@@ -54,8 +51,6 @@ def body_2kb() -> str:
 
 def start_nginx(workdir: Path, port: int) -> ManagedProcess:
     data = workdir / "nginx"
-    for sub in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"):
-        (data / sub).mkdir(parents=True, exist_ok=True)
     body = body_2kb().replace("'", "\\'")
     conf = data / "nginx.conf"
     conf.write_text(f"""
@@ -66,11 +61,7 @@ error_log {data}/error.log warn;
 events {{ worker_connections 4096; }}
 http {{
   access_log off;
-  client_body_temp_path {data}/client_body;
-  proxy_temp_path {data}/proxy;
-  fastcgi_temp_path {data}/fastcgi;
-  uwsgi_temp_path {data}/uwsgi;
-  scgi_temp_path {data}/scgi;
+{scratch_paths(data)}
   server {{
     listen 127.0.0.1:{port} backlog=4096;
     location / {{ default_type application/json; return 200 '{body}'; }}
@@ -91,22 +82,8 @@ def _busy(samples: list[float]) -> float:
 def plain_locust(url: str, seconds: int, workdir: Path) -> tuple[float, float]:
     """(requests/s, cores busy) of a plain FastHttpUser flat out."""
     prefix = workdir / "plain"
-    argv = [sys.executable, "-m", "locust", "-f", str(PLAIN_LOCUSTFILE), "--headless", "--host", url,
-            "--users", "32", "--spawn-rate", "32", "--run-time", f"{seconds}s", "--csv", str(prefix),
-            "--only-summary", "--loglevel", "WARNING", "--exit-code-on-error", "0"]
-    with open(workdir / "plain-locust.log", "ab") as log:
-        proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT)
-        p = psutil.Process(proc.pid)
-        p.cpu_percent(None)
-        samples = []
-        while proc.poll() is None:
-            time.sleep(1.0)
-            try:
-                samples.append(p.cpu_percent(None))
-            except psutil.NoSuchProcess:
-                break
-    with open(f"{prefix}_stats.csv") as f:
-        row = next(r for r in csv.DictReader(f) if r["Name"] == "Aggregated")
+    row, samples = run_locust(PLAIN_LOCUSTFILE, url, users=32, seconds=seconds, prefix=prefix,
+                              log=workdir / "plain-locust.log")
     return float(row["Requests/s"]), _busy(samples[2:])
 
 

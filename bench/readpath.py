@@ -21,22 +21,18 @@ generator. Locust here is one process on one of the machine's cores, the target 
 from __future__ import annotations
 
 import argparse
-import csv
 import dataclasses
 import functools
 import os
 import random
 import secrets
-import subprocess
-import sys
 import tempfile
-import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
-import psutil
 
+from bench.locust_run import run_locust
 from harness.runtime.local import LocalRuntime
 from harness.runtime.process import ManagedProcess, wait_until
 from harness.settle import wait_for_fanout
@@ -77,25 +73,9 @@ class Step:
 def run_step(url: str, rate: float, seconds: int, env: dict[str, str], workdir: Path) -> Step:
     users = max(10, int(rate // 4))
     prefix = workdir / f"step-{int(rate)}"
-    argv = [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--headless", "--host", url,
-            "--users", str(users), "--spawn-rate", str(users), "--run-time", f"{seconds}s",
-            "--csv", str(prefix), "--only-summary", "--loglevel", "WARNING", "--exit-code-on-error", "0"]
     step_env = {**env, "BENCH_RATE_PER_USER": str(rate / users)}
-    with open(workdir / "locust.log", "ab") as log:
-        proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=step_env)
-        p = psutil.Process(proc.pid)
-        p.cpu_percent(None)
-        samples = []
-        while proc.poll() is None:
-            time.sleep(1.0)
-            try:
-                samples.append(p.cpu_percent(None))
-            except psutil.NoSuchProcess:
-                break
-    if proc.returncode != 0:
-        raise RuntimeError(f"locust exited {proc.returncode}; see {workdir / 'locust.log'}")
-    with open(f"{prefix}_stats.csv") as f:
-        row = next(r for r in csv.DictReader(f) if r["Name"] == "Aggregated")
+    row, samples = run_locust(LOCUSTFILE, url, users=users, seconds=seconds, prefix=prefix,
+                              log=workdir / "locust.log", env=step_env)
     busy = sorted(samples)[len(samples) // 2] if samples else 0.0   # median: spawn-up is spiky
     return Step(offered=rate, achieved=float(row["Requests/s"]), p50_ms=float(row["50%"]), p99_ms=float(row["99%"]),
                 errors=int(row["Failure Count"]), requests=int(row["Request Count"]), generator_cpu=busy)

@@ -2,8 +2,20 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from harness.runtime.component import Component, port_open
 from harness.runtime.process import ManagedProcess, ProcessSpec, wait_until
+
+
+def scratch_paths(data: Path) -> str:
+    """The http-block lines that keep nginx's temporary files under `data` (made here), not in
+    a system directory the harness may not own."""
+    lines = []
+    for sub in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"):
+        (data / sub).mkdir(parents=True, exist_ok=True)
+        lines.append(f"  {sub}_temp_path {data}/{sub};")
+    return "\n".join(lines)
 
 
 class Nginx(Component):
@@ -13,8 +25,6 @@ class Nginx(Component):
     def prepare(self) -> None:
         t = self.topo
         data = self.ctx.data(self.name)
-        for sub in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"):
-            (data / sub).mkdir(exist_ok=True)
         # max_fails=3: one slow response (a degraded read during a failover) must not eject an
         # instance; a frozen one still is, after three timeouts.
         upstreams = "\n".join(f"    server 127.0.0.1:{t.api_port(i)} max_fails=3 fail_timeout=5s;"
@@ -29,11 +39,7 @@ error_log {self.ctx.log(self.name)} warn;
 events {{ worker_connections 4096; }}
 http {{
   access_log off;
-  client_body_temp_path {data}/client_body;
-  proxy_temp_path {data}/proxy;
-  fastcgi_temp_path {data}/fastcgi;
-  uwsgi_temp_path {data}/uwsgi;
-  scgi_temp_path {data}/scgi;
+{scratch_paths(data)}
   upstream feed_api {{
 {upstreams}
     keepalive 64;
