@@ -30,8 +30,10 @@ if TYPE_CHECKING:
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Load-testing and chaos-verification harness for Twitter/X-style news feeds.")
-console = Console(stderr=False, highlight=False)
-err = Console(stderr=True, highlight=False)
+# Piped (a CI log), rich would assume 80 columns and wrap every table row; a log has room.
+_PIPED_WIDTH = None if sys.stdout.isatty() or os.environ.get("COLUMNS") else 120
+console = Console(stderr=False, highlight=False, width=_PIPED_WIDTH)
+err = Console(stderr=True, highlight=False, width=_PIPED_WIDTH)
 
 # Target defect switches (targets/feed/settings.py): a share of events, or on/off.
 DEFECTS: dict[str, tuple[str, str]] = {
