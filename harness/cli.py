@@ -166,9 +166,22 @@ def _report(run_dir: Path, judged_by: Scenario | None = None) -> int:
 @app.command()
 def report(run_dir: Annotated[Path, typer.Argument(help="A run directory.")]) -> None:
     """Recompute every check and the report from a run directory alone."""
+    _require_run_dir(run_dir)
+    raise typer.Exit(_report(run_dir))
+
+
+def _require_run_dir(run_dir: Path) -> None:
     if not (run_dir / "manifest.json").exists():
         raise _fail(f"{run_dir} is not a run directory (no manifest.json)")
-    raise typer.Exit(_report(run_dir))
+
+
+def _optional_scenario(name_or_file: str | None) -> Scenario | None:
+    from workloads.scenario import ScenarioError, resolve
+
+    try:
+        return resolve(name_or_file) if name_or_file else None
+    except ScenarioError as exc:
+        raise _fail(str(exc)) from None
 
 
 @app.command()
@@ -179,21 +192,14 @@ def gate(
 ) -> None:
     """Judge a recorded run for CI: exit 0 pass, 1 a gate or check breached, 2 undecided,
     invalid run or error. Writes summary.json, junit.xml and report.html again."""
-    from workloads.scenario import ScenarioError, resolve
-
-    if not (run_dir / "manifest.json").exists():
-        raise _fail(f"{run_dir} is not a run directory (no manifest.json)")
-    try:
-        judged_by = resolve(scenario) if scenario else None
-    except ScenarioError as exc:
-        raise _fail(str(exc)) from None
-    raise typer.Exit(_report(run_dir, judged_by))
+    _require_run_dir(run_dir)
+    raise typer.Exit(_report(run_dir, _optional_scenario(scenario)))
 
 
 def _compare(baseline_dir: Path, run_dir: Path, judged_by: Scenario | None) -> int:
     """Compare `run_dir` with `baseline_dir`, store the comparison in `run_dir`, print it."""
     from harness import compare
-    from harness.checks import exit_code, invalid, run_all_checks
+    from harness.checks import exit_code, generator, invalid
     from harness.rundata import load_run
     from reports.terminal import print_comparison
 
@@ -203,14 +209,11 @@ def _compare(baseline_dir: Path, run_dir: Path, judged_by: Scenario | None) -> i
         _say(f"note: comparing runs of different scenarios ({base.manifest.get('scenario')} → "
              f"{cand.manifest.get('scenario')}); figures only one has are listed, not judged")
     unusable = [f"{which} run is invalid (its load generator could not keep up)"
-                for which, r in (("the baseline", base), ("this", cand)) if invalid(run_all_checks(r))]
+                for which, r in (("the baseline", base), ("this", cand)) if invalid([generator.check(r)])]
     deltas = compare.compare(base, cand, tolerances)
     verdict = compare.result(deltas, str(base.manifest.get("run_id", baseline_dir.name)),
                              invalid_run="; ".join(unusable) or None)
-    compare.save(run_dir, base, deltas, verdict, tolerances)
-    saved = compare.load(run_dir)
-    assert saved is not None
-    print_comparison(saved, console)
+    print_comparison(compare.save(run_dir, base, deltas, verdict, tolerances), console)
     return exit_code([verdict])
 
 
@@ -226,16 +229,10 @@ def compare_runs(
     from harness.gates import judge_run
     from harness.rundata import load_run
     from reports import write_reports
-    from workloads.scenario import ScenarioError, resolve
 
-    for d in (baseline, run_dir):
-        if not (d / "manifest.json").exists():
-            raise _fail(f"{d} is not a run directory (no manifest.json)")
-    try:
-        judged_by = resolve(scenario) if scenario else None
-    except ScenarioError as exc:
-        raise _fail(str(exc)) from None
-    code = _compare(baseline, run_dir, judged_by)
+    _require_run_dir(baseline)
+    _require_run_dir(run_dir)
+    code = _compare(baseline, run_dir, _optional_scenario(scenario))
     run = load_run(run_dir)
     console.print(f"report: {write_reports(run_dir, run, judge_run(run))}")
     raise typer.Exit(code)

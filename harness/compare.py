@@ -124,8 +124,9 @@ def shown(value: float | str | None, unit: str) -> str:
 
 
 def save(run_dir: Path, baseline: RunData, deltas: list[Delta], verdict: CheckResult,
-         tolerances: dict[str, Any] | None) -> None:
-    write_json(run_dir / COMPARISON, {
+         tolerances: dict[str, Any] | None) -> dict[str, Any]:
+    """Write comparison.json into `run_dir`; returns what it wrote."""
+    saved = {
         "baseline_run": baseline.manifest.get("run_id", baseline.run_dir.name),
         "baseline_dir": str(baseline.run_dir.resolve()),
         "baseline_scenario": baseline.manifest.get("scenario"),
@@ -134,7 +135,9 @@ def save(run_dir: Path, baseline: RunData, deltas: list[Delta], verdict: CheckRe
                                                   "regressed": [_strict(d) for d in verdict.evidence["regressed"]],
                                                   "improved": [_strict(d) for d in verdict.evidence["improved"]]}},
         "deltas": [_strict(asdict(d)) for d in deltas],
-    })
+    }
+    write_json(run_dir / COMPARISON, saved)
+    return saved
 
 
 def load(run_dir: Path) -> dict[str, Any] | None:

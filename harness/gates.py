@@ -39,9 +39,8 @@ def window_predicate(run: RunData, window: str) -> Callable[[float], bool]:
     lo = run.load_start_t if run.load_start_t is not None else -math.inf
     end = run.load_end_t if run.load_end_t is not None else math.inf
     hi = max(end, float(run.manifest.get("settle_end_t") or end))   # the run's lag drains after the load
-    spans = run.fault_intervals(DEFAULT_FAULT_GRACE_S)
-    faults = [(w.start_t, hi_f - DEFAULT_FAULT_GRACE_S) for w, _, hi_f in spans]
-    recoveries = [(hi_f - DEFAULT_FAULT_GRACE_S, hi_f) for _, _, hi_f in spans]
+    faults = [(a, b) for _, a, b in run.fault_intervals(grace_s=0.0)]
+    recoveries = [(b, b + DEFAULT_FAULT_GRACE_S) for _, b in faults]
     if window == "run":
         return lambda t: lo <= t <= hi
     if window == "fault":

@@ -14,9 +14,11 @@ from typing import Any
 
 from harness.checks import CheckResult, exit_code, invalid, overall
 from harness.checks.stats import new_histogram, percentile_ms, record_ms
+from harness.gates import observe
 from harness.records import GRAPH_CHANGES, JUNIT, REPORT, SUMMARY, read_jsonl, write_json
 from harness.rundata import RunData
 from reports import html, junit
+from workloads.gate_spec import parse_figure
 from workloads.graph import rising_account
 
 __all__ = ["headline", "jsonable", "write_reports"]
@@ -89,26 +91,13 @@ def p99_by_op(run: RunData) -> dict[str, dict[str, float | None]]:
     return out
 
 
+_TARGET_FIGURES = {"timeline_cache_hit_ratio_mean": "hit_ratio.mean.run", "kafka_consumer_lag_max": "kafka_lag.max.run",
+                   "fanout_lag_p99_max_s": "fanout_lag.max.run", "degraded_per_s_max": "degraded.max.run"}
+
+
 def target_figures(run: RunData) -> dict[str, float | None]:
-    """The target's own metrics over the load window, reduced to the figures a report leads with."""
-    lo = run.load_start_t if run.load_start_t is not None else -math.inf
-    hi = run.load_end_t if run.load_end_t is not None else math.inf
-
-    def values(name: str, *, in_load: bool = True) -> list[float]:
-        entry = run.target_metrics.get(name) or {}
-        return [v for s in entry.get("series", []) for t, v in s["points"]
-                if v is not None and (not in_load or lo <= t <= hi)]
-
-    hit = values("timeline_cache_hit_ratio")
-    lag = values("kafka_consumer_lag", in_load=False)
-    fanout = values("fanout_lag_p99")
-    degraded = values("degraded_per_s")
-    return {
-        "timeline_cache_hit_ratio_mean": sum(hit) / len(hit) if hit else None,
-        "kafka_consumer_lag_max": max(lag, default=None),
-        "fanout_lag_p99_max_s": max(fanout, default=None),
-        "degraded_per_s_max": max(degraded, default=None),
-    }
+    """The target's own metrics over the run (load and settle), read as gates read them."""
+    return {key: observe(run, parse_figure(name))[0] for key, name in _TARGET_FIGURES.items()}
 
 
 def _summed(run: RunData, name: str) -> list[tuple[float, float]]:

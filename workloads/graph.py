@@ -164,13 +164,13 @@ def load(graph: Graph, cassandra_address: str, redis_addresses: list[str],
 
     store = Store(cassandra_address)
     try:
-        started = time.monotonic()
-        last = [started]
+        started = last = time.monotonic()
 
         def report(done: int, total: int) -> None:
+            nonlocal last
             now = time.monotonic()
-            if progress and now - last[0] >= 10:
-                last[0] = now
+            if progress and now - last >= 10:
+                last = now
                 rate = done / (now - started)
                 progress(f"{done / total:.0%} of the follow edges written, about {(total - done) / rate:.0f} s left")
 

@@ -139,7 +139,7 @@ class FeedWorkload(FastHttpUser):
         self.seen: collections.deque[str] = collections.deque(maxlen=SEEN_TWEETS)
         self.newest: dict[int, str] = {}
         self.followed: list[tuple[int, int]] = []
-        self.rising_followers: set[int] | None = None
+        self.rising_followers = set(_seeded.get(RISING, ())) | {RISING}   # who cannot follow it anew
         self.counts = Counts()
         self.pool = gevent.pool.Pool(MAX_IN_FLIGHT)
 
@@ -255,8 +255,6 @@ class FeedWorkload(FastHttpUser):
     def op_rising_follow(self, due: float, phase: str | None) -> None:
         """A user who does not follow the rising account yet follows it. Never undone, so its
         follower count only grows (each load process keeps its own list; a repeat is a no-op)."""
-        if self.rising_followers is None:
-            self.rising_followers = set(_seeded.get(RISING, ())) | {RISING}
         if len(self.rising_followers) >= USERS:
             return
         user = self.rng.randint(1, USERS)

@@ -256,10 +256,10 @@ class Store:
 
     # --- bulk load (graph seeding)
     def bulk_follow(self, edges: Iterable[tuple[int, int]], concurrency: int = 64,
-                    progress: Callable[[int, int], None] | None = None) -> int:
-        """Insert (follower, followee) edges in both directions, grouped per partition; returns
-        the rows written. Batches are built as they are sent (a large graph's would not fit in
-        memory at once); `progress(batches_done, batches_total)` is called every 1,000 batches."""
+                    progress: Callable[[int, int], None] | None = None) -> None:
+        """Insert (follower, followee) edges in both directions, grouped per partition. Batches
+        are built as they are sent (a large graph's would not fit in memory at once);
+        `progress(batches_done, batches_total)` is called every 1,000 batches."""
         now = datetime.now(UTC)
         fwd: dict[int, list[int]] = {}
         rev: dict[int, list[int]] = {}
@@ -287,4 +287,3 @@ class Store:
             done += 1
             if progress and done % 1000 == 0:
                 progress(done, total)
-        return 2 * sum(len(v) for v in fwd.values())
