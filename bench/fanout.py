@@ -24,13 +24,14 @@ import orjson
 from confluent_kafka import Producer
 from redis.cluster import ClusterNode, RedisCluster
 
+from harness import seeding
 from harness.runtime.local import LocalRuntime
 from harness.settle import wait_for_fanout
 from harness.topology import TWEETS_TOPIC, Topology
 from targets.feed.cache import preheat, timeline_key
 from targets.feed.snowflake import Snowflake, timestamp_ms
 from targets.feed.store import Store, Tweet
-from workloads.graph import GraphSize, GraphSpec, generate, load
+from workloads.graph import GraphSize, GraphSpec
 
 
 def baseline(topo: Topology, users: list[int], inserts: int, cap: int = 800) -> float:
@@ -59,19 +60,19 @@ def main() -> None:
     ap.add_argument("--base-port", type=int, default=26000)
     args = ap.parse_args()
     topo = Topology(base_port=args.base_port)
-    graph = generate(GraphSpec.preset(GraphSize.SMALL))
+    graph, graph_folder = seeding.prepare(GraphSpec.preset(GraphSize.SMALL))
     with tempfile.TemporaryDirectory(prefix="feedlab-bench-") as tmp:
         runtime = LocalRuntime(topo=topo, stack_dir=Path(tmp), target_env={"FEED_TOKEN_SECRET": secrets.token_hex(32)},
                                progress=lambda m: print(f"  stack: {m}", flush=True))
         runtime.up()
         try:
-            load(graph, f"127.0.0.1:{topo.cassandra_proxy_port}", topo.redis_proxy_addresses())
+            seeding.load(graph, graph_folder, topo)
             store = Store(f"127.0.0.1:{topo.cassandra_proxy_port}")
             store.set_runtime_config_sync("fanout.push_threshold", "1000000")   # everyone is pushed
             store.set_runtime_config_sync("fanout.pull_threshold", "2000000")
             store.close()
             users = list(graph.user_ids)
-            authors = [a for a in graph.followers if a not in graph.celebrities]
+            authors = [a for a in graph.authors if graph.is_push_tier(a)]
             rng = random.Random(2)
             chosen = [rng.choice(authors) for _ in range(args.tweets)]
             inserts = sum(graph.follower_count(a) + 1 for a in chosen)

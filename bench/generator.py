@@ -34,7 +34,7 @@ from harness.runtime.component import port_open
 from harness.runtime.nginx import scratch_paths
 from harness.runtime.process import ManagedProcess, ProcessSpec, wait_until
 from workloads.arrivals import ArrivalPlan
-from workloads.graph import GraphSize, GraphSpec, generate
+from workloads.graph import Graph, GraphSize, GraphSpec, generate
 from workloads.scenario import resolve
 
 PLAIN_LOCUSTFILE = Path(__file__).with_name("plain_locustfile.py")
@@ -87,10 +87,10 @@ def plain_locust(url: str, seconds: int, workdir: Path) -> tuple[float, float]:
     return float(row["Requests/s"]), _busy(samples[2:])
 
 
-def feedlab_step(url: str, rate: float, seconds: int, workdir: Path, graph_json: dict) -> dict[str, float]:  # type: ignore[type-arg]
+def feedlab_step(url: str, rate: float, seconds: int, workdir: Path, graph: Graph) -> dict[str, float]:
     run_dir = workdir / f"feedlab-{int(rate)}"
     run_dir.mkdir()
-    records.write_json(run_dir / records.GRAPH, graph_json)
+    graph.write(run_dir)
     mix = resolve("smoke").workload.phases[0].rates.as_dict()
     total = sum(mix.values())
     plan = ArrivalPlan.from_phases([{"name": "steady", "duration": seconds, "ramp": 0,
@@ -117,7 +117,7 @@ def main() -> None:
     ap.add_argument("--step-s", type=int, default=15, help="seconds of load per step")
     args = ap.parse_args()
     url = f"http://127.0.0.1:{args.port}"
-    graph_json = generate(GraphSpec.preset(GraphSize.SMALL)).to_json()
+    graph = generate(GraphSpec.preset(GraphSize.SMALL))
     with tempfile.TemporaryDirectory(prefix="feedlab-genbench-") as tmp:
         workdir = Path(tmp)
         nginx = start_nginx(workdir, args.port)
@@ -128,7 +128,7 @@ def main() -> None:
                   f"= {plain_per_core:7.0f} per core", flush=True)
             best = None
             for rate in FEEDLAB_STEPS:
-                step = feedlab_step(url, rate, args.step_s, workdir, graph_json)
+                step = feedlab_step(url, rate, args.step_s, workdir, graph)
                 valid = step["dropped"] == 0 and step["late_share"] <= LATE_SHARE_MAX
                 per_core = step["achieved"] / step["cores"] if step["cores"] else float("nan")
                 print(f"feedlab workload, offered {rate:5.0f}/s: achieved {step['achieved']:7.1f}/s on "

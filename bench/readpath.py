@@ -33,12 +33,13 @@ from pathlib import Path
 import httpx
 
 from bench.locust_run import run_locust
+from harness import seeding
 from harness.runtime.local import LocalRuntime
 from harness.runtime.process import ManagedProcess, wait_until
 from harness.settle import wait_for_fanout
 from harness.topology import Topology
 from targets.feed.auth import issue_token
-from workloads.graph import GraphSize, GraphSpec, generate, load
+from workloads.graph import GraphSize, GraphSpec
 from workloads.scenario import resolve
 
 LOCUSTFILE = Path(__file__).with_name("read_locustfile.py")
@@ -134,7 +135,7 @@ def main() -> None:
     ap.add_argument("--tweets", type=int, default=4000, help="tweets posted before measuring")
     args = ap.parse_args()
     topo = Topology(base_port=args.base_port)
-    graph = generate(GraphSpec.preset(GraphSize.SMALL))
+    graph, graph_folder = seeding.prepare(GraphSpec.preset(GraphSize.SMALL))
     steady = resolve("smoke").workload.phases[0].rates   # the default campaign's steady phase: all its reads
     campaign_read_rate = steady.feed + steady.delta + steady.profile
     secret = secrets.token_hex(32)
@@ -145,7 +146,7 @@ def main() -> None:
         runtime.up()
         bare: list[ManagedProcess] = []
         try:
-            load(graph, f"127.0.0.1:{topo.cassandra_proxy_port}", topo.redis_proxy_addresses())
+            seeding.load(graph, graph_folder, topo)
             users = list(graph.user_ids)
             print(f"posting {args.tweets} tweets through the API ...", flush=True)
             fill_timelines(topo.api_url, secret, users, args.tweets)

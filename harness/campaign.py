@@ -21,7 +21,7 @@ from typing import Any
 
 from chaos.fault import Fault as ChaosFault
 from chaos.redis_primary import KillRedisPrimary
-from harness import records, target_metrics
+from harness import records, seeding, target_metrics
 from harness.abort import AbortWatch
 from harness.final_reads import read_back
 from harness.load import LoadGenerator
@@ -32,7 +32,7 @@ from harness.runtime.local import LocalRuntime
 from harness.settle import wait_for_fanout
 from harness.topology import Topology
 from workloads.arrivals import ArrivalPlan
-from workloads.graph import Graph, generate, load
+from workloads.graph import Graph
 from workloads.scenario import Fault, FaultAction, Scenario
 
 PROGRESS_EVERY_S = 5.0
@@ -149,8 +149,8 @@ def run_campaign(ctx: RunContext) -> None:
                        slo=sc.slo.manifest(), gates=[g.to_json() for g in sc.gates],
                        checks={name: use.value for name, use in sc.checks.items()},
                        baseline_tolerances=sc.baseline.model_dump(mode="json"))
-    graph = generate(sc.graph.spec())
-    write_json(ctx.run_dir / records.GRAPH, graph.to_json())
+    graph, graph_folder = seeding.prepare(sc.graph.spec(), progress=lambda m: ctx.say(f"graph: {m}"))
+    seeding.copy_into(graph_folder, ctx.run_dir)
     ctx.write_manifest(graph_hash=graph.digest())
     target_env = {"FEED_TOKEN_SECRET": ctx.token_secret, "FEED_PUSH_THRESHOLD": str(graph.spec.push_threshold),
                   "FEED_PULL_THRESHOLD": str(graph.spec.pull_threshold), **sc.target_env}
@@ -161,8 +161,7 @@ def run_campaign(ctx: RunContext) -> None:
         ctx.say(f"graph: {graph.spec.users} users, {graph.edge_count} follows, "
                 f"celebrities {graph.celebrities}; loading")
         t0 = time.monotonic()
-        load(graph, f"127.0.0.1:{ctx.topo.cassandra_proxy_port}", ctx.topo.redis_proxy_addresses(),
-             progress=lambda m: ctx.say(f"graph: {m}"))
+        seeding.load(graph, graph_folder, ctx.topo, progress=lambda m: ctx.say(f"graph: {m}"))
         ctx.say(f"graph: loaded in {time.monotonic() - t0:.1f} s")
         _load_phase(ctx, runtime, graph)
         ctx.say("settle: waiting for the fan-out consumer group to drain")

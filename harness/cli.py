@@ -8,6 +8,7 @@ not be decided, or an invalid run (the load generator could not keep up).
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -278,6 +279,9 @@ def up(base_port: BasePort = 19000) -> None:
         raise _fail(str(exc)) from None
     stack_dir.mkdir(parents=True, exist_ok=True)
     (stack_dir / "supervisor.json").unlink(missing_ok=True)
+    # Each `up` is a new stack: a stopped one's data (Redis cluster membership, Cassandra tables)
+    # would make the new cluster refuse to form.
+    shutil.rmtree(stack_dir / "data", ignore_errors=True)
     with open(stack_dir / "supervisor.log", "ab") as log:
         proc = subprocess.Popen([sys.executable, "-m", "harness.supervisor", "--stack-dir", str(stack_dir),
                                  "--base-port", str(base_port)], stdout=log, stderr=subprocess.STDOUT,

@@ -59,7 +59,7 @@ def read_back(*, base_url: str, secret: str, graph: Graph, acked: list[tuple[str
         return 0
     oldest = min(int(t) for t, _ in acked)
     authors = sorted({a for _, a in acked})
-    followers = sorted({f for a in authors if graph.is_push_tier(a) for f in graph.followers.get(a, ())})
+    followers = sorted({f for a in authors if graph.is_push_tier(a) for f in graph.followers_of(a)})
     jobs = [("author", a) for a in authors] + [("timeline", f) for f in followers]
     max_pages = timeline_cap // PAGE + 2
 

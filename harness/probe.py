@@ -32,8 +32,8 @@ class FreshnessProbe:
             interval_s, followers_per_canary, poll_s, give_up_s)
         self.rng = random.Random(seed)
         self.graph = graph
-        self.authors = [a for a, fs in graph.followers.items()
-                        if len(fs) >= followers_per_canary and graph.is_push_tier(a)]
+        self.authors = [a for a in graph.authors
+                        if graph.follower_count(a) >= followers_per_canary and graph.is_push_tier(a)]
         self.probes = JsonlWriter(run_dir / PROBES)
         self.ledger = JsonlWriter(run_dir / LEDGER)
         self._stop = threading.Event()
@@ -67,7 +67,7 @@ class FreshnessProbe:
 
     async def _canary(self, client: httpx.AsyncClient) -> None:
         author = self.rng.choice(self.authors)
-        followers = self.rng.sample(self.graph.followers[author], self.per_canary)
+        followers = self.rng.sample(list(self.graph.followers_of(author)), self.per_canary)
         try:
             r = await client.post("/v1/tweets", headers=self._auth(author),
                                   json={"text": f"canary {uuid.uuid4().hex[:8]}", "idempotency_key": str(uuid.uuid4())})

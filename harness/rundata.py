@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 
 from harness import records
 from harness.records import Ack, ArrivalSample, FaultWindow, FinalRead, GeneratorSample, ProbeRecord, Request
+from workloads.graph import Graph
 
 DEFAULT_FAULT_GRACE_S = 10.0
 
@@ -41,40 +42,6 @@ class Slo:
         given = given or {}
         known = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in given.items() if k in known and v is not None})
-
-
-@dataclass(frozen=True)
-class Graph:
-    """The seeded social graph (graph.json), with the fan-out tier of each author.
-
-    Authors with fewer than `pull_threshold` followers are push tier: their tweets are written
-    into every follower's timeline. Authors at or above it are pull tier ("celebrities"): their
-    tweets are merged at read time and never appear in a stored timeline.
-    """
-
-    seed: int
-    users: int
-    hash: str
-    push_threshold: int
-    pull_threshold: int
-    followers: dict[int, list[int]]
-
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> Graph:
-        return cls(
-            seed=int(data.get("seed", 0)),
-            users=int(data.get("users", 0)),
-            hash=str(data.get("hash", "")),
-            push_threshold=int(data.get("push_threshold", 0)),
-            pull_threshold=int(data["pull_threshold"]),
-            followers={int(a): [int(f) for f in fs] for a, fs in data.get("followers", {}).items()},
-        )
-
-    def followers_of(self, author_id: int) -> list[int]:
-        return self.followers.get(author_id, [])
-
-    def is_push_tier(self, author_id: int) -> bool:
-        return len(self.followers_of(author_id)) < self.pull_threshold
 
 
 @dataclass
@@ -176,8 +143,8 @@ def load_run(run_dir: Path) -> RunData:
     graph = None
     if graph_path.is_file():
         try:
-            graph = Graph.from_json(read_json(graph_path))
-        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            graph = Graph.read(run_dir)
+        except (OSError, KeyError, TypeError, ValueError, AttributeError) as exc:
             raise ValueError(f"{graph_path}: not a feedlab graph: {exc!r}") from exc
     return RunData(
         run_dir=run_dir,

@@ -19,7 +19,6 @@ from harness.records import GRAPH_CHANGES, JUNIT, REPORT, SUMMARY, read_jsonl, w
 from harness.rundata import RunData
 from reports import html, junit
 from workloads.gate_spec import parse_figure
-from workloads.graph import rising_account
 
 __all__ = ["headline", "jsonable", "write_reports"]
 
@@ -147,7 +146,7 @@ def rising_crossing(run: RunData) -> dict[str, Any] | None:
     graph = run.graph
     if graph is None:
         return None
-    account = rising_account(graph.followers, graph.pull_threshold)
+    account = graph.rising
     firsts: dict[int, float] = {}
     for c in read_jsonl(run.run_dir / GRAPH_CHANGES):
         if int(c["followee"]) == account and c["following"] and int(c["follower"]) not in firsts:
@@ -156,10 +155,10 @@ def rising_crossing(run: RunData) -> dict[str, Any] | None:
         return None
     before = len(graph.followers_of(account))
     times = sorted(firsts.values())
-    needed = graph.pull_threshold - before
+    needed = graph.spec.pull_threshold - before
     start = run.load_start_t or times[0]
     return {"account": account, "followers_seeded": before, "follows_added": len(times),
-            "pull_threshold": graph.pull_threshold,
+            "pull_threshold": graph.spec.pull_threshold,
             "crossed_at_s": times[needed - 1] - start if 0 < needed <= len(times) else None}
 
 

@@ -1,4 +1,5 @@
-"""The social graph a campaign runs on: power-law, reproducible from a seed, bulk-loaded.
+"""The social graph a campaign runs on: power-law, reproducible from a seed, kept as compressed
+sparse rows (graph.edges) that every process maps; harness/seeding.py gets it into the stack.
 
 Shape (design §4): each user follows a log-normal number of accounts (median ~150, capped at
 the follow cap and the population); whom they follow is drawn with Zipf weights over the
@@ -13,14 +14,23 @@ the throttled band, and the pull tier holds just the configured celebrities.
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 import itertools
+import json
 import math
+import mmap
+import os
 import random
+import sys
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from array import array
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, replace
 from enum import StrEnum
+from pathlib import Path
+
+from harness.records import GRAPH, GRAPH_EDGES, write_json
 
 
 class GraphSize(StrEnum):
@@ -55,63 +65,154 @@ class GraphSpec:
         return replace(self, users=users)
 
 
-@dataclass
 class Graph:
-    spec: GraphSpec
-    followers: dict[int, list[int]] = field(default_factory=dict)   # author -> sorted follower ids
+    """Followers of each author in compressed sparse rows: the followers of author `a` are
+    `flat[offsets[a]:offsets[a + 1]]`, ascending. Ids run 1..users; offsets[0] is unused.
+
+    The large graph has 44 M edges: as Python lists they take gigabytes, and as JSON 330 MB that
+    every load process would parse. As two arrays of 32-bit ids they are 180 MB, written once
+    (graph.edges) and mapped read-only by each process that needs them, sharing the page cache.
+    """
+
+    def __init__(self, spec: GraphSpec, offsets: Sequence[int], flat: Sequence[int], *,
+                 mapped: mmap.mmap | None = None) -> None:
+        if len(offsets) != spec.users + 2:
+            raise ValueError(f"expected {spec.users + 2} offsets for {spec.users} users, got {len(offsets)}")
+        self.spec = spec
+        self.offsets = offsets
+        self.flat = flat
+        self._mapped = mapped   # the file the arrays view, when read from one
+
+    @classmethod
+    def from_followers(cls, spec: GraphSpec, followers: Mapping[int, Iterable[int]]) -> Graph:
+        outside = [a for a, fs in followers.items() for u in (a, *fs) if not 1 <= u <= spec.users]
+        if outside:
+            raise ValueError(f"user ids must be within 1..{spec.users}: authors {sorted(set(outside))[:5]} have "
+                             "an id outside")
+        offsets, flat = array("I", [0, 0]), array("I")
+        for author in range(1, spec.users + 1):
+            flat.extend(sorted(followers.get(author, ())))
+            offsets.append(len(flat))
+        return cls(spec, offsets, flat)
 
     @property
     def user_ids(self) -> range:
         return range(1, self.spec.users + 1)
 
-    def edges(self) -> list[tuple[int, int]]:
-        """(follower, followee) pairs."""
-        return list(self.iter_edges())
+    def followers_of(self, author: int) -> Sequence[int]:
+        if not 1 <= author <= self.spec.users:
+            return ()
+        return self.flat[self.offsets[author]:self.offsets[author + 1]]
+
+    def follower_count(self, author: int) -> int:
+        if not 1 <= author <= self.spec.users:
+            return 0
+        return self.offsets[author + 1] - self.offsets[author]
+
+    def follows(self, follower: int, followee: int) -> bool:
+        """Whether the seeded graph has this edge."""
+        fs = self.followers_of(followee)
+        i = bisect.bisect_left(fs, follower)
+        return i < len(fs) and fs[i] == follower
+
+    @property
+    def authors(self) -> list[int]:
+        """Accounts with at least one follower."""
+        o = self.offsets
+        return [a for a in self.user_ids if o[a + 1] > o[a]]
 
     def iter_edges(self) -> Iterator[tuple[int, int]]:
-        for a, fs in self.followers.items():
-            for f in fs:
+        """(follower, followee) pairs."""
+        for a in self.authors:
+            for f in self.followers_of(a):
                 yield f, a
+
+    def edges(self) -> list[tuple[int, int]]:
+        return list(self.iter_edges())
 
     @property
     def edge_count(self) -> int:
-        return sum(len(fs) for fs in self.followers.values())
-
-    def follower_count(self, author: int) -> int:
-        return len(self.followers.get(author, ()))
+        return self.offsets[self.spec.users + 1]
 
     def is_push_tier(self, author: int) -> bool:
         return self.follower_count(author) < self.spec.pull_threshold
 
     @property
     def celebrities(self) -> list[int]:
-        return [a for a, fs in self.followers.items() if len(fs) >= self.spec.pull_threshold]
+        return [a for a in self.user_ids if self.follower_count(a) >= self.spec.pull_threshold]
 
     def digest(self) -> str:
-        h = hashlib.sha256()
-        for author in sorted(self.followers):
-            h.update(f"{author}:{','.join(map(str, self.followers[author]))};".encode())
+        h = hashlib.sha256(f"{self.spec.users};".encode())
+        h.update(_bytes(self.offsets))
+        h.update(_bytes(self.flat))
         return h.hexdigest()[:16]
 
     @property
     def rising(self) -> int:
         """The account the celebrity workload makes cross the pull threshold mid-run: the
         ordinary account with the most followers (the lowest id among equals)."""
-        return rising_account(self.followers, self.spec.pull_threshold)
+        below = [(n, -a) for a in self.user_ids if 0 < (n := self.follower_count(a)) < self.spec.pull_threshold]
+        return -max(below)[1] if below else 1
 
     def to_json(self) -> dict[str, object]:
+        """graph.json: the graph's shape; its edges are in graph.edges."""
         return {"seed": self.spec.seed, "users": self.spec.users, "hash": self.digest(),
+                "celebrity_count": self.spec.celebrities,
                 "push_threshold": self.spec.push_threshold, "pull_threshold": self.spec.pull_threshold,
-                "celebrities": self.celebrities, "rising": self.rising,
-                "followers": {str(a): fs for a, fs in sorted(self.followers.items())}}
+                "celebrities": self.celebrities, "rising": self.rising, "edge_count": self.edge_count,
+                "edges": GRAPH_EDGES}
+
+    def write(self, directory: Path) -> None:
+        """graph.json and graph.edges into `directory`, each whole or not at all.
+
+        graph.edges: the 8 bytes of `MAGIC`, then little-endian uint32s: the format version (1),
+        the number of users N, the N + 2 offsets, then the followers of each author in turn.
+        """
+        tmp = directory / f"{GRAPH_EDGES}.{os.getpid()}.tmp"
+        with open(tmp, "wb") as fh:
+            fh.write(MAGIC)
+            fh.write(bytes(array("I", [1, self.spec.users])))
+            fh.write(_bytes(self.offsets))
+            fh.write(_bytes(self.flat))
+        tmp.replace(directory / GRAPH_EDGES)
+        write_json(directory / GRAPH, self.to_json())
+
+    @classmethod
+    def read(cls, directory: Path) -> Graph:
+        """The graph in `directory`: graph.json, with graph.edges mapped read-only (or, in run
+        directories from before graph.edges, the followers listed in graph.json itself)."""
+        data = json.loads((directory / GRAPH).read_text())
+        spec = GraphSpec(users=int(data["users"]), celebrities=int(data.get("celebrity_count", 0)),
+                         push_threshold=int(data.get("push_threshold", 0)),
+                         pull_threshold=int(data["pull_threshold"]), seed=int(data.get("seed", 0)))
+        if "followers" in data:
+            return cls.from_followers(spec, {int(a): [int(f) for f in fs] for a, fs in data["followers"].items()})
+        path = directory / str(data.get("edges", GRAPH_EDGES))
+        with open(path, "rb") as fh:
+            mapped = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
+        if mapped[:len(MAGIC)] != MAGIC or len(mapped) < len(MAGIC) + 8:
+            raise ValueError(f"{path}: not a feedlab graph.edges file")
+        ints = memoryview(mapped)[len(MAGIC):].cast("I")
+        version, users = ints[0], ints[1]
+        if version != 1 or users != spec.users:
+            raise ValueError(f"{path}: format {version} for {users} users; expected format 1 for {spec.users}")
+        offsets = ints[2:users + 4]
+        if len(ints) != users + 4 + offsets[users + 1]:
+            raise ValueError(f"{path}: truncated ({len(mapped)} bytes)")
+        return cls(spec, offsets, ints[users + 4:], mapped=mapped)
 
 
-def rising_account(followers: Mapping[int, Sequence[int]], pull_threshold: int) -> int:
-    below = [(len(fs), -a) for a, fs in followers.items() if len(fs) < pull_threshold]
-    return -max(below)[1] if below else 1
+MAGIC = b"FLGRAPH\n"
+if array("I").itemsize != 4 or sys.byteorder != "little":
+    raise ImportError("graph.edges holds little-endian uint32s; this platform's array('I') is not that")
 
 
-def generate(spec: GraphSpec) -> Graph:
+def _bytes(ints: Sequence[int]) -> memoryview | bytes:
+    return ints.cast("B") if isinstance(ints, memoryview) else bytes(ints)  # type: ignore[arg-type]
+
+
+def generate(spec: GraphSpec, progress: Callable[[str], None] | None = None) -> Graph:
+    """The graph of `spec`; the same spec always gives the same graph."""
     rng = random.Random(spec.seed)
     n = spec.users
     ids = list(range(1, n + 1))
@@ -119,11 +220,12 @@ def generate(spec: GraphSpec) -> Graph:
     popularity = ids
     cum = list(itertools.accumulate(1.0 / (rank + 1) ** spec.zipf_exponent for rank in range(n)))
     celebs = set(popularity[: spec.celebrities])
-    following: dict[int, set[int]] = {}
-    indegree = [0] * (n + 1)
+    following: list[array[int]] = [array("I")]   # user -> whom they follow (celebrities aside)
+    indegree = [0] * (n + 2)
     ordinary_cap = int(spec.pull_threshold * 0.8)
     cap = min(spec.follow_cap, n - 1)
     mu, sigma = math.log(min(spec.median_following, cap)), 0.8
+    started = last = time.monotonic()
     for user in range(1, n + 1):
         want = max(1, min(cap, int(rng.lognormvariate(mu, sigma))))
         chosen: set[int] = set()
@@ -138,43 +240,24 @@ def generate(spec: GraphSpec) -> Graph:
                     break
             if len(chosen) >= want:
                 break
-        following[user] = chosen
+        following.append(array("I", chosen))
+        if progress and time.monotonic() - last >= 10:
+            last = time.monotonic()
+            progress(f"generating: {user / n:.0%} of the users, {last - started:.0f} s")
     # Celebrities: each followed by a large share of everyone, above the pull threshold.
+    celeb_followers: dict[int, list[int]] = {}
     for celeb in sorted(celebs):
         share = rng.uniform(0.55, 0.9)
         wanted = max(spec.pull_threshold, int(share * (n - 1)))
-        for user in rng.sample([u for u in range(1, n + 1) if u != celeb], min(n - 1, wanted)):
-            following[user].add(celeb)
-    followers: dict[int, list[int]] = {}
-    for user, followees in following.items():
-        for f in followees:
-            followers.setdefault(f, []).append(user)
-    return Graph(spec, {a: sorted(fs) for a, fs in followers.items()})
-
-
-def load(graph: Graph, cassandra_address: str, redis_addresses: list[str],
-         progress: Callable[[str], None] | None = None) -> None:
-    """Bulk-load the follow edges (both directions) into the store, and preheat every timeline.
-
-    A real platform's users arrive with warm timelines; without the preheat the first read of
-    every user would take the store fan-in path and the campaign would measure a cold start.
-    """
-    from targets.feed.cache import preheat
-    from targets.feed.store import Store
-
-    store = Store(cassandra_address)
-    try:
-        started = last = time.monotonic()
-
-        def report(done: int, total: int) -> None:
-            nonlocal last
-            now = time.monotonic()
-            if progress and now - last >= 10:
-                last = now
-                rate = done / (now - started)
-                progress(f"{done / total:.0%} of the follow edges written, about {(total - done) / rate:.0f} s left")
-
-        store.bulk_follow(graph.iter_edges(), progress=report)
-    finally:
-        store.close()
-    preheat(redis_addresses, list(graph.user_ids))
+        celeb_followers[celeb] = sorted(rng.sample([u for u in range(1, n + 1) if u != celeb], min(n - 1, wanted)))
+        indegree[celeb] = len(celeb_followers[celeb])
+    offsets = array("I", itertools.accumulate(indegree[:n + 1], initial=0))
+    flat = array("I", bytes(4 * offsets[-1]))
+    free = list(offsets)
+    for user in range(1, n + 1):   # ascending users: each author's followers come out sorted
+        for followee in following[user]:
+            flat[free[followee]] = user
+            free[followee] += 1
+    for celeb, fs in celeb_followers.items():
+        flat[offsets[celeb]:offsets[celeb + 1]] = array("I", fs)
+    return Graph(spec, offsets, flat)

@@ -23,7 +23,6 @@ FEEDLAB_PROCESSES; the plan is the run directory's workload.json, the graph its 
 
 from __future__ import annotations
 
-import bisect
 import collections
 import itertools
 import json
@@ -54,7 +53,7 @@ from harness.records import (
 )
 from targets.feed.auth import issue_token
 from workloads.arrivals import ArrivalPlan
-from workloads.graph import rising_account
+from workloads.graph import Graph, GraphSpec
 
 RUN_DIR = Path(os.environ.get("FEEDLAB_RUN_DIR", "."))
 SECRET = os.environ.get("FEEDLAB_TOKEN_SECRET", "")
@@ -68,22 +67,14 @@ SEEN_TWEETS = 2000          # tweet ids remembered for likes
 
 PLAN = ArrivalPlan.from_phases(json.loads((RUN_DIR / WORKLOAD).read_text())) if (RUN_DIR / WORKLOAD).exists() \
     else ArrivalPlan(())
-_graph: dict[str, Any] = (json.loads((RUN_DIR / GRAPH).read_text()) if (RUN_DIR / GRAPH).exists()
-                          else {"users": 1, "followers": {}})
-USERS = int(_graph["users"])
+# The seeded graph, mapped read-only (graph.edges): every load process shares its pages.
+SEEDED = Graph.read(RUN_DIR) if (RUN_DIR / GRAPH).exists() else Graph.from_followers(
+    GraphSpec(users=1, celebrities=0, push_threshold=1, pull_threshold=1), {})
+USERS = SEEDED.spec.users
 # Throttled-band and pull-tier authors: whose tweets the celebrity workload bursts.
-CELEBRITIES = sorted(int(a) for a, fs in _graph["followers"].items()
-                     if len(fs) >= int(_graph.get("push_threshold", 1 << 62))) or [1]
-
-_seeded: dict[int, list[int]] = {int(a): fs for a, fs in _graph["followers"].items()}   # sorted ids
+CELEBRITIES = [a for a in SEEDED.authors if SEEDED.follower_count(a) >= SEEDED.spec.push_threshold] or [1]
 # The account the celebrity workload pushes across the pull threshold with new followers.
-RISING = int(_graph.get("rising") or rising_account(_seeded, int(_graph.get("pull_threshold", 1 << 62))))
-
-
-def seeded_edge(follower: int, followee: int) -> bool:
-    fs = _seeded.get(followee, [])
-    i = bisect.bisect_left(fs, follower)
-    return i < len(fs) and fs[i] == follower
+RISING = SEEDED.rising
 
 
 _history = JsonlWriter(RUN_DIR / HISTORY, buffered=True)   # flushed once a second
@@ -139,7 +130,7 @@ class FeedWorkload(FastHttpUser):
         self.seen: collections.deque[str] = collections.deque(maxlen=SEEN_TWEETS)
         self.newest: dict[int, str] = {}
         self.followed: list[tuple[int, int]] = []
-        self.rising_followers = set(_seeded.get(RISING, ())) | {RISING}   # who cannot follow it anew
+        self.rising_followers = set(SEEDED.followers_of(RISING)) | {RISING}   # who cannot follow it anew
         self.counts = Counts()
         self.pool = gevent.pool.Pool(MAX_IN_FLIGHT)
 
@@ -248,7 +239,7 @@ class FeedWorkload(FastHttpUser):
         if user == other:
             return
         r = self.call("POST", f"/v1/users/{other}/follow", "follow", due, phase, user=user)
-        if r.status_code == 200 and not seeded_edge(user, other):   # seeded edges are never unfollowed
+        if r.status_code == 200 and not SEEDED.follows(user, other):   # seeded edges are never unfollowed
             self.followed.append((user, other))
             _changes.write(FollowChange(t=time.time(), follower=user, followee=other, following=True))
 

@@ -28,7 +28,8 @@ from typing import Any
 
 from harness.checks.result import EXAMPLES_MAX, CheckResult, Verdict
 from harness.records import Ack, FinalRead
-from harness.rundata import Graph, RunData
+from harness.rundata import RunData
+from workloads.graph import Graph
 
 NAME = "nothing_lost"
 

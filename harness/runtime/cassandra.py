@@ -18,7 +18,7 @@ from harness.runtime.process import ComponentError, ManagedProcess, ProcessSpec,
 CONF = Path(__file__).parent / "conf"
 
 # From Cassandra 5.0's conf/jvm17-server.options: without these the JVM refuses to start.
-_JDK17_FLAGS = [
+JDK17_FLAGS = [
     "-Djdk.attach.allowAttachSelf=true",
     *[f"--add-exports={m}=ALL-UNNAMED" for m in (
         "java.base/jdk.internal.misc", "java.management.rmi/com.sun.jmx.remote.internal.rmi",
@@ -78,6 +78,9 @@ class Cassandra(Component):
             "authenticator": "AllowAllAuthenticator",
             "authorizer": "AllowAllAuthorizer",
             "dynamic_snitch": False,
+            # A new single-node cluster, never upgraded: write (and accept for `nodetool import`)
+            # SSTables in 5.0's own format, which is what CQLSSTableWriter produces.
+            "storage_compatibility_mode": "NONE",
         }
         (conf / "cassandra.yaml").write_text(yaml.safe_dump(settings))
         classpath = f"{conf}:{CONF}:{java.jars('cassandra')}/*"
@@ -86,7 +89,7 @@ class Cassandra(Component):
             "-XX:MaxDirectMemorySize=256m", "-XX:+HeapDumpOnOutOfMemoryError", "-XX:HeapDumpPath=/dev/null",
             f"-javaagent:{java.jar('cassandra', 'jamm')}",
             java.jmx_agent(self.topo.cassandra_jmx_exporter_port),
-            *_JDK17_FLAGS,
+            *JDK17_FLAGS,
             "-Dcassandra-foreground=yes",
             f"-Dcassandra.config=file://{conf / 'cassandra.yaml'}",
             f"-Dcassandra.storagedir={data}",

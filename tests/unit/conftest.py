@@ -48,7 +48,7 @@ class RunSpec:
         "settle_end_t": T0 + 80, "partial": False, "timeline_cap": 800, "config": {}, "slo": {},
     })
     graph: dict[str, Any] | None = field(default_factory=lambda: {
-        "seed": 7, "users": 6, "hash": "h", "push_threshold": 2, "pull_threshold": 5,
+        "seed": 7, "users": 10, "hash": "h", "push_threshold": 2, "pull_threshold": 5,
         "followers": {"1": [2, 3], "2": [3], "9": [1, 2, 3, 4, 5]},
     })
     requests: list[Request] = field(default_factory=_requests)

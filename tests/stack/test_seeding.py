@@ -1,0 +1,50 @@
+"""Graph seeding through SSTables (harness/seeding.py) into the stack's real Cassandra."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from harness import seeding
+from targets.feed.store import Store
+from tests.stack.conftest import Stack
+from workloads.graph import Graph, GraphSpec
+
+pytestmark = pytest.mark.stack
+
+# Ids no other stack test uses.
+AUTHOR, FAN = 5001, 5002
+SPEC = GraphSpec(users=6000, celebrities=0, push_threshold=200, pull_threshold=1000)
+
+
+def _graph(folder: Path, followers: dict[int, list[int]]) -> Graph:
+    folder.mkdir()
+    Graph.from_followers(SPEC, followers).write(folder)
+    return Graph.read(folder)
+
+
+def _followees(store: Store, user: int) -> list[int]:
+    return [r.followee_id for r in store.session.execute(
+        "SELECT followee_id FROM feed.follows WHERE follower_id = %s", (user,))]
+
+
+def test_a_graph_written_as_sstables_is_imported_whole(stack: Stack, store: Store, tmp_path: Path) -> None:
+    followers = {AUTHOR: list(range(5100, 5400)), 5003: [FAN, 5100], 5004: [FAN]}
+    graph = _graph(tmp_path / "graph", followers)
+    seeding.write_sstables(tmp_path / "graph")
+    seeding.import_edges(graph, tmp_path / "graph", stack.topo)
+
+    assert store.followers_sync(AUTHOR) == list(range(5100, 5400))
+    assert store.followers_sync(5003) == [FAN, 5100]
+    assert _followees(store, FAN) == [5003, 5004]
+    assert _followees(store, 5100) == [AUTHOR, 5003]
+
+
+def test_an_import_that_loads_nothing_is_an_error(stack: Stack, tmp_path: Path) -> None:
+    """nodetool import exits 0 when it finds no SSTable; the count after it must catch that."""
+    graph = _graph(tmp_path / "graph", {5501: [5502, 5503]})
+    for table in seeding.TABLES:
+        (tmp_path / "graph" / "sstables" / "feed" / table).mkdir(parents=True)   # no SSTables in them
+    with pytest.raises(seeding.SeedingError, match="after nodetool import, user 5501 has 0 followers"):
+        seeding.import_edges(graph, tmp_path / "graph", stack.topo)
