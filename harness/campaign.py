@@ -23,7 +23,7 @@ from chaos.fault import Fault as ChaosFault
 from chaos.redis_primary import KillRedisPrimary
 from harness import records, seeding, target_metrics
 from harness.abort import AbortWatch
-from harness.final_reads import read_back
+from harness.final_reads import MAX_TIMELINES, read_back
 from harness.load import LoadGenerator
 from harness.probe import FreshnessProbe
 from harness.progress import LiveProgress
@@ -170,8 +170,9 @@ def run_campaign(ctx: RunContext) -> None:
         ctx.write_manifest(settle_end_t=time.time(), settle={"drained": drained, "lag": lag, "seconds": waited})
         acked = [(r["tweet_id"], int(r["author_id"])) for r in read_jsonl(ctx.run_dir / records.LEDGER)]
         ctx.say(f"final reads: reading back {len(acked)} acknowledged tweets through the API")
+        ctx.write_manifest(final_reads_max_timelines=MAX_TIMELINES)
         n = read_back(base_url=ctx.topo.api_url, secret=ctx.token_secret, graph=graph, acked=acked,
-                      run_dir=ctx.run_dir, timeline_cap=800,
+                      run_dir=ctx.run_dir, timeline_cap=800, seed=sc.seed, max_timelines=MAX_TIMELINES,
                       progress=lambda d, total: ctx.say(f"final reads: {d}/{total}"))
         ctx.write_manifest(final_reads=n, partial=False)
     finally:

@@ -13,6 +13,9 @@ integers). Other tweets take slots too: the follower's own tweets, and writes th
 the client (indeterminate: they may have landed). So every id the timeline shows is ranked
 alongside the expected ones; one that landed but is not shown was itself trimmed and cannot matter.
 
+On a large graph the campaign reads back a seeded sample of the followers' timelines (manifest
+"final_reads_max_timelines"); the check draws the same sample and says so in its summary.
+
 Pull-tier ("celebrity") tweets are merged at read time, never fanned out, and not checked here.
 A user whose final read is missing or stopped early (complete False) cannot prove a tweet
 absent: such pairs make the check unknown, unless some other tweet is definitely missing.
@@ -27,6 +30,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from harness.checks.result import EXAMPLES_MAX, CheckResult, Verdict
+from harness.final_reads import timelines_to_read
 from harness.records import Ack, FinalRead
 from harness.rundata import RunData
 from workloads.graph import Graph
@@ -38,6 +42,8 @@ NAME = "nothing_lost"
 class _Tally:
     checked_pairs: int = 0
     trimmed_by_cap: int = 0
+    timelines_due: int = 0
+    timelines_checked: int = 0
     lost_from_store: list[dict[str, Any]] = field(default_factory=list)
     missing_from_timeline: list[dict[str, Any]] = field(default_factory=list)
     unknown_users: dict[tuple[str, int], str] = field(default_factory=dict)
@@ -88,7 +94,11 @@ def _check_timelines(
             followees[follower].append(author)
     in_fault = run.fault_predicate()
     cap = run.timeline_cap
-    for follower, authors in followees.items():
+    limit = run.manifest.get("final_reads_max_timelines")
+    sample = timelines_to_read(followees, int(limit) if limit else None, int(run.manifest.get("seed") or 0))
+    tally.timelines_due, tally.timelines_checked = len(followees), len(sample)
+    for follower in sample:
+        authors = followees[follower]
         read = reads.get(("timeline", follower))
         shown = {str(t) for t in read.tweet_ids} if read else set()
         due = {a.tweet_id: a for author in authors for a in pushed[author]}
@@ -123,6 +133,8 @@ def check(run: RunData) -> CheckResult:
         "acked": len(acks),
         "timeline_cap": run.timeline_cap,
         "checked_pairs": tally.checked_pairs,
+        "timelines_due": tally.timelines_due,
+        "timelines_checked": tally.timelines_checked,
         "trimmed_by_cap": tally.trimmed_by_cap,
         "missing_from_store": len(lost),
         "missing_from_store_examples": lost[:EXAMPLES_MAX],
@@ -140,6 +152,8 @@ def check(run: RunData) -> CheckResult:
     summary = (
         f"{len(acks)} acked tweets: {len(lost)} lost from the store, {len(missing)} of "
         f"{tally.checked_pairs} (tweet, follower) pairs missing from timelines (bound 0)"
+        + (f"; timelines of a sample of {tally.timelines_checked:,} of {tally.timelines_due:,} followers"
+           if tally.timelines_checked < tally.timelines_due else "")
     )
     if lost or missing:
         return CheckResult(NAME, Verdict.FAIL, summary, evidence)

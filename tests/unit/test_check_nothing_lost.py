@@ -5,6 +5,7 @@ from pathlib import Path
 import pytest
 
 from harness.checks import Verdict, nothing_lost
+from harness.final_reads import timelines_to_read
 from harness.records import Ack, FinalRead
 
 from .conftest import T0, RunSpec
@@ -115,3 +116,26 @@ def test_ack_inside_fault_is_flagged(spec: RunSpec, run_dir: Path) -> None:
     result = nothing_lost.check(spec.write(run_dir))
     assert result.verdict is Verdict.FAIL
     assert result.evidence["missing_from_timeline_examples"][0]["ack_in_fault"] is True
+
+
+def test_a_sampled_read_back_checks_the_sample_and_says_so(spec: RunSpec, run_dir: Path) -> None:
+    """Large graphs: the campaign reads a seeded sample of timelines; the check draws the same."""
+    spec.manifest["final_reads_max_timelines"] = 1
+    sampled = timelines_to_read([2, 3], 1, spec.manifest["seed"])
+    other = ({2, 3} - set(sampled)).pop()
+    spec.final_reads = [r for r in spec.final_reads if (r.kind, r.user_id) != ("timeline", other)]
+    result = nothing_lost.check(spec.write(run_dir))
+    assert result.verdict is Verdict.PASS, result
+    assert (result.evidence["timelines_checked"], result.evidence["timelines_due"]) == (1, 2)
+    assert "timelines of a sample of 1 of 2 followers" in result.summary
+
+    _replace_read(spec, FinalRead("timeline", sampled[0], []))   # the sampled follower lost everything
+    assert nothing_lost.check(spec.write(run_dir)).verdict is Verdict.FAIL
+
+
+def test_the_timeline_sample_is_seeded_and_bounded() -> None:
+    everyone = list(range(1, 1001))
+    assert timelines_to_read(everyone, None, 1) == everyone == timelines_to_read(everyone, 1000, 1)
+    sample = timelines_to_read(everyone, 100, 1)
+    assert len(sample) == 100 and sample == sorted(sample) and sample == timelines_to_read(everyone, 100, 1)
+    assert sample != timelines_to_read(everyone, 100, 2)
