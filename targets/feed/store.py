@@ -90,10 +90,12 @@ class Store:
                                " created_at, deleted) VALUES (?, ?, ?, ?, ?, ?, false)")
         self._by_id = p(f"SELECT {cols} FROM feed.tweets_by_id WHERE tweet_id = ?")
         self._by_author = p(f"SELECT {cols} FROM feed.tweets WHERE user_id = ? AND tweet_id < ? LIMIT ?")
-        # No ORDER BY: Cassandra refuses it with IN while paging, so each author's newest tweets
-        # after `since` come back; a delta that falls back here may skip the oldest of a burst.
+        # No ORDER BY: Cassandra refuses it with IN while paging, so each author's *newest*
+        # tweets after `since` come back (see oldest_since_by_authors).
         self._since_authors = p(f"SELECT {cols} FROM feed.tweets WHERE user_id IN ? AND tweet_id > ?"
                                 " PER PARTITION LIMIT ?")
+        self._since_author = p(f"SELECT {cols} FROM feed.tweets WHERE user_id = ? AND tweet_id > ?"
+                               " ORDER BY tweet_id ASC LIMIT ?")
         self._by_authors = p(f"SELECT {cols} FROM feed.tweets WHERE user_id IN ? AND tweet_id < ?"
                              " PER PARTITION LIMIT ?")
         self._followers = p("SELECT follower_id FROM feed.followers WHERE followee_id = ?")
@@ -243,10 +245,25 @@ class Store:
         self.session.execute(self._set_config, (name, value), timeout=10)
 
     async def oldest_since_by_authors(self, authors: list[int], since: int, per_author: int) -> list[Tweet]:
-        """The first tweets after `since` of many authors (the delta fan-in path)."""
+        """The first `per_author` tweets after `since` of each author (the delta fan-in path).
+
+        One multi-partition query answers for every author with at most `per_author` tweets
+        after `since` (it returns them all). It can only return each author's newest ones, so an
+        author with more (a burst) is asked again on its own, oldest first: else a delta would
+        skip the oldest of the burst for good.
+        """
         chunks = [authors[i:i + FAN_IN_CHUNK] for i in range(0, len(authors), FAN_IN_CHUNK)]
-        rows = await asyncio.gather(*(self._aexecute(self._since_authors, (c, since, per_author)) for c in chunks))
-        return [Tweet.from_row(r) for chunk in rows for r in chunk]
+        rows = await asyncio.gather(*(self._aexecute(self._since_authors, (c, since, per_author + 1))
+                                      for c in chunks))
+        by_author: dict[int, list[Tweet]] = {}
+        for chunk in rows:
+            for r in chunk:
+                by_author.setdefault(r.user_id, []).append(Tweet.from_row(r))
+        bursts = [a for a, tweets in by_author.items() if len(tweets) > per_author]
+        oldest = await asyncio.gather(*(self._aexecute(self._since_author, (a, since, per_author)) for a in bursts))
+        for a, burst in zip(bursts, oldest, strict=True):
+            by_author[a] = [Tweet.from_row(r) for r in burst]
+        return [t for tweets in by_author.values() for t in tweets]
 
     async def followees(self, user_id: int) -> list[int]:
         return [r.followee_id for r in await self._aexecute(self._followees, (user_id,))]

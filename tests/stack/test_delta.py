@@ -36,6 +36,24 @@ def test_a_poll_returns_what_came_after_since_oldest_first(stack: Stack, warm: b
         assert delta(c, stack, reader, new[-1])["tweets"] == []
 
 
+def test_a_burst_on_the_store_path_is_walked_oldest_first_without_a_gap(stack: Stack) -> None:
+    """With the timeline missing, a poll falls back to the store, which can only list each
+    author's newest tweets at once; an author's burst longer than a page must not lose its oldest."""
+    author, reader = 1121, 1122   # the reader's timeline is never made: every poll takes the store path
+    with httpx.Client(base_url=stack.url, timeout=10) as c:
+        c.post(f"/v1/users/{author}/follow", headers=stack.auth(reader))
+        since = post(c, stack, author, "already seen")
+        burst = [post(c, stack, author, f"burst {i}") for i in range(7)]
+        walked: list[str] = []
+        for _ in range(5):
+            page = delta(c, stack, reader, since, limit=2)
+            walked += [t["tweet_id"] for t in page["tweets"]]
+            if not page["has_more"]:
+                break
+            since = page["next_since"]
+        assert walked == burst
+
+
 def test_since_is_required_and_checked(stack: Stack) -> None:
     for query in ("", "?since=abc", "?since=5&cursor=x"):
         r = httpx.get(f"{stack.url}/v1/feed/delta{query}", headers=stack.auth(1121), timeout=5)
