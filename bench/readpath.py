@@ -25,12 +25,15 @@ import dataclasses
 import functools
 import os
 import random
+import re
 import secrets
 import tempfile
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
+import psutil
 
 from bench.locust_run import run_locust
 from harness import seeding
@@ -45,6 +48,7 @@ from workloads.scenario import resolve
 LOCUSTFILE = Path(__file__).with_name("read_locustfile.py")
 P99_LIMIT_MS = 200.0
 SATURATED_CPU = 90.0
+CPU_RATE = 300   # requests/s of the CPU-accounting step: well under both capacities
 FEED_STEPS = (50, 100, 200, 300, 400, 500, 650, 800, 1000, 1250, 1500)
 BARE_STEPS = (100, 200, 400, 600, 800, 1000, 1250, 1500, 2000, 2500, 3000, 4000, 5000, 6000, 8000)
 
@@ -80,6 +84,40 @@ def run_step(url: str, rate: float, seconds: int, env: dict[str, str], workdir: 
     busy = sorted(samples)[len(samples) // 2] if samples else 0.0   # median: spawn-up is spiky
     return Step(offered=rate, achieved=float(row["Requests/s"]), p50_ms=float(row["50%"]), p99_ms=float(row["99%"]),
                 errors=int(row["Failure Count"]), requests=int(row["Request Count"]), generator_cpu=busy)
+
+
+def cpu_seconds(runtime: LocalRuntime, extra: Sequence[ManagedProcess] = ()) -> dict[str, float]:
+    """CPU seconds used so far by each kind of stack process ("api", "redis", "toxiproxy", ...),
+    children included."""
+    pids = [(s.name, s.pid) for s in runtime.status() if s.pid] + [(p.spec.name, p.pid) for p in extra if p.pid]
+    out: dict[str, float] = {}
+    for name, pid in pids:
+        try:
+            procs = [psutil.Process(pid)]
+            procs += procs[0].children(recursive=True)
+            used = sum(t.user + t.system for t in (p.cpu_times() for p in procs))
+        except psutil.Error:
+            continue
+        kind = re.sub(r"^bare-", "", re.sub(r"-\d+$", "", name))
+        out[kind] = out.get(kind, 0.0) + used
+    return out
+
+
+def cpu_per_request(name: str, runtime: LocalRuntime, url: str, rate: float, seconds: int, env: dict[str, str],
+                    workdir: Path, extra: Sequence[ManagedProcess] = ()) -> float:
+    """One step at `rate`, with the CPU each kind of stack process spent per request (ms of one
+    core): where a request's cost goes, and so the most requests/s 2 cores could serve."""
+    before = cpu_seconds(runtime, extra)
+    step = run_step(url, rate, seconds, env, workdir)
+    after = cpu_seconds(runtime, extra)
+    served = step.achieved * seconds
+    per = {k: (after[k] - before.get(k, 0.0)) * 1000 / served for k in after if served}
+    shown = sorted(((k, v) for k, v in per.items() if v >= 0.005), key=lambda kv: -kv[1])
+    total = sum(per.values())
+    print(f"{name}: CPU per request at {step.achieved:.0f}/s, ms of one core: "
+          + ", ".join(f"{k} {v:.2f}" for k, v in shown) + f"; total {total:.2f} "
+          f"(the stack alone could serve at most {2000 / total:.0f}/s on 2 cores)", flush=True)
+    return total
 
 
 def capacity(name: str, url: str, steps: tuple[int, ...], seconds: int, env: dict[str, str],
@@ -159,9 +197,12 @@ def main() -> None:
             print(f"feed at the default campaign's steady read rate ({campaign_read_rate:.0f}/s):", flush=True)
             at_campaign = run_step(topo.api_url, campaign_read_rate, args.step_s * 2, env, workdir)
             print(at_campaign.line(), flush=True)
+            feed_cpu = cpu_per_request("GET /v1/feed", runtime, topo.api_url, CPU_RATE, args.step_s, env, workdir)
             feed_rps, _ = capacity("GET /v1/feed (the reference target)", topo.api_url, FEED_STEPS, args.step_s,
                                    env, workdir)
             bare = swap_in_bare_app(runtime, workdir)
+            bare_cpu = cpu_per_request("bare route", runtime, topo.api_url, CPU_RATE, args.step_s, env, workdir,
+                                       extra=bare)
             bare_rps, _ = capacity("bare Starlette JSON route, served the same way", topo.api_url, BARE_STEPS,
                                    args.step_s, env, workdir)
             print()
@@ -170,6 +211,8 @@ def main() -> None:
             print(f"bare route at p99 < 200 ms: {bare_rps:7.0f} requests/s")
             ratio = feed_rps / bare_rps if bare_rps else float("nan")
             print(f"ratio                    : {ratio:8.2f}   (goal >= 0.5)")
+            print(f"stack CPU per request    : feed {feed_cpu:.2f} ms, bare route {bare_cpu:.2f} ms "
+                  f"(ratio {bare_cpu / feed_cpu:.2f})")
         finally:
             for p in bare:
                 p.stop()

@@ -23,8 +23,10 @@ class EventProducer:
         self._poller.start()
 
     def _poll(self) -> None:
+        # poll() returns as soon as a delivery report is served; the timeout only bounds how
+        # often an idle producer wakes (and takes the GIL from the event loop).
         while not self._stop.is_set():
-            self.producer.poll(0.05)
+            self.producer.poll(0.5)
 
     async def publish(self, key: int, event: dict[str, Any]) -> None:
         """A tweet-path event (tweet, delete, backfill), keyed by author so they stay in order."""

@@ -67,6 +67,10 @@ def test_up_status_kill_restart_down(tmp_path: Path) -> None:
         assert feedlab("down", "--base-port", port).returncode == 0
         assert_all_gone(children)
         assert feedlab("status", "--base-port", port).returncode == 2
+        # A stopped stack's data (Redis cluster membership) must not stop the next one forming.
+        up = feedlab("up", "--base-port", port, timeout=240)
+        assert up.returncode == 0, up.stdout[-2000:] + up.stderr[-2000:]
+        assert feedlab("down", "--base-port", port).returncode == 0
     finally:
         feedlab("down", "--base-port", "25000")
         os.environ.pop("FEEDLAB_RUNS")
