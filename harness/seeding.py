@@ -18,6 +18,7 @@ import json
 import os
 import shutil
 import subprocess
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import asdict
@@ -104,18 +105,24 @@ def write_sstables(folder: Path, progress: Progress = _quiet) -> None:
     """CQLSSTableWriter over folder/graph.edges, into folder/sstables (complete, or absent)."""
     out = folder / "sstables"
     work = folder / f"sstables.{os.getpid()}.tmp"
-    shutil.rmtree(out, ignore_errors=True)
     shutil.rmtree(work, ignore_errors=True)
     argv = _java(str(WRITER), str(folder / GRAPH_EDGES), str(work), str(CREATED_AT_MS), heap="1536m")
-    with subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as proc:
-        assert proc.stdout is not None and proc.stderr is not None
+    # stderr to a file: a pipe read only at the end could fill up and stall the writer.
+    with tempfile.TemporaryFile("w+") as errors, \
+            subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=errors, text=True) as proc:
+        assert proc.stdout is not None
         for line in proc.stdout:
             progress(f"SSTables: {line.strip()}")
-        errors = proc.stderr.read()
-    if proc.returncode != 0:
-        shutil.rmtree(work, ignore_errors=True)
-        raise SeedingError(f"the SSTable writer failed (exit {proc.returncode}):\n{errors[-3000:]}")
+        proc.wait()
+        errors.seek(0)
+        if proc.returncode != 0:
+            shutil.rmtree(work, ignore_errors=True)
+            raise SeedingError(f"the SSTable writer failed (exit {proc.returncode}):\n{errors.read()[-3000:]}")
     (work / COMPLETE).write_text(f"{CREATED_AT_MS}\n")
+    if (out / COMPLETE).is_file():   # another campaign wrote the same graph's SSTables meanwhile
+        shutil.rmtree(work, ignore_errors=True)
+        return
+    shutil.rmtree(out, ignore_errors=True)   # what an interrupted writer left
     work.rename(out)
 
 

@@ -48,3 +48,12 @@ def test_an_import_that_loads_nothing_is_an_error(stack: Stack, tmp_path: Path) 
         (tmp_path / "graph" / "sstables" / "feed" / table).mkdir(parents=True)   # no SSTables in them
     with pytest.raises(seeding.SeedingError, match="after nodetool import, user 5501 has 0 followers"):
         seeding.import_edges(graph, tmp_path / "graph", stack.topo)
+
+
+def test_a_writer_failure_says_why(tmp_path: Path) -> None:
+    _graph(tmp_path / "graph", {5601: [5602]})
+    edges = tmp_path / "graph" / "graph.edges"
+    edges.write_bytes(b"NOTGRAPH" + edges.read_bytes()[8:])
+    with pytest.raises(seeding.SeedingError, match="(?s)SSTable writer failed.*not a feedlab graph.edges file"):
+        seeding.write_sstables(tmp_path / "graph")
+    assert not (tmp_path / "graph" / "sstables").exists()
