@@ -15,6 +15,7 @@ import random
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -67,6 +68,13 @@ async def _read(client: httpx.AsyncClient, secret: str, kind: str, user: int, ol
                      error=None if ids and int(ids[-1]) < oldest else "page budget exhausted")
 
 
+def _interrupt_is_not_an_error(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+    """Ctrl-C lands in whichever read is running; the harness reports the interrupted run, so
+    the task it left behind need not be logged with a traceback as the process exits."""
+    if not isinstance(context.get("exception"), KeyboardInterrupt):
+        loop.default_exception_handler(context)
+
+
 def read_back(*, base_url: str, secret: str, graph: Graph, acked: list[tuple[str, int]], run_dir: Path,
               timeline_cap: int, seed: int, max_timelines: int | None = MAX_TIMELINES,
               progress: Callable[[int, int], None] | None = None, concurrency: int = 16) -> int:
@@ -81,6 +89,7 @@ def read_back(*, base_url: str, secret: str, graph: Graph, acked: list[tuple[str
     max_pages = timeline_cap // PAGE + 2
 
     async def main() -> None:
+        asyncio.get_running_loop().set_exception_handler(_interrupt_is_not_an_error)
         sem = asyncio.Semaphore(concurrency)
         done = 0
         shown = time.monotonic()
