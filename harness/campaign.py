@@ -151,7 +151,9 @@ def run_campaign(ctx: RunContext) -> None:
                        baseline_tolerances=sc.baseline.model_dump(mode="json"))
     graph, graph_folder = seeding.prepare(sc.graph.spec(), progress=lambda m: ctx.say(f"graph: {m}"))
     seeding.copy_into(graph_folder, ctx.run_dir)
-    ctx.write_manifest(graph_hash=graph.digest())
+    ctx.write_manifest(graph_hash=graph.digest(), graph={
+        "users": graph.spec.users, "follows": graph.edge_count, "celebrities": len(graph.celebrities),
+        "push_threshold": graph.spec.push_threshold, "pull_threshold": graph.spec.pull_threshold})
     target_env = {"FEED_TOKEN_SECRET": ctx.token_secret, "FEED_PUSH_THRESHOLD": str(graph.spec.push_threshold),
                   "FEED_PULL_THRESHOLD": str(graph.spec.pull_threshold), **sc.target_env}
     runtime = LocalRuntime(topo=ctx.topo, stack_dir=ctx.run_dir / "stack", target_env=target_env,
@@ -163,6 +165,7 @@ def run_campaign(ctx: RunContext) -> None:
         t0 = time.monotonic()
         seeding.load(graph, graph_folder, ctx.topo, progress=lambda m: ctx.say(f"graph: {m}"))
         ctx.say(f"graph: loaded in {time.monotonic() - t0:.1f} s")
+        ctx.write_manifest(graph_load_s=round(time.monotonic() - t0, 1))
         _load_phase(ctx, runtime, graph)
         ctx.say("settle: waiting for the fan-out consumer group to drain")
         drained, lag, waited = wait_for_fanout(f"127.0.0.1:{ctx.topo.kafka_proxy_port}", sc.settle.deadline)

@@ -13,6 +13,7 @@ from harness import records
 from targets.feed.follow_sets import CHANGE_DEADLINE_S
 from tests.campaign.conftest import feedlab, scenario_with
 from tests.unit.conftest import RunSpec
+from workloads.graph import Graph
 
 pytestmark = pytest.mark.campaign
 
@@ -44,6 +45,8 @@ def test_smoke_campaign_passes_and_its_report_can_be_recomputed(tmp_path: Path) 
         assert graph_ops[op]["outside_faults"] < CHANGE_DEADLINE_S * 1000, graph_ops[op]
     manifest = json.loads((run / records.MANIFEST).read_text())
     assert manifest["partial"] is False and manifest["graph_hash"]
+    assert manifest["graph"]["users"] == 2000 and manifest["graph"]["celebrities"] == 2
+    assert manifest["graph"]["follows"] == Graph.read(run).edge_count > 0   # graph.edges came with the run
     faults = list(records.read_jsonl(run / records.FAULTS))
     assert len(faults) == 1 and faults[0]["target"].startswith("redis-") and faults[0]["end_t"]
     assert any(e["what"] == "failover-complete" for e in faults[0]["events"])

@@ -123,3 +123,11 @@ def test_the_rising_account_crossing_is_timed_from_the_acknowledged_follows(spec
         out.write(FollowChange(t=T0 + 5, follower=8, followee=2, following=True))   # another account
     assert rising_crossing(run) == {"account": 1, "followers_seeded": 2, "follows_added": 4, "pull_threshold": 5,
                                     "crossed_at_s": 30.0}
+
+
+def test_the_report_header_names_the_graph(spec: RunSpec, run_dir: Path) -> None:
+    spec.manifest["graph"] = {"users": 200000, "follows": 44054872, "celebrities": 20,
+                              "push_threshold": 20000, "pull_threshold": 100000}
+    run = spec.write(run_dir)
+    words = " ".join(write_reports(run_dir, run, run_all_checks(run)).read_text().split())
+    assert "graph 200,000 users, 44,054,872 follows, 20 celebrities</div>" in words
