@@ -25,7 +25,7 @@ import random
 import sys
 import time
 from array import array
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from enum import StrEnum
 from pathlib import Path
@@ -82,6 +82,7 @@ class Graph:
         self.offsets = offsets
         self.flat = flat
         self._mapped = mapped   # the file the arrays view, when read from one
+        self._digest: str | None = None
 
     @classmethod
     def from_followers(cls, spec: GraphSpec, followers: Mapping[int, Iterable[int]]) -> Graph:
@@ -121,15 +122,6 @@ class Graph:
         o = self.offsets
         return [a for a in self.user_ids if o[a + 1] > o[a]]
 
-    def iter_edges(self) -> Iterator[tuple[int, int]]:
-        """(follower, followee) pairs."""
-        for a in self.authors:
-            for f in self.followers_of(a):
-                yield f, a
-
-    def edges(self) -> list[tuple[int, int]]:
-        return list(self.iter_edges())
-
     @property
     def edge_count(self) -> int:
         return self.offsets[self.spec.users + 1]
@@ -142,10 +134,13 @@ class Graph:
         return [a for a in self.user_ids if self.follower_count(a) >= self.spec.pull_threshold]
 
     def digest(self) -> str:
-        h = hashlib.sha256(f"{self.spec.users};".encode())
-        h.update(_bytes(self.offsets))
-        h.update(_bytes(self.flat))
-        return h.hexdigest()[:16]
+        """A hash of the edges (180 MB for the large graph: computed once)."""
+        if self._digest is None:
+            h = hashlib.sha256(f"{self.spec.users};".encode())
+            h.update(_bytes(self.offsets))
+            h.update(_bytes(self.flat))
+            self._digest = h.hexdigest()[:16]
+        return self._digest
 
     @property
     def rising(self) -> int:

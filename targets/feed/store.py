@@ -7,7 +7,7 @@ fan-out worker calls the same statements synchronously.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -20,8 +20,6 @@ from cassandra.policies import RoundRobinPolicy
 from cassandra.query import BatchStatement, BatchType
 
 from targets.feed.snowflake import timestamp_ms
-
-BULK_BATCH = 200   # rows per seeding batch (one partition each)
 
 SCHEMA = Path(__file__).parent / "schema.cql"
 # Authors per fan-in query: one round trip for a median user (~150 followees), and a bounded
@@ -272,35 +270,25 @@ class Store:
         return [r.follower_id for r in self.session.execute(self._followers, (user_id,), timeout=10)]
 
     # --- bulk load (graph seeding)
-    def bulk_follow(self, edges: Iterable[tuple[int, int]], concurrency: int = 64,
-                    progress: Callable[[int, int], None] | None = None) -> None:
-        """Insert (follower, followee) edges in both directions, grouped per partition. Batches
-        are built as they are sent (a large graph's would not fit in memory at once);
-        `progress(batches_done, batches_total)` is called every 1,000 batches."""
+    def bulk_follow(self, edges: list[tuple[int, int]], concurrency: int = 64) -> None:
+        """Insert (follower, followee) edges in both directions, grouped per partition (test
+        set-ups; a campaign's graph is imported as SSTables, see harness/seeding.py)."""
         now = datetime.now(UTC)
         fwd: dict[int, list[int]] = {}
         rev: dict[int, list[int]] = {}
         for a, b in edges:
             fwd.setdefault(a, []).append(b)
             rev.setdefault(b, []).append(a)
-        groups = ((self._follow, fwd), (self._follow_rev, rev))
-        total = sum(-(-len(others) // BULK_BATCH) for _, g in groups for others in g.values())
-
-        def batches() -> Iterator[tuple[BatchStatement, None]]:
-            for stmt, by_key in groups:
-                for key, others in by_key.items():
-                    for start in range(0, len(others), BULK_BATCH):
-                        # A batch within one partition is applied as a single mutation: cheap.
-                        b = BatchStatement(batch_type=BatchType.UNLOGGED)
-                        for other in others[start:start + BULK_BATCH]:
-                            b.add(stmt, (key, other, now))
-                        yield b, None
-
-        done = 0
-        for ok, res in execute_concurrent(self.session, batches(), concurrency=concurrency,
-                                          raise_on_first_error=True, results_generator=True):
+        batches: list[tuple[BatchStatement, None]] = []
+        for stmt, groups in ((self._follow, fwd), (self._follow_rev, rev)):
+            for key, others in groups.items():
+                for start in range(0, len(others), 200):
+                    # A batch within one partition is applied as a single mutation: cheap.
+                    b = BatchStatement(batch_type=BatchType.UNLOGGED)
+                    for other in others[start:start + 200]:
+                        b.add(stmt, (key, other, now))
+                    batches.append((b, None))
+        results = execute_concurrent(self.session, batches, concurrency=concurrency, raise_on_first_error=True)
+        for ok, res in results:
             if not ok:
                 raise RuntimeError(f"bulk follow failed: {res}")
-            done += 1
-            if progress and done % 1000 == 0:
-                progress(done, total)
