@@ -338,11 +338,17 @@ class Feed:
         return [with_engagement(cached[i], likes.get(i, 0)) for i in live]
 
     async def rebuild(self, user_id: int) -> None:
-        """Repopulate a missing timeline from the store (best effort: the next miss tries again)."""
+        """Repopulate a missing timeline from the store (best effort: the next miss tries again).
+
+        The timeline is created whole from a store read, then the read is repeated: fan-out skips
+        timelines that do not exist, so a tweet stored after the first read and fanned out before
+        the timeline existed would otherwise reach it by neither path. (Opening the timeline
+        first instead let readers see it half-filled until the store read was added.)
+        """
         try:
-            await self.cache.open_timeline(user_id)
-            ids = await self.fan_in(user_id, None, self.s.timeline_cap, per_author=REBUILD_PER_AUTHOR)
-            await self.cache.rebuild(user_id, ids, self.s.timeline_cap)
+            for _ in range(2):
+                ids = await self.fan_in(user_id, None, self.s.timeline_cap, per_author=REBUILD_PER_AUTHOR)
+                await self.cache.rebuild(user_id, ids, self.s.timeline_cap)
         except Exception:  # noqa: BLE001 - logged; a cache or store outage must not escape
             log.warning("timeline rebuild for %s failed", user_id, exc_info=True)
 

@@ -16,8 +16,9 @@ rebuild from the store on every read. Being the lowest entry it is the first one
 Fan-out only appends to timelines that exist (`_APPEND`, atomic per timeline). A timeline that
 is missing (never built, expired, or lost with a shard that restarted empty) is rebuilt from the
 store on its next read; were fan-out to recreate it, it would hold only the newest tweets and
-readers would silently miss the older ones. The rebuild creates the key before it reads the
-store, so a tweet fanned out meanwhile lands in it, and one stored earlier is in the read.
+readers would silently miss the older ones. The rebuild creates the key whole from a store
+read (one ZADD, so no reader sees it half-filled), then reads the store again: a tweet fanned
+out before the key existed was stored before that second read.
 """
 
 from __future__ import annotations
@@ -153,17 +154,12 @@ class FeedCache:
             return None
         return [i for i in (int(m) for m in raw if m != SENTINEL) if i > since_id][:limit]
 
-    async def open_timeline(self, user_id: int) -> None:
-        """Step 1 of a rebuild: make the key exist, so fan-out appends to it from now on."""
-        await self.rc.zadd(timeline_key(user_id), {SENTINEL: 0.0})
-        await self.rc.expire(timeline_key(user_id), TIMELINE_TTL_S)
-
     async def rebuild(self, user_id: int, ids: list[int], cap: int) -> None:
-        """Step 2: add what the store fan-in found (ZADD is a union: fan-out writes since step 1 stay)."""
+        """Add what the store fan-in found, with the sentinel, in one ZADD: a missing timeline
+        comes into existence whole, never half-filled for a reader to see. ZADD is a union, so
+        fan-out writes already there stay."""
         key = timeline_key(user_id)
-        members = {str(i): float(timestamp_ms(i)) for i in ids[:cap]}
-        if members:
-            await self.rc.zadd(key, members)
+        await self.rc.zadd(key, {SENTINEL: 0.0, **{str(i): float(timestamp_ms(i)) for i in ids[:cap]}})
         await self.rc.zremrangebyrank(key, 0, -(cap + 2))
         await self.rc.expire(key, TIMELINE_TTL_S)
 
