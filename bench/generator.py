@@ -39,7 +39,7 @@ from workloads.graph import Graph, GraphSize, GraphSpec, generate
 from workloads.scenario import resolve
 
 PLAIN_LOCUSTFILE = Path(__file__).with_name("plain_locustfile.py")
-FEEDLAB_STEPS = (250, 500, 1000, 2000, 3000, 4000, 5000, 6000, 7000, 8000)
+FEEDLAB_STEPS = (250, 500, 1000, 2000, 3000, 4000, 5000, 6000, 7000, 8000, 9000, 10000, 12000)
 LATE_SHARE_MAX = 0.01
 
 
