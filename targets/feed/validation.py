@@ -42,9 +42,7 @@ def parse_new_tweet(body: bytes) -> NewTweet:
     text = data.get("text")
     if not isinstance(text, str) or not text.strip() or visible_length(text) > MAX_TEXT:
         raise ApiError(400, "bad_text", f"text must be 1 to {MAX_TEXT} characters, not only white space")
-    media = data.get("media_ids")
-    if media is None:
-        media = []
+    media = data.get("media_ids", [])   # absent is none; null is not a list (the OpenAPI document)
     if not isinstance(media, list) or len(media) > MAX_MEDIA or \
             not all(isinstance(m, str) and 0 < len(m) <= 64 for m in media) or len(set(media)) != len(media):
         raise ApiError(400, "bad_media_ids", f"media_ids must be a list of at most {MAX_MEDIA} distinct media ids")

@@ -77,6 +77,7 @@ def test_a_user_acts_only_as_itself(client: httpx.Client, stack: Stack) -> None:
     (b'{"text": "' + b"x" * 281 + b'"}', "bad_text"),
     (b'{"text": 5}', "bad_text"),
     (b'{"text": "ok", "media_ids": "m1"}', "bad_media_ids"),
+    (b'{"text": "ok", "media_ids": null}', "bad_media_ids"),   # found by schemathesis: not nullable
     (b'{"text": "ok", "reply_to_tweet_id": 12}', "bad_reply_to"),
 ])
 def test_bad_posts_get_a_4xx_with_a_code(client: httpx.Client, stack: Stack, body: bytes, code: str) -> None:
