@@ -15,7 +15,7 @@ import logging
 import re
 import time
 import uuid
-from collections.abc import AsyncIterator, Coroutine
+from collections.abc import AsyncIterator, Collection, Coroutine
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -35,7 +35,7 @@ from targets.feed.auth import user_from_header
 from targets.feed.cache import CACHE_DOWN, FeedCache, display_count, notify_channel
 from targets.feed.errors import ApiError, json_response
 from targets.feed.events import EventProducer
-from targets.feed.follow_sets import FollowSets
+from targets.feed.follow_sets import FollowSets, following_key
 from targets.feed.guards import Idempotency, RateLimit
 from targets.feed.preheat import Preheater
 from targets.feed.pulled import PulledTweets
@@ -187,19 +187,20 @@ class Feed:
         (or the store fan-in when it is missing or its shard is down), with the followed pull-tier
         authors merged in; and the accounts the user follows now (read beside the timeline)."""
         self.preheater.saw(user)
-        following_read = asyncio.ensure_future(self.following(user))
         try:
-            ids = await self.cache.timeline_page(user, before, n)
-            TIMELINE_CACHE.labels("hit" if ids is not None else "miss").inc()
-            if ids is None:
-                DEGRADED.labels("cache_miss").inc()
-                ids = await self.fan_in(user, before, n, following=await following_read)
-                self.rebuild_later(user)
+            ids, beside = await self.cache.timeline_page(user, before, n, beside=following_key(user))
         except CACHE_DOWN as exc:
             cache_failed("timeline", exc)
             DEGRADED.labels("redis_error").inc()
-            ids = await self.fan_in(user, before, n, following=await following_read)
-        following = await following_read
+            following = set(await self.store.followees(user))
+            ids = await self.fan_in(user, before, n, following=following)
+        else:
+            following = await self.following(user, beside)
+            TIMELINE_CACHE.labels("hit" if ids is not None else "miss").inc()
+            if ids is None:
+                DEGRADED.labels("cache_miss").inc()
+                ids = await self.fan_in(user, before, n, following=following)
+                self.rebuild_later(user)
         return await self.merge_celebrities(before, n, ids, following), following
 
     async def delta_ids(self, user: int, since: int, n: int) -> tuple[list[int], set[int]]:
@@ -207,16 +208,17 @@ class Feed:
         store when it is missing or down, plus the followed pull-tier authors); and the
         accounts the user follows now."""
         self.preheater.saw(user)
-        following_read = asyncio.ensure_future(self.following(user))
         ids: list[int] | None = None
         try:
-            ids = await self.cache.timeline_since(user, since, n)
-            if ids is None:
-                DEGRADED.labels("cache_miss").inc()
+            ids, beside = await self.cache.timeline_since(user, since, n, beside=following_key(user))
         except CACHE_DOWN as exc:
             cache_failed("timeline_delta", exc)
             DEGRADED.labels("redis_error").inc()
-        following = await following_read
+            following = set(await self.store.followees(user))
+        else:
+            following = await self.following(user, beside)
+            if ids is None:
+                DEGRADED.labels("cache_miss").inc()
         if ids is None:
             ids = await self._delta_fan_in(user, [user, *sorted(following)], since, n)
         followed = await self.followed_pull_authors(following)
@@ -260,13 +262,13 @@ class Feed:
             return set()
         return await self.pull_tier() & following
 
-    async def following(self, user: int) -> set[int]:
-        """Whom `user` follows now: the cached follow set, else the store (and the set cached
-        for the next read)."""
+    async def following(self, user: int, cached: Collection[str]) -> set[int]:
+        """Whom `user` follows now: the cached follow set (`cached`: its members, read beside
+        the timeline), else the store (and the set cached for the next read)."""
+        found = self.follows.read(user, cached)
+        if found is not None:
+            return found
         try:
-            found = await self.follows.members(user)
-            if found is not None:
-                return found
             generation = await self.follows.generation(user)
         except CACHE_DOWN as exc:
             cache_failed("follow_set", exc)

@@ -83,6 +83,23 @@ return -1
 """
 
 
+# A reader's first question in one round trip: a page of the timeline, and the members of a set in
+# the same slot (the reader's follow set, for the unfollow filter and the celebrity merge).
+# Two commands cost the API 70 µs more CPU per page than this script. KEYS: timeline, set.
+# ARGV: 'newest' (newest first, up to score ARGV[2]) or 'since' (oldest first, from ARGV[2]),
+# count. The third reply is whether the timeline exists (an empty page may mean either).
+_PAGE_AND_SET = """#!lua flags=no-writes
+local page
+if ARGV[1] == 'newest' then
+  page = redis.call('ZREVRANGEBYSCORE', KEYS[1], ARGV[2], '-inf', 'LIMIT', 0, ARGV[3])
+else
+  page = redis.call('ZRANGEBYSCORE', KEYS[1], ARGV[2], '+inf', 'LIMIT', 0, ARGV[3])
+end
+local exists = 1
+if #page == 0 then exists = redis.call('EXISTS', KEYS[1]) end
+return {page, redis.call('SMEMBERS', KEYS[2]), exists}
+"""
+
 # Hydration reads a page's tweet objects and like counters: as many slots as the page has tweets.
 # redis-py's mget_nonatomic sends one MGET per slot; this script reads all the keys one node
 # serves in one command instead (Redis 7's allow-cross-slot-keys), which cut the API's CPU per
@@ -142,32 +159,39 @@ class FeedCache:
             decode_responses=True, socket_timeout=0.5, socket_connect_timeout=0.5,
             require_full_coverage=False, cluster_error_retry_attempts=1,
         )
+        self._page_and_set_script = self.rc.register_script(_PAGE_AND_SET)
 
     async def close(self) -> None:
         await self.rc.aclose()
 
-    async def timeline_page(self, user_id: int, before_id: int | None, limit: int) -> list[int] | None:
-        """Up to `limit` ids older than `before_id` (newest first); None when the key is absent."""
-        key = timeline_key(user_id)
+    async def timeline_page(self, user_id: int, before_id: int | None, limit: int,
+                            beside: str) -> tuple[list[int] | None, list[str]]:
+        """Up to `limit` ids older than `before_id`, newest first (None when the timeline is
+        absent); and the members of the set `beside`, a key in the user's slot."""
         top = "+inf" if before_id is None else timestamp_ms(before_id)
         # A little more than asked: ties on the boundary millisecond are filtered below.
-        raw = cast(list[str], await self.rc.zrevrangebyscore(key, top, "-inf", start=0, num=limit + 32))
-        if not raw:
-            return None if not await self.rc.exists(key) else []
+        raw, members, exists = await self._page_and_set(user_id, beside, "newest", top, limit + 32)
+        if not exists:
+            return None, members
         ids = [int(m) for m in raw if m != SENTINEL]
         if before_id is not None:
             ids = [i for i in ids if i < before_id]
-        return ids[:limit]
+        return ids[:limit], members
 
-    async def timeline_since(self, user_id: int, since_id: int, limit: int) -> list[int] | None:
+    async def timeline_since(self, user_id: int, since_id: int, limit: int,
+                             beside: str) -> tuple[list[int] | None, list[str]]:
         """Up to `limit` ids newer than `since_id`, oldest first (a delta poll resumes from its
-        last item); None when the timeline is absent."""
-        key = timeline_key(user_id)
-        raw = cast(list[str], await self.rc.zrangebyscore(key, timestamp_ms(since_id), "+inf", start=0,
-                                                          num=limit + 32))
-        if not raw and not await self.rc.exists(key):
-            return None
-        return [i for i in (int(m) for m in raw if m != SENTINEL) if i > since_id][:limit]
+        last item; None when the timeline is absent); and the members of the set `beside`."""
+        raw, members, exists = await self._page_and_set(user_id, beside, "since", timestamp_ms(since_id), limit + 32)
+        if not exists:
+            return None, members
+        return [i for i in (int(m) for m in raw if m != SENTINEL) if i > since_id][:limit], members
+
+    async def _page_and_set(self, user_id: int, beside: str, direction: str, bound: int | str,
+                            count: int) -> tuple[list[str], list[str], bool]:
+        raw, members, exists = await self._page_and_set_script(keys=[timeline_key(user_id), beside],
+                                                               args=[direction, bound, count])
+        return raw, members, bool(exists)
 
     async def rebuild(self, user_id: int, ids: list[int], cap: int) -> None:
         """Add what the store fan-in found, with the sentinel, in one ZADD: a missing timeline

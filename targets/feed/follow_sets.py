@@ -28,8 +28,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Iterable
-from typing import cast
+from collections.abc import Callable, Collection, Iterable
 
 import redis
 import redis.asyncio
@@ -114,14 +113,17 @@ class FollowSets:
         for client in self._nodes.values():
             await client.aclose()
 
-    async def members(self, user_id: int) -> set[int] | None:
-        """Whom `user_id` follows, or None when the set is not cached (or may be stale)."""
+    def read(self, user_id: int, raw: Collection[str]) -> set[int] | None:
+        """The follow set from the members of `following:{user_id}` as read (beside the
+        timeline, say); None when it was not cached, or may be stale."""
         if following_key(user_id) in self._unconfirmed:
             LOOKUPS.labels("following", "unconfirmed").inc()
             return None
-        raw = cast(set[str], await self.rc.smembers(following_key(user_id)))
-        LOOKUPS.labels("following", "hit" if raw else "miss").inc()
-        return set(members(raw)) if raw else None
+        if not raw:   # Redis has no empty sets: a cached set holds at least the sentinel
+            LOOKUPS.labels("following", "miss").inc()
+            return None
+        LOOKUPS.labels("following", "hit").inc()
+        return {int(m) for m in raw if m != SENTINEL}
 
     async def generation(self, user_id: int) -> str:
         return str(await self.rc.get(generation_key(following_key(user_id))) or "")
