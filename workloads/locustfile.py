@@ -129,8 +129,8 @@ class FeedWorkload(User):
     """Requests go through geventhttpclient's pooled HTTPClient, the library under Locust's
     FastHttpUser, without FastHttpUser's session on top: feedlab records every request itself
     (history.jsonl, read into HDR histograms), so Locust's per-request events and statistics,
-    cookie jar and redirect handling would be duplicate work. They were a fifth of the load
-    process's CPU (bench.generator)."""
+    cookie jar and redirect handling would be duplicate work. At 4,000 arrivals/s they took the
+    process from 0.40 to 0.72 cores (bench.generator)."""
 
     wait_time = constant(0)
     concurrency = 200            # pooled connections of this process
@@ -138,7 +138,8 @@ class FeedWorkload(User):
     connection_timeout = 5.0
 
     def on_start(self) -> None:
-        assert self.host, "the harness passes --host"
+        if not self.host:
+            raise ValueError("no target: run Locust with --host (the harness always passes it)")
         self.http = HTTPClient.from_url(self.host, concurrency=self.concurrency, network_timeout=self.network_timeout,
                                         connection_timeout=self.connection_timeout)
         index = int(getattr(self.environment.runner, "worker_index", 0) or 0)
