@@ -39,6 +39,10 @@ TABLES = ("follows", "followers")
 WRITER = Path(__file__).parent / "java" / "GraphSSTables.java"
 TOOLS_LOGBACK = Path(__file__).parent / "java" / "tools-logback.xml"
 COMPLETE = "complete"
+# A cached graph no campaign has used for this long is removed (the large one is about 670 MB,
+# and each spec, --users or --seed adds one). Runs keep theirs: they hold hard links or copies.
+LAST_USED = "last-used"
+UNUSED_DAYS = 14
 
 Progress = Callable[[str], None]
 
@@ -59,6 +63,7 @@ def graph_folder(spec: GraphSpec) -> Path:
 def prepare(spec: GraphSpec, progress: Progress = _quiet) -> tuple[Graph, Path]:
     """The graph of `spec` (mapped from the cache) and its cache folder, holding its SSTables."""
     folder = graph_folder(spec)
+    prune(folder.parent, keep=folder)
     graph = _cached_graph(folder)
     if graph is None:
         started = time.monotonic()
@@ -71,7 +76,23 @@ def prepare(spec: GraphSpec, progress: Progress = _quiet) -> tuple[Graph, Path]:
         started = time.monotonic()
         write_sstables(folder, progress)
         progress(f"wrote {2 * graph.edge_count:,} rows as SSTables in {time.monotonic() - started:.1f} s (cached)")
+    (folder / LAST_USED).touch()
     return graph, folder
+
+
+def prune(graphs: Path, keep: Path, unused_days: float = UNUSED_DAYS) -> list[Path]:
+    """Remove the cached graphs (other than `keep`) unused for `unused_days`; the removed."""
+    cutoff = time.time() - unused_days * 86400
+    removed = []
+    for folder in graphs.iterdir() if graphs.is_dir() else ():
+        if folder == keep or not folder.is_dir():
+            continue
+        marker = folder / LAST_USED
+        used = (marker if marker.exists() else folder).stat().st_mtime
+        if used < cutoff:
+            shutil.rmtree(folder, ignore_errors=True)
+            removed.append(folder)
+    return removed
 
 
 def _cached_graph(folder: Path) -> Graph | None:
