@@ -81,7 +81,7 @@ def prepare(spec: GraphSpec, progress: Progress = _quiet) -> tuple[Graph, Path]:
 
 
 def prune(graphs: Path, keep: Path, unused_days: float = UNUSED_DAYS) -> list[Path]:
-    """Remove the cached graphs (other than `keep`) unused for `unused_days`; the removed."""
+    """Remove the cached graphs (other than `keep`) unused for `unused_days`; return those removed."""
     cutoff = time.time() - unused_days * 86400
     removed = []
     for folder in graphs.iterdir() if graphs.is_dir() else ():
