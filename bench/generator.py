@@ -25,22 +25,18 @@ import json
 import secrets
 import statistics
 import tempfile
-import time
 from pathlib import Path
 
 from bench.locust_run import run_locust
-from harness import records
-from harness.load import LoadGenerator
+from bench.open_load import OpenStep, run_open_load
 from harness.runtime.component import port_open
 from harness.runtime.nginx import scratch_paths
 from harness.runtime.process import ManagedProcess, ProcessSpec, wait_until
-from workloads.arrivals import ArrivalPlan
 from workloads.graph import Graph, GraphSize, GraphSpec, generate
 from workloads.scenario import resolve
 
 PLAIN_LOCUSTFILE = Path(__file__).with_name("plain_locustfile.py")
 FEEDLAB_STEPS = (250, 500, 1000, 2000, 3000, 4000, 5000, 6000, 7000, 8000, 9000, 10000, 12000)
-LATE_SHARE_MAX = 0.01
 
 
 def body_2kb() -> str:
@@ -88,28 +84,11 @@ def plain_locust(url: str, seconds: int, workdir: Path) -> tuple[float, float]:
     return float(row["Requests/s"]), _busy(samples[2:])
 
 
-def feedlab_step(url: str, rate: float, seconds: int, workdir: Path, graph: Graph) -> dict[str, float]:
-    run_dir = workdir / f"feedlab-{int(rate)}"
-    run_dir.mkdir()
-    graph.write(run_dir)
+def feedlab_step(url: str, rate: float, seconds: int, workdir: Path, graph: Graph) -> OpenStep:
     mix = resolve("smoke").workload.phases[0].rates.as_dict()
     total = sum(mix.values())
-    plan = ArrivalPlan.from_phases([{"name": "steady", "duration": seconds, "ramp": 0,
-                                     "rates": {op: rate * r / total for op, r in mix.items()}}])
-    gen = LoadGenerator(run_dir=run_dir, host=url, plan=plan, token_secret=secrets.token_hex(16), seed=1)
-    start = gen.start()
-    try:
-        time.sleep(max(0.0, gen.load_end + 3 - time.time()))   # the plan's end, plus the last answers
-    finally:
-        gen.stop()
-    cpu = [s["cpu_percent"] for s in records.read_jsonl(run_dir / records.GENERATOR)
-           if start + 2 <= s["t"] <= start + seconds]
-    sent = [r for r in records.read_jsonl(run_dir / records.HISTORY) if r["status"] > 0]
-    arrivals = list(records.read_jsonl(run_dir / records.ARRIVALS))
-    due = sum(a["due"] for a in arrivals)
-    late = sum(a["late"] for a in arrivals)
-    return {"offered": rate, "achieved": len(sent) / seconds, "cores": _busy(cpu),
-            "dropped": sum(a["dropped"] for a in arrivals), "late_share": late / max(1, due)}
+    return run_open_load(url, {op: rate * r / total for op, r in mix.items()}, seconds,
+                         workdir / f"feedlab-{int(rate)}", graph, secrets.token_hex(16))
 
 
 def main() -> None:
@@ -130,12 +109,12 @@ def main() -> None:
             best = None
             for rate in FEEDLAB_STEPS:
                 step = feedlab_step(url, rate, args.step_s, workdir, graph)
-                valid = step["dropped"] == 0 and step["late_share"] <= LATE_SHARE_MAX
-                per_core = step["achieved"] / step["cores"] if step["cores"] else float("nan")
-                print(f"feedlab workload, offered {rate:5.0f}/s: achieved {step['achieved']:7.1f}/s on "
-                      f"{step['cores']:.2f} cores = {per_core:7.0f} per core; dropped {step['dropped']:.0f}, "
-                      f"late {step['late_share']:.1%}{'' if valid else '  (generator invalid: stop)'}", flush=True)
-                if not valid:
+                per_core = step.achieved / step.cores if step.cores else float("nan")
+                print(f"feedlab workload, offered {rate:5.0f}/s: achieved {step.achieved:7.1f}/s on "
+                      f"{step.cores:.2f} cores = {per_core:7.0f} per core; dropped {step.dropped}, "
+                      f"late {step.late_share:.1%}{'' if step.generator_valid else '  (generator invalid: stop)'}",
+                      flush=True)
+                if not step.generator_valid:
                     break
                 best = (step, per_core)
             print()
@@ -143,7 +122,7 @@ def main() -> None:
                 print("feedlab's workload was not valid at the lowest step")
                 return
             step, per_core = best
-            print(f"feedlab workload at its highest valid step ({step['offered']:.0f}/s): {per_core:7.0f} requests/s "
+            print(f"feedlab workload at its highest valid step ({step.offered:.0f}/s): {per_core:7.0f} requests/s "
                   "per core")
             print(f"plain Locust FastHttpUser                     : {plain_per_core:7.0f} requests/s per core")
             print(f"ratio                                         : {per_core / plain_per_core:7.2f}   (goal >= 0.8)")

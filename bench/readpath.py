@@ -9,14 +9,17 @@ campaign's steady read rate (goal < 50 ms). Prints figures; asserts nothing.
    API until timelines hold a few pages, wait for fan-out to drain, read every user's feed
    once, warm up for one step at the campaign's read rate (steady state: follow sets and
    timelines cached).
-2. Feed: step the offered rate up (Locust FastHttpUser, constant throughput per user, users
-   sized so each one's budget stays far above the latency) until p99 >= 200 ms, errors >= 1 %
-   or the achieved rate falls below 90 % of the offered one.
+2. Feed: step the offered rate up (feedlab's own load process, the campaigns' open model:
+   feed reads by power-law users, 30 % of them reading a second page) until p99 >= 200 ms,
+   errors >= 1 %, or the generator could not keep its schedule (an arrival dropped, more than
+   1 % late, or 90 % of a core busy).
 3. Bare route: the API instances are replaced by the bare app on the same ports; same steps.
 
-Latency is Locust's, measured from the actual send; the generator's CPU is sampled each step
-and a step it saturated (>= 90 % of a core) is marked, since its p99 then belongs to the
-generator. Locust here is one process on one of the machine's cores, the target has the rest.
+Latency is measured from each request's intended send time (coordinated omission counted), as
+in a campaign. Locust's FastHttpUser with a constant throughput per user, used here before,
+added latency of its own that grew with the rate (20 ms p50 at 1,000/s against the bare app
+alone, where this generator measures 1 ms), which capped both sides by p99 long before their
+CPU. The load process runs on the same 2 cores as the target.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import functools
-import os
+import itertools
 import random
 import re
 import secrets
@@ -36,17 +39,16 @@ from pathlib import Path
 import httpx
 import psutil
 
-from bench.locust_run import run_locust
+from bench.open_load import OpenStep, run_open_load
 from harness import seeding
 from harness.runtime.local import LocalRuntime
 from harness.runtime.process import ManagedProcess, wait_until
 from harness.settle import wait_for_fanout
 from harness.topology import Topology
 from targets.feed.auth import issue_token
-from workloads.graph import GraphSize, GraphSpec
+from workloads.graph import Graph, GraphSize, GraphSpec
 from workloads.scenario import resolve
 
-LOCUSTFILE = Path(__file__).with_name("read_locustfile.py")
 P99_LIMIT_MS = 200.0
 SATURATED_CPU = 90.0
 CPU_RATE = 300   # requests/s of the CPU-accounting step: well under both capacities
@@ -55,36 +57,36 @@ BARE_STEPS = (100, 200, 400, 600, 800, 1000, 1250, 1500, 2000, 2500, 3000, 4000,
 
 
 @dataclasses.dataclass(frozen=True)
-class Step:
-    offered: float
-    achieved: float
-    p50_ms: float
-    p99_ms: float
-    errors: int
-    requests: int
-    generator_cpu: float
-
-    @property
-    def holds(self) -> bool:
-        return (self.p99_ms < P99_LIMIT_MS and self.errors < 0.01 * max(1, self.requests)
-                and self.achieved >= 0.9 * self.offered and self.generator_cpu < SATURATED_CPU)
-
-    def line(self) -> str:
-        flag = "" if self.generator_cpu < SATURATED_CPU else "  GENERATOR SATURATED"
-        return (f"  offered {self.offered:6.0f}/s  achieved {self.achieved:7.1f}/s  p50 {self.p50_ms:6.1f} ms  "
-                f"p99 {self.p99_ms:6.1f} ms  errors {self.errors:5d}/{self.requests:<6d} "
-                f"generator cpu {self.generator_cpu:5.1f} %{flag}")
+class Load:
+    """What every step needs: the seeded graph, the token secret, a folder for run directories."""
+    graph: Graph
+    secret: str
+    workdir: Path
+    steps: itertools.count[int] = dataclasses.field(default_factory=itertools.count)
 
 
-def run_step(url: str, rate: float, seconds: int, env: dict[str, str], workdir: Path) -> Step:
-    users = max(10, int(rate // 4))
-    prefix = workdir / f"step-{int(rate)}"
-    step_env = {**env, "BENCH_RATE_PER_USER": str(rate / users)}
-    row, samples = run_locust(LOCUSTFILE, url, users=users, seconds=seconds, prefix=prefix,
-                              log=workdir / "locust.log", env=step_env)
-    busy = sorted(samples)[len(samples) // 2] if samples else 0.0   # median: spawn-up is spiky
-    return Step(offered=rate, achieved=float(row["Requests/s"]), p50_ms=float(row["50%"]), p99_ms=float(row["99%"]),
-                errors=int(row["Failure Count"]), requests=int(row["Request Count"]), generator_cpu=busy)
+def holds(step: OpenStep) -> bool:
+    return (step.p99_ms < P99_LIMIT_MS and step.errors < 0.01 * max(1, step.requests) and step.generator_valid
+            and step.cores * 100 < SATURATED_CPU)
+
+
+def line(step: OpenStep) -> str:
+    if step.cores * 100 >= SATURATED_CPU:
+        flag = "  GENERATOR SATURATED"
+    elif step.dropped:
+        flag = "  ARRIVALS DROPPED (the target held the generator's 1,000 requests in flight)"
+    elif not step.generator_valid:
+        flag = "  ARRIVALS LATE"
+    else:
+        flag = ""
+    return (f"  offered {step.offered:6.0f}/s  achieved {step.achieved:7.1f}/s  p50 {step.p50_ms:6.1f} ms  "
+            f"p99 {step.p99_ms:6.1f} ms  errors {step.errors:5d}/{step.requests:<6d} "
+            f"generator {step.cores * 100:5.1f} % of a core, dropped {step.dropped}, late {step.late_share:.1%}{flag}")
+
+
+def run_step(url: str, rate: float, seconds: int, load: Load) -> OpenStep:
+    return run_open_load(url, {"feed": rate}, seconds, load.workdir / f"step-{next(load.steps)}-{int(rate)}",
+                         load.graph, load.secret)
 
 
 def cpu_seconds(runtime: LocalRuntime, extra: Sequence[ManagedProcess] = ()) -> dict[str, float]:
@@ -104,12 +106,12 @@ def cpu_seconds(runtime: LocalRuntime, extra: Sequence[ManagedProcess] = ()) -> 
     return out
 
 
-def cpu_per_request(name: str, runtime: LocalRuntime, url: str, rate: float, seconds: int, env: dict[str, str],
-                    workdir: Path, extra: Sequence[ManagedProcess] = ()) -> float:
+def cpu_per_request(name: str, runtime: LocalRuntime, url: str, rate: float, seconds: int, load: Load,
+                    extra: Sequence[ManagedProcess] = ()) -> float:
     """One step at `rate`, with the CPU each kind of stack process spent per request (ms of one
     core): where a request's cost goes, and so the most requests/s 2 cores could serve."""
     before = cpu_seconds(runtime, extra)
-    step = run_step(url, rate, seconds, env, workdir)
+    step = run_step(url, rate, seconds, load)
     after = cpu_seconds(runtime, extra)
     served = step.achieved * seconds
     per = {k: (after[k] - before.get(k, 0.0)) * 1000 / served for k in after if served}
@@ -121,16 +123,15 @@ def cpu_per_request(name: str, runtime: LocalRuntime, url: str, rate: float, sec
     return total
 
 
-def capacity(name: str, url: str, steps: tuple[int, ...], seconds: int, env: dict[str, str],
-             workdir: Path) -> tuple[float, list[Step]]:
+def capacity(name: str, url: str, steps: tuple[int, ...], seconds: int, load: Load) -> tuple[float, list[OpenStep]]:
     """The highest achieved rate of a step that held; stepping stops at the first that did not."""
     print(f"{name}:", flush=True)
     best, done = 0.0, []
     for rate in steps:
-        step = run_step(url, rate, seconds, env, workdir)
+        step = run_step(url, rate, seconds, load)
         done.append(step)
-        print(step.line(), flush=True)
-        if not step.holds:
+        print(line(step), flush=True)
+        if not holds(step):
             break
         best = max(best, step.achieved)
     return best, done
@@ -200,24 +201,22 @@ def main() -> None:
             print(f"posting {args.tweets} tweets through the API ...", flush=True)
             fill_timelines(topo.api_url, secret, users, args.tweets)
             wait_for_fanout(f"127.0.0.1:{topo.kafka_proxy_port}", deadline_s=300)
-            env = {**os.environ, "BENCH_TOKEN_SECRET": secret, "BENCH_GRAPH_USERS": str(len(users))}
+            load = Load(graph=graph, secret=secret, workdir=workdir / "load")
             print(f"reading each of the {len(users)} users' feeds once ...", flush=True)
             read_every_feed(topo.api_url, secret, users)
 
             print(f"warm-up at the default campaign's steady read rate ({campaign_read_rate:.0f}/s), not counted:",
                   flush=True)
-            print(run_step(topo.api_url, campaign_read_rate, args.step_s, env, workdir).line(), flush=True)
+            print(line(run_step(topo.api_url, campaign_read_rate, args.step_s, load)), flush=True)
             print(f"feed at the default campaign's steady read rate ({campaign_read_rate:.0f}/s):", flush=True)
-            at_campaign = run_step(topo.api_url, campaign_read_rate, args.step_s * 2, env, workdir)
-            print(at_campaign.line(), flush=True)
-            feed_cpu = cpu_per_request("GET /v1/feed", runtime, topo.api_url, CPU_RATE, args.step_s, env, workdir)
-            feed_rps, _ = capacity("GET /v1/feed (the reference target)", topo.api_url, FEED_STEPS, args.step_s,
-                                   env, workdir)
+            at_campaign = run_step(topo.api_url, campaign_read_rate, args.step_s * 2, load)
+            print(line(at_campaign), flush=True)
+            feed_cpu = cpu_per_request("GET /v1/feed", runtime, topo.api_url, CPU_RATE, args.step_s, load)
+            feed_rps, _ = capacity("GET /v1/feed (the reference target)", topo.api_url, FEED_STEPS, args.step_s, load)
             bare = swap_in_bare_app(runtime, workdir)
-            bare_cpu = cpu_per_request("bare route", runtime, topo.api_url, CPU_RATE, args.step_s, env, workdir,
-                                       extra=bare)
+            bare_cpu = cpu_per_request("bare route", runtime, topo.api_url, CPU_RATE, args.step_s, load, extra=bare)
             bare_rps, _ = capacity("bare Starlette JSON route, served the same way", topo.api_url, BARE_STEPS,
-                                   args.step_s, env, workdir)
+                                   args.step_s, load)
             print()
             print(f"feed p99 at {campaign_read_rate:.0f} reads/s : {at_campaign.p99_ms:8.1f} ms   (goal < 50 ms)")
             print(f"feed at p99 < 200 ms     : {feed_rps:8.0f} requests/s")

@@ -1,0 +1,62 @@
+"""One step of feedlab's own load process (harness.load.LoadGenerator running
+workloads/locustfile.py: open model, latency from each request's intended time) at fixed
+arrival rates against any URL, and what it measured: the benchmarks' shared load step."""
+
+from __future__ import annotations
+
+import dataclasses
+import statistics
+import time
+from pathlib import Path
+
+from harness import records
+from harness.checks.stats import latency_summary
+from harness.load import LoadGenerator
+from workloads.arrivals import ArrivalPlan
+from workloads.graph import Graph
+
+LATE_SHARE_MAX = 0.01
+
+
+@dataclasses.dataclass(frozen=True)
+class OpenStep:
+    offered: float        # arrivals/s of the plan
+    achieved: float       # answered requests/s (a feed arrival may read a second page)
+    requests: int
+    errors: int           # no answer, or a 5xx
+    p50_ms: float
+    p99_ms: float         # from the intended send time
+    cores: float          # the load process's CPU, median of its 1 s samples
+    dropped: int
+    late_share: float
+
+    @property
+    def generator_valid(self) -> bool:
+        """The generator kept its schedule: nothing dropped, at most 1 % of arrivals late."""
+        return self.dropped == 0 and self.late_share <= LATE_SHARE_MAX
+
+
+def run_open_load(url: str, rates: dict[str, float], seconds: int, run_dir: Path, graph: Graph,
+                  token_secret: str) -> OpenStep:
+    """`rates` (arrivals/s per operation of workloads/locustfile.py) for `seconds` against
+    `url`, as graph users signed with `token_secret`; the step's files go to `run_dir`."""
+    run_dir.mkdir(parents=True)
+    graph.write(run_dir)
+    plan = ArrivalPlan.from_phases([{"name": "steady", "duration": seconds, "ramp": 0, "rates": rates}])
+    gen = LoadGenerator(run_dir=run_dir, host=url, plan=plan, token_secret=token_secret, seed=1)
+    start = gen.start()
+    try:
+        time.sleep(max(0.0, gen.load_end + 3 - time.time()))   # the plan's end, plus the last answers
+    finally:
+        gen.stop()
+    cpu = [s["cpu_percent"] for s in records.read_jsonl(run_dir / records.GENERATOR)
+           if start + 2 <= s["t"] <= start + seconds]
+    history = list(records.read_jsonl(run_dir / records.HISTORY))
+    arrivals = list(records.read_jsonl(run_dir / records.ARRIVALS))
+    latency = latency_summary(r["latency_ms"] for r in history)
+    return OpenStep(offered=sum(rates.values()), achieved=sum(1 for r in history if r["status"] > 0) / seconds,
+                    requests=len(history), errors=sum(1 for r in history if r["error"]),
+                    p50_ms=float(latency["p50_ms"] or 0.0), p99_ms=float(latency["p99_ms"] or 0.0),
+                    cores=statistics.median(cpu) / 100 if cpu else 0.0,
+                    dropped=sum(a["dropped"] for a in arrivals),
+                    late_share=sum(a["late"] for a in arrivals) / max(1, sum(a["due"] for a in arrivals)))
