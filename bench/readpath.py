@@ -51,7 +51,7 @@ from workloads.scenario import resolve
 
 P99_LIMIT_MS = 200.0
 SATURATED_CPU = 90.0
-CPU_RATE = 300   # requests/s of the CPU-accounting step: well under both capacities
+CPU_RATE = 300   # arrivals/s of the CPU-accounting step (about 1.3 requests each): well under both capacities
 FEED_STEPS = (50, 100, 200, 300, 400, 500, 650, 800, 1000, 1250, 1500)
 BARE_STEPS = (100, 200, 400, 600, 800, 1000, 1250, 1500, 2000, 2500, 3000, 4000, 5000, 6000, 8000)
 
@@ -74,7 +74,7 @@ def line(step: OpenStep) -> str:
     if step.cores * 100 >= SATURATED_CPU:
         flag = "  GENERATOR SATURATED"
     elif step.dropped:
-        flag = "  ARRIVALS DROPPED (the target held the generator's 1,000 requests in flight)"
+        flag = "  ARRIVALS DROPPED (the target held the generator's in-flight limit)"
     elif not step.generator_valid:
         flag = "  ARRIVALS LATE"
     else:
