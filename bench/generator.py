@@ -23,12 +23,11 @@ from __future__ import annotations
 import argparse
 import json
 import secrets
-import statistics
 import tempfile
 from pathlib import Path
 
 from bench.locust_run import run_locust
-from bench.open_load import OpenStep, run_open_load
+from bench.open_load import OpenStep, cores_busy, run_open_load
 from harness.runtime.component import port_open
 from harness.runtime.nginx import scratch_paths
 from harness.runtime.process import ManagedProcess, ProcessSpec, wait_until
@@ -72,16 +71,12 @@ http {{
     return proc
 
 
-def _busy(samples: list[float]) -> float:
-    return statistics.median(samples) / 100 if samples else 0.0
-
-
 def plain_locust(url: str, seconds: int, workdir: Path) -> tuple[float, float]:
     """(requests/s, cores busy) of a plain FastHttpUser flat out."""
     prefix = workdir / "plain"
     row, samples = run_locust(PLAIN_LOCUSTFILE, url, users=32, seconds=seconds, prefix=prefix,
                               log=workdir / "plain-locust.log")
-    return float(row["Requests/s"]), _busy(samples[2:])
+    return float(row["Requests/s"]), cores_busy(samples[2:])
 
 
 def feedlab_step(url: str, rate: float, seconds: int, workdir: Path, graph: Graph) -> OpenStep:

@@ -18,6 +18,11 @@ from workloads.graph import Graph
 LATE_SHARE_MAX = 0.01
 
 
+def cores_busy(cpu_percent_samples: list[float]) -> float:
+    """Cores a process kept busy: the median of its 1 s CPU samples (start-up spikes do not count)."""
+    return statistics.median(cpu_percent_samples) / 100 if cpu_percent_samples else 0.0
+
+
 @dataclasses.dataclass(frozen=True)
 class OpenStep:
     offered: float        # arrivals/s of the plan
@@ -57,6 +62,6 @@ def run_open_load(url: str, rates: dict[str, float], seconds: int, run_dir: Path
     return OpenStep(offered=sum(rates.values()), achieved=sum(1 for r in history if r["status"] > 0) / seconds,
                     requests=len(history), errors=sum(1 for r in history if r["error"]),
                     p50_ms=float(latency["p50_ms"] or 0.0), p99_ms=float(latency["p99_ms"] or 0.0),
-                    cores=statistics.median(cpu) / 100 if cpu else 0.0,
+                    cores=cores_busy(cpu),
                     dropped=sum(a["dropped"] for a in arrivals),
                     late_share=sum(a["late"] for a in arrivals) / max(1, sum(a["due"] for a in arrivals)))

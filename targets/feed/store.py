@@ -21,6 +21,8 @@ from cassandra.query import BatchStatement, BatchType
 
 from targets.feed.snowflake import timestamp_ms
 
+BULK_BATCH = 200   # rows per bulk-follow batch (one partition each)
+
 SCHEMA = Path(__file__).parent / "schema.cql"
 # Authors per fan-in query: one round trip for a median user (~150 followees), and a bounded
 # result (authors x per-author limit) for the heaviest (5,000).
@@ -282,10 +284,10 @@ class Store:
         batches: list[tuple[BatchStatement, None]] = []
         for stmt, groups in ((self._follow, fwd), (self._follow_rev, rev)):
             for key, others in groups.items():
-                for start in range(0, len(others), 200):
+                for start in range(0, len(others), BULK_BATCH):
                     # A batch within one partition is applied as a single mutation: cheap.
                     b = BatchStatement(batch_type=BatchType.UNLOGGED)
-                    for other in others[start:start + 200]:
+                    for other in others[start:start + BULK_BATCH]:
                         b.add(stmt, (key, other, now))
                     batches.append((b, None))
         results = execute_concurrent(self.session, batches, concurrency=concurrency, raise_on_first_error=True)
