@@ -47,6 +47,23 @@ http {{
   server {{
     listen 127.0.0.1:{t.nginx_port} backlog=4096;
     client_max_body_size 64k;
+    # The balancer's own errors are JSON with a code, like every answer of the API (the API's
+    # own error responses pass through untouched: proxy_intercept_errors is off).
+    error_page 413 @too_large;
+    error_page 502 @bad_gateway;
+    error_page 504 @gateway_timeout;
+    location @too_large {{
+      default_type application/json;
+      return 413 '{{"error": {{"code": "too_large", "message": "request body over 64 KiB"}}}}';
+    }}
+    location @bad_gateway {{
+      default_type application/json;
+      return 502 '{{"error": {{"code": "unavailable", "message": "no API instance answered"}}}}';
+    }}
+    location @gateway_timeout {{
+      default_type application/json;
+      return 504 '{{"error": {{"code": "timeout", "message": "no API instance answered in time"}}}}';
+    }}
     location /v1/stream {{
       # Server-Sent Events: long-lived, never buffered; the API sends a comment every 15 s.
       proxy_pass http://feed_api;

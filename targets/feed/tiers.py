@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
+from targets.feed.validation import decimal
+
 
 class Tier(StrEnum):
     PUSH = "push"
@@ -36,8 +38,8 @@ class TierPolicy:
     def with_config(self, config: dict[str, str]) -> TierPolicy:
         """This policy with the runtime_config rows applied (bad values are ignored, not fatal)."""
         def read(name: str, current: int) -> int:
-            raw = config.get(name)
-            return int(raw) if raw is not None and raw.isdigit() and int(raw) > 0 else current
+            value = decimal(config.get(name))
+            return value if value is not None and value > 0 else current
 
         push = read("fanout.push_threshold", self.push_threshold)
         pull = read("fanout.pull_threshold", self.pull_threshold)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -12,9 +13,27 @@ from targets.feed.errors import ApiError
 
 MAX_TEXT = 280
 MAX_MEDIA = 4
-MAX_BODY = 16 * 1024
+# The balancer's limit (nginx client_max_body_size 64k). A 280-grapheme text of emoji
+# sequences sent with \\u escapes is about 18.5 KB, so a lower limit refused valid tweets.
+MAX_BODY = 64 * 1024
 MAX_IDEMPOTENCY_KEY = 128
 _GRAPHEME = regex.compile(r"\X")
+# str.isdigit() alone also passes "²" and 5,000-digit strings, which int() then refuses with
+# a ValueError (a 500); a 63-bit id has at most 19 ASCII digits.
+_DECIMAL = re.compile(r"[0-9]{1,19}")
+
+
+def decimal(raw: object) -> int | None:
+    """An ASCII decimal string of at most 19 digits as an int, else None."""
+    if isinstance(raw, str) and _DECIMAL.fullmatch(raw):
+        return int(raw)
+    return None
+
+
+def positive_id(raw: object) -> int | None:
+    """A user or tweet id (a positive 63-bit integer written in decimal), else None."""
+    value = decimal(raw)
+    return value if value is not None and 0 < value < 2**63 else None
 
 
 def visible_length(text: str) -> int:
@@ -47,10 +66,11 @@ def parse_new_tweet(body: bytes) -> NewTweet:
             not all(isinstance(m, str) and 0 < len(m) <= 64 for m in media) or len(set(media)) != len(media):
         raise ApiError(400, "bad_media_ids", f"media_ids must be a list of at most {MAX_MEDIA} distinct media ids")
     reply = data.get("reply_to_tweet_id")
-    if reply is not None and not (isinstance(reply, str) and reply.isdigit() and 0 < int(reply) < 2**63):
+    reply_to = positive_id(reply)
+    if reply is not None and reply_to is None:
         raise ApiError(400, "bad_reply_to", "reply_to_tweet_id must be a tweet id string or null")
     key = data.get("idempotency_key")
     if key is not None and not (isinstance(key, str) and 0 < len(key) <= MAX_IDEMPOTENCY_KEY):
         raise ApiError(400, "bad_idempotency_key",
                        f"idempotency_key must be a string of 1 to {MAX_IDEMPOTENCY_KEY} characters")
-    return NewTweet(text, media, None if reply is None else int(reply), key)
+    return NewTweet(text, media, reply_to, key)

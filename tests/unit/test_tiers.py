@@ -30,6 +30,7 @@ def test_runtime_config_moves_the_bands() -> None:
 
 
 @pytest.mark.parametrize("config", [{"fanout.push_threshold": "lots"}, {"fanout.pull_threshold": "-5"},
+                                    {"fanout.push_threshold": "²"}, {"fanout.pull_threshold": "9" * 5000},
                                     {"fanout.push_threshold": "500", "fanout.pull_threshold": "100"}])
 def test_bad_runtime_config_keeps_the_current_bands(config: dict[str, str]) -> None:
     assert POLICY.with_config(config) == POLICY
