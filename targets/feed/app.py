@@ -43,7 +43,7 @@ from targets.feed.ranking import CANDIDATES, Ranker, RankingGateway
 from targets.feed.settings import Settings
 from targets.feed.snowflake import Snowflake
 from targets.feed.store import Store, Tweet
-from targets.feed.validation import MAX_BODY, parse_new_tweet
+from targets.feed.validation import MAX_BODY, decimal, parse_new_tweet, positive_id
 
 log = logging.getLogger("feed.api")
 
@@ -130,16 +130,18 @@ def decode_ranked_cursor(raw: str | None) -> tuple[int | None, int]:
 def parse_limit(raw: str | None) -> int:
     if raw is None:
         return 20
-    if not raw.isdigit() or not 1 <= int(raw) <= MAX_LIMIT:
+    value = decimal(raw)
+    if value is None or not 1 <= value <= MAX_LIMIT:
         raise ApiError(400, "bad_limit", f"limit must be an integer within [1, {MAX_LIMIT}]")
-    return int(raw)
+    return value
 
 
 def parse_id(raw: str, code: str, what: str) -> int:
     """A user or tweet id: a positive 63-bit integer, or a 400 with `code`."""
-    if not raw.isdigit() or not 0 < int(raw) < 2**63:
+    value = positive_id(raw)
+    if value is None:
         raise ApiError(400, code, f"{what} must be a positive integer")
-    return int(raw)
+    return value
 
 
 def parse_user_id(raw: str) -> int:

@@ -79,6 +79,8 @@ def test_a_user_acts_only_as_itself(client: httpx.Client, stack: Stack) -> None:
     (b'{"text": "ok", "media_ids": "m1"}', "bad_media_ids"),
     (b'{"text": "ok", "media_ids": null}', "bad_media_ids"),   # found by schemathesis: not nullable
     (b'{"text": "ok", "reply_to_tweet_id": 12}', "bad_reply_to"),
+    (b'{"text": "ok", "reply_to_tweet_id": "\xc2\xb2"}', "bad_reply_to"),   # "²": isdigit, yet int() refuses it
+    (b'{"text": "ok", "reply_to_tweet_id": "' + b"9" * 5000 + b'"}', "bad_reply_to"),   # past int()'s digit limit
 ])
 def test_bad_posts_get_a_4xx_with_a_code(client: httpx.Client, stack: Stack, body: bytes, code: str) -> None:
     r = client.post("/v1/tweets", headers={**stack.auth(401), "content-type": "application/json"}, content=body)
@@ -89,11 +91,29 @@ def test_bad_posts_get_a_4xx_with_a_code(client: httpx.Client, stack: Stack, bod
 @pytest.mark.parametrize(("query", "code"), [("limit=0", "bad_limit"), ("limit=101", "bad_limit"),
                                              ("limit=x", "bad_limit"), ("cursor=%%%", "bad_cursor"),
                                              ("cursor=eyJ4IjoxfQ", "bad_cursor"),
-                                             ("limt=5", "unknown_parameter")])
+                                             ("limt=5", "unknown_parameter"), ("limit=%C2%B2", "bad_limit"),
+                                             ("limit=" + "9" * 5000, "bad_limit")])
 def test_bad_feed_queries_get_a_400(client: httpx.Client, stack: Stack, query: str, code: str) -> None:
     r = client.get(f"/v1/feed?{query}", headers=stack.auth(402))
     assert r.status_code == 400
     assert r.json()["error"]["code"] == code
+
+
+def test_an_id_past_int_s_digit_limit_is_a_400(client: httpx.Client, stack: Stack) -> None:
+    r = client.get(f"/v1/users/{'9' * 5000}/tweets", headers=stack.auth(403))
+    assert r.status_code == 400
+    assert r.json()["error"]["code"] == "bad_user_id"
+
+
+def test_oversized_bodies_get_a_json_413(client: httpx.Client, stack: Stack) -> None:
+    """Over the balancer's limit nginx answers itself; the API's own limit is the same size."""
+    body = b'{"text": "' + b"x" * 100_000 + b'"}'
+    headers = {**stack.auth(404), "content-type": "application/json"}
+    through_nginx = client.post("/v1/tweets", headers=headers, content=body)
+    direct = httpx.post(f"http://127.0.0.1:{stack.topo.api_port(1)}/v1/tweets", headers=headers, content=body)
+    for r in (through_nginx, direct):
+        assert r.status_code == 413
+        assert r.json()["error"]["code"] == "too_large"
 
 
 def test_metrics_expose_latency_and_fanout_lag(client: httpx.Client, stack: Stack) -> None:
