@@ -56,6 +56,7 @@ HYDRATION_SECONDS = Histogram("feed_hydration_seconds", "Hydrating one feed page
                               buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.15, 0.25, 0.5, 1))
 HYDRATION_MISSES = Counter("feed_hydration_misses_total", "Tweets hydrated from the store")
 STREAMS = Gauge("feed_sse_streams", "Connected Server-Sent Events streams")
+REBUILDS = Counter("feed_timeline_rebuilds_total", "Missing timelines rebuilt from the store after a read missed")
 CELEBRITY_MERGES = Counter("feed_celebrity_merges_total", "Feed pages that merged in pull-tier tweets")
 CACHE_ERRORS = Counter("feed_cache_errors_total", "Cache calls that failed (served from the store)", ["op", "error"])
 
@@ -164,6 +165,7 @@ class Feed:
                                        ignore=settings.defects.ignore_idempotency)
         self.rate_limit = RateLimit(self.cache.rc, settings.rate_limit_tweets, settings.rate_limit_window_s)
         self._background: set[asyncio.Task[None]] = set()
+        self._rebuilding: set[int] = set()
         self._pull_tier: tuple[float, set[int]] = (-PULL_TIER_TTL_S, set())
         self._config: dict[str, str] = {}
         self._config_at = -CONFIG_TTL_S
@@ -357,8 +359,20 @@ class Feed:
             log.warning("timeline rebuild for %s failed", user_id, exc_info=True)
 
     def rebuild_later(self, user_id: int) -> None:
-        """Cache miss: repopulate the timeline in the background (design §06)."""
-        self.in_background(self.rebuild(user_id))
+        """Cache miss: repopulate the timeline in the background (design §06), once at a time
+        per user: a user reading again before the rebuild lands does not start another."""
+        if user_id in self._rebuilding:
+            return
+        self._rebuilding.add(user_id)
+        REBUILDS.inc()
+
+        async def rebuild_once() -> None:
+            try:
+                await self.rebuild(user_id)
+            finally:
+                self._rebuilding.discard(user_id)
+
+        self.in_background(rebuild_once())
 
     def in_background(self, work: Coroutine[Any, Any, None]) -> None:
         task = asyncio.create_task(work)

@@ -125,7 +125,16 @@ def test_metrics_expose_latency_and_fanout_lag(client: httpx.Client, stack: Stac
     assert "feed_fanout_lag_seconds_count" in workers
 
 
-def test_the_grafana_dashboard_queries_only_metrics_the_service_exposes(client: httpx.Client, stack: Stack) -> None:
+# What the service must let an SRE watch (issue 3, observability): request latency per endpoint,
+# timeline cache hit ratio, hydration latency, fan-out lag and writes/s, Kafka consumer lag,
+# celebrity merges, degraded-path requests, breaker state, counter lag.
+OBSERVED = {"feed_http_request_duration_seconds", "feed_timeline_cache_requests_total", "feed_hydration_seconds",
+            "feed_fanout_lag_seconds", "feed_timeline_writes_total", "feed_kafka_consumer_lag",
+            "feed_celebrity_merges_total", "feed_degraded_requests_total", "feed_ranker_breaker_state",
+            "feed_counter_lag_seconds"}
+
+
+def test_the_grafana_dashboard_shows_every_observed_metric_and_only_exposed_ones(stack: Stack) -> None:
     import json
     import re
     from pathlib import Path
@@ -139,3 +148,5 @@ def test_the_grafana_dashboard_queries_only_metrics_the_service_exposes(client: 
     missing = sorted(m for m in used if f"# TYPE {m} " not in exposed and f"# TYPE {m.removesuffix('_total')} "
                      not in exposed)
     assert not missing, f"dashboard queries metrics nobody exposes: {missing}"
+    unshown = sorted(OBSERVED - used)
+    assert not unshown, f"the issue's observability list has no dashboard panel: {unshown}"
