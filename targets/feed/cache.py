@@ -115,11 +115,15 @@ _READ_KEYS_SHA = hashlib.sha1(_READ_KEYS.encode()).hexdigest()
 
 
 def display_count(n: int) -> str:
-    """1234 -> "1.2K", 1500000 -> "1.5M" (design §10: approximate above 1,000)."""
-    for limit, suffix in ((1_000_000_000, "B"), (1_000_000, "M"), (1_000, "K")):
-        if n >= limit:
-            return f"{n / limit:.1f}".removesuffix(".0") + suffix
-    return str(n)
+    """1234 -> "1.2K", 1500000 -> "1.5M" (design §10: approximate above 1,000). A count that
+    rounds up to a thousand of one unit is shown in the next: 999,999 -> "1M", not "1000K"."""
+    if n < 1_000:
+        return str(n)
+    for unit, suffix in ((1_000, "K"), (1_000_000, "M"), (1_000_000_000, "B")):
+        shown = f"{n / unit:.1f}"
+        if float(shown) < 1_000 or suffix == "B":
+            return shown.removesuffix(".0") + suffix
+    raise AssertionError("unreachable: the last unit always returns")
 
 
 def notify_channel(user_id: int) -> str:

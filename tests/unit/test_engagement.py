@@ -12,7 +12,8 @@ pytestmark = pytest.mark.unit
 
 
 @pytest.mark.parametrize(("n", "shown"), [(0, "0"), (999, "999"), (1000, "1K"), (1234, "1.2K"), (1250000, "1.2M"),
-                                          (3_000_000_000, "3B")])
+                                          (3_000_000_000, "3B"), (999_949, "999.9K"), (999_950, "1M"),
+                                          (999_999, "1M"), (999_999_999, "1B"), (2_500_000_000_000, "2500B")])
 def test_like_counts_above_a_thousand_are_shown_approximately(n: int, shown: str) -> None:
     assert display_count(n) == shown
 
