@@ -43,6 +43,7 @@ from targets.feed.ranking import CANDIDATES, Ranker, RankingGateway
 from targets.feed.settings import Settings
 from targets.feed.snowflake import Snowflake
 from targets.feed.store import Store, Tweet
+from targets.feed.tiers import Tier, TierPolicy
 from targets.feed.validation import MAX_BODY, decimal, parse_new_tweet, positive_id
 
 log = logging.getLogger("feed.api")
@@ -248,6 +249,14 @@ class Feed:
             return min(1.0, max(0.0, float(self._config.get(name, "0"))))
         except ValueError:
             return 0.0
+
+    async def tier_of(self, author: int) -> Tier:
+        """The author's fan-out tier as the workers decide it: follower count against the
+        thresholds of runtime_config, unless the user's own override flag says otherwise."""
+        await self.refresh_config()
+        policy = TierPolicy(push_threshold=self.s.push_threshold, pull_threshold=self.s.pull_threshold,
+                            throttle_writes_per_s=self.s.throttle_writes_per_s).with_config(self._config)
+        return policy.tier(await self.store.follower_count(author), await self.store.tier_override(author))
 
     async def pull_tier(self) -> set[int]:
         """The pull-tier registry, refreshed at most every PULL_TIER_TTL_S."""
@@ -516,7 +525,9 @@ async def get_user_tweets(request: Request) -> Response:
 
 async def follow(request: Request) -> Response:
     """Follow (POST) or unfollow (DELETE) a user; both idempotent. Following a large account
-    (at or above the push threshold) queues a backfill of its newest tweets (design §10)."""
+    (throttled or pull tier, by follower count or by its override flag) queues a backfill of
+    its newest tweets (design §10). A retry queues it again: the backfill is idempotent, and a
+    follow stored before its backfill could be queued must still get one."""
     feed = _feed(request)
     me = feed.user(request)
     other = parse_user_id(request.path_params["user_id"])
@@ -526,14 +537,12 @@ async def follow(request: Request) -> Response:
         await feed.store.unfollow(me, other)
         await feed.follows.changed(me, other, following=False)
         return json_response({"following": False, "user_id": str(other)})
-    if await feed.store.is_following(me, other):
-        await feed.follows.changed(me, other, following=True)   # a retry also repairs the cache
-        return json_response({"following": True, "user_id": str(other)})
-    if await feed.store.following_count(me) >= feed.s.follow_cap:
-        raise ApiError(409, "follow_cap", f"a user may follow at most {feed.s.follow_cap} accounts")
-    await feed.store.follow(me, other)
-    await feed.follows.changed(me, other, following=True)
-    if await feed.store.follower_count(other) >= feed.s.push_threshold:
+    if not await feed.store.is_following(me, other):
+        if await feed.store.following_count(me) >= feed.s.follow_cap:
+            raise ApiError(409, "follow_cap", f"a user may follow at most {feed.s.follow_cap} accounts")
+        await feed.store.follow(me, other)
+    await feed.follows.changed(me, other, following=True)   # a retry also repairs the cache
+    if await feed.tier_of(other) is not Tier.PUSH:
         await feed.events.publish(other, {"type": "backfill", "follower_id": str(me), "author_id": str(other)})
         return json_response({"following": True, "user_id": str(other), "backfill": "queued"})
     return json_response({"following": True, "user_id": str(other)})

@@ -231,6 +231,10 @@ class Store:
         rows = self.session.execute(self._by_author, (user_id, 2**63 - 1, limit), timeout=10)
         return [Tweet.from_row(r) for r in rows]
 
+    async def tier_override(self, user_id: int) -> str | None:
+        rows = await self._aexecute(self._user_tier, (user_id,))
+        return rows[0].fanout_tier if rows else None
+
     def tier_override_sync(self, user_id: int) -> str | None:
         rows = list(self.session.execute(self._user_tier, (user_id,), timeout=10))
         return rows[0].fanout_tier if rows else None

@@ -27,8 +27,8 @@ class TierPolicy:
     throttle_writes_per_s: int
 
     def tier(self, follower_count: int, override: str | None = None) -> Tier:
-        if override:
-            return Tier(override)
+        if override is not None and override in Tier._value2member_map_:   # unknown flags are ignored,
+            return Tier(override)                                             # like bad runtime config
         if follower_count >= self.pull_threshold:
             return Tier.PULL
         if follower_count >= self.push_threshold:

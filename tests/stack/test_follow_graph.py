@@ -6,15 +6,13 @@ from collections.abc import Callable
 
 import httpx
 import pytest
+import redis
 
+from targets.feed.cache import SENTINEL, timeline_key
 from targets.feed.store import Store
 from tests.stack.conftest import Stack, eventually, feed_ids, post
 
 pytestmark = pytest.mark.stack
-
-
-
-
 
 
 def unfollow_scenario(c: httpx.Client, stack: Stack, author: int, reader: int) -> str:
@@ -83,7 +81,13 @@ def test_a_delete_hides_the_tweet_at_once_unless_the_defect_is_on(
             stack.runtime.resume(w)
 
 
-def test_following_a_large_account_backfills_its_recent_tweets(client: httpx.Client, stack: Stack) -> None:
+def backfilled(rc: redis.RedisCluster, reader: int, tweets: list[str]) -> bool:
+    return all(rc.zscore(timeline_key(reader), t) is not None for t in tweets)
+
+
+def test_following_a_large_account_backfills_its_recent_tweets(client: httpx.Client, stack: Stack,
+                                                               rc: redis.RedisCluster) -> None:
+    """Into the newcomer's cached timeline (not only visible through the store fan-in)."""
     big, newcomer = 741, 742
     recent = [post(client, stack, big, f"big {i}") for i in range(3)]
     store = Store(f"127.0.0.1:{stack.topo.cassandra_proxy_port}")
@@ -91,9 +95,28 @@ def test_following_a_large_account_backfills_its_recent_tweets(client: httpx.Cli
         store.bulk_follow([(100000 + i, big) for i in range(250)])
     finally:
         store.close()
+    rc.zadd(timeline_key(newcomer), {SENTINEL: 0})   # the newcomer's timeline is cached already
     r = client.post(f"/v1/users/{big}/follow", headers=stack.auth(newcomer))
     assert r.json().get("backfill") == "queued"
-    assert eventually(lambda: set(recent) <= set(feed_ids(client, stack, newcomer)))
+    assert eventually(lambda: backfilled(rc, newcomer, recent))
+
+
+def test_an_accounts_override_flag_decides_the_backfill_too(client: httpx.Client, stack: Stack,
+                                                            rc: redis.RedisCluster) -> None:
+    """A pinned pull-tier account with few followers is backfilled; a retry queues it again."""
+    pinned, plain, newcomer = 781, 783, 782
+    recent = [post(client, stack, pinned, f"pinned {i}") for i in range(3)]
+    store = Store(f"127.0.0.1:{stack.topo.cassandra_proxy_port}")
+    try:
+        store.set_tier_override_sync(pinned, "pull")
+    finally:
+        store.close()
+    rc.zadd(timeline_key(newcomer), {SENTINEL: 0})
+    for _ in range(2):   # the second is a retry: already following, still queued (idempotent)
+        r = client.post(f"/v1/users/{pinned}/follow", headers=stack.auth(newcomer))
+        assert r.status_code == 200 and r.json().get("backfill") == "queued"
+    assert eventually(lambda: backfilled(rc, newcomer, recent))
+    assert "backfill" not in client.post(f"/v1/users/{plain}/follow", headers=stack.auth(newcomer)).json()
 
 
 def test_follow_cap(stack: Stack, sibling_api: Callable[[dict[str, str]], str]) -> None:

@@ -22,6 +22,11 @@ def test_an_override_pins_the_tier() -> None:
     assert POLICY.tier(10**6, "push") is Tier.PUSH
 
 
+def test_an_unknown_override_is_ignored() -> None:
+    assert POLICY.tier(10, "celebrity") is Tier.PUSH
+    assert POLICY.tier(10**6, "") is Tier.PULL
+
+
 def test_runtime_config_moves_the_bands() -> None:
     moved = POLICY.with_config({"fanout.push_threshold": "50", "fanout.pull_threshold": "100",
                                 "fanout.throttle_writes_per_s": "10"})
