@@ -39,8 +39,8 @@ def test_a_pinned_pull_author_is_merged_at_read_time_not_pushed(
         sibling_api: Callable[[dict[str, str]], str]) -> None:
     author, reader = 811, 812
     preheat(stack.topo.redis_proxy_addresses(), [reader])   # as seeded users: no rebuild on a miss
-    store.set_tier_override_sync(author, "pull")
-    client.post(f"/v1/users/{author}/follow", headers=stack.auth(reader))
+    client.post(f"/v1/users/{author}/follow", headers=stack.auth(reader))   # before the pin: no backfill
+    store.set_tier_override_sync(author, "pull")                               # that could race the post
     tid = post(client, stack, author, "from the pull tier")
     assert eventually(lambda: str(author) in rc.smembers("tiers:pull"))
     time.sleep(2.5)   # the API's registry cache
