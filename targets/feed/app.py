@@ -413,18 +413,22 @@ async def post_tweet(request: Request) -> Response:
         return json_response(claim.replay, status=201, headers={"Idempotent-Replay": "true"})
     if claim.stored is not None:
         tweet = Tweet.from_json(claim.stored)
+        if tweet.tweet_id not in await feed.store.tweets_by_ids([tweet.tweet_id]):
+            await feed.store.insert_tweet(tweet)   # the first attempt died before its write landed
     else:
         rate_token = uuid.uuid4().hex
         try:
             await feed.rate_limit.take(author, rate_token)
             await feed.check_references(author, new.media_ids, new.reply_to)
             tweet = Tweet(feed.ids.next_id(), author, new.text, new.media_ids, new.reply_to)
-            await feed.store.insert_tweet(tweet)
+            await feed.idempotency.mark_stored(author, new.idempotency_key, tweet.to_json())
         except BaseException:
             await feed.rate_limit.give_back(author, rate_token)
             await feed.idempotency.release(author, new.idempotency_key)
             raise
-        await feed.idempotency.mark_stored(author, new.idempotency_key, tweet.to_json())
+        # Not released if this fails: a timed-out write may still land, and the retry then
+        # stores (or finds) this very tweet instead of a second one.
+        await feed.store.insert_tweet(tweet)
     try:
         await feed.events.publish(author, {"type": "tweet", "tweet": tweet.to_json()})
     except RuntimeError as exc:

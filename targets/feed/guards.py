@@ -1,11 +1,13 @@
 """Write-path guards in Redis (design §05b, §10): idempotency keys and the per-user rate limit.
 
-Idempotency: `SET idem:{user}:<key digest> pending NX EX 24h` claims a key. Once the tweet is in
-the store the claim records it ("stored"), and once the event is queued, the 201 body ("done").
-A retry with the same key then gets the original 201 back ("done"), or re-queues the very same
-tweet when the first attempt died between the store and Kafka ("stored"): never a second tweet.
-A retry while the first is still in flight gets 409 (retry later). A first attempt that failed
-before storing anything releases its claim, so the retry starts over.
+Idempotency: `SET idem:{user}:<key digest> pending NX EX 60s` claims a key. Just before the
+tweet is written to the store the claim records it ("stored", kept 24 h), and once the event
+is queued, the 201 body ("done"). A retry with the same key then gets the original 201 back
+("done"), or stores (if it is not there yet) and re-queues the very same tweet when the first
+attempt died anywhere between its claim's record and Kafka ("stored"): never a second tweet,
+never a lost one. A retry while the first is still validating gets 409 (retry later); a first
+attempt that failed before storing anything releases its claim, and one whose process died
+then leaves a claim that expires after PENDING_TTL_S, so the retry starts over either way.
 
 Rate limit: a sliding-window log per user (`rl:{user}`, a sorted set of request times), trimmed
 and counted atomically in one Lua script: at most N tweets in any rolling window, and the 429
@@ -33,6 +35,9 @@ REPLAYED = Counter("feed_idempotent_replays_total", "Retries answered with the o
 LIMITED = Counter("feed_rate_limited_total", "Posts refused by the rate limit")
 
 PENDING = b"pending"
+# A claim not yet recorded as "stored" covers only the rate limit and the reference checks
+# (bounded by their timeouts, about 10 s): if its process dies there, the key frees itself.
+PENDING_TTL_S = 60
 
 _SLIDING_WINDOW = """
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', tonumber(ARGV[1]) - tonumber(ARGV[2]))
@@ -71,7 +76,7 @@ class Idempotency:
             return Claim()
         rkey = _idem_key(user, key)
         try:
-            if await self.rc.set(rkey, PENDING, nx=True, ex=self.ttl_s):
+            if await self.rc.set(rkey, PENDING, nx=True, ex=PENDING_TTL_S):
                 return Claim()
             stored = await self.rc.get(rkey)
         except Exception:  # noqa: BLE001 - see the module docstring: fail open, counted
@@ -97,7 +102,7 @@ class Idempotency:
             SKIPPED.labels("idempotency").inc()
 
     async def mark_stored(self, user: int, key: str | None, tweet: dict[str, Any]) -> None:
-        """The tweet is durable: from now on a retry must reuse it, never write another."""
+        """The tweet is about to be stored: from now on a retry must reuse it, never write another."""
         await self._put(user, key, {"state": "stored", "tweet": tweet})
 
     async def complete(self, user: int, key: str | None, body: dict[str, Any]) -> None:

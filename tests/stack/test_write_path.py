@@ -4,14 +4,19 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 
 import httpx
+import orjson
 import pytest
+import redis
 
-from tests.stack.conftest import Stack
+from targets.feed.guards import PENDING_TTL_S, _idem_key
+from targets.feed.snowflake import Snowflake
+from targets.feed.store import Tweet
+from tests.stack.conftest import Stack, eventually, feed_ids
 
 pytestmark = pytest.mark.stack
-
 
 
 def own_tweets(client: httpx.Client, stack: Stack, author: int) -> list[dict]:  # type: ignore[type-arg]
@@ -29,6 +34,46 @@ def test_a_retry_with_the_same_idempotency_key_gets_the_original_201(client: htt
     # The key belongs to the user: another user's identical key is a different request.
     other = client.post("/v1/tweets", headers=stack.auth(602), json={"text": "once", "idempotency_key": key})
     assert other.status_code == 201 and other.json()["tweet_id"] != first.json()["tweet_id"]
+
+
+def test_a_retry_after_the_first_attempt_died_stores_and_queues_the_same_tweet(
+        client: httpx.Client, stack: Stack, rc: redis.RedisCluster) -> None:
+    """As if the API process was killed between recording its tweet and writing it to the store:
+    the retry writes that very tweet (not a second one) and queues it for fan-out."""
+    author, reader, key = 661, 662, str(uuid.uuid4())
+    client.post(f"/v1/users/{author}/follow", headers=stack.auth(reader))
+    orphan = Tweet(Snowflake(0, 31).next_id(), author, "the first attempt died", [], None)
+    rc.set(_idem_key(author, key), orjson.dumps({"state": "stored", "tweet": orphan.to_json()}), ex=600)
+    retry = client.post("/v1/tweets", headers=stack.auth(author), json={"text": "the first attempt died",
+                                                                        "idempotency_key": key})
+    assert retry.status_code == 201 and retry.json()["tweet_id"] == str(orphan.tweet_id)
+    assert [t["tweet_id"] for t in own_tweets(client, stack, author)] == [str(orphan.tweet_id)]
+    assert eventually(lambda: str(orphan.tweet_id) in feed_ids(client, stack, reader))
+
+
+def test_a_claim_in_flight_gets_409_and_expires_on_its_own(client: httpx.Client, stack: Stack,
+                                                          rc: redis.RedisCluster) -> None:
+    """While the first attempt checks its reply_to (Cassandra paused here), a retry gets 409 and
+    the claim's TTL is short: a process killed at that point does not block the key for 24 h."""
+    author, key = 671, str(uuid.uuid4())
+    parent = client.post("/v1/tweets", headers=stack.auth(author), json={"text": "parent"}).json()["tweet_id"]
+    body = {"text": "reply", "reply_to_tweet_id": parent, "idempotency_key": key}
+    stack.runtime.pause("cassandra")
+    try:
+        with ThreadPoolExecutor(1) as pool:
+            first = pool.submit(client.post, "/v1/tweets", headers=stack.auth(author), json=body)
+            assert eventually(lambda: rc.get(_idem_key(author, key)) is not None, within_s=3)
+            assert 0 < rc.ttl(_idem_key(author, key)) <= PENDING_TTL_S
+            retry = client.post("/v1/tweets", headers=stack.auth(author), json=body)
+            assert retry.status_code == 409 and retry.json()["error"]["code"] == "in_progress"
+            assert retry.headers["retry-after"]
+            stack.runtime.resume("cassandra")
+            assert first.result().status_code in (201, 503)
+    finally:
+        stack.runtime.resume("cassandra")
+    done = client.post("/v1/tweets", headers=stack.auth(author), json=body)
+    assert done.status_code == 201
+    assert rc.ttl(_idem_key(author, key)) > PENDING_TTL_S   # a finished request keeps its key 24 h
 
 
 def test_ignore_idempotency_defect_posts_duplicates(stack: Stack, sibling_api: Callable[[dict[str, str]], str]) -> None:
