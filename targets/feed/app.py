@@ -345,8 +345,13 @@ class Feed:
             from_store = {i: t.to_json() for i, t in (await self.store.tweets_by_ids(missing)).items()}
             cached.update(from_store)
             if cache_up:
+                # An object missing from the cache may have lost its like counter with it (an
+                # expiry, a shard that restarted empty): take the store's count where so, and
+                # cache the two together.
+                uncounted = [i for i in from_store if i not in likes]
+                likes.update(await self.store.like_counts(uncounted) if uncounted else {})
                 try:
-                    await self.cache.put_tweets(list(from_store.values()))
+                    await self.cache.put_tweets(list(from_store.values()), likes)
                 except CACHE_DOWN as exc:
                     cache_failed("hydrate_write", exc)
         live = [i for i in ids if i in cached and not cached[i].get("deleted")]
@@ -571,7 +576,7 @@ async def delete_tweet(request: Request) -> Response:
     # and the deletion fan-out is idempotent.
     if not feed.s.defects.skip_delete_fanout:
         try:
-            await feed.cache.put_tweets([{**found.to_json(), "deleted": True}])
+            await feed.cache.put_tweets([{**found.to_json(), "deleted": True}], {})   # counts: moot
         except CACHE_DOWN as exc:
             cache_failed("delete", exc)   # the deletion fan-out drops the cached object anyway
     try:
@@ -594,10 +599,11 @@ async def like_tweet(request: Request) -> Response:
         raise ApiError(404, "not_found", f"tweet {raw} does not exist")
     new = await feed.store.like(tweet_id, me)
     try:
-        counted = await feed.cache.like_count(tweet_id)
+        cached = await feed.cache.like_count(tweet_id)
     except CACHE_DOWN as exc:
         cache_failed("like_count", exc)
-        counted = (await feed.store.like_counts([tweet_id])).get(tweet_id, 0)
+        cached = None
+    counted = cached if cached is not None else (await feed.store.like_counts([tweet_id])).get(tweet_id, 0)
     if new:
         try:
             await feed.events.publish_to(ENGAGEMENT_TOPIC, tweet_id,

@@ -25,9 +25,10 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import logging
 import time
 from collections import defaultdict
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, cast
 
 import orjson
@@ -37,6 +38,8 @@ from redis.asyncio.cluster import RedisCluster as AsyncRedisCluster
 from redis.cluster import ClusterNode, RedisCluster
 
 from targets.feed.snowflake import timestamp_ms
+
+log = logging.getLogger("feed.cache")
 
 # What "the cache is unreachable" looks like from the asyncio client: besides RedisError and
 # OSError, redis-py's asyncio cluster client surfaces a node dying mid-request as a bare
@@ -72,14 +75,31 @@ return 1
 
 # The counter aggregator's one step, atomic and idempotent: a like event delivered twice (Kafka
 # is at-least-once) finds its user already in the tweet's counted set and adds nothing.
+# Count one like once. KEYS: counted set, like counter (same slot). ARGV: user, TTL, base.
+# A counter that is missing (expired, or lost with its shard) must not restart at 1: with no
+# base given the script counts nothing and returns -2, and the caller calls again with the
+# base (the store's checkpoint plus what it counted since).
 _COUNT_LIKE = """
-if redis.call('SADD', KEYS[1], ARGV[1]) == 1 then
-  redis.call('EXPIRE', KEYS[1], ARGV[2])
-  local n = redis.call('INCR', KEYS[2])
-  redis.call('EXPIRE', KEYS[2], ARGV[2])
-  return n
+if redis.call('SISMEMBER', KEYS[1], ARGV[1]) == 1 then return -1 end
+if redis.call('EXISTS', KEYS[2]) == 0 then
+  if ARGV[3] == '' then return -2 end
+  redis.call('SET', KEYS[2], ARGV[3])
 end
-return -1
+redis.call('SADD', KEYS[1], ARGV[1])
+redis.call('EXPIRE', KEYS[1], ARGV[2])
+local n = redis.call('INCR', KEYS[2])
+redis.call('EXPIRE', KEYS[2], ARGV[2])
+return n
+"""
+
+# Cache a tweet object with its like counter (same slot): the counter is created from the
+# store's count if missing, and lives at least as long as the object, so an object in the
+# cache without a counter beside it means no likes. KEYS: object, counter. ARGV: object JSON,
+# count, TTL.
+_PUT_TWEET = """
+redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[3])
+redis.call('SET', KEYS[2], ARGV[2], 'NX')
+redis.call('EXPIRE', KEYS[2], ARGV[3])
 """
 
 
@@ -164,6 +184,7 @@ class FeedCache:
             require_full_coverage=False, cluster_error_retry_attempts=1,
         )
         self._page_and_set_script = self.rc.register_script(_PAGE_AND_SET)
+        self._put_tweet_script = self.rc.register_script(_PUT_TWEET)
 
     async def close(self) -> None:
         await self.rc.aclose()
@@ -206,15 +227,17 @@ class FeedCache:
         await self.rc.zremrangebyrank(key, 0, -(cap + 2))
         await self.rc.expire(key, TIMELINE_TTL_S)
 
-    async def like_count(self, tweet_id: int) -> int:
-        """Counted likes; a tweet nobody liked has no key and counts 0."""
-        return int(await self.rc.get(likes_key(tweet_id)) or 0)
+    async def like_count(self, tweet_id: int) -> int | None:
+        """Counted likes, or None when the tweet has no counter in the cache."""
+        count = await self.rc.get(likes_key(tweet_id))
+        return None if count is None else int(count)
 
     async def pull_tier(self) -> set[int]:
         return {int(m) for m in await self.rc.smembers(PULL_TIER_KEY)}
 
     async def get_tweets(self, ids: list[int]) -> tuple[dict[int, dict[str, Any]], dict[int, int]]:
-        """Tweet objects and their like counts, one command per shard, the shards in parallel."""
+        """Tweet objects and their like counts (where a counter exists), one command per shard,
+        the shards in parallel."""
         if not ids:
             return {}, {}
         await self.rc.initialize()   # a no-op once the slot map is known
@@ -233,7 +256,8 @@ class FeedCache:
                 obj, count = values[2 * n], values[2 * n + 1]
                 if obj:
                     objects[i] = orjson.loads(obj)
-                likes[i] = int(count or 0)
+                if count is not None:
+                    likes[i] = int(count)
         return objects, likes
 
     async def _read_keys(self, node: AsyncClusterNode, keys: list[str]) -> list[str | None]:
@@ -244,9 +268,12 @@ class FeedCache:
             return cast(list[str | None], await self.rc.execute_command(
                 "EVAL", _READ_KEYS, 0, *keys, target_nodes=node))
 
-    async def put_tweets(self, tweets: list[dict[str, Any]]) -> None:
-        await asyncio.gather(*(self.rc.set(tweet_key(int(t["tweet_id"])), orjson.dumps(t), ex=TWEET_TTL_S)
-                               for t in tweets))
+    async def put_tweets(self, tweets: list[dict[str, Any]], likes: Mapping[int, int]) -> None:
+        """Cache tweet objects read from the store, each with its like counter (`likes`: the
+        store's counts, used where no counter exists yet)."""
+        await asyncio.gather(*(self._put_tweet_script(
+            keys=[tweet_key(int(t["tweet_id"])), likes_key(int(t["tweet_id"]))],
+            args=[orjson.dumps(t), likes.get(int(t["tweet_id"]), 0), TWEET_TTL_S]) for t in tweets))
 
 
 class LikeCounter:
@@ -257,14 +284,20 @@ class LikeCounter:
                                decode_responses=True, socket_timeout=2, require_full_coverage=False)
         self._script = self.rc.register_script(_COUNT_LIKE)
 
-    def count(self, tweet_id: int, user_id: int) -> bool:
-        """True when this like was not counted before. Retries until Redis takes it."""
+    def count(self, tweet_id: int, user_id: int, base: Callable[[], int]) -> bool:
+        """True when this like was not counted before. Retries until Redis takes it. `base`:
+        the tweet's count when its counter is missing from the cache (asked only then)."""
         delay = 0.05
+        known = ""
         while True:
             try:
-                return int(self._script(keys=[counted_key(tweet_id), likes_key(tweet_id)],
-                                        args=[user_id, TWEET_TTL_S])) >= 0
-            except (redis.RedisError, OSError):
+                n = int(self._script(keys=[counted_key(tweet_id), likes_key(tweet_id)],
+                                     args=[user_id, TWEET_TTL_S, known]))
+                if n != -2:
+                    return n >= 0
+                known = str(base())
+            except Exception:  # noqa: BLE001 - Redis, or the store asked for the base: retried until both answer
+                log.warning("counting a like of %s failed; retrying", tweet_id, exc_info=True)
                 time.sleep(delay)
                 delay = min(delay * 2, 1.0)
 

@@ -183,6 +183,10 @@ class Store:
         rows = await asyncio.gather(*(self._aexecute(self._like_count, (t,)) for t in tweet_ids))
         return {t: int(r[0].like_count or 0) for t, r in zip(tweet_ids, rows, strict=True) if r}
 
+    def like_count_sync(self, tweet_id: int) -> int:
+        rows = list(self.session.execute(self._like_count, (tweet_id,), timeout=10))
+        return int(rows[0].like_count or 0) if rows else 0
+
     def add_likes_sync(self, deltas: dict[int, int]) -> None:
         """Checkpoint counted likes into the counter table (increments: counters cannot be set)."""
         execute_concurrent(self.session, [(self._add_likes, (d, t)) for t, d in deltas.items() if d],

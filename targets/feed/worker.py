@@ -254,6 +254,11 @@ class FanoutWorker:
             TIMELINE_WRITES.inc(len(entries[start:start + step]))
             time.sleep(max(0.0, 0.1 - (time.monotonic() - began)))
 
+    def _like_base(self, tweet_id: int, uncheckpointed: dict[int, int]) -> int:
+        """A tweet's count when its counter is missing from the cache (expired, or lost with its
+        shard): the store's checkpoint plus what this aggregator counted since."""
+        return self.store.like_count_sync(tweet_id) + uncheckpointed.get(tweet_id, 0)
+
     def run_counters(self) -> None:
         """The counter aggregator: like events -> Redis (idempotent), checkpointed to the
         Cassandra counter table every CHECKPOINT_S."""
@@ -268,7 +273,8 @@ class FanoutWorker:
             msgs = consumer.consume(num_messages=500, timeout=0.2)
             events = [orjson.loads(v) for m in msgs if not m.error() and (v := m.value()) is not None]
             for tweet_id, user_id, sent_t in likes_to_count(events, self.s.defects):
-                if counter.count(tweet_id, user_id):   # retries on its own until Redis takes it
+                base = functools.partial(self._like_base, tweet_id, pending)
+                if counter.count(tweet_id, user_id, base):   # retries on its own until Redis takes it
                     pending[tweet_id] = pending.get(tweet_id, 0) + 1
                     LIKES_COUNTED.inc()
                     COUNTER_LAG.observe(max(0.0, time.time() - sent_t))

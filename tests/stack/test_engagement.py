@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import httpx
 import pytest
+import redis
 
+from targets.feed.cache import counted_key, likes_key, tweet_key
+from targets.feed.store import Store
+from targets.feed.worker import CHECKPOINT_S
 from tests.stack.conftest import Stack, eventually, post
 
 pytestmark = pytest.mark.stack
-
-
 
 def likes_seen(c: httpx.Client, stack: Stack, author: int, tweet_id: str) -> int | None:
     tweets = c.get(f"/v1/users/{author}/tweets", headers=stack.auth(author)).json()["tweets"]
@@ -36,3 +38,22 @@ def test_liking_what_does_not_exist(client: httpx.Client, stack: Stack) -> None:
     deleted = post(client, stack, 912, "gone")
     client.delete(f"/v1/tweets/{deleted}", headers=stack.auth(912))
     assert client.post(f"/v1/tweets/{deleted}/like", headers=stack.auth(911)).status_code == 404
+
+
+def test_a_counter_lost_from_the_cache_resumes_from_the_store(client: httpx.Client, stack: Stack, store: Store,
+                                                              rc: redis.RedisCluster) -> None:
+    """As if the tweet's shard restarted empty (or its keys expired): reads show the store's
+    checkpoint, and the next like counts on from it instead of restarting at 1."""
+    author = 921
+    tid = post(client, stack, author, "liked, then forgotten by the cache")
+    for user in (922, 923, 924):
+        client.post(f"/v1/tweets/{tid}/like", headers=stack.auth(user))
+    assert eventually(lambda: store.like_count_sync(int(tid)) == 3, within_s=CHECKPOINT_S + 10)
+    rc.delete(tweet_key(int(tid)), likes_key(int(tid)), counted_key(int(tid)))
+    assert likes_seen(client, stack, author, tid) == 3
+    liked = client.post(f"/v1/tweets/{tid}/like", headers=stack.auth(925)).json()
+    assert liked["likes"] == 4
+    assert eventually(lambda: likes_seen(client, stack, author, tid) == 4 and rc.get(likes_key(int(tid))) == "4")
+    rc.delete(likes_key(int(tid)), counted_key(int(tid)))   # the counter alone, before the next checkpoint
+    client.post(f"/v1/tweets/{tid}/like", headers=stack.auth(926))
+    assert eventually(lambda: rc.get(likes_key(int(tid))) == "5")
