@@ -8,6 +8,8 @@ user-graph entry: no redeploy to move a celebrity or to retune the bands.
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -47,3 +49,22 @@ class TierPolicy:
             push, pull = self.push_threshold, self.pull_threshold
         return TierPolicy(push_threshold=push, pull_threshold=pull,
                           throttle_writes_per_s=read("fanout.throttle_writes_per_s", self.throttle_writes_per_s))
+
+
+class Pacer:
+    """The middle band's rate cap: at most `rate` timeline writes per second, paced across
+    tweets, so that a tweet with few followers costs its share of a second and not a whole
+    slice. (Ten lines of our own rather than a rate-limiting library: it needs a blocking
+    wait in the worker's thread and a rate that changes with runtime configuration.)"""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
+        self.clock, self.sleep = clock, sleep
+        self._free_at = 0.0
+
+    def take(self, writes: int, rate: float) -> None:
+        """Wait until `writes` more writes fit within `rate` per second, then count them."""
+        wait = self._free_at - self.clock()
+        if wait > 0:
+            self.sleep(wait)
+        self._free_at = max(self._free_at, self.clock()) + writes / rate

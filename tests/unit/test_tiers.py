@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from targets.feed.tiers import Tier, TierPolicy
+from targets.feed.tiers import Pacer, Tier, TierPolicy
 
 pytestmark = pytest.mark.unit
 
@@ -40,3 +40,36 @@ def test_runtime_config_moves_the_bands() -> None:
 def test_bad_runtime_config_keeps_the_current_bands(config: dict[str, str]) -> None:
     assert POLICY.with_config(config) == POLICY
 
+
+
+class FakeTime:
+    """A clock that only moves when the pacer sleeps."""
+
+    def __init__(self) -> None:
+        self.now = 100.0
+        self.slept = 0.0
+
+    def clock(self) -> float:
+        return self.now
+
+    def sleep(self, s: float) -> None:
+        self.now += s
+        self.slept += s
+
+
+def test_the_pacer_holds_the_rate_across_tweets() -> None:
+    t = FakeTime()
+    pacer = Pacer(t.clock, t.sleep)
+    for _ in range(30):            # 30 middle-band tweets of 100 followers each, at 5,000 writes/s
+        pacer.take(100, 5000)
+    assert t.slept == pytest.approx(29 * 100 / 5000)   # 0.58 s: the rate, not 100 ms per tweet (2.9 s)
+
+
+def test_the_pacer_does_not_save_up_idle_time() -> None:
+    t = FakeTime()
+    pacer = Pacer(t.clock, t.sleep)
+    pacer.take(500, 5000)
+    t.now += 60                    # a quiet minute
+    for _ in range(3):
+        pacer.take(500, 5000)
+    assert t.slept == pytest.approx(2 * 0.1)           # no burst of a minute's worth after idling
