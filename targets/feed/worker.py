@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
-from confluent_kafka import Consumer, KafkaException, Producer
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer
 from prometheus_client import Counter, Gauge, Histogram, start_http_server
 
 from targets.feed.cache import LikeCounter, TimelineWriter
@@ -361,13 +361,24 @@ def until_done(what: str, step: Callable[[], None], running: Callable[[], bool],
     return False
 
 
+# The batch's partitions are no longer this consumer's (its session expired, say the process
+# was frozen, and the group moved them on): no retry can commit, and the new owner re-reads
+# from the last committed offset, which the idempotent writes make safe.
+_NOT_OURS = {KafkaError._ASSIGNMENT_LOST, KafkaError.ILLEGAL_GENERATION, KafkaError.UNKNOWN_MEMBER_ID,
+             KafkaError.REBALANCE_IN_PROGRESS, KafkaError.FENCED_INSTANCE_ID}
+
+
 def _commit(consumer: Consumer) -> None:
     while True:
         try:
             consumer.commit(asynchronous=False)
             return
         except KafkaException as exc:
-            if "NO_OFFSET" in str(exc):
+            code = exc.args[0].code() if exc.args and isinstance(exc.args[0], KafkaError) else None
+            if code == KafkaError._NO_OFFSET:
+                return
+            if code in _NOT_OURS:
+                log.warning("commit skipped, the partitions moved to another consumer: %s", exc)
                 return
             log.warning("commit failed, retrying: %s", exc)
             time.sleep(0.2)

@@ -1,0 +1,63 @@
+"""A fan-out worker frozen past its Kafka session (a long GC pause, SIGSTOP, a partition) is
+evicted from its consumer groups; thawed, it must take its share of every lane again."""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+
+import httpx
+import pytest
+from confluent_kafka import Consumer
+
+from harness.topology import TWEETS_TOPIC
+from targets.feed.worker import _commit
+from tests.stack.conftest import Stack, eventually, feed_ids, group_sizes, post
+
+pytestmark = pytest.mark.stack
+
+
+def test_a_worker_frozen_past_its_kafka_session_rejoins_every_lane(client: httpx.Client, stack: Stack) -> None:
+    author, reader = 1701, 1702
+    client.post(f"/v1/users/{author}/follow", headers=stack.auth(reader))
+    assert eventually(lambda: post(client, stack, author, "warm") in feed_ids(client, stack, reader))
+    workers = len(stack.topo.worker_names())
+    # Tweets in flight as it freezes: a batch it was handling then commits into a lost
+    # assignment, which it used to retry forever, its main lane dead for good (whether a batch
+    # is in flight is timing; the next test forces that case).
+    busy = [post(client, stack, author, f"in flight {i}") for i in range(10)]
+    stack.runtime.pause("worker-1")
+    try:
+        assert eventually(lambda: group_sizes(stack)["fanout"] == workers - 1, within_s=30)   # evicted
+        during = post(client, stack, author, "while it is frozen")
+        assert eventually(lambda: {*busy, during} <= set(feed_ids(client, stack, reader)), within_s=30)
+    finally:
+        stack.runtime.resume("worker-1")
+    assert eventually(lambda: set(group_sizes(stack).values()) == {workers}, within_s=60)
+    after = post(client, stack, author, "after the thaw")
+    assert eventually(lambda: after in feed_ids(client, stack, reader))
+
+
+def test_a_commit_after_losing_the_partitions_gives_up_instead_of_retrying_forever(
+        client: httpx.Client, stack: Stack) -> None:
+    """The deterministic form of the above: a consumer that stopped polling for longer than
+    max.poll.interval.ms has left its group, and its commit can never succeed."""
+    post(client, stack, 1711, "something to consume")
+    consumer = Consumer({"bootstrap.servers": f"127.0.0.1:{stack.topo.kafka_proxy_port}",
+                         "group.id": f"test-{uuid.uuid4()}", "enable.auto.commit": False,
+                         "auto.offset.reset": "earliest", "session.timeout.ms": 10000,
+                         "max.poll.interval.ms": 10000})
+    committing = threading.Thread()
+    try:
+        consumer.subscribe([TWEETS_TOPIC])
+        assert eventually(lambda: bool(consumer.consume(num_messages=1, timeout=1)), within_s=30)
+        time.sleep(12)   # no poll: past max.poll.interval.ms, the consumer leaves its group
+        consumer.poll(0)
+        committing = threading.Thread(target=_commit, args=(consumer,), daemon=True)
+        committing.start()
+        committing.join(timeout=10)
+        assert not committing.is_alive(), "the commit kept retrying after the assignment was lost"
+    finally:
+        if not committing.is_alive():   # else it is still using the consumer: leave both to exit
+            consumer.close()
