@@ -121,3 +121,49 @@ def sibling_api(stack: Stack, tmp_path: Path) -> Iterator[Callable[[dict[str, st
     yield start
     for proc in started:
         proc.stop()
+
+
+def group_sizes(stack: Stack) -> dict[str, int]:
+    """Members of each fan-out worker consumer group (lane), as the Kafka coordinator sees them."""
+    from confluent_kafka.admin import AdminClient
+
+    from harness.settle import LANES
+
+    admin = AdminClient({"bootstrap.servers": f"127.0.0.1:{stack.topo.kafka_proxy_port}"})
+    futures = admin.describe_consumer_groups([group for group, _ in LANES], request_timeout=5)
+    return {group: len(f.result().members) for group, f in futures.items()}
+
+
+@pytest.fixture
+def sibling_worker(stack: Stack, tmp_path: Path) -> Iterator[Callable[[dict[str, str]], str]]:
+    """Hand the fan-out work to one worker started with its own settings (a defect switch) for
+    the test: the stack's workers are paused, and their partitions move to it once their Kafka
+    sessions expire (about 10 s). Returns its metrics URL. Afterwards it stops, the workers
+    resume, and the test waits until they own every lane again."""
+    from harness.runtime.process import ManagedProcess, ProcessSpec, wait_until
+
+    workers = stack.topo.worker_names()
+    started: list[ManagedProcess] = []
+
+    def start(extra_env: dict[str, str]) -> str:
+        port = stack.topo.base_port + 599
+        env = {**stack.runtime.feed.env(), "FEED_METRICS_PORT": str(port), **extra_env}
+        proc = ManagedProcess(ProcessSpec(f"sibling-worker-{port}", [sys.executable, "-m", "targets.feed.worker"],
+                                          tmp_path / "sibling-worker.log", env=env))
+        for w in workers:
+            stack.runtime.pause(w)
+        proc.start()
+        started.append(proc)
+        wait_until(lambda: set(group_sizes(stack).values()) == {1}, deadline_s=60, proc=proc,
+                   what="the only member of every lane", interval=1.0)
+        return f"http://127.0.0.1:{port}/metrics"
+
+    try:
+        yield start
+    finally:
+        for proc in started:
+            proc.stop()
+        for w in workers:
+            stack.runtime.resume(w)
+        if started:
+            assert eventually(lambda: set(group_sizes(stack).values()) == {len(workers)}, within_s=60)

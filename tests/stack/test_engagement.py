@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import httpx
 import pytest
 import redis
 
+from harness.settle import consumer_lag
+from harness.topology import ENGAGEMENT_TOPIC
 from targets.feed.cache import counted_key, likes_key, tweet_key
 from targets.feed.store import Store
 from targets.feed.worker import CHECKPOINT_S
@@ -57,3 +61,16 @@ def test_a_counter_lost_from_the_cache_resumes_from_the_store(client: httpx.Clie
     rc.delete(likes_key(int(tid)), counted_key(int(tid)))   # the counter alone, before the next checkpoint
     client.post(f"/v1/tweets/{tid}/like", headers=stack.auth(926))
     assert eventually(lambda: rc.get(likes_key(int(tid))) == "5")
+
+
+def test_lose_counter_events_defect_drops_likes_from_the_count(client: httpx.Client, stack: Stack,
+                                                               sibling_worker: Callable[[dict[str, str]], str]) -> None:
+    author = 931
+    tid = post(client, stack, author, "likes that go nowhere")
+    metrics = sibling_worker({"FEED_DEFECT_LOSE_COUNTER_EVENTS": "1"})
+    for user in (932, 933, 934):
+        assert client.post(f"/v1/tweets/{tid}/like", headers=stack.auth(user)).status_code == 200
+    bootstrap = f"127.0.0.1:{stack.topo.kafka_proxy_port}"
+    assert eventually(lambda: consumer_lag(bootstrap, "counters", ENGAGEMENT_TOPIC) == 0)   # consumed, and lost:
+    assert likes_seen(client, stack, author, tid) == 0
+    assert "feed_likes_counted_total 0.0" in httpx.get(metrics).text

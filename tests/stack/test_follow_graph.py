@@ -119,6 +119,31 @@ def test_an_accounts_override_flag_decides_the_backfill_too(client: httpx.Client
     assert "backfill" not in client.post(f"/v1/users/{plain}/follow", headers=stack.auth(newcomer)).json()
 
 
+def test_never_backfill_defect_leaves_the_new_followers_timeline_without_them(
+        client: httpx.Client, stack: Stack, rc: redis.RedisCluster,
+        sibling_worker: Callable[[dict[str, str]], str]) -> None:
+    pinned, newcomer = 791, 792
+    recent = [post(client, stack, pinned, f"pinned {i}") for i in range(3)]
+    store = Store(f"127.0.0.1:{stack.topo.cassandra_proxy_port}")
+    try:
+        store.set_tier_override_sync(pinned, "pull")
+    finally:
+        store.close()
+    rc.zadd(timeline_key(newcomer), {SENTINEL: 0})
+    metrics = sibling_worker({"FEED_DEFECT_NEVER_BACKFILL": "1"})
+    before = backfill_events(httpx.get(metrics).text)
+    assert client.post(f"/v1/users/{pinned}/follow", headers=stack.auth(newcomer)).json().get("backfill") == "queued"
+    assert eventually(lambda: backfill_events(httpx.get(metrics).text) > before)   # consumed, and ignored:
+    assert not any(rc.zscore(timeline_key(newcomer), t) is not None for t in recent)
+
+
+def backfill_events(metrics: str) -> float:
+    for line in metrics.splitlines():
+        if line.startswith('feed_fanout_events_total{type="backfill"}'):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
 def test_follow_cap(stack: Stack, sibling_api: Callable[[dict[str, str]], str]) -> None:
     with httpx.Client(base_url=sibling_api({"FEED_FOLLOW_CAP": "2"}), timeout=10) as c:
         me = 751
