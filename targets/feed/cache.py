@@ -75,10 +75,10 @@ return 1
 
 # The counter aggregator's one step, atomic and idempotent: a like event delivered twice (Kafka
 # is at-least-once) finds its user already in the tweet's counted set and adds nothing.
-# Count one like once. KEYS: counted set, like counter (same slot). ARGV: user, TTL, base.
-# A counter that is missing (expired, or lost with its shard) must not restart at 1: with no
-# base given the script counts nothing and returns -2, and the caller calls again with the
-# base (the store's checkpoint plus what it counted since).
+# KEYS: counted set, like counter (same slot). ARGV: user, TTL, base. A counter that is
+# missing (expired, or lost with its shard) must not restart at 1: with no base given the
+# script counts nothing and returns -2, and the caller calls again with the base (the store's
+# checkpoint plus what it counted since).
 _COUNT_LIKE = """
 if redis.call('SISMEMBER', KEYS[1], ARGV[1]) == 1 then return -1 end
 if redis.call('EXISTS', KEYS[2]) == 0 then

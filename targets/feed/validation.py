@@ -14,7 +14,7 @@ from targets.feed.errors import ApiError
 MAX_TEXT = 280
 MAX_MEDIA = 4
 # The balancer's limit (nginx client_max_body_size 64k). A 280-grapheme text of emoji
-# sequences sent with \\u escapes is about 18.5 KB, so a lower limit refused valid tweets.
+# sequences sent with \u escapes is about 18.5 KB, so a lower limit refused valid tweets.
 MAX_BODY = 64 * 1024
 MAX_IDEMPOTENCY_KEY = 128
 _GRAPHEME = regex.compile(r"\X")
