@@ -101,17 +101,21 @@ def test_following_a_large_account_backfills_its_recent_tweets(client: httpx.Cli
     assert eventually(lambda: backfilled(rc, newcomer, recent))
 
 
-def test_an_accounts_override_flag_decides_the_backfill_too(client: httpx.Client, stack: Stack,
+def pinned_account_and_newcomer(client: httpx.Client, stack: Stack, store: Store, rc: redis.RedisCluster,
+                                pinned: int, newcomer: int) -> list[str]:
+    """An account with three tweets and no followers, pinned to the pull tier by its override
+    flag; a newcomer whose timeline is cached. Returns the tweets."""
+    recent = [post(client, stack, pinned, f"pinned {i}") for i in range(3)]
+    store.set_tier_override_sync(pinned, "pull")
+    rc.zadd(timeline_key(newcomer), {SENTINEL: 0})
+    return recent
+
+
+def test_an_accounts_override_flag_decides_the_backfill_too(client: httpx.Client, stack: Stack, store: Store,
                                                             rc: redis.RedisCluster) -> None:
     """A pinned pull-tier account with few followers is backfilled; a retry queues it again."""
     pinned, plain, newcomer = 781, 783, 782
-    recent = [post(client, stack, pinned, f"pinned {i}") for i in range(3)]
-    store = Store(f"127.0.0.1:{stack.topo.cassandra_proxy_port}")
-    try:
-        store.set_tier_override_sync(pinned, "pull")
-    finally:
-        store.close()
-    rc.zadd(timeline_key(newcomer), {SENTINEL: 0})
+    recent = pinned_account_and_newcomer(client, stack, store, rc, pinned, newcomer)
     for _ in range(2):   # the second is a retry: already following, still queued (idempotent)
         r = client.post(f"/v1/users/{pinned}/follow", headers=stack.auth(newcomer))
         assert r.status_code == 200 and r.json().get("backfill") == "queued"
@@ -120,16 +124,10 @@ def test_an_accounts_override_flag_decides_the_backfill_too(client: httpx.Client
 
 
 def test_never_backfill_defect_leaves_the_new_followers_timeline_without_them(
-        client: httpx.Client, stack: Stack, rc: redis.RedisCluster,
+        client: httpx.Client, stack: Stack, store: Store, rc: redis.RedisCluster,
         sibling_worker: Callable[[dict[str, str]], str]) -> None:
     pinned, newcomer = 791, 792
-    recent = [post(client, stack, pinned, f"pinned {i}") for i in range(3)]
-    store = Store(f"127.0.0.1:{stack.topo.cassandra_proxy_port}")
-    try:
-        store.set_tier_override_sync(pinned, "pull")
-    finally:
-        store.close()
-    rc.zadd(timeline_key(newcomer), {SENTINEL: 0})
+    recent = pinned_account_and_newcomer(client, stack, store, rc, pinned, newcomer)
     metrics = sibling_worker({"FEED_DEFECT_NEVER_BACKFILL": "1"})
     before = backfill_events(httpx.get(metrics).text)
     assert client.post(f"/v1/users/{pinned}/follow", headers=stack.auth(newcomer)).json().get("backfill") == "queued"
