@@ -254,9 +254,8 @@ class Feed:
         """The author's fan-out tier as the workers decide it: follower count against the
         thresholds of runtime_config, unless the user's own override flag says otherwise."""
         await self.refresh_config()
-        policy = TierPolicy(push_threshold=self.s.push_threshold, pull_threshold=self.s.pull_threshold,
-                            throttle_writes_per_s=self.s.throttle_writes_per_s).with_config(self._config)
-        return policy.tier(await self.store.follower_count(author), await self.store.tier_override(author))
+        followers, override = await asyncio.gather(self.store.follower_count(author), self.store.tier_override(author))
+        return TierPolicy.from_settings(self.s).with_config(self._config).tier(followers, override)
 
     async def pull_tier(self) -> set[int]:
         """The pull-tier registry, refreshed at most every PULL_TIER_TTL_S."""

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 
+from targets.feed.settings import Settings
 from targets.feed.validation import decimal
 
 
@@ -27,6 +28,12 @@ class TierPolicy:
     push_threshold: int
     pull_threshold: int
     throttle_writes_per_s: int
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> TierPolicy:
+        """The bands the process was started with (runtime_config moves them: `with_config`)."""
+        return cls(push_threshold=settings.push_threshold, pull_threshold=settings.pull_threshold,
+                   throttle_writes_per_s=settings.throttle_writes_per_s)
 
     def tier(self, follower_count: int, override: str | None = None) -> Tier:
         if override is not None and override in Tier._value2member_map_:   # unknown flags are ignored,

@@ -153,8 +153,7 @@ class FanoutWorker:
         self.writer = TimelineWriter(settings.redis_nodes, settings.timeline_cap)
         self.follower_lists = FollowerLists(self.writer.rc, self.store.followers_sync)
         self._overrides: dict[int, tuple[float, str | None]] = {}
-        self._defaults = TierPolicy(push_threshold=settings.push_threshold, pull_threshold=settings.pull_threshold,
-                                    throttle_writes_per_s=settings.throttle_writes_per_s)
+        self._defaults = TierPolicy.from_settings(settings)
         self._policy = (0.0, self._defaults)
         self.pacer = Pacer()   # the throttled lane's (one thread)
         self.consumer = self._consumer("fanout")
