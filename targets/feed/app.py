@@ -258,13 +258,14 @@ class Feed:
         return TierPolicy.from_settings(self.s).with_config(self._config).tier(followers, override)
 
     async def pull_tier(self) -> set[int]:
-        """The pull-tier registry, refreshed at most every PULL_TIER_TTL_S."""
+        """The pull-tier registry (the store's, kept by the workers), re-read at most every
+        PULL_TIER_TTL_S."""
         at, members = self._pull_tier
         if time.monotonic() - at > PULL_TIER_TTL_S:
             try:
-                members = await self.cache.pull_tier()
-            except CACHE_DOWN as exc:
-                cache_failed("pull_tier", exc)   # keep the last known set
+                members = await self.store.pull_tier()
+            except Exception:  # noqa: BLE001 - keep the last known set while the store is away
+                log.warning("pull-tier registry unreadable; keeping the last one", exc_info=True)
             self._pull_tier = (time.monotonic(), members)
         return members
 

@@ -49,9 +49,6 @@ log = logging.getLogger("feed.cache")
 CACHE_DOWN: tuple[type[BaseException], ...] = (Exception,)
 
 TWEET_TTL_S = 24 * 3600
-# The authors currently in the pull tier, as the fan-out workers last classified them. Readers
-# intersect it with their follow set to know whose tweets to merge in (design §06).
-PULL_TIER_KEY = "tiers:pull"
 SENTINEL = "0"
 TIMELINE_TTL_S = 7 * 24 * 3600
 
@@ -232,9 +229,6 @@ class FeedCache:
         count = await self.rc.get(likes_key(tweet_id))
         return None if count is None else int(count)
 
-    async def pull_tier(self) -> set[int]:
-        return {int(m) for m in await self.rc.smembers(PULL_TIER_KEY)}
-
     async def get_tweets(self, ids: list[int]) -> tuple[dict[int, dict[str, Any]], dict[int, int]]:
         """Tweet objects and their like counts (where a counter exists), one command per shard,
         the shards in parallel."""
@@ -337,12 +331,10 @@ class TimelineWriter:
 
     def write(self, entries: list[tuple[int, int]], tweets: list[dict[str, Any]], *,
               removals: list[tuple[int, int]] | None = None, dropped: list[int] | None = None,
-              pull_tier: Mapping[int, object] | None = None,
               notify: list[tuple[int, bytes]] | None = None) -> None:
         """Apply one batch and return once it is durable:
         insert (user_id, tweet_id) `entries`, cache `tweets`, remove (user_id, tweet_id)
-        `removals` (deletion fan-out), drop the cached objects of `dropped` tweet ids, keep
-        the pull-tier registry current for the authors in `pull_tier` (author -> tier), and
+        `removals` (deletion fan-out), drop the cached objects of `dropped` tweet ids, and
         signal (user, payload) `notify` pairs to connected clients (SPUBLISH, best effort: a
         signal may repeat when a batch is re-sent, and is lost when nobody listens)."""
         pending: list[tuple[str, tuple[Any, ...]]] = []
@@ -361,8 +353,6 @@ class TimelineWriter:
             pending.append((tweet_key(tweet_id), ("DEL", tweet_key(tweet_id))))
         for user_id, payload in notify or ():
             pending.append((notify_channel(user_id), ("SPUBLISH", notify_channel(user_id), payload)))
-        for author, tier in (pull_tier or {}).items():
-            pending.append((PULL_TIER_KEY, ("SADD" if tier == "pull" else "SREM", PULL_TIER_KEY, str(author))))
         delay = 0.05
         while pending:
             try:

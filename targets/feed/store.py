@@ -114,6 +114,9 @@ class Store:
         self._user_tier = p("SELECT fanout_tier FROM feed.users WHERE user_id = ?")
         self._set_user_tier = p("UPDATE feed.users SET fanout_tier = ? WHERE user_id = ?")
         self._config = p("SELECT name, value FROM feed.runtime_config")
+        self._pull_tier = p("SELECT author_id FROM feed.pull_tier WHERE bucket = 0")
+        self._add_pull = p("INSERT INTO feed.pull_tier (bucket, author_id) VALUES (0, ?)")
+        self._remove_pull = p("DELETE FROM feed.pull_tier WHERE bucket = 0 AND author_id = ?")
         self._set_config = p("INSERT INTO feed.runtime_config (name, value) VALUES (?, ?)")
         self._like = p("INSERT INTO feed.likes (tweet_id, user_id, created_at) VALUES (?, ?, ?) IF NOT EXISTS")
         self._like_count = p("SELECT like_count FROM feed.tweet_counters WHERE tweet_id = ?")
@@ -245,6 +248,15 @@ class Store:
 
     def set_tier_override_sync(self, user_id: int, tier: str | None) -> None:
         self.session.execute(self._set_user_tier, (tier, user_id), timeout=10)
+
+    async def pull_tier(self) -> set[int]:
+        return {r.author_id for r in await self._aexecute(self._pull_tier)}
+
+    def pull_tier_sync(self) -> set[int]:
+        return {r.author_id for r in self.session.execute(self._pull_tier, timeout=10)}
+
+    def set_pull_tier_sync(self, author: int, pulled: bool) -> None:
+        self.session.execute(self._add_pull if pulled else self._remove_pull, (author,), timeout=10)
 
     def runtime_config_sync(self) -> dict[str, str]:
         return {r.name: r.value for r in self.session.execute(self._config, timeout=10)}

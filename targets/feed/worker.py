@@ -22,7 +22,7 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -146,12 +146,41 @@ def likes_to_count(events: list[dict[str, Any]], defects: Defects) -> list[tuple
     return out
 
 
+class PullRegistry:
+    """Keeps the store's pull-tier registry (feed.pull_tier) current for the authors this
+    worker fans out; the API merges those authors' tweets into feeds at read time.
+
+    A pull author's row is written again at each of its tweets: an upsert, cheap at celebrity
+    tweet rates, and right even if another worker (before a rebalance) removed it. A removal
+    is written only for an author the registry lists, as last read (every few seconds), so
+    push authors leave no tombstones in the registry's one partition."""
+
+    def __init__(self, store: Store, ttl_s: float = CONFIG_TTL_S) -> None:
+        self.store = store
+        self.ttl_s = ttl_s
+        self._listed: tuple[float, set[int]] = (-ttl_s, set())
+
+    def update(self, tiers: Mapping[int, Tier]) -> None:
+        at, listed = self._listed
+        if time.monotonic() - at > self.ttl_s:
+            listed = self.store.pull_tier_sync()
+            self._listed = (time.monotonic(), listed)
+        for author, tier in tiers.items():
+            if tier is Tier.PULL:
+                self.store.set_pull_tier_sync(author, True)
+                listed.add(author)
+            elif author in listed:
+                self.store.set_pull_tier_sync(author, False)
+                listed.discard(author)
+
+
 class FanoutWorker:
     def __init__(self, settings: Settings) -> None:
         self.s = settings
         self.store = Store(settings.cassandra)
         self.writer = TimelineWriter(settings.redis_nodes, settings.timeline_cap)
         self.follower_lists = FollowerLists(self.writer.rc, self.store.followers_sync)
+        self.pull_registry = PullRegistry(self.store)
         self._overrides: dict[int, tuple[float, str | None]] = {}
         self._defaults = TierPolicy.from_settings(settings)
         self._policy = (0.0, self._defaults)
@@ -199,7 +228,8 @@ class FanoutWorker:
         batch = plan(events, self.s, followers_of=followers.__getitem__, newest_of=self.store.newest_by_author_sync,
                      tier_of=self.tier_of)
         self.writer.write(batch.entries, batch.tweets, removals=batch.removals, dropped=batch.dropped,
-                          pull_tier=batch.tiers, notify=batch.notify)
+                          notify=batch.notify)
+        self.pull_registry.update(batch.tiers)
         for ev in batch.throttled:   # queued before the offsets are committed: at-least-once
             self.producer.produce(THROTTLED_TOPIC, key=str(ev["tweet"]["author_id"]).encode(), value=orjson.dumps(ev))
         if batch.throttled and self.producer.flush(30) > 0:

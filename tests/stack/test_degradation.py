@@ -4,10 +4,14 @@ the record of truth), and after the shard returns empty, nothing is missing from
 
 from __future__ import annotations
 
+import time
+
 import httpx
 import pytest
 
+from targets.feed.app import PULL_TIER_TTL_S
 from targets.feed.cache import preheat, timeline_key
+from targets.feed.store import Store
 from tests.stack.conftest import Stack, eventually, feed_ids, post
 
 pytestmark = pytest.mark.stack
@@ -43,3 +47,27 @@ def test_a_whole_redis_shard_down_degrades_to_the_store_and_loses_nothing(stack:
         # The shard came back empty: the reader's timeline is rebuilt from the store, complete.
         assert eventually(lambda: {before, during, after} <= set(feed_ids(c, stack, reader)), within_s=30)
         assert gone not in feed_ids(c, stack, reader)   # the unfollow made while the shard was down holds
+
+
+def test_the_celebrity_merge_outlives_a_shard_that_returns_empty(stack: Stack, store: Store) -> None:
+    """The pull-tier registry is the store's, not the cache's: a shard restarting empty must not
+    stop the merge of celebrity tweets into feeds whose timelines it did not hold. The shard
+    chosen is the one that held the registry when it lived in Redis (`tiers:pull`), where the
+    merge stopped until each celebrity tweeted again."""
+    author = 961
+    shard = stack.runtime.redis.shard_of("tiers:pull")
+    reader = next(r for r in range(962, 970) if stack.runtime.redis.shard_of(timeline_key(r)) != shard)
+    preheat(stack.topo.redis_proxy_addresses(), [reader])   # as a seeded user: no rebuild on a miss
+    with httpx.Client(base_url=stack.url, timeout=15) as c:
+        c.post(f"/v1/users/{author}/follow", headers=stack.auth(reader))   # before the pin: no backfill
+        store.set_tier_override_sync(author, "pull")
+        tid = post(c, stack, author, "from the pull tier, before the shard restart")
+        assert eventually(lambda: author in store.pull_tier_sync())
+        assert eventually(lambda: tid in feed_ids(c, stack, reader))
+        for node in shard:
+            stack.runtime.kill(node)
+        for node in shard:
+            stack.runtime.restart(node, deadline_s=90)
+        stack.runtime.redis.wait_cluster_ok(60)
+        time.sleep(PULL_TIER_TTL_S + 0.5)   # every API instance has re-read the registry
+        assert tid in feed_ids(c, stack, reader)
