@@ -295,6 +295,11 @@ class LikeCounter:
                 time.sleep(delay)
                 delay = min(delay * 2, 1.0)
 
+    def counts(self, tweet_ids: list[int]) -> dict[int, int]:
+        """The cached like counts of `tweet_ids` (those whose counter exists)."""
+        values = self.rc.mget_nonatomic([likes_key(t) for t in tweet_ids])
+        return {t: int(v) for t, v in zip(tweet_ids, values, strict=True) if v is not None}
+
 
 def preheat(addresses: list[str], user_ids: list[int]) -> None:
     """Make every user's timeline exist (empty) so first reads are cache hits, not rebuilds."""

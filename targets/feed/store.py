@@ -190,8 +190,14 @@ class Store:
         rows = list(self.session.execute(self._like_count, (tweet_id,), timeout=10))
         return int(rows[0].like_count or 0) if rows else 0
 
+    def like_counts_sync(self, tweet_ids: list[int]) -> dict[int, int]:
+        results = execute_concurrent(self.session, [(self._like_count, (t,)) for t in tweet_ids],
+                                     concurrency=32, raise_on_first_error=True)
+        found = {t: rows.one() for t, (_ok, rows) in zip(tweet_ids, results, strict=True)}
+        return {t: int(row.like_count or 0) for t, row in found.items() if row is not None}
+
     def add_likes_sync(self, deltas: dict[int, int]) -> None:
-        """Checkpoint counted likes into the counter table (increments: counters cannot be set)."""
+        """Add `deltas` to the counter table (counters cannot be set, only moved)."""
         execute_concurrent(self.session, [(self._add_likes, (d, t)) for t, d in deltas.items() if d],
                            concurrency=32, raise_on_first_error=True)
 

@@ -6,6 +6,7 @@ alone. At the end of the session every process it started must be gone.
 
 from __future__ import annotations
 
+import dataclasses
 import secrets
 import sys
 import time
@@ -18,6 +19,7 @@ import pytest
 import redis
 
 from harness.runtime.local import LocalRuntime
+from harness.runtime.process import ManagedProcess
 from harness.topology import Topology
 from targets.feed.auth import issue_token
 from targets.feed.store import Store
@@ -101,7 +103,7 @@ def rc(stack: Stack) -> Iterator[redis.RedisCluster]:
 def sibling_api(stack: Stack, tmp_path: Path) -> Iterator[Callable[[dict[str, str]], str]]:
     """Start an extra API instance with its own settings (a defect switch, a small rate limit)
     against the same stores; returns its base URL. Stopped after the test."""
-    from harness.runtime.process import ManagedProcess, ProcessSpec, wait_until
+    from harness.runtime.process import ProcessSpec, wait_until
 
     started: list[ManagedProcess] = []
 
@@ -134,18 +136,35 @@ def group_sizes(stack: Stack) -> dict[str, int]:
     return {group: len(f.result().members) for group, f in futures.items()}
 
 
+@dataclasses.dataclass
+class SiblingWorker:
+    metrics: str                    # its /metrics URL
+    proc: ManagedProcess
+    hand_back: Callable[[], None]   # stop it and give the lanes back to the stack's workers
+
+
 @pytest.fixture
-def sibling_worker(stack: Stack, tmp_path: Path) -> Iterator[Callable[[dict[str, str]], str]]:
+def sibling_worker(stack: Stack, tmp_path: Path) -> Iterator[Callable[[dict[str, str]], SiblingWorker]]:
     """Hand the fan-out work to one worker started with its own settings (a defect switch) for
     the test: the stack's workers are paused, and their partitions move to it once their Kafka
-    sessions expire (about 10 s). Returns its metrics URL. Afterwards it stops, the workers
-    resume, and the test waits until they own every lane again."""
-    from harness.runtime.process import ManagedProcess, ProcessSpec, wait_until
+    sessions expire (about 10 s). Afterwards (or at `hand_back`) it stops, the workers resume,
+    and the test waits until they own every lane again."""
+    from harness.runtime.process import ProcessSpec, wait_until
 
     workers = stack.topo.worker_names()
     started: list[ManagedProcess] = []
 
-    def start(extra_env: dict[str, str]) -> str:
+    def hand_back() -> None:
+        was_started = bool(started)
+        for proc in started:
+            proc.stop()
+        started.clear()
+        for w in workers:
+            stack.runtime.resume(w)
+        if was_started:
+            assert eventually(lambda: set(group_sizes(stack).values()) == {len(workers)}, within_s=60)
+
+    def start(extra_env: dict[str, str]) -> SiblingWorker:
         port = stack.topo.base_port + 599
         env = {**stack.runtime.feed.env(), "FEED_METRICS_PORT": str(port), **extra_env}
         proc = ManagedProcess(ProcessSpec(f"sibling-worker-{port}", [sys.executable, "-m", "targets.feed.worker"],
@@ -156,14 +175,9 @@ def sibling_worker(stack: Stack, tmp_path: Path) -> Iterator[Callable[[dict[str,
         started.append(proc)
         wait_until(lambda: set(group_sizes(stack).values()) == {1}, deadline_s=60, proc=proc,
                    what="the only member of every lane", interval=1.0)
-        return f"http://127.0.0.1:{port}/metrics"
+        return SiblingWorker(f"http://127.0.0.1:{port}/metrics", proc, hand_back)
 
     try:
         yield start
     finally:
-        for proc in started:
-            proc.stop()
-        for w in workers:
-            stack.runtime.resume(w)
-        if started:
-            assert eventually(lambda: set(group_sizes(stack).values()) == {len(workers)}, within_s=60)
+        hand_back()

@@ -13,7 +13,7 @@ from harness.topology import ENGAGEMENT_TOPIC
 from targets.feed.cache import counted_key, likes_key, tweet_key
 from targets.feed.store import Store
 from targets.feed.worker import CHECKPOINT_S
-from tests.stack.conftest import Stack, eventually, post
+from tests.stack.conftest import SiblingWorker, Stack, eventually, post
 
 pytestmark = pytest.mark.stack
 
@@ -63,14 +63,34 @@ def test_a_counter_lost_from_the_cache_resumes_from_the_store(client: httpx.Clie
     assert eventually(lambda: rc.get(likes_key(int(tid))) == "5")
 
 
-def test_lose_counter_events_defect_drops_likes_from_the_count(client: httpx.Client, stack: Stack,
-                                                               sibling_worker: Callable[[dict[str, str]], str]) -> None:
+def test_lose_counter_events_defect_drops_likes_from_the_count(
+        client: httpx.Client, stack: Stack, sibling_worker: Callable[[dict[str, str]], SiblingWorker]) -> None:
     author = 931
     tid = post(client, stack, author, "likes that go nowhere")
-    metrics = sibling_worker({"FEED_DEFECT_LOSE_COUNTER_EVENTS": "1"})
+    metrics = sibling_worker({"FEED_DEFECT_LOSE_COUNTER_EVENTS": "1"}).metrics
     for user in (932, 933, 934):
         assert client.post(f"/v1/tweets/{tid}/like", headers=stack.auth(user)).status_code == 200
     bootstrap = f"127.0.0.1:{stack.topo.kafka_proxy_port}"
     assert eventually(lambda: consumer_lag(bootstrap, "counters", ENGAGEMENT_TOPIC) == 0)   # consumed, and lost:
     assert likes_seen(client, stack, author, tid) == 0
     assert "feed_likes_counted_total 0.0" in httpx.get(metrics).text
+
+
+def test_likes_counted_just_before_a_crash_still_reach_the_store(
+        client: httpx.Client, stack: Stack, store: Store, rc: redis.RedisCluster,
+        sibling_worker: Callable[[dict[str, str]], SiblingWorker]) -> None:
+    """The store is where a count is rebuilt from when its Redis counter is lost, so the
+    checkpoint must not lose likes either: an aggregator killed after counting likes in Redis
+    but before its next checkpoint leaves them to its successor."""
+    author = 941
+    tid = post(client, stack, author, "likes counted by an aggregator about to die")
+    worker = sibling_worker({})
+    client.post(f"/v1/tweets/{tid}/like", headers=stack.auth(942))
+    assert eventually(lambda: store.like_count_sync(int(tid)) == 1)   # its first checkpoint: at once
+    for user in (943, 944):
+        client.post(f"/v1/tweets/{tid}/like", headers=stack.auth(user))
+    assert eventually(lambda: rc.get(likes_key(int(tid))) == "3", within_s=CHECKPOINT_S / 2)
+    worker.proc.kill()   # counted in Redis, its next checkpoint still seconds away
+    worker.hand_back()
+    assert eventually(lambda: store.like_count_sync(int(tid)) == 3, within_s=3 * CHECKPOINT_S)
+    assert rc.get(likes_key(int(tid))) == "3"   # re-delivered to the successor, and not counted twice

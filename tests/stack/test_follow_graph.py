@@ -10,7 +10,7 @@ import redis
 
 from targets.feed.cache import SENTINEL, timeline_key
 from targets.feed.store import Store
-from tests.stack.conftest import Stack, eventually, feed_ids, post
+from tests.stack.conftest import SiblingWorker, Stack, eventually, feed_ids, post
 
 pytestmark = pytest.mark.stack
 
@@ -125,10 +125,10 @@ def test_an_accounts_override_flag_decides_the_backfill_too(client: httpx.Client
 
 def test_never_backfill_defect_leaves_the_new_followers_timeline_without_them(
         client: httpx.Client, stack: Stack, store: Store, rc: redis.RedisCluster,
-        sibling_worker: Callable[[dict[str, str]], str]) -> None:
+        sibling_worker: Callable[[dict[str, str]], SiblingWorker]) -> None:
     pinned, newcomer = 791, 792
     recent = pinned_account_and_newcomer(client, stack, store, rc, pinned, newcomer)
-    metrics = sibling_worker({"FEED_DEFECT_NEVER_BACKFILL": "1"})
+    metrics = sibling_worker({"FEED_DEFECT_NEVER_BACKFILL": "1"}).metrics
     before = backfill_events(httpx.get(metrics).text)
     assert client.post(f"/v1/users/{pinned}/follow", headers=stack.auth(newcomer)).json().get("backfill") == "queued"
     assert eventually(lambda: backfill_events(httpx.get(metrics).text) > before)   # consumed, and ignored:
