@@ -71,6 +71,7 @@ MEDIA_TYPES = ("image/jpeg", "image/png", "image/gif", "image/webp", "video/mp4"
 MAX_MEDIA_BYTES = 512 * 1024 * 1024
 REBUILD_PER_AUTHOR = 50
 PULL_TIER_TTL_S = 2.0
+PAGE_FILL_ROUNDS = 4
 CONFIG_TTL_S = 5.0
 ENGAGEMENT_TOPIC = "engagement"
 KEEPALIVE_S = 15.0
@@ -305,6 +306,31 @@ class Feed:
         pulled = await self.pulled.ids(sorted(followed), upper, n)
         return sorted(set(ids) | set(pulled), reverse=True)[:n]
 
+    async def chronological_page(self, user: int, before: int | None,
+                                 limit: int) -> tuple[list[dict[str, Any]], int | None, bool]:
+        """Up to `limit` tweets of the feed older than `before`, newest first; the last id
+        examined (the next page's cursor); whether more may follow. Deleted tweets and
+        unfollowed authors are dropped after the ids are read, so when a page comes up short
+        the ids below it are read too (twice as many each round, PAGE_FILL_ROUNDS at most)
+        rather than giving a short page while there is more."""
+        tweets: list[dict[str, Any]] = []
+        has_more = True
+        for round_ in range(PAGE_FILL_ROUNDS):
+            want = limit - len(tweets)
+            n = min(want * 2**round_, self.s.timeline_cap)
+            ids, following = await self.candidates(user, before, n + 1)
+            has_more = len(ids) > n
+            ids = ids[:n]
+            found = self.only_followed(user, await self.hydrate(ids), following)
+            if len(found) > want:            # a later round read more than the page needs
+                ids = [i for i in ids if i >= int(found[want - 1]["tweet_id"])]
+                found, has_more = found[:want], True
+            tweets += found
+            before = ids[-1] if ids else before
+            if not has_more or len(tweets) == limit:
+                break
+        return tweets, before, has_more
+
     def only_followed(self, user: int, tweets: list[dict[str, Any]], following: set[int]) -> list[dict[str, Any]]:
         """Design §10: the read-time unfollow filter. Timelines keep ids fanned out before an
         unfollow; each page is checked against the follow set as it is now."""
@@ -479,12 +505,9 @@ async def get_feed(request: Request) -> Response:
     limit = parse_limit(request.query_params.get("limit"))
     if algorithm == "ranked":
         return await ranked_feed(feed, user, limit, request.query_params.get("cursor"))
-    before = decode_cursor(request.query_params.get("cursor"))
-    ids, following = await feed.candidates(user, before, limit + 1)
-    has_more = len(ids) > limit
-    ids = ids[:limit]
-    tweets = feed.only_followed(user, await feed.hydrate(ids), following)
-    return json_response({"tweets": tweets, "next_cursor": encode_cursor(ids[-1]) if has_more and ids else None,
+    tweets, last, has_more = await feed.chronological_page(user, decode_cursor(request.query_params.get("cursor")),
+                                                           limit)
+    return json_response({"tweets": tweets, "next_cursor": encode_cursor(last) if has_more and last else None,
                           "has_more": has_more})
 
 

@@ -59,6 +59,25 @@ def test_cursor_pagination_walks_the_whole_timeline_once(client: httpx.Client, s
     assert seen == sorted(posted, key=int, reverse=True)
 
 
+def test_a_page_is_full_when_its_newest_tweets_are_filtered_out(client: httpx.Client, stack: Stack) -> None:
+    """The unfollow and deletion filters run after the timeline is read; a page must not come
+    up short (or empty, with has_more) because the newest entries were filtered out."""
+    quiet, loud, reader = 971, 972, 973
+    for author in (quiet, loud):
+        client.post(f"/v1/users/{author}/follow", headers=stack.auth(reader))
+    older = [client.post("/v1/tweets", headers=stack.auth(quiet), json={"text": f"q{i}"}).json()["tweet_id"]
+             for i in range(6)]
+    wait_visible(client, stack, reader, older[-1])
+    newer = [client.post("/v1/tweets", headers=stack.auth(loud), json={"text": f"l{i}"}).json()["tweet_id"]
+             for i in range(30)]
+    wait_visible(client, stack, reader, newer[-1])
+    client.delete(f"/v1/users/{loud}/follow", headers=stack.auth(reader))
+    first = client.get("/v1/feed", headers=stack.auth(reader), params={"limit": "5"}).json()
+    assert [t["tweet_id"] for t in first["tweets"]] == older[::-1][:5] and first["has_more"] is True
+    rest = client.get("/v1/feed", headers=stack.auth(reader), params={"limit": "5", "cursor": first["next_cursor"]})
+    assert [t["tweet_id"] for t in rest.json()["tweets"]] == older[:1] and rest.json()["has_more"] is False
+
+
 def test_a_user_acts_only_as_itself(client: httpx.Client, stack: Stack) -> None:
     assert client.get("/v1/feed").status_code == 401
     assert client.get("/v1/feed", headers={"Authorization": "Bearer nonsense"}).status_code == 401
