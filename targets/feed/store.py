@@ -240,6 +240,11 @@ class Store:
     async def following_count(self, user_id: int) -> int:
         return int((await self._aexecute(self._count_following, (user_id,)))[0][0])
 
+    def is_deleted_sync(self, tweet_id: int) -> bool:
+        """Whether the tweet was deleted (False for one the store does not have)."""
+        row = self.session.execute(self._by_id, (tweet_id,), timeout=10).one()
+        return bool(row is not None and row.deleted)
+
     def newest_by_author_sync(self, user_id: int, limit: int) -> list[Tweet]:
         rows = self.session.execute(self._by_author, (user_id, 2**63 - 1, limit), timeout=10)
         return [Tweet.from_row(r) for r in rows]

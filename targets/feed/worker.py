@@ -269,10 +269,22 @@ class FanoutWorker:
         consumer.close()
 
     def _fan_out_throttled(self, writer: TimelineWriter, lists: FollowerLists, tweet: dict[str, Any]) -> None:
+        """Push one middle-band tweet. Its deletion fan-out runs on the main lane and may come
+        before or during this one, removing only what was written by then; so a tweet deleted
+        before its turn is skipped, and one deleted while it was written is taken back out
+        here. (The store marks a tweet deleted before its deletion is queued: either the check
+        after the writes sees it, or the deletion fan-out runs after them.)"""
         tweet_id, author = int(tweet["tweet_id"]), int(tweet["author_id"])
+        deletions = not self.s.defects.skip_delete_fanout
+        if deletions and self.store.is_deleted_sync(tweet_id):
+            return
         followers = [f for f in lists.of([author])[author]
                      if not dropped_by_defect(self.s.defects.drop_fanout_share, tweet_id, f)]
-        self._write_throttled(writer, [(f, tweet_id) for f in followers], new_tweet_signal(tweet))
+        entries = [(f, tweet_id) for f in followers]
+        self._write_throttled(writer, entries, new_tweet_signal(tweet))
+        if deletions and self.store.is_deleted_sync(tweet_id):
+            writer.write([], [], removals=entries)
+            return
         FANOUT_LAG.observe(max(0.0, time.time() - timestamp_ms(tweet_id) / 1000))
 
     def _write_throttled(self, writer: TimelineWriter, entries: list[tuple[int, int]], signal: bytes) -> None:

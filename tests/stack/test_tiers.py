@@ -9,6 +9,7 @@ import httpx
 import pytest
 import redis
 
+from harness.settle import LANES, consumer_lag
 from targets.feed.cache import preheat
 from targets.feed.store import Store
 from tests.stack.conftest import Stack, eventually, feed_ids, post
@@ -32,6 +33,27 @@ def test_middle_band_tweets_reach_every_follower_through_the_throttled_lane(
     assert eventually(lambda: all(in_timeline(rc, f, tid) for f in followers[::30]), within_s=20)
     assert eventually(lambda: in_timeline(rc, followers[-1], tid))
     assert author not in store.pull_tier_sync()
+
+
+def test_a_middle_band_tweet_deleted_while_the_throttled_lane_pushes_it_leaves_every_timeline(
+        client: httpx.Client, stack: Stack, store: Store, rc: redis.RedisCluster) -> None:
+    """The deletion fan-out (main lane) overtakes the throttled lane still writing the tweet."""
+    author, followers = 802, [210000 + i for i in range(300)]
+    store.bulk_follow([(f, author) for f in followers])
+    preheat(stack.topo.redis_proxy_addresses(), followers)
+    store.set_runtime_config_sync("fanout.throttle_writes_per_s", "50")   # 300 followers: 6 s
+    try:
+        time.sleep(CONFIG_TTL_S + 1)
+        tid = post(client, stack, author, "deleted while on its way")
+        assert eventually(lambda: in_timeline(rc, followers[0], tid))        # the lane has begun
+        assert client.delete(f"/v1/tweets/{tid}", headers=stack.auth(author)).status_code == 200
+        bootstrap = f"127.0.0.1:{stack.topo.kafka_proxy_port}"
+        assert eventually(lambda: all(consumer_lag(bootstrap, group, topic) == 0 for group, topic in LANES),
+                          within_s=30)
+        assert [f for f in followers if in_timeline(rc, f, tid)] == []
+    finally:
+        store.set_runtime_config_sync("fanout.throttle_writes_per_s", "5000")
+        time.sleep(CONFIG_TTL_S + 1)
 
 
 def test_a_pinned_pull_author_is_merged_at_read_time_not_pushed(
