@@ -72,6 +72,7 @@ MAX_MEDIA_BYTES = 512 * 1024 * 1024
 REBUILD_PER_AUTHOR = 50
 PULL_TIER_TTL_S = 2.0
 PAGE_FILL_ROUNDS = 4
+PAGE_FILL_IDS = 200
 CONFIG_TTL_S = 5.0
 ENGAGEMENT_TOPIC = "engagement"
 KEEPALIVE_S = 15.0
@@ -311,13 +312,18 @@ class Feed:
         """Up to `limit` tweets of the feed older than `before`, newest first; the last id
         examined (the next page's cursor); whether more may follow. Deleted tweets and
         unfollowed authors are dropped after the ids are read, so when a page comes up short
-        the ids below it are read too (twice as many each round, PAGE_FILL_ROUNDS at most)
-        rather than giving a short page while there is more."""
+        the ids below it are read too (twice as many each round, PAGE_FILL_ROUNDS rounds and
+        PAGE_FILL_IDS ids at most, so a timeline full of an unfollowed account's tweets costs
+        each page a bounded amount) rather than giving a short page while there is more."""
         tweets: list[dict[str, Any]] = []
         has_more = True
+        budget = max(PAGE_FILL_IDS, limit)
         for round_ in range(PAGE_FILL_ROUNDS):
             want = limit - len(tweets)
-            n = min(want * 2**round_, self.s.timeline_cap)
+            n = min(want * 2**round_, budget)
+            if n == 0:
+                break
+            budget -= n
             ids, following = await self.candidates(user, before, n + 1)
             has_more = len(ids) > n
             ids = ids[:n]

@@ -161,6 +161,8 @@ class PullRegistry:
         self._listed: tuple[float, set[int]] = (-ttl_s, set())
 
     def update(self, tiers: Mapping[int, Tier]) -> None:
+        if not tiers:
+            return
         at, listed = self._listed
         if time.monotonic() - at > self.ttl_s:
             listed = self.store.pull_tier_sync()
@@ -276,11 +278,12 @@ class FanoutWorker:
         after the writes sees it, or the deletion fan-out runs after them.)"""
         tweet_id, author = int(tweet["tweet_id"]), int(tweet["author_id"])
         deletions = not self.s.defects.skip_delete_fanout
-        if deletions and self.store.is_deleted_sync(tweet_id):
-            return
         followers = [f for f in lists.of([author])[author]
                      if not dropped_by_defect(self.s.defects.drop_fanout_share, tweet_id, f)]
         entries = [(f, tweet_id) for f in followers]
+        if deletions and self.store.is_deleted_sync(tweet_id):
+            writer.write([], [], removals=entries)   # a retry after the check below failed: its writes
+            return
         self._write_throttled(writer, entries, new_tweet_signal(tweet))
         if deletions and self.store.is_deleted_sync(tweet_id):
             writer.write([], [], removals=entries)
