@@ -89,6 +89,13 @@ redis.call('EXPIRE', KEYS[2], ARGV[2])
 return n
 """
 
+# Raise an existing like counter to ARGV[1] if it is lower (its TTL kept); a missing one stays
+# missing. KEYS: counter.
+_RAISE_COUNT = """
+local n = redis.call('GET', KEYS[1])
+if n and tonumber(n) < tonumber(ARGV[1]) then redis.call('SET', KEYS[1], ARGV[1], 'KEEPTTL') end
+"""
+
 # Cache a tweet object with its like counter (same slot): the counter is created from the
 # store's count if missing, and lives at least as long as the object, so an object in the
 # cache without a counter beside it means no likes. KEYS: object, counter. ARGV: object JSON,
@@ -277,6 +284,7 @@ class LikeCounter:
         self.rc = RedisCluster(startup_nodes=[ClusterNode(h, p) for h, p in _nodes(addresses)],
                                decode_responses=True, socket_timeout=2, require_full_coverage=False)
         self._script = self.rc.register_script(_COUNT_LIKE)
+        self._raise = self.rc.register_script(_RAISE_COUNT)
 
     def count(self, tweet_id: int, user_id: int, base: Callable[[], int]) -> bool:
         """True when this like was not counted before. Retries until Redis takes it. `base`:
@@ -294,6 +302,12 @@ class LikeCounter:
                 log.warning("counting a like of %s failed; retrying", tweet_id, exc_info=True)
                 time.sleep(delay)
                 delay = min(delay * 2, 1.0)
+
+    def raise_to(self, counts: dict[int, int]) -> None:
+        """Raise cached counters that are lower than `counts` (the checkpoint found the store
+        ahead: a counter re-cached from the store before it had every like)."""
+        for tweet_id, n in counts.items():
+            self._raise(keys=[likes_key(tweet_id)], args=[n])
 
     def counts(self, tweet_ids: list[int]) -> dict[int, int]:
         """The cached like counts of `tweet_ids` (those whose counter exists)."""

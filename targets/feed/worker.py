@@ -300,57 +300,8 @@ class FanoutWorker:
             writer.write(chunk, [], notify=[(user, signal) for user, _ in chunk])
             TIMELINE_WRITES.inc(len(chunk))
 
-    def _like_base(self, tweet_id: int, uncheckpointed: dict[int, int]) -> int:
-        """A tweet's count when its counter is missing from the cache (expired, or lost with its
-        shard): the store's checkpoint plus what this aggregator counted since."""
-        return self.store.like_count_sync(tweet_id) + uncheckpointed.get(tweet_id, 0)
-
     def run_counters(self) -> None:
-        """The counter aggregator: like events -> Redis (idempotent), checkpointed to the
-        Cassandra counter table every CHECKPOINT_S. Offsets are committed only after a
-        checkpoint: a successor re-reads whatever the store may lack."""
-        consumer = self._consumer("counters")
-        counter = LikeCounter(self.s.redis_nodes)
-        consumer.subscribe([ENGAGEMENT_TOPIC])
-        pending: dict[int, int] = {}   # likes counted since the last checkpoint (a lost counter's base)
-        touched: set[int] = set()      # tweets with like events since then, counted now or before a crash
-        last_checkpoint = time.monotonic()
-        lag = LagGauge(consumer, "counters")
-        while self.running:
-            lag.update()
-            msgs = consumer.consume(num_messages=500, timeout=0.2)
-            events = [orjson.loads(v) for m in msgs if not m.error() and (v := m.value()) is not None]
-            for tweet_id, user_id, sent_t in likes_to_count(events, self.s.defects):
-                touched.add(tweet_id)
-                base = functools.partial(self._like_base, tweet_id, pending)
-                if counter.count(tweet_id, user_id, base):   # retries on its own until Redis takes it
-                    pending[tweet_id] = pending.get(tweet_id, 0) + 1
-                    LIKES_COUNTED.inc()
-                    COUNTER_LAG.observe(max(0.0, time.time() - sent_t))
-            if msgs and not touched:
-                _commit(consumer)   # nothing waits for a checkpoint
-            if touched and time.monotonic() - last_checkpoint > CHECKPOINT_S:
-                if self._checkpoint(counter, touched):
-                    _commit(consumer)
-                    pending, touched = {}, set()
-                last_checkpoint = time.monotonic()
-        if touched and self._checkpoint(counter, touched):
-            _commit(consumer)
-        consumer.close()
-
-    def _checkpoint(self, counter: LikeCounter, touched: set[int]) -> bool:
-        """Bring the store's count of each touched tweet to the cache's. Absolute rather than
-        the likes counted here: a like counted in Redis just before a crash is re-delivered to
-        the successor, which rightly does not count it again, yet the store never had it.
-        False (and logged) when the cache or the store is away: tried again at the next one."""
-        try:
-            live = counter.counts(sorted(touched))
-            stored = self.store.like_counts_sync(sorted(live))
-            self.store.add_likes_sync({t: n - stored.get(t, 0) for t, n in live.items()})
-        except Exception:  # noqa: BLE001 - kept, and tried again at the next checkpoint
-            log.warning("counter checkpoint failed; will retry", exc_info=True)
-            return False
-        return True
+        CounterLane(self).run()
 
     def run(self) -> None:
         lanes = [threading.Thread(target=self.run_throttled, name="throttled-lane", daemon=True),
@@ -379,6 +330,80 @@ class FanoutWorker:
             lane.join(timeout=10)
         self.consumer.close()
         self.store.close()
+
+
+class CounterLane:
+    """The counter aggregator: like events -> Redis (each like once, `LikeCounter`),
+    checkpointed to the Cassandra counter table every CHECKPOINT_S.
+
+    Offsets are committed only after a checkpoint, so a successor re-reads whatever the store
+    may lack. A checkpoint brings the store's count of each touched tweet up to date: by the
+    likes counted here since the last one (`pending`), or up to the cache's count where that
+    is higher. The cache's count covers a like counted in Redis just before a crash and
+    re-delivered to the successor, which rightly does not count it again; `pending` covers a
+    counter lost (or re-cached from the store, lower) since. Cassandra counters can only be
+    incremented, so two lanes reconciling the same tweet would both add: when partitions are
+    taken away the lane checkpoints and commits first (a rebalance), or forgets what it has
+    (partitions lost: another lane owns them already and re-reads the uncommitted events)."""
+
+    def __init__(self, worker: FanoutWorker) -> None:
+        self.worker = worker
+        self.store = worker.store
+        self.consumer = worker._consumer("counters")
+        self.counter = LikeCounter(worker.s.redis_nodes)
+        self.pending: dict[int, int] = {}   # likes counted since the last checkpoint
+        self.touched: set[int] = set()      # tweets with like events since then, counted or re-read
+        self.last_checkpoint = time.monotonic()
+
+    def run(self) -> None:
+        self.consumer.subscribe([ENGAGEMENT_TOPIC], on_revoke=self._revoked, on_lost=self._lost)
+        lag = LagGauge(self.consumer, "counters")
+        while self.worker.running:
+            lag.update()
+            msgs = self.consumer.consume(num_messages=500, timeout=0.2)
+            events = [orjson.loads(v) for m in msgs if not m.error() and (v := m.value()) is not None]
+            for tweet_id, user_id, sent_t in likes_to_count(events, self.worker.s.defects):
+                self.touched.add(tweet_id)
+                base = functools.partial(self._like_base, tweet_id)
+                if self.counter.count(tweet_id, user_id, base):   # retries on its own until Redis takes it
+                    self.pending[tweet_id] = self.pending.get(tweet_id, 0) + 1
+                    LIKES_COUNTED.inc()
+                    COUNTER_LAG.observe(max(0.0, time.time() - sent_t))
+            if msgs and not self.touched:
+                _commit(self.consumer)   # nothing waits for a checkpoint
+            if self.touched and time.monotonic() - self.last_checkpoint > CHECKPOINT_S:
+                self._checkpoint_and_commit()
+                self.last_checkpoint = time.monotonic()
+        self.consumer.close()   # leaves the group: _revoked checkpoints first
+
+    def _like_base(self, tweet_id: int) -> int:
+        """A tweet's count when its counter is missing from the cache (expired, or lost with its
+        shard): the store's checkpoint plus what this lane counted since."""
+        return self.store.like_count_sync(tweet_id) + self.pending.get(tweet_id, 0)
+
+    def _revoked(self, consumer: Consumer, partitions: list[Any]) -> None:
+        if self.touched and not self._checkpoint_and_commit():
+            self._lost(consumer, partitions)   # the next owner re-reads them and reconciles
+
+    def _lost(self, _consumer: Consumer, _partitions: list[Any]) -> None:
+        self.pending, self.touched = {}, set()
+
+    def _checkpoint_and_commit(self) -> bool:
+        """False (and logged) when the cache or the store is away: tried again at the next one."""
+        try:
+            tweets = sorted(self.touched)
+            live = self.counter.counts(tweets)
+            stored = self.store.like_counts_sync(tweets)
+            deltas = {t: max(live.get(t, 0) - stored.get(t, 0), self.pending.get(t, 0)) for t in tweets}
+            self.store.add_likes_sync(deltas)
+            self.counter.raise_to({t: n for t, d in deltas.items()
+                                   if t in live and live[t] < (n := stored.get(t, 0) + d)})
+        except Exception:  # noqa: BLE001 - kept, and tried again at the next checkpoint
+            log.warning("counter checkpoint failed; will retry", exc_info=True)
+            return False
+        self.pending, self.touched = {}, set()
+        _commit(self.consumer)
+        return True
 
 
 class LagGauge:

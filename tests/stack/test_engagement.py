@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 
 import httpx
@@ -13,7 +14,7 @@ from harness.topology import ENGAGEMENT_TOPIC
 from targets.feed.cache import counted_key, likes_key, tweet_key
 from targets.feed.store import Store
 from targets.feed.worker import CHECKPOINT_S
-from tests.stack.conftest import SiblingWorker, Stack, eventually, post
+from tests.stack.conftest import SiblingWorker, Stack, eventually, group_sizes, post
 
 pytestmark = pytest.mark.stack
 
@@ -94,3 +95,42 @@ def test_likes_counted_just_before_a_crash_still_reach_the_store(
     worker.hand_back()
     assert eventually(lambda: store.like_count_sync(int(tid)) == 3, within_s=3 * CHECKPOINT_S)
     assert rc.get(likes_key(int(tid))) == "3"   # re-delivered to the successor, and not counted twice
+
+
+def test_likes_not_yet_checkpointed_survive_their_counter_being_recached_from_the_store(
+        client: httpx.Client, stack: Stack, store: Store, rc: redis.RedisCluster,
+        sibling_worker: Callable[[dict[str, str]], SiblingWorker]) -> None:
+    """A counter lost between two checkpoints comes back from the store's count, which lacks
+    the likes counted since: the next checkpoint must still write them, and lift the counter."""
+    author = 945
+    tid = post(client, stack, author, "liked, forgotten, re-cached")
+    sibling_worker({})
+    client.post(f"/v1/tweets/{tid}/like", headers=stack.auth(946))
+    assert eventually(lambda: store.like_count_sync(int(tid)) == 1)   # its first checkpoint: at once
+    for user in (947, 948):
+        client.post(f"/v1/tweets/{tid}/like", headers=stack.auth(user))
+    assert eventually(lambda: rc.get(likes_key(int(tid))) == "3", within_s=CHECKPOINT_S / 2)
+    rc.delete(tweet_key(int(tid)), likes_key(int(tid)))   # the shard restarted empty, say
+    assert likes_seen(client, stack, author, tid) == 1    # re-cached with the store's count
+    assert eventually(lambda: store.like_count_sync(int(tid)) == 3, within_s=3 * CHECKPOINT_S)
+    assert eventually(lambda: likes_seen(client, stack, author, tid) == 3)
+
+
+def test_a_rebalance_in_the_middle_of_counting_adds_each_like_to_the_store_once(
+        client: httpx.Client, stack: Stack, store: Store, rc: redis.RedisCluster,
+        sibling_worker: Callable[[dict[str, str]], SiblingWorker]) -> None:
+    """Lanes join while one holds likes it has not checkpointed: it must checkpoint them before
+    the newcomers re-read its uncommitted events (or both would add them to the store)."""
+    author = 955
+    tid = post(client, stack, author, "counted across a rebalance")
+    sibling_worker({})
+    client.post(f"/v1/tweets/{tid}/like", headers=stack.auth(956))
+    assert eventually(lambda: store.like_count_sync(int(tid)) == 1)   # its first checkpoint: at once
+    for user in (957, 958):
+        client.post(f"/v1/tweets/{tid}/like", headers=stack.auth(user))
+    assert eventually(lambda: rc.get(likes_key(int(tid))) == "3", within_s=CHECKPOINT_S / 2)
+    for w in stack.topo.worker_names():   # they rejoin the lanes: partitions move
+        stack.runtime.resume(w)
+    assert eventually(lambda: group_sizes(stack)["counters"] == 1 + len(stack.topo.worker_names()), within_s=30)
+    time.sleep(2 * CHECKPOINT_S)
+    assert store.like_count_sync(int(tid)) == 3 and rc.get(likes_key(int(tid))) == "3"
