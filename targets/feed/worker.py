@@ -273,16 +273,17 @@ class FanoutWorker:
     def _fan_out_throttled(self, writer: TimelineWriter, lists: FollowerLists, tweet: dict[str, Any]) -> None:
         """Push one middle-band tweet. Its deletion fan-out runs on the main lane and may come
         before or during this one, removing only what was written by then; so a tweet deleted
-        before its turn is skipped, and one deleted while it was written is taken back out
-        here. (The store marks a tweet deleted before its deletion is queued: either the check
-        after the writes sees it, or the deletion fan-out runs after them.)"""
+        before its turn is not written (its entries are removed, in case this is a retry that
+        wrote them), and one deleted while it was written is taken back out here. (The store
+        marks a tweet deleted before its deletion is queued: either the check after the writes
+        sees it, or the deletion fan-out runs after them.)"""
         tweet_id, author = int(tweet["tweet_id"]), int(tweet["author_id"])
         deletions = not self.s.defects.skip_delete_fanout
         followers = [f for f in lists.of([author])[author]
                      if not dropped_by_defect(self.s.defects.drop_fanout_share, tweet_id, f)]
         entries = [(f, tweet_id) for f in followers]
         if deletions and self.store.is_deleted_sync(tweet_id):
-            writer.write([], [], removals=entries)   # a retry after the check below failed: its writes
+            writer.write([], [], removals=entries)
             return
         self._write_throttled(writer, entries, new_tweet_signal(tweet))
         if deletions and self.store.is_deleted_sync(tweet_id):
