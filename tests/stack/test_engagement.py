@@ -77,6 +77,17 @@ def test_lose_counter_events_defect_drops_likes_from_the_count(
     assert "feed_likes_counted_total 0.0" in httpx.get(metrics).text
 
 
+def two_likes_past_a_checkpoint(client: httpx.Client, stack: Stack, store: Store, rc: redis.RedisCluster,
+                                tid: str, users: tuple[int, int, int]) -> None:
+    """With a sibling worker as the only counter lane: one like checkpointed (the lane's first
+    checkpoint comes at once), then two counted in Redis with the next checkpoint seconds away."""
+    client.post(f"/v1/tweets/{tid}/like", headers=stack.auth(users[0]))
+    assert eventually(lambda: store.like_count_sync(int(tid)) == 1)
+    for user in users[1:]:
+        client.post(f"/v1/tweets/{tid}/like", headers=stack.auth(user))
+    assert eventually(lambda: rc.get(likes_key(int(tid))) == "3", within_s=CHECKPOINT_S / 2)
+
+
 def test_likes_counted_just_before_a_crash_still_reach_the_store(
         client: httpx.Client, stack: Stack, store: Store, rc: redis.RedisCluster,
         sibling_worker: Callable[[dict[str, str]], SiblingWorker]) -> None:
@@ -86,11 +97,7 @@ def test_likes_counted_just_before_a_crash_still_reach_the_store(
     author = 941
     tid = post(client, stack, author, "likes counted by an aggregator about to die")
     worker = sibling_worker({})
-    client.post(f"/v1/tweets/{tid}/like", headers=stack.auth(942))
-    assert eventually(lambda: store.like_count_sync(int(tid)) == 1)   # its first checkpoint: at once
-    for user in (943, 944):
-        client.post(f"/v1/tweets/{tid}/like", headers=stack.auth(user))
-    assert eventually(lambda: rc.get(likes_key(int(tid))) == "3", within_s=CHECKPOINT_S / 2)
+    two_likes_past_a_checkpoint(client, stack, store, rc, tid, (942, 943, 944))
     worker.proc.kill()   # counted in Redis, its next checkpoint still seconds away
     worker.hand_back()
     assert eventually(lambda: store.like_count_sync(int(tid)) == 3, within_s=3 * CHECKPOINT_S)
@@ -105,11 +112,7 @@ def test_likes_not_yet_checkpointed_survive_their_counter_being_recached_from_th
     author = 945
     tid = post(client, stack, author, "liked, forgotten, re-cached")
     sibling_worker({})
-    client.post(f"/v1/tweets/{tid}/like", headers=stack.auth(946))
-    assert eventually(lambda: store.like_count_sync(int(tid)) == 1)   # its first checkpoint: at once
-    for user in (947, 948):
-        client.post(f"/v1/tweets/{tid}/like", headers=stack.auth(user))
-    assert eventually(lambda: rc.get(likes_key(int(tid))) == "3", within_s=CHECKPOINT_S / 2)
+    two_likes_past_a_checkpoint(client, stack, store, rc, tid, (946, 947, 948))
     rc.delete(tweet_key(int(tid)), likes_key(int(tid)))   # the shard restarted empty, say
     assert likes_seen(client, stack, author, tid) == 1    # re-cached with the store's count
     assert eventually(lambda: store.like_count_sync(int(tid)) == 3, within_s=3 * CHECKPOINT_S)
@@ -124,11 +127,7 @@ def test_a_rebalance_in_the_middle_of_counting_adds_each_like_to_the_store_once(
     author = 955
     tid = post(client, stack, author, "counted across a rebalance")
     sibling_worker({})
-    client.post(f"/v1/tweets/{tid}/like", headers=stack.auth(956))
-    assert eventually(lambda: store.like_count_sync(int(tid)) == 1)   # its first checkpoint: at once
-    for user in (957, 958):
-        client.post(f"/v1/tweets/{tid}/like", headers=stack.auth(user))
-    assert eventually(lambda: rc.get(likes_key(int(tid))) == "3", within_s=CHECKPOINT_S / 2)
+    two_likes_past_a_checkpoint(client, stack, store, rc, tid, (956, 957, 958))
     for w in stack.topo.worker_names():   # they rejoin the lanes: partitions move
         stack.runtime.resume(w)
     assert eventually(lambda: group_sizes(stack)["counters"] == 1 + len(stack.topo.worker_names()), within_s=30)
