@@ -196,10 +196,13 @@ class Store:
         found = {t: rows.one() for t, (_ok, rows) in zip(tweet_ids, results, strict=True)}
         return {t: int(row.like_count or 0) for t, row in found.items() if row is not None}
 
-    def add_likes_sync(self, deltas: dict[int, int]) -> None:
-        """Add `deltas` to the counter table (counters cannot be set, only moved)."""
-        execute_concurrent(self.session, [(self._add_likes, (d, t)) for t, d in deltas.items() if d],
-                           concurrency=32, raise_on_first_error=True)
+    def add_likes_sync(self, deltas: dict[int, int]) -> set[int]:
+        """Add `deltas` to the counter table (counters cannot be set, only moved); the tweets
+        whose update failed."""
+        moved = [(t, d) for t, d in deltas.items() if d]
+        results = execute_concurrent(self.session, [(self._add_likes, (d, t)) for t, d in moved],
+                                     concurrency=32, raise_on_first_error=False)
+        return {t for (t, _), (ok, _result) in zip(moved, results, strict=True) if not ok}
 
     async def register_media(self, media_id: str, owner: int, content_type: str, size_bytes: int) -> None:
         await self._aexecute(self._insert_media, (media_id, owner, content_type, size_bytes, datetime.now(UTC)))

@@ -139,7 +139,13 @@ def likes_to_count(events: list[dict[str, Any]], defects: Defects) -> list[tuple
     """(tweet, user, sent time) of each like event the aggregator should count."""
     out = []
     for ev in events:
-        tweet_id, user_id = int(ev["tweet_id"]), int(ev["user_id"])
+        try:
+            if ev.get("type") != "like":
+                raise ValueError(f"not a like event: {ev.get('type')!r}")
+            tweet_id, user_id = int(ev["tweet_id"]), int(ev["user_id"])
+        except (AttributeError, KeyError, TypeError, ValueError) as exc:   # never kill the lane
+            log.warning("engagement: skipping an event that is not a like: %s: %.200r", exc, ev)
+            continue
         if dropped_by_defect(defects.lose_counter_share, tweet_id, user_id):
             continue
         out.append((tweet_id, user_id, float(ev.get("t", time.time()))))
@@ -259,11 +265,11 @@ class FanoutWorker:
         while self.running:
             lag.update()
             msgs = consumer.consume(num_messages=50, timeout=0.2)
-            for m in msgs:
-                value = m.value()
-                if m.error() or value is None:
+            for ev in _decoded(msgs):
+                tweet = ev.get("tweet")
+                if not isinstance(tweet, dict):
+                    log.warning("throttled lane: skipping an event without a tweet: %.200r", ev)
                     continue
-                tweet = orjson.loads(value)["tweet"]
                 until_done("throttled", functools.partial(self._fan_out_throttled, writer, lists, tweet),
                            lambda: self.running)
             if msgs and self.running:
@@ -316,13 +322,7 @@ class FanoutWorker:
             msgs = self.consumer.consume(num_messages=500, timeout=0.2)
             if not msgs:
                 continue
-            events = []
-            for m in msgs:
-                value = m.value()
-                if m.error() or value is None:
-                    log.warning("kafka: skipping message: %s", m.error())
-                    continue
-                events.append(orjson.loads(value))
+            events = _decoded(msgs)
             if events:
                 until_done("fanout", functools.partial(self.handle, events), lambda: self.running)
             if self.running:
@@ -355,6 +355,7 @@ class CounterLane:
         self.pending: dict[int, int] = {}   # likes counted since the last checkpoint
         self.touched: set[int] = set()      # tweets with like events since then, counted or re-read
         self.last_checkpoint = time.monotonic()
+        self.session_timeout_s = worker.s.kafka_session_timeout_ms / 1000
 
     def run(self) -> None:
         self.consumer.subscribe([ENGAGEMENT_TOPIC], on_revoke=self._revoked, on_lost=self._lost)
@@ -362,8 +363,8 @@ class CounterLane:
         while self.worker.running:
             lag.update()
             msgs = self.consumer.consume(num_messages=500, timeout=0.2)
-            events = [orjson.loads(v) for m in msgs if not m.error() and (v := m.value()) is not None]
-            for tweet_id, user_id, sent_t in likes_to_count(events, self.worker.s.defects):
+            polled_at = time.monotonic()
+            for tweet_id, user_id, sent_t in likes_to_count(_decoded(msgs), self.worker.s.defects):
                 self.touched.add(tweet_id)
                 base = functools.partial(self._like_base, tweet_id)
                 if self.counter.count(tweet_id, user_id, base):   # retries on its own until Redis takes it
@@ -372,7 +373,11 @@ class CounterLane:
                     COUNTER_LAG.observe(max(0.0, time.time() - sent_t))
             if msgs and not self.touched:
                 _commit(self.consumer)   # nothing waits for a checkpoint
-            if self.touched and time.monotonic() - self.last_checkpoint > CHECKPOINT_S:
+            # After a long stall (Redis or the store away while counting, or the process frozen)
+            # the partitions may be someone else's already, which only the next consume() tells
+            # (on_lost): checkpointing now could add likes the new owner adds too.
+            stalled = time.monotonic() - polled_at > self.session_timeout_s / 2
+            if self.touched and not stalled and time.monotonic() - self.last_checkpoint > CHECKPOINT_S:
                 self._checkpoint_and_commit()
                 self.last_checkpoint = time.monotonic()
         self.consumer.close()   # leaves the group: _revoked checkpoints first
@@ -390,21 +395,62 @@ class CounterLane:
         self.pending, self.touched = {}, set()
 
     def _checkpoint_and_commit(self) -> bool:
-        """False (and logged) when the cache or the store is away: tried again at the next one."""
+        """Checkpoint every touched tweet, then commit. A tweet whose add failed stays for the
+        next checkpoint (its delta is computed again then); one whose add succeeded is done,
+        whatever fails after it. False (and logged) when some tweet could not be checkpointed.
+        (A counter write that timed out yet was applied is added again: Cassandra counter
+        updates are not idempotent.)"""
         try:
             tweets = sorted(self.touched)
             live = self.counter.counts(tweets)
             stored = self.store.like_counts_sync(tweets)
-            deltas = {t: max(live.get(t, 0) - stored.get(t, 0), self.pending.get(t, 0)) for t in tweets}
-            self.store.add_likes_sync(deltas)
-            self.counter.raise_to({t: n for t, d in deltas.items()
-                                   if t in live and live[t] < (n := stored.get(t, 0) + d)})
         except Exception:  # noqa: BLE001 - kept, and tried again at the next checkpoint
             log.warning("counter checkpoint failed; will retry", exc_info=True)
             return False
-        self.pending, self.touched = {}, set()
+        deltas = {t: max(live.get(t, 0) - stored.get(t, 0), self.pending.get(t, 0)) for t in tweets}
+        failed = self.store.add_likes_sync(deltas)
+        for t in tweets:
+            if t not in failed:
+                self.touched.discard(t)
+                self.pending.pop(t, None)
+        try:
+            self.counter.raise_to({t: n for t, d in deltas.items()
+                                   if t not in failed and t in live and live[t] < (n := stored.get(t, 0) + d)})
+        except Exception:  # noqa: BLE001 - best effort: the counter stays low until its next checkpoint
+            log.warning("raising like counters to the store's count failed", exc_info=True)
+        if failed:
+            log.warning("counter checkpoint failed for %d tweets; will retry", len(failed))
+            return False
         _commit(self.consumer)
         return True
+
+
+def _decoded(msgs: list[Any]) -> list[dict[str, Any]]:
+    """The JSON payloads of Kafka messages `msgs`; an error is logged and skipped."""
+    values = []
+    for m in msgs:
+        value = m.value()
+        if m.error() or value is None:
+            log.warning("kafka: skipping message: %s", m.error())
+            continue
+        values.append(value)
+    return decode_events(values)
+
+
+def decode_events(values: list[bytes]) -> list[dict[str, Any]]:
+    """JSON objects from message payloads; anything else is logged and skipped (a payload
+    that cannot be read must not stop a lane)."""
+    events = []
+    for value in values:
+        try:
+            event = orjson.loads(value)
+        except orjson.JSONDecodeError:
+            event = None
+        if isinstance(event, dict):
+            events.append(event)
+        else:
+            log.warning("kafka: skipping a message that is not a JSON object: %.200r", value)
+    return events
 
 
 class LagGauge:

@@ -6,7 +6,7 @@ import pytest
 
 from targets.feed.cache import display_count
 from targets.feed.settings import Defects
-from targets.feed.worker import likes_to_count
+from targets.feed.worker import decode_events, likes_to_count
 
 pytestmark = pytest.mark.unit
 
@@ -28,3 +28,14 @@ def test_every_like_event_is_counted() -> None:
 def test_lose_counter_events_defect_drops_a_share() -> None:
     kept = len(likes_to_count(EVENTS, Defects(lose_counter_share=0.3)))
     assert 0.6 * 500 < kept < 0.8 * 500
+
+
+def test_events_that_are_not_likes_are_skipped_not_fatal() -> None:
+    odd = [{"type": "retweet", "tweet_id": "1", "user_id": "2"}, {"type": "like", "tweet_id": "x", "user_id": "2"},
+           {"type": "like", "user_id": "2"}, {"type": "like", "tweet_id": None, "user_id": "2"}]
+    assert likes_to_count([*odd, EVENTS[0]], Defects()) == [(100, 0, 1.0)]
+
+
+def test_payloads_that_are_not_json_objects_are_skipped() -> None:
+    payloads = [b'{"type": "like"}', b"\xff not json", b"[1, 2]", b"null", b""]
+    assert decode_events(payloads) == [{"type": "like"}]
