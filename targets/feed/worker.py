@@ -408,7 +408,11 @@ class CounterLane:
             log.warning("counter checkpoint failed; will retry", exc_info=True)
             return False
         deltas = {t: max(live.get(t, 0) - stored.get(t, 0), self.pending.get(t, 0)) for t in tweets}
-        failed = self.store.add_likes_sync(deltas)
+        try:
+            failed = self.store.add_likes_sync(deltas)
+        except Exception:  # noqa: BLE001 - e.g. the session shut down: nothing known to be added
+            log.warning("counter checkpoint failed; will retry", exc_info=True)
+            return False
         for t in tweets:
             if t not in failed:
                 self.touched.discard(t)
