@@ -36,6 +36,7 @@ from targets.feed.settings import Defects, Settings
 from targets.feed.snowflake import timestamp_ms
 from targets.feed.store import Store, Tweet
 from targets.feed.tiers import Pacer, Tier, TierPolicy
+from targets.feed.validation import positive_id
 
 log = logging.getLogger("feed.worker")
 
@@ -50,6 +51,7 @@ COUNTER_LAG = Histogram("feed_counter_lag_seconds", "Like accepted by the API ->
                         buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30))
 CONSUMER_LAG = Gauge("feed_kafka_consumer_lag", "Messages not yet consumed on this worker's partitions", ["group"])
 RETRIED = Counter("feed_worker_batch_retries_total", "Batches retried after an error", ["lane"])
+SKIPPED = Counter("feed_fanout_events_skipped_total", "Malformed fan-out events skipped")
 REDIS_RETRIES = Gauge("feed_fanout_redis_retries", "Batches re-sent to Redis since start")
 
 OVERRIDE_TTL_S = 5.0
@@ -133,6 +135,34 @@ def plan(events: list[dict[str, Any]], settings: Settings, *, followers_of: Call
         else:
             log.warning("unknown event type %r: skipped", kind)
     return batch
+
+
+# The fields each fan-out event must carry as ids (decimal strings), by type, as the API writes them.
+_FANOUT_IDS = {"tweet": ("tweet.tweet_id", "tweet.author_id"), "delete": ("tweet_id", "author_id"),
+               "backfill": ("follower_id", "author_id")}
+
+
+def well_formed(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The fan-out events that can be applied. A malformed one is logged, counted and
+    skipped: retrying its batch (the lane never skips a batch that failed) would stop the lane
+    for good on a message that can never succeed."""
+    good = []
+    for ev in events:
+        fields = _FANOUT_IDS.get(ev.get("type", "tweet"))
+        ok = fields is not None and all(positive_id(_field(ev, f)) is not None for f in fields)
+        if ok:
+            good.append(ev)
+        else:
+            SKIPPED.inc()
+            log.warning("fan-out: skipping a malformed event: %.200r", ev)
+    return good
+
+
+def _field(ev: dict[str, Any], path: str) -> object:
+    value: object = ev
+    for part in path.split("."):
+        value = value.get(part) if isinstance(value, dict) else None
+    return value
 
 
 def likes_to_count(events: list[dict[str, Any]], defects: Defects) -> list[tuple[int, int, float]]:
@@ -230,6 +260,7 @@ class FanoutWorker:
 
     def handle(self, events: list[dict[str, Any]]) -> None:
         """One batch of events, in order, applied to Redis as one durable write."""
+        events = well_formed(events)
         authors = [int(ev["tweet"]["author_id"]) if ev.get("type", "tweet") == "tweet" else int(ev["author_id"])
                    for ev in events if ev.get("type", "tweet") in ("tweet", "delete")]
         followers = self.follower_lists.of(authors)

@@ -9,7 +9,7 @@ import pytest
 from targets.feed.settings import Defects, Settings
 from targets.feed.store import Tweet
 from targets.feed.tiers import Tier, TierPolicy
-from targets.feed.worker import plan
+from targets.feed.worker import plan, well_formed
 
 pytestmark = pytest.mark.unit
 
@@ -123,3 +123,12 @@ def test_retrying_stops_when_the_worker_stops() -> None:
         raise ConnectionError("still away")
 
     assert until_done("test", step, lambda: state["running"], sleep=lambda _s: None) is False
+
+
+def test_malformed_events_are_skipped_so_they_cannot_stop_the_lane() -> None:
+    good = [tweet_event(100, 1), {"type": "delete", "tweet_id": "100", "author_id": "1"},
+            {"type": "backfill", "follower_id": "10", "author_id": "2"}]
+    bad = [{"type": "tweet"}, {"type": "tweet", "tweet": {"tweet_id": "x", "author_id": "1"}},
+           {"type": "delete", "tweet_id": "100"}, {"type": "backfill", "follower_id": 10, "author_id": "2"},
+           {"type": "retweet", "tweet_id": "1"}, {"type": "delete", "tweet_id": "²", "author_id": "1"}]
+    assert well_formed([bad[0], good[0], *bad[1:], *good[1:]]) == good
