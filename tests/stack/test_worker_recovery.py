@@ -12,6 +12,7 @@ import pytest
 from confluent_kafka import Consumer
 
 from harness.topology import TWEETS_TOPIC
+from targets.feed.cache import preheat
 from targets.feed.worker import _commit
 from tests.stack.conftest import Stack, eventually, feed_ids, group_sizes, post
 
@@ -61,3 +62,17 @@ def test_a_commit_after_losing_the_partitions_gives_up_instead_of_retrying_forev
     finally:
         if not committing.is_alive():   # else it is still using the consumer: leave both to exit
             consumer.close()
+
+
+def test_a_malformed_event_does_not_stop_fan_out_behind_it(client: httpx.Client, stack: Stack) -> None:
+    """A message the lane can never apply, in the author's partition ahead of a real tweet."""
+    from confluent_kafka import Producer
+
+    author, reader = 1731, 1732
+    preheat(stack.topo.redis_proxy_addresses(), [reader])   # as a seeded user: no store fan-in on a miss
+    client.post(f"/v1/users/{author}/follow", headers=stack.auth(reader))
+    producer = Producer({"bootstrap.servers": f"127.0.0.1:{stack.topo.kafka_proxy_port}"})
+    producer.produce(TWEETS_TOPIC, key=str(author).encode(), value=b'{"type": "delete", "author_id": "1731"}')
+    assert producer.flush(10) == 0
+    tid = post(client, stack, author, "behind a malformed event")
+    assert eventually(lambda: tid in feed_ids(client, stack, reader), within_s=15)
