@@ -14,4 +14,4 @@ setup:
 
 lint:
 	$(PY)/ruff check .
-	$(PY)/mypy harness targets workloads chaos reports
+	$(PY)/mypy harness targets workloads chaos reports bench tests

@@ -15,6 +15,7 @@ import pytest
 import schemathesis
 import yaml
 from hypothesis import HealthCheck, settings
+from requests.structures import CaseInsensitiveDict
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from targets.feed.auth import issue_token
@@ -39,7 +40,9 @@ class Bearer:
         return issue_token(SECRET, 900001)
 
     def set(self, case: schemathesis.Case, data: str, ctx: object) -> None:
-        case.headers = {**(case.headers or {}), "Authorization": f"Bearer {data}"}
+        if case.headers is None:
+            case.headers = CaseInsensitiveDict()
+        case.headers["Authorization"] = f"Bearer {data}"
 
 
 

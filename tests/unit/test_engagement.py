@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from targets.feed.cache import display_count
@@ -31,8 +33,9 @@ def test_lose_counter_events_defect_drops_a_share() -> None:
 
 
 def test_events_that_are_not_likes_are_skipped_not_fatal() -> None:
-    odd = [{"type": "retweet", "tweet_id": "1", "user_id": "2"}, {"type": "like", "tweet_id": "x", "user_id": "2"},
-           {"type": "like", "user_id": "2"}, {"type": "like", "tweet_id": None, "user_id": "2"}]
+    odd: list[dict[str, Any]] = [
+        {"type": "retweet", "tweet_id": "1", "user_id": "2"}, {"type": "like", "tweet_id": "x", "user_id": "2"},
+        {"type": "like", "user_id": "2"}, {"type": "like", "tweet_id": None, "user_id": "2"}]
     assert likes_to_count([*odd, EVENTS[0]], Defects()) == [(100, 0, 1.0)]
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import Any
 
 import pytest
 
@@ -102,7 +103,8 @@ def test_order_is_kept_within_a_batch() -> None:
 def test_a_failing_batch_is_retried_until_it_succeeds() -> None:
     from targets.feed.worker import until_done
 
-    calls, sleeps = [], []
+    calls: list[int] = []
+    sleeps: list[float] = []
 
     def step() -> None:
         calls.append(1)
@@ -126,9 +128,9 @@ def test_retrying_stops_when_the_worker_stops() -> None:
 
 
 def test_malformed_events_are_skipped_so_they_cannot_stop_the_lane() -> None:
-    good = [tweet_event(100, 1), {"type": "delete", "tweet_id": "100", "author_id": "1"},
+    good: list[dict[str, Any]] = [tweet_event(100, 1), {"type": "delete", "tweet_id": "100", "author_id": "1"},
             {"type": "backfill", "follower_id": "10", "author_id": "2"}]
-    bad = [{"type": "tweet"}, {"type": "tweet", "tweet": {"tweet_id": "x", "author_id": "1"}},
+    bad: list[dict[str, Any]] = [{"type": "tweet"}, {"type": "tweet", "tweet": {"tweet_id": "x", "author_id": "1"}},
            {"type": "delete", "tweet_id": "100"}, {"type": "backfill", "follower_id": 10, "author_id": "2"},
            {"type": "retweet", "tweet_id": "1"}, {"type": "delete", "tweet_id": "²", "author_id": "1"}]
     assert well_formed([bad[0], good[0], *bad[1:], *good[1:]]) == good
