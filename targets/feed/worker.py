@@ -315,18 +315,19 @@ class FanoutWorker:
         marks a tweet deleted before its deletion is queued: either the check after the writes
         sees it, or the deletion fan-out runs after them.)"""
         tweet_id, author = int(tweet["tweet_id"]), int(tweet["author_id"])
-        deletions = not self.s.defects.skip_delete_fanout
         followers = [f for f in lists.of([author])[author]
                      if not dropped_by_defect(self.s.defects.drop_fanout_share, tweet_id, f)]
         entries = [(f, tweet_id) for f in followers]
-        if deletions and self.store.is_deleted_sync(tweet_id):
-            writer.write([], [], removals=entries)
-            return
-        self._write_throttled(writer, entries, new_tweet_signal(tweet))
-        if deletions and self.store.is_deleted_sync(tweet_id):
-            writer.write([], [], removals=entries)
-            return
-        FANOUT_LAG.observe(max(0.0, time.time() - timestamp_ms(tweet_id) / 1000))
+
+        def deleted() -> bool:
+            return not self.s.defects.skip_delete_fanout and self.store.is_deleted_sync(tweet_id)
+
+        if not deleted():
+            self._write_throttled(writer, entries, new_tweet_signal(tweet))
+            if not deleted():
+                FANOUT_LAG.observe(max(0.0, time.time() - timestamp_ms(tweet_id) / 1000))
+                return
+        writer.write([], [], removals=entries)
 
     def _write_throttled(self, writer: TimelineWriter, entries: list[tuple[int, int]], signal: bytes) -> None:
         """Middle band: the writes go out in slices of a tenth of a second's cap, paced."""
