@@ -388,14 +388,15 @@ class CounterLane:
         self.touched: set[int] = set()      # tweets with like events since then, counted or re-read
         self.last_checkpoint = time.monotonic()
         self.session_timeout_s = worker.s.kafka_session_timeout_ms / 1000
+        self.quiet_until = 0.0   # no checkpoint before then (after a stall)
 
     def run(self) -> None:
         self.consumer.subscribe([ENGAGEMENT_TOPIC], on_revoke=self._revoked, on_lost=self._lost)
         lag = LagGauge(self.consumer, "counters")
         while self.worker.running:
+            started = time.monotonic()
             lag.update()
             msgs = self.consumer.consume(num_messages=500, timeout=0.2)
-            polled_at = time.monotonic()
             for tweet_id, user_id, sent_t in likes_to_count(_decoded(msgs), self.worker.s.defects):
                 self.touched.add(tweet_id)
                 base = functools.partial(self._like_base, tweet_id)
@@ -405,11 +406,15 @@ class CounterLane:
                     COUNTER_LAG.observe(max(0.0, time.time() - sent_t))
             if msgs and not self.touched:
                 _commit(self.consumer)   # nothing waits for a checkpoint
-            # After a long stall (Redis or the store away while counting, or the process frozen)
-            # the partitions may be someone else's already, which only the next consume() tells
-            # (on_lost): checkpointing now could add likes the new owner adds too.
-            stalled = time.monotonic() - polled_at > self.session_timeout_s / 2
-            if self.touched and not stalled and time.monotonic() - self.last_checkpoint > CHECKPOINT_S:
+            # After a long stall (Redis or the store away while counting, or the process frozen,
+            # even inside consume(), which then hands out what it had fetched for partitions
+            # that may be someone else's already) only a heartbeat tells whether the group moved
+            # on (on_lost): until a session has passed, checkpointing could add likes the new
+            # owner adds too.
+            now = time.monotonic()
+            if now - started > self.session_timeout_s / 2:
+                self.quiet_until = now + self.session_timeout_s
+            if self.touched and now >= self.quiet_until and now - self.last_checkpoint > CHECKPOINT_S:
                 self._checkpoint_and_commit()
                 self.last_checkpoint = time.monotonic()
         self.consumer.close()   # leaves the group: _revoked checkpoints first
