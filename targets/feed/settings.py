@@ -9,6 +9,10 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
+# The middle band's cap: timeline writes per second, all fan-out workers together (the
+# aggregate the two default workers had when the cap was per worker).
+THROTTLE_WRITES_PER_S = 10000
+
 
 class ConfigError(ValueError):
     pass
@@ -73,7 +77,7 @@ class Settings:
     rate_limit_tweets: int = 300     # per user, in any rolling window of rate_limit_window_s
     rate_limit_window_s: int = 3 * 3600
     idempotency_ttl_s: int = 24 * 3600
-    throttle_writes_per_s: int = 5000    # middle band: timeline writes per second per worker
+    throttle_writes_per_s: int = THROTTLE_WRITES_PER_S
     follow_cap: int = 5000
     backfill_tweets: int = 50
     defects: Defects = Defects()
@@ -104,7 +108,7 @@ class Settings:
             rate_limit_window_s=_int(env, "FEED_RATE_LIMIT_WINDOW_S", 3 * 3600, 1, 7 * 86400),
             idempotency_ttl_s=_int(env, "FEED_IDEMPOTENCY_TTL_S", 24 * 3600, 1, 7 * 86400),
             follow_cap=_int(env, "FEED_FOLLOW_CAP", 5000, 1, 10**6),
-            throttle_writes_per_s=_int(env, "FEED_THROTTLE_WRITES_PER_S", 5000, 1, 10**7),
+            throttle_writes_per_s=_int(env, "FEED_THROTTLE_WRITES_PER_S", THROTTLE_WRITES_PER_S, 1, 10**7),
             backfill_tweets=_int(env, "FEED_BACKFILL_TWEETS", 50, 0, 800),
             defects=Defects(drop_fanout_share=_share(env, "FEED_DEFECT_DROP_FANOUT"),
                             ignore_idempotency=_flag(env, "FEED_DEFECT_IGNORE_IDEMPOTENCY"),

@@ -8,10 +8,13 @@ user-graph entry: no redeploy to move a celebrity or to retune the bands.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
+
+import redis
 
 from targets.feed.settings import Settings
 from targets.feed.validation import decimal
@@ -58,8 +61,25 @@ class TierPolicy:
                           throttle_writes_per_s=read("fanout.throttle_writes_per_s", self.throttle_writes_per_s))
 
 
+log = logging.getLogger("feed.tiers")
+
+THROTTLE_KEY = "fanout:throttle:free_at"
+
+# Reserve the next ARGV[1] microseconds of the shared schedule: returns how long the caller
+# waits before its slot begins. KEYS: the schedule (when it is next free, in µs of Redis's clock,
+# so every worker reads one clock). '%.0f' because Lua's tostring keeps 14 digits of 16.
+_RESERVE = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local start = math.max(tonumber(redis.call('GET', KEYS[1]) or '0'), now)
+local after = start + tonumber(ARGV[1])
+redis.call('SET', KEYS[1], string.format('%.0f', after), 'PX', math.floor((after - now) / 1000) + 1000)
+return start - now
+"""
+
+
 class Pacer:
-    """The middle band's rate cap: at most `rate` timeline writes per second, paced across
+    """One process's rate cap: at most `rate` timeline writes per second, paced across
     tweets, so that a tweet with few followers costs its share of a second and not a whole
     slice. (Ten lines of our own rather than a rate-limiting library: it needs a blocking
     wait in the worker's thread and a rate that changes with runtime configuration.)"""
@@ -75,3 +95,27 @@ class Pacer:
         if wait > 0:
             self.sleep(wait)
         self._free_at = max(self._free_at, self.clock()) + writes / rate
+
+
+class SharedPacer:
+    """The middle band's rate cap, shared by every fan-out worker: its schedule lives in Redis,
+    so adding workers (the design scales them on Kafka lag) does not multiply the write rate the
+    cap exists to bound. While the schedule's shard is unreachable, each worker paces itself
+    alone at the whole rate, so the cap is then per worker. (Not the `limits` library: it
+    answers whether a hit fits a window, where pacing needs how long to wait for a smooth rate.)"""
+
+    def __init__(self, rc: redis.RedisCluster, sleep: Callable[[float], None] = time.sleep) -> None:
+        self._reserve = rc.register_script(_RESERVE)
+        self.sleep = sleep
+        self.alone = Pacer(sleep=sleep)
+
+    def take(self, writes: int, rate: float) -> None:
+        """Wait until `writes` more writes fit within `rate` per second across all workers."""
+        try:
+            wait_us = int(self._reserve(keys=[THROTTLE_KEY], args=[int(writes * 1_000_000 / rate)]))
+        except redis.RedisError:
+            log.warning("the shared throttle is unreachable; pacing this worker alone", exc_info=True)
+            self.alone.take(writes, rate)
+            return
+        if wait_us > 0:
+            self.sleep(wait_us / 1_000_000)

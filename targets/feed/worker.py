@@ -35,7 +35,7 @@ from targets.feed.follow_sets import FollowerLists
 from targets.feed.settings import Defects, Settings
 from targets.feed.snowflake import timestamp_ms
 from targets.feed.store import Store, Tweet
-from targets.feed.tiers import Pacer, Tier, TierPolicy
+from targets.feed.tiers import SharedPacer, Tier, TierPolicy
 from targets.feed.validation import positive_id
 
 log = logging.getLogger("feed.worker")
@@ -222,7 +222,6 @@ class FanoutWorker:
         self._overrides: dict[int, tuple[float, str | None]] = {}
         self._defaults = TierPolicy.from_settings(settings)
         self._policy = (0.0, self._defaults)
-        self.pacer = Pacer()   # the throttled lane's (one thread)
         self.consumer = self._consumer("fanout")
         self.producer = Producer({"bootstrap.servers": settings.kafka, "acks": "all", "enable.idempotence": True})
         self.running = True
@@ -291,6 +290,7 @@ class FanoutWorker:
         consumer = self._consumer("fanout-throttled")
         writer = TimelineWriter(self.s.redis_nodes, self.s.timeline_cap)
         lists = FollowerLists(writer.rc, self.store.followers_sync)   # this thread's own client
+        pacer = SharedPacer(writer.rc)
         consumer.subscribe([THROTTLED_TOPIC])
         lag = LagGauge(consumer, "fanout-throttled")
         while self.running:
@@ -301,13 +301,14 @@ class FanoutWorker:
                 if not isinstance(tweet, dict):
                     log.warning("throttled lane: skipping an event without a tweet: %.200r", ev)
                     continue
-                until_done("throttled", functools.partial(self._fan_out_throttled, writer, lists, tweet),
+                until_done("throttled", functools.partial(self._fan_out_throttled, writer, pacer, lists, tweet),
                            lambda: self.running)
             if msgs and self.running:
                 _commit(consumer)
         consumer.close()
 
-    def _fan_out_throttled(self, writer: TimelineWriter, lists: FollowerLists, tweet: dict[str, Any]) -> None:
+    def _fan_out_throttled(self, writer: TimelineWriter, pacer: SharedPacer, lists: FollowerLists,
+                           tweet: dict[str, Any]) -> None:
         """Push one middle-band tweet. Its deletion fan-out runs on the main lane and may come
         before or during this one, removing only what was written by then; so a tweet deleted
         before its turn is not written (its entries are removed, in case this is a retry that
@@ -323,19 +324,20 @@ class FanoutWorker:
             return not self.s.defects.skip_delete_fanout and self.store.is_deleted_sync(tweet_id)
 
         if not deleted():
-            self._write_throttled(writer, entries, new_tweet_signal(tweet))
+            self._write_throttled(writer, pacer, entries, new_tweet_signal(tweet))
             if not deleted():
                 FANOUT_LAG.observe(max(0.0, time.time() - timestamp_ms(tweet_id) / 1000))
                 return
         writer.write([], [], removals=entries)
 
-    def _write_throttled(self, writer: TimelineWriter, entries: list[tuple[int, int]], signal: bytes) -> None:
-        """Middle band: the writes go out in slices of a tenth of a second's cap, paced."""
+    def _write_throttled(self, writer: TimelineWriter, pacer: SharedPacer, entries: list[tuple[int, int]],
+                         signal: bytes) -> None:
+        """Middle band: the writes go out in slices of a tenth of a second's cap, paced across workers."""
         rate = self.policy().throttle_writes_per_s
         step = max(1, rate // 10)
         for start in range(0, len(entries), step):
             chunk = entries[start:start + step]
-            self.pacer.take(len(chunk), rate)
+            pacer.take(len(chunk), rate)
             writer.write(chunk, [], notify=[(user, signal) for user, _ in chunk])
             TIMELINE_WRITES.inc(len(chunk))
 

@@ -3,20 +3,51 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+import zlib
+from collections.abc import Callable, Iterator
 
 import httpx
 import pytest
 import redis
+from confluent_kafka.admin import AdminClient
 
 from harness.settle import LANES, consumer_lag
+from harness.topology import THROTTLED_TOPIC, TWEETS_PARTITIONS
 from targets.feed.cache import preheat
+from targets.feed.settings import THROTTLE_WRITES_PER_S
 from targets.feed.store import Store
 from tests.stack.conftest import Stack, eventually, feed_ids, post
 
 pytestmark = pytest.mark.stack
 
 CONFIG_TTL_S = 5.0   # how often workers re-read runtime_config (targets/feed/worker.py)
+SLOW_THROTTLE = 50   # timeline writes/s: slow enough to watch a middle-band tweet on its way
+
+
+@pytest.fixture
+def slow_throttle(store: Store) -> Iterator[int]:
+    """The middle band's cap at SLOW_THROTTLE writes/s for one test, then back to the default."""
+    store.set_runtime_config_sync("fanout.throttle_writes_per_s", str(SLOW_THROTTLE))
+    time.sleep(CONFIG_TTL_S + 1)
+    try:
+        yield SLOW_THROTTLE
+    finally:
+        store.set_runtime_config_sync("fanout.throttle_writes_per_s", str(THROTTLE_WRITES_PER_S))
+        time.sleep(CONFIG_TTL_S + 1)
+
+
+def throttled_partitions_by_worker(stack: Stack) -> list[set[int]]:
+    """The partitions of the middle band's topic that each worker's throttled lane owns."""
+    admin = AdminClient({"bootstrap.servers": f"127.0.0.1:{stack.topo.kafka_proxy_port}"})
+    group = admin.describe_consumer_groups(["fanout-throttled"], request_timeout=5)["fanout-throttled"].result()
+    return [{tp.partition for tp in m.assignment.topic_partitions if tp.topic == THROTTLED_TOPIC}
+            for m in group.members]
+
+
+def partition_of(author: int) -> int:
+    """Where the worker's producer puts an author's middle-band events: librdkafka's default
+    partitioner (`consistent_random`) takes the CRC-32 of the key."""
+    return zlib.crc32(str(author).encode()) % TWEETS_PARTITIONS
 
 
 
@@ -36,24 +67,38 @@ def test_middle_band_tweets_reach_every_follower_through_the_throttled_lane(
 
 
 def test_a_middle_band_tweet_deleted_while_the_throttled_lane_pushes_it_leaves_every_timeline(
-        client: httpx.Client, stack: Stack, store: Store, rc: redis.RedisCluster) -> None:
+        client: httpx.Client, stack: Stack, store: Store, rc: redis.RedisCluster, slow_throttle: int) -> None:
     """The deletion fan-out (main lane) overtakes the throttled lane still writing the tweet."""
-    author, followers = 802, [210000 + i for i in range(300)]
+    author, followers = 802, [210000 + i for i in range(300)]   # 300 followers at 50/s: 6 s
     store.bulk_follow([(f, author) for f in followers])
     preheat(stack.topo.redis_proxy_addresses(), followers)
-    store.set_runtime_config_sync("fanout.throttle_writes_per_s", "50")   # 300 followers: 6 s
-    try:
-        time.sleep(CONFIG_TTL_S + 1)
-        tid = post(client, stack, author, "deleted while on its way")
-        assert eventually(lambda: in_timeline(rc, followers[0], tid))        # the lane has begun
-        assert client.delete(f"/v1/tweets/{tid}", headers=stack.auth(author)).status_code == 200
-        bootstrap = f"127.0.0.1:{stack.topo.kafka_proxy_port}"
-        assert eventually(lambda: all(consumer_lag(bootstrap, group, topic) == 0 for group, topic in LANES),
-                          within_s=30)
-        assert [f for f in followers if in_timeline(rc, f, tid)] == []
-    finally:
-        store.set_runtime_config_sync("fanout.throttle_writes_per_s", "5000")
-        time.sleep(CONFIG_TTL_S + 1)
+    tid = post(client, stack, author, "deleted while on its way")
+    assert eventually(lambda: in_timeline(rc, followers[0], tid))        # the lane has begun
+    assert client.delete(f"/v1/tweets/{tid}", headers=stack.auth(author)).status_code == 200
+    bootstrap = f"127.0.0.1:{stack.topo.kafka_proxy_port}"
+    assert eventually(lambda: all(consumer_lag(bootstrap, group, topic) == 0 for group, topic in LANES),
+                      within_s=30)
+    assert [f for f in followers if in_timeline(rc, f, tid)] == []
+
+
+def test_the_throttle_caps_the_middle_band_across_workers(
+        client: httpx.Client, stack: Stack, store: Store, rc: redis.RedisCluster, slow_throttle: int) -> None:
+    """Two middle-band tweets handled by different workers share one cap: adding workers must
+    not multiply the write rate the cap bounds. 500 writes at 50/s take 10 s; with a cap per
+    worker they took 5. (A lower bound on time: a slow machine only makes it longer.)"""
+    owned = throttled_partitions_by_worker(stack)
+    assert len(owned) == 2 and all(owned)
+    authors = [next(a for a in range(830, 900) if partition_of(a) in partitions) for partitions in owned]
+    followers = {a: [base + i for i in range(250)] for a, base in zip(authors, (220000, 230000), strict=True)}
+    store.bulk_follow([(f, a) for a in authors for f in followers[a]])
+    preheat(stack.topo.redis_proxy_addresses(), [f for fs in followers.values() for f in fs])
+    start = time.monotonic()
+    tids = {a: post(client, stack, a, "one of two middle-band tweets at once") for a in authors}
+    assert eventually(lambda: all(in_timeline(rc, f, tids[a]) for a in authors for f in followers[a]),
+                      within_s=60)
+    took = time.monotonic() - start
+    writes = sum(len(fs) for fs in followers.values())
+    assert took > 0.8 * writes / slow_throttle, f"{writes} writes in {took:.1f} s: over the cap of {slow_throttle}/s"
 
 
 def test_a_pinned_pull_author_is_merged_at_read_time_not_pushed(
