@@ -183,7 +183,7 @@ def _verify(graph: Graph, cassandra_address: str) -> None:
     author = max(graph.authors, key=graph.follower_count)
     follower = graph.followers_of(author)[0]
     followees = sum(1 for a in graph.authors if graph.follows(follower, a))
-    cluster, session = connect(cassandra_address, timeout=30)
+    cluster, session = connect(cassandra_address, timeout=30, request_timeout=30)
     try:
         got = [session.execute(q, (key,), timeout=30).one()[0] for q, key in (
             ("SELECT COUNT(*) FROM feed.followers WHERE followee_id = %s", author),

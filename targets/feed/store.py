@@ -13,8 +13,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from cassandra import ConsistencyLevel
-from cassandra.cluster import Cluster, ExecutionProfile, Session
+from cassandra import ConsistencyLevel, Unavailable
+from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile, NoHostAvailable, Session
 from cassandra.concurrent import execute_concurrent
 from cassandra.policies import RoundRobinPolicy
 from cassandra.query import BatchStatement, BatchType
@@ -27,19 +27,24 @@ SCHEMA = Path(__file__).parent / "schema.cql"
 # Authors per fan-in query: one round trip for a median user (~150 followees), and a bounded
 # result (authors x per-author limit) for the heaviest (5,000).
 FAN_IN_CHUNK = 200
+# The driver gives up on a request after this (its own default; a profile keyed by the string
+# "default" had been a separate, unused profile, so 10 s was in force, not the 5 s meant).
+REQUEST_TIMEOUT_S = 10.0
 
 
-def connect(address: str, *, timeout: float = 5.0) -> tuple[Cluster, Session]:
+def connect(address: str, *, timeout: float = 5.0, request_timeout: float = REQUEST_TIMEOUT_S
+            ) -> tuple[Cluster, Session]:
+    """A session on one node; `timeout` bounds connecting, `request_timeout` each request."""
     host, port = address.rsplit(":", 1)
-    profile = ExecutionProfile(load_balancing_policy=RoundRobinPolicy(), request_timeout=timeout,
+    profile = ExecutionProfile(load_balancing_policy=RoundRobinPolicy(), request_timeout=request_timeout,
                                consistency_level=ConsistencyLevel.ONE)
-    cluster = Cluster([host], port=int(port), protocol_version=5, execution_profiles={"default": profile},
+    cluster = Cluster([host], port=int(port), protocol_version=5, execution_profiles={EXEC_PROFILE_DEFAULT: profile},
                       connect_timeout=timeout, control_connection_timeout=timeout)
     return cluster, cluster.connect()
 
 
 def apply_schema(address: str) -> None:
-    cluster, session = connect(address, timeout=30)
+    cluster, session = connect(address, timeout=30, request_timeout=30)
     try:
         for statement in SCHEMA.read_text().split("\n\n"):
             body = "\n".join(line for line in statement.splitlines() if not line.startswith("--")).strip()
@@ -77,6 +82,25 @@ class Tweet:
     def from_row(cls, row: Any) -> Tweet:
         return cls(row.tweet_id, row.user_id, row.text or "", list(row.media_ids or []), row.reply_to,
                    bool(row.deleted))
+
+
+# Errors after which a write certainly was not applied: no connection took it, or the
+# coordinator refused it before writing. After any other (a timeout, a connection lost
+# mid-request) it may have been.
+NOT_SENT = (NoHostAvailable, Unavailable)
+
+
+@dataclass(frozen=True)
+class AddedLikes:
+    """The outcome of adding to like counters: the tweets whose update certainly failed, and
+    those whose update may or may not have been applied (a counter update retried then could
+    count twice: Cassandra counter updates are not idempotent)."""
+    refused: set[int]
+    unsure: set[int]
+
+    @property
+    def failed(self) -> set[int]:
+        return self.refused | self.unsure
 
 
 class Store:
@@ -196,13 +220,16 @@ class Store:
         found = {t: rows.one() for t, (_ok, rows) in zip(tweet_ids, results, strict=True)}
         return {t: int(row.like_count or 0) for t, row in found.items() if row is not None}
 
-    def add_likes_sync(self, deltas: dict[int, int]) -> set[int]:
-        """Add `deltas` to the counter table (counters cannot be set, only moved); the tweets
-        whose update failed."""
+    def add_likes_sync(self, deltas: dict[int, int]) -> AddedLikes:
+        """Add `deltas` to the counter table (counters cannot be set, only moved)."""
         moved = [(t, d) for t, d in deltas.items() if d]
         results = execute_concurrent(self.session, [(self._add_likes, (d, t)) for t, d in moved],
                                      concurrency=32, raise_on_first_error=False)
-        return {t for (t, _), (ok, _result) in zip(moved, results, strict=True) if not ok}
+        added = AddedLikes(refused=set(), unsure=set())
+        for (t, _), (ok, result) in zip(moved, results, strict=True):
+            if not ok:
+                (added.refused if isinstance(result, NOT_SENT) else added.unsure).add(t)
+        return added
 
     async def register_media(self, media_id: str, owner: int, content_type: str, size_bytes: int) -> None:
         await self._aexecute(self._insert_media, (media_id, owner, content_type, size_bytes, datetime.now(UTC)))

@@ -436,9 +436,10 @@ class CounterLane:
     def _checkpoint_and_commit(self) -> bool:
         """Checkpoint every touched tweet, then commit. A tweet whose add failed stays for the
         next checkpoint (its delta is computed again then); one whose add succeeded is done,
-        whatever fails after it. False (and logged) when some tweet could not be checkpointed.
-        (A counter write that timed out yet was applied is added again: Cassandra counter
-        updates are not idempotent.)"""
+        whatever fails after it. An add that may have been applied (it timed out) is not made
+        again: that tweet's next checkpoint only copies the cache's count (live - stored) and
+        forgets what this lane counted, which the store may hold already. False (and logged)
+        when some tweet could not be checkpointed."""
         try:
             tweets = sorted(self.touched)
             live = self.counter.counts(tweets)
@@ -448,21 +449,24 @@ class CounterLane:
             return False
         deltas = {t: max(live.get(t, 0) - stored.get(t, 0), self.pending.get(t, 0)) for t in tweets}
         try:
-            failed = self.store.add_likes_sync(deltas)
+            added = self.store.add_likes_sync(deltas)
         except Exception:  # noqa: BLE001 - e.g. the session shut down: nothing known to be added
             log.warning("counter checkpoint failed; will retry", exc_info=True)
             return False
+        failed = added.failed
         for t in tweets:
+            if t not in added.refused:
+                self.pending.pop(t, None)
             if t not in failed:
                 self.touched.discard(t)
-                self.pending.pop(t, None)
         try:
             self.counter.raise_to({t: n for t, d in deltas.items()
                                    if t not in failed and t in live and live[t] < (n := stored.get(t, 0) + d)})
         except Exception:  # noqa: BLE001 - best effort: the counter stays low until its next checkpoint
             log.warning("raising like counters to the store's count failed", exc_info=True)
         if failed:
-            log.warning("counter checkpoint failed for %d tweets; will retry", len(failed))
+            log.warning("counter checkpoint failed for %d tweets (%d of them may have been added: their next"
+                        " checkpoint copies the cache's count); will retry", len(failed), len(added.unsure))
             return False
         _commit(self.consumer)
         return True

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import httpx
 import pytest
@@ -12,8 +13,9 @@ import redis
 from harness.settle import consumer_lag
 from harness.topology import ENGAGEMENT_TOPIC
 from targets.feed.cache import counted_key, likes_key, tweet_key
-from targets.feed.store import Store
-from targets.feed.worker import CHECKPOINT_S
+from targets.feed.settings import Settings
+from targets.feed.store import REQUEST_TIMEOUT_S, AddedLikes, Store
+from targets.feed.worker import CHECKPOINT_S, CounterLane, FanoutWorker
 from tests.stack.conftest import SiblingWorker, Stack, eventually, group_sizes, post
 
 pytestmark = pytest.mark.stack
@@ -133,3 +135,68 @@ def test_a_rebalance_in_the_middle_of_counting_adds_each_like_to_the_store_once(
     assert eventually(lambda: group_sizes(stack)["counters"] == 1 + len(stack.topo.worker_names()), within_s=30)
     time.sleep(2 * CHECKPOINT_S)
     assert store.like_count_sync(int(tid)) == 3 and rc.get(likes_key(int(tid))) == "3"
+
+
+@dataclasses.dataclass(frozen=True)
+class OwnLink:
+    """A Toxiproxy proxy of this test's own to a store: faults on it reach no other client."""
+    api: str
+    name: str
+    listen: str
+
+    def delay_replies(self, ms: int) -> None:
+        httpx.post(f"{self.api}/proxies/{self.name}/toxics", timeout=5, json={
+            "name": "slow-replies", "type": "latency", "stream": "downstream", "attributes": {"latency": ms},
+        }).raise_for_status()
+
+    def heal(self) -> None:
+        httpx.delete(f"{self.api}/proxies/{self.name}/toxics/slow-replies", timeout=5).raise_for_status()
+
+
+@pytest.fixture
+def own_cassandra_link(stack: Stack) -> Iterator[OwnLink]:
+    api, name = f"http://127.0.0.1:{stack.topo.toxiproxy_port}", "cassandra-test-lane"
+    r = httpx.post(f"{api}/proxies", timeout=5, json={
+        "name": name, "listen": "127.0.0.1:0", "upstream": f"127.0.0.1:{stack.topo.cassandra_port}", "enabled": True,
+    })
+    r.raise_for_status()
+    try:
+        yield OwnLink(api, name, r.json()["listen"])
+    finally:
+        httpx.delete(f"{api}/proxies/{name}", timeout=5)
+
+
+def test_a_counter_update_applied_after_its_timeout_is_not_added_again(
+        client: httpx.Client, stack: Stack, store: Store, rc: redis.RedisCluster, own_cassandra_link: OwnLink) -> None:
+    """Cassandra counter updates are not idempotent, so a checkpoint whose add timed out yet was
+    applied must not add the same likes at the next one. The lane runs in this process with its
+    store behind a proxy of its own: it holds 2 likes counted since a checkpoint that stored 1,
+    and the reply to its add is delayed past the driver's timeout while the add itself reaches
+    Cassandra at once."""
+    tid = int(post(client, stack, 974, "liked while the store's replies were slow"))
+    store.add_likes_sync({tid: 1})
+    rc.set(likes_key(tid), 3, ex=600)
+    env = {**stack.runtime.feed.env(), "FEED_CASSANDRA": own_cassandra_link.listen}
+    worker = FanoutWorker(Settings.from_env(env))
+    lane = CounterLane(worker)
+    try:
+        lane.touched, lane.pending = {tid}, {tid: 2}
+        add = lane.store.add_likes_sync
+
+        def add_with_its_reply_delayed(deltas: dict[int, int]) -> AddedLikes:
+            own_cassandra_link.delay_replies(ms=int(REQUEST_TIMEOUT_S * 1000) + 3000)
+            try:
+                return add(deltas)
+            finally:
+                own_cassandra_link.heal()
+
+        lane.store.add_likes_sync = add_with_its_reply_delayed   # type: ignore[method-assign]
+        assert lane._checkpoint_and_commit() is False             # timed out...
+        assert eventually(lambda: store.like_count_sync(tid) == 3)   # ...and applied all the same
+        lane.store.add_likes_sync = add                           # type: ignore[method-assign]
+        assert lane._checkpoint_and_commit() is True
+        assert store.like_count_sync(tid) == 3
+    finally:
+        lane.consumer.close()
+        worker.consumer.close()
+        worker.store.cluster.shutdown()
