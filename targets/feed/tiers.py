@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 import redis
+from prometheus_client import Counter
 
 from targets.feed.settings import Settings
 from targets.feed.validation import decimal
@@ -62,6 +63,11 @@ class TierPolicy:
 
 
 log = logging.getLogger("feed.tiers")
+THROTTLE_WAIT = Counter("feed_fanout_throttle_wait_seconds_total",
+                        "Time the middle band's lane waited for its write cap (shared: the schedule in Redis;"
+                        " alone: this worker's own, while Redis was unreachable)", ["schedule"])
+for _schedule in ("shared", "alone"):
+    THROTTLE_WAIT.labels(_schedule)   # exposed at 0 before the first wait
 
 THROTTLE_KEY = "fanout:throttle:free_at"
 
@@ -115,7 +121,10 @@ class SharedPacer:
             wait_us = int(self._reserve(keys=[THROTTLE_KEY], args=[int(writes * 1_000_000 / rate)]))
         except redis.RedisError:
             log.warning("the shared throttle is unreachable; pacing this worker alone", exc_info=True)
+            started = time.monotonic()
             self.alone.take(writes, rate)
+            THROTTLE_WAIT.labels("alone").inc(time.monotonic() - started)
             return
         if wait_us > 0:
             self.sleep(wait_us / 1_000_000)
+            THROTTLE_WAIT.labels("shared").inc(wait_us / 1_000_000)

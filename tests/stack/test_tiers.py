@@ -10,6 +10,7 @@ import httpx
 import pytest
 import redis
 from confluent_kafka.admin import AdminClient
+from prometheus_client.parser import text_string_to_metric_families
 
 from harness.settle import LANES, consumer_lag
 from harness.topology import THROTTLED_TOPIC, TWEETS_PARTITIONS
@@ -42,6 +43,15 @@ def throttled_partitions_by_worker(stack: Stack) -> list[set[int]]:
     group = admin.describe_consumer_groups(["fanout-throttled"], request_timeout=5)["fanout-throttled"].result()
     return [{tp.partition for tp in m.assignment.topic_partitions if tp.topic == THROTTLED_TOPIC}
             for m in group.members]
+
+
+def throttle_waited(stack: Stack) -> float:
+    """Seconds the stack's workers have waited for the shared write cap."""
+    texts = [httpx.get(f"http://127.0.0.1:{stack.topo.worker_metrics_port(i)}/metrics", timeout=5).text
+             for i in range(1, len(stack.topo.worker_names()) + 1)]
+    return sum(sample.value for text in texts for family in text_string_to_metric_families(text)
+               if family.name == "feed_fanout_throttle_wait_seconds" for sample in family.samples
+               if sample.name.endswith("_total") and sample.labels == {"schedule": "shared"})
 
 
 def partition_of(author: int) -> int:
@@ -92,6 +102,7 @@ def test_the_throttle_caps_the_middle_band_across_workers(
     followers = {a: [base + i for i in range(250)] for a, base in zip(authors, (220000, 230000), strict=True)}
     store.bulk_follow([(f, a) for a in authors for f in followers[a]])
     preheat(stack.topo.redis_proxy_addresses(), [f for fs in followers.values() for f in fs])
+    waited = throttle_waited(stack)
     start = time.monotonic()
     tids = {a: post(client, stack, a, "one of two middle-band tweets at once") for a in authors}
     assert eventually(lambda: all(in_timeline(rc, f, tids[a]) for a in authors for f in followers[a]),
@@ -99,6 +110,7 @@ def test_the_throttle_caps_the_middle_band_across_workers(
     took = time.monotonic() - start
     writes = sum(len(fs) for fs in followers.values())
     assert took > 0.8 * writes / slow_throttle, f"{writes} writes in {took:.1f} s: over the cap of {slow_throttle}/s"
+    assert throttle_waited(stack) - waited > 0.5 * writes / slow_throttle   # and the wait is in the metrics
 
 
 def test_a_pinned_pull_author_is_merged_at_read_time_not_pushed(
