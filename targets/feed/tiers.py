@@ -73,11 +73,14 @@ THROTTLE_KEY = "fanout:throttle:free_at"
 
 # Reserve the next ARGV[1] microseconds of the shared schedule: returns how long the caller
 # waits before its slot begins. KEYS: the schedule (when it is next free, in µs of Redis's clock,
-# so every worker reads one clock). '%.0f' because Lua's tostring keeps 14 digits of 16.
+# so every worker reads one clock). Each lane holds at most one slot ahead (a tenth of a second
+# of the cap), so a schedule more than a minute ahead means the clock stepped back: it restarts
+# from now. '%.0f' because Lua's tostring keeps 14 digits of 16.
 _RESERVE = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local start = math.max(tonumber(redis.call('GET', KEYS[1]) or '0'), now)
+if start - now > 60000000 then start = now end
 local after = start + tonumber(ARGV[1])
 redis.call('SET', KEYS[1], string.format('%.0f', after), 'PX', math.floor((after - now) / 1000) + 1000)
 return start - now

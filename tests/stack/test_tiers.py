@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 import zlib
 from collections.abc import Callable, Iterator
@@ -17,6 +18,7 @@ from harness.topology import THROTTLED_TOPIC, TWEETS_PARTITIONS
 from targets.feed.cache import preheat
 from targets.feed.settings import THROTTLE_WRITES_PER_S
 from targets.feed.store import Store
+from targets.feed.tiers import THROTTLE_KEY, SharedPacer
 from tests.stack.conftest import Stack, eventually, feed_ids, post
 
 pytestmark = pytest.mark.stack
@@ -146,3 +148,15 @@ def test_thresholds_are_runtime_configuration(client: httpx.Client, stack: Stack
         store.set_runtime_config_sync("fanout.push_threshold", "200")
         store.set_runtime_config_sync("fanout.pull_threshold", "1000")
         time.sleep(CONFIG_TTL_S + 1)
+
+
+def test_the_shared_schedule_paces_in_exact_microseconds_and_outlives_a_clock_stepped_back(
+        rc: redis.RedisCluster) -> None:
+    slept: list[float] = []
+    pacer = SharedPacer(rc, sleep=slept.append)
+    rc.set(THROTTLE_KEY, str(int((time.time() + 3600) * 1e6)))   # written before the clock stepped back an hour
+    pacer.take(100, 1000)
+    pacer.take(100, 1000)              # the schedule restarted from now, 0.1 s for the first slot
+    assert slept[:1] == [] or slept[0] < 0.2, slept
+    assert 0.05 < slept[-1] <= 0.1, slept
+    assert re.fullmatch(r"[0-9]{16}", str(rc.get(THROTTLE_KEY))), "the schedule lost precision"
