@@ -13,10 +13,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from cassandra import ConsistencyLevel, Unavailable
-from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile, NoHostAvailable, Session
+from cassandra import ConsistencyLevel
+from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile, Session
 from cassandra.concurrent import execute_concurrent
-from cassandra.policies import RoundRobinPolicy
+from cassandra.policies import FallthroughRetryPolicy, RoundRobinPolicy
 from cassandra.query import BatchStatement, BatchType
 
 from targets.feed.snowflake import timestamp_ms
@@ -84,25 +84,6 @@ class Tweet:
                    bool(row.deleted))
 
 
-# Errors after which a write certainly was not applied: no connection took it, or the
-# coordinator refused it before writing. After any other (a timeout, a connection lost
-# mid-request) it may have been.
-NOT_SENT = (NoHostAvailable, Unavailable)
-
-
-@dataclass(frozen=True)
-class AddedLikes:
-    """The outcome of adding to like counters: the tweets whose update certainly failed, and
-    those whose update may or may not have been applied (a counter update retried then could
-    count twice: Cassandra counter updates are not idempotent)."""
-    refused: set[int]
-    unsure: set[int]
-
-    @property
-    def failed(self) -> set[int]:
-        return self.refused | self.unsure
-
-
 class Store:
     def __init__(self, address: str) -> None:
         self.cluster, self.session = connect(address)
@@ -145,6 +126,9 @@ class Store:
         self._like = p("INSERT INTO feed.likes (tweet_id, user_id, created_at) VALUES (?, ?, ?) IF NOT EXISTS")
         self._like_count = p("SELECT like_count FROM feed.tweet_counters WHERE tweet_id = ?")
         self._add_likes = p("UPDATE feed.tweet_counters SET like_count = like_count + ? WHERE tweet_id = ?")
+        # Counter updates are not idempotent: the driver must not send one again on its own (its
+        # default policy does, to the next host, after a connection is lost mid-request).
+        self._add_likes.retry_policy = FallthroughRetryPolicy()
         self._unfollow = p("DELETE FROM feed.follows WHERE follower_id = ? AND followee_id = ?")
         self._unfollow_rev = p("DELETE FROM feed.followers WHERE followee_id = ? AND follower_id = ?")
 
@@ -220,16 +204,13 @@ class Store:
         found = {t: rows.one() for t, (_ok, rows) in zip(tweet_ids, results, strict=True)}
         return {t: int(row.like_count or 0) for t, row in found.items() if row is not None}
 
-    def add_likes_sync(self, deltas: dict[int, int]) -> AddedLikes:
-        """Add `deltas` to the counter table (counters cannot be set, only moved)."""
+    def add_likes_sync(self, deltas: dict[int, int]) -> set[int]:
+        """Add `deltas` to the counter table (counters cannot be set, only moved); the tweets
+        whose update failed, which may have been applied all the same (a timeout)."""
         moved = [(t, d) for t, d in deltas.items() if d]
         results = execute_concurrent(self.session, [(self._add_likes, (d, t)) for t, d in moved],
                                      concurrency=32, raise_on_first_error=False)
-        added = AddedLikes(refused=set(), unsure=set())
-        for (t, _), (ok, result) in zip(moved, results, strict=True):
-            if not ok:
-                (added.refused if isinstance(result, NOT_SENT) else added.unsure).add(t)
-        return added
+        return {t for (t, _), (ok, _result) in zip(moved, results, strict=True) if not ok}
 
     async def register_media(self, media_id: str, owner: int, content_type: str, size_bytes: int) -> None:
         await self._aexecute(self._insert_media, (media_id, owner, content_type, size_bytes, datetime.now(UTC)))

@@ -388,6 +388,9 @@ class CounterLane:
         self.counter = LikeCounter(worker.s.redis_nodes)
         self.pending: dict[int, int] = {}   # likes counted since the last checkpoint
         self.touched: set[int] = set()      # tweets with like events since then, counted or re-read
+        # Failed adds, which may have landed all the same: tweet -> (its stored count if the add
+        # landed, the pending likes it carried). Settled by reading the store at the next checkpoint.
+        self.unsettled: dict[int, tuple[int, int]] = {}
         self.last_checkpoint = time.monotonic()
         self.session_timeout_s = worker.s.kafka_session_timeout_ms / 1000
         self.quiet_until = 0.0   # no checkpoint before then (after a stall)
@@ -424,22 +427,37 @@ class CounterLane:
     def _like_base(self, tweet_id: int) -> int:
         """A tweet's count when its counter is missing from the cache (expired, or lost with its
         shard): the store's checkpoint plus what this lane counted since."""
-        return self.store.like_count_sync(tweet_id) + self.pending.get(tweet_id, 0)
+        stored = self.store.like_count_sync(tweet_id)
+        self._settle({tweet_id: stored}, decide=False)
+        return stored + self.pending.get(tweet_id, 0)
+
+    def _settle(self, stored: dict[int, int], *, decide: bool) -> None:
+        """Failed adds (`unsettled`) whose count reached the store landed: the likes they
+        carried are stored. With `decide`, the others are taken as lost (the driver gave up on
+        them a checkpoint ago) and their likes are added again."""
+        for t in [t for t in self.unsettled if t in stored]:
+            landed_at, carried = self.unsettled[t]
+            if stored[t] >= landed_at:
+                self.pending[t] = self.pending.get(t, 0) - carried
+                del self.unsettled[t]
+            elif decide:
+                del self.unsettled[t]
 
     def _revoked(self, consumer: Consumer, partitions: list[Any]) -> None:
         if self.touched and not self._checkpoint_and_commit():
             self._lost(consumer, partitions)   # the next owner re-reads them and reconciles
 
     def _lost(self, _consumer: Consumer, _partitions: list[Any]) -> None:
-        self.pending, self.touched = {}, set()
+        self.pending, self.touched, self.unsettled = {}, set(), {}
 
     def _checkpoint_and_commit(self) -> bool:
         """Checkpoint every touched tweet, then commit. A tweet whose add failed stays for the
         next checkpoint (its delta is computed again then); one whose add succeeded is done,
-        whatever fails after it. An add that may have been applied (it timed out) is not made
-        again: that tweet's next checkpoint only copies the cache's count (live - stored) and
-        forgets what this lane counted, which the store may hold already. False (and logged)
-        when some tweet could not be checkpointed."""
+        whatever fails after it. A failed add may have landed all the same (a timeout; counter
+        updates are not idempotent, so it must not simply be made again): the next checkpoint
+        reads the store, and the add landed if the count got there (this lane is the only
+        writer of its tweets' counts). False (and logged) when some tweet could not be
+        checkpointed."""
         try:
             tweets = sorted(self.touched)
             live = self.counter.counts(tweets)
@@ -447,26 +465,27 @@ class CounterLane:
         except Exception:  # noqa: BLE001 - kept, and tried again at the next checkpoint
             log.warning("counter checkpoint failed; will retry", exc_info=True)
             return False
+        self._settle({t: stored.get(t, 0) for t in tweets}, decide=True)
         deltas = {t: max(live.get(t, 0) - stored.get(t, 0), self.pending.get(t, 0)) for t in tweets}
         try:
-            added = self.store.add_likes_sync(deltas)
+            failed = self.store.add_likes_sync(deltas)
         except Exception:  # noqa: BLE001 - e.g. the session shut down: nothing known to be added
             log.warning("counter checkpoint failed; will retry", exc_info=True)
-            return False
-        failed = added.failed
+            failed = {t for t, d in deltas.items() if d}
         for t in tweets:
-            if t not in added.refused:
-                self.pending.pop(t, None)
-            if t not in failed:
+            if t in failed:
+                self.unsettled[t] = (stored.get(t, 0) + deltas[t], self.pending.get(t, 0))
+            else:
                 self.touched.discard(t)
+                self.pending.pop(t, None)
         try:
             self.counter.raise_to({t: n for t, d in deltas.items()
                                    if t not in failed and t in live and live[t] < (n := stored.get(t, 0) + d)})
         except Exception:  # noqa: BLE001 - best effort: the counter stays low until its next checkpoint
             log.warning("raising like counters to the store's count failed", exc_info=True)
         if failed:
-            log.warning("counter checkpoint failed for %d tweets (%d of them may have been added: their next"
-                        " checkpoint copies the cache's count); will retry", len(failed), len(added.unsure))
+            log.warning("counter checkpoint failed for %d tweets (perhaps applied: the next one reads the store"
+                        " first); will retry", len(failed))
             return False
         _commit(self.consumer)
         return True

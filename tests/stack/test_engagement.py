@@ -14,7 +14,7 @@ from harness.settle import consumer_lag
 from harness.topology import ENGAGEMENT_TOPIC
 from targets.feed.cache import counted_key, likes_key, tweet_key
 from targets.feed.settings import Settings
-from targets.feed.store import REQUEST_TIMEOUT_S, AddedLikes, Store
+from targets.feed.store import REQUEST_TIMEOUT_S, Store
 from targets.feed.worker import CHECKPOINT_S, CounterLane, FanoutWorker
 from tests.stack.conftest import SiblingWorker, Stack, eventually, group_sizes, post
 
@@ -152,6 +152,10 @@ class OwnLink:
     def heal(self) -> None:
         httpx.delete(f"{self.api}/proxies/{self.name}/toxics/slow-replies", timeout=5).raise_for_status()
 
+    def enable(self, enabled: bool) -> None:
+        """Down: its connections are closed and new ones refused."""
+        httpx.post(f"{self.api}/proxies/{self.name}", timeout=5, json={"enabled": enabled}).raise_for_status()
+
 
 @pytest.fixture
 def own_cassandra_link(stack: Stack) -> Iterator[OwnLink]:
@@ -166,37 +170,74 @@ def own_cassandra_link(stack: Stack) -> Iterator[OwnLink]:
         httpx.delete(f"{api}/proxies/{name}", timeout=5)
 
 
-def test_a_counter_update_applied_after_its_timeout_is_not_added_again(
-        client: httpx.Client, stack: Stack, store: Store, rc: redis.RedisCluster, own_cassandra_link: OwnLink) -> None:
-    """Cassandra counter updates are not idempotent, so a checkpoint whose add timed out yet was
-    applied must not add the same likes at the next one. The lane runs in this process with its
-    store behind a proxy of its own: it holds 2 likes counted since a checkpoint that stored 1,
-    and the reply to its add is delayed past the driver's timeout while the add itself reaches
-    Cassandra at once."""
-    tid = int(post(client, stack, 974, "liked while the store's replies were slow"))
-    store.add_likes_sync({tid: 1})
-    rc.set(likes_key(tid), 3, ex=600)
-    env = {**stack.runtime.feed.env(), "FEED_CASSANDRA": own_cassandra_link.listen}
-    worker = FanoutWorker(Settings.from_env(env))
+@pytest.fixture
+def lane_behind_own_link(stack: Stack, own_cassandra_link: OwnLink) -> Iterator[CounterLane]:
+    """A counter lane in this process (not subscribed: the test drives its checkpoints), its
+    store reached through `own_cassandra_link`."""
+    worker = FanoutWorker(Settings.from_env({**stack.runtime.feed.env(), "FEED_CASSANDRA": own_cassandra_link.listen}))
     lane = CounterLane(worker)
     try:
-        lane.touched, lane.pending = {tid}, {tid: 2}
-        add = lane.store.add_likes_sync
-
-        def add_with_its_reply_delayed(deltas: dict[int, int]) -> AddedLikes:
-            own_cassandra_link.delay_replies(ms=int(REQUEST_TIMEOUT_S * 1000) + 3000)
-            try:
-                return add(deltas)
-            finally:
-                own_cassandra_link.heal()
-
-        lane.store.add_likes_sync = add_with_its_reply_delayed   # type: ignore[method-assign]
-        assert lane._checkpoint_and_commit() is False             # timed out...
-        assert eventually(lambda: store.like_count_sync(tid) == 3)   # ...and applied all the same
-        lane.store.add_likes_sync = add                           # type: ignore[method-assign]
-        assert lane._checkpoint_and_commit() is True
-        assert store.like_count_sync(tid) == 3
+        yield lane
     finally:
         lane.consumer.close()
         worker.consumer.close()
         worker.store.cluster.shutdown()
+
+
+def two_likes_counted_since_a_checkpoint(client: httpx.Client, stack: Stack, store: Store, rc: redis.RedisCluster,
+                                         lane: CounterLane, author: int) -> int:
+    """A tweet with 3 likes in its Redis counter and 1 in the store, and the lane holding the 2
+    it counted since its last checkpoint."""
+    tid = int(post(client, stack, author, "liked while the store's link was failing"))
+    store.add_likes_sync({tid: 1})
+    rc.set(likes_key(tid), 3, ex=600)
+    lane.touched, lane.pending = {tid}, {tid: 2}
+    return tid
+
+
+def failing_adds(lane: CounterLane, fault: Callable[[], None], heal: Callable[[], None]) -> Callable[[], None]:
+    """Make the lane's next adds run under `fault`, healed after each; returns the undo."""
+    add = lane.store.add_likes_sync
+
+    def add_under_fault(deltas: dict[int, int]) -> set[int]:
+        fault()
+        try:
+            return add(deltas)
+        finally:
+            heal()
+
+    lane.store.add_likes_sync = add_under_fault   # type: ignore[method-assign]
+    return lambda: setattr(lane.store, "add_likes_sync", add)
+
+
+def test_a_counter_update_applied_after_its_timeout_is_not_added_again(
+        client: httpx.Client, stack: Stack, store: Store, rc: redis.RedisCluster, own_cassandra_link: OwnLink,
+        lane_behind_own_link: CounterLane) -> None:
+    """Cassandra counter updates are not idempotent, so a checkpoint whose add timed out yet was
+    applied must not add the same likes at the next one. The reply to the add is delayed past
+    the driver's timeout; the add itself reaches Cassandra at once."""
+    lane = lane_behind_own_link
+    tid = two_likes_counted_since_a_checkpoint(client, stack, store, rc, lane, 974)
+    undo = failing_adds(lane, lambda: own_cassandra_link.delay_replies(ms=int(REQUEST_TIMEOUT_S * 1000) + 3000),
+                        own_cassandra_link.heal)
+    assert lane._checkpoint_and_commit() is False                # timed out...
+    assert eventually(lambda: store.like_count_sync(tid) == 3)   # ...and applied all the same
+    undo()
+    assert lane._checkpoint_and_commit() is True
+    assert store.like_count_sync(tid) == 3
+
+
+def test_a_counter_update_that_failed_is_made_again_even_if_its_counter_is_lost_meanwhile(
+        client: httpx.Client, stack: Stack, store: Store, rc: redis.RedisCluster, own_cassandra_link: OwnLink,
+        lane_behind_own_link: CounterLane) -> None:
+    """The other side of the same question: an add that did not land is made again at the next
+    checkpoint, from what the lane counted, not from the Redis counter (lost here, before it)."""
+    lane = lane_behind_own_link
+    tid = two_likes_counted_since_a_checkpoint(client, stack, store, rc, lane, 976)
+    undo = failing_adds(lane, lambda: own_cassandra_link.enable(False), lambda: own_cassandra_link.enable(True))
+    assert lane._checkpoint_and_commit() is False
+    assert store.like_count_sync(tid) == 1
+    rc.delete(likes_key(tid))
+    undo()
+    assert eventually(lane._checkpoint_and_commit, within_s=30)   # once the driver has reconnected
+    assert store.like_count_sync(tid) == 3
