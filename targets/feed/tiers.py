@@ -9,6 +9,7 @@ user-graph entry: no redeploy to move a celebrity or to retune the bands.
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -70,6 +71,11 @@ for _schedule in ("shared", "alone"):
     THROTTLE_WAIT.labels(_schedule)   # exposed at 0 before the first wait
 
 THROTTLE_KEY = "fanout:throttle:free_at"
+# After the shared schedule failed, pace alone this long before trying it again, doubling up
+# to ALONE_AT_MOST_S while it keeps failing: an attempt on a shard that hangs rather than refuses
+# waits out the cluster client's timeouts and retries (about 20 s).
+ALONE_FOR_S = 5.0
+ALONE_AT_MOST_S = 60.0
 
 # Reserve the next ARGV[1] microseconds of the shared schedule: returns how long the caller
 # waits before its slot begins. KEYS: the schedule (when it is next free, in µs of Redis's clock,
@@ -110,24 +116,37 @@ class SharedPacer:
     """The middle band's rate cap, shared by every fan-out worker: its schedule lives in Redis,
     so adding workers (the design scales them on Kafka lag) does not multiply the write rate the
     cap exists to bound. While the schedule's shard is unreachable, each worker paces itself
-    alone at the whole rate, so the cap is then per worker. (Not the `limits` library: it
+    alone at the whole rate, so the cap is then per worker; it tries the schedule again after
+    ALONE_FOR_S (then longer), not at every slice. (Not the `limits` library: it
     answers whether a hit fits a window, where pacing needs how long to wait for a smooth rate.)"""
 
     def __init__(self, rc: redis.RedisCluster, sleep: Callable[[float], None] = time.sleep) -> None:
         self._reserve = rc.register_script(_RESERVE)
         self.sleep = sleep
         self.alone = Pacer(sleep=sleep)
+        self._alone_until = 0.0
+        self._alone_for = ALONE_FOR_S
 
     def take(self, writes: int, rate: float) -> None:
         """Wait until `writes` more writes fit within `rate` per second across all workers."""
-        try:
-            wait_us = int(self._reserve(keys=[THROTTLE_KEY], args=[int(writes * 1_000_000 / rate)]))
-        except redis.RedisError:
-            log.warning("the shared throttle is unreachable; pacing this worker alone", exc_info=True)
-            started = time.monotonic()
-            self.alone.take(writes, rate)
-            THROTTLE_WAIT.labels("alone").inc(time.monotonic() - started)
+        if time.monotonic() < self._alone_until:
+            self._take_alone(writes, rate)
             return
+        try:
+            wait_us = int(self._reserve(keys=[THROTTLE_KEY], args=[math.ceil(writes * 1_000_000 / rate)]))
+        except (redis.RedisError, redis.exceptions.RedisClusterException):   # the latter: no node for the slot
+            log.warning("the shared throttle is unreachable; pacing this worker alone for %.0f s", self._alone_for,
+                        exc_info=True)
+            self._alone_until = time.monotonic() + self._alone_for
+            self._alone_for = min(2 * self._alone_for, ALONE_AT_MOST_S)
+            self._take_alone(writes, rate)
+            return
+        self._alone_for = ALONE_FOR_S
         if wait_us > 0:
             self.sleep(wait_us / 1_000_000)
             THROTTLE_WAIT.labels("shared").inc(wait_us / 1_000_000)
+
+    def _take_alone(self, writes: int, rate: float) -> None:
+        started = time.monotonic()
+        self.alone.take(writes, rate)
+        THROTTLE_WAIT.labels("alone").inc(time.monotonic() - started)

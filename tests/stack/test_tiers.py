@@ -15,7 +15,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from harness.settle import LANES, consumer_lag
 from harness.topology import THROTTLED_TOPIC, TWEETS_PARTITIONS
-from targets.feed.cache import preheat
+from targets.feed.cache import TimelineWriter, preheat
 from targets.feed.settings import THROTTLE_WRITES_PER_S
 from targets.feed.store import Store
 from targets.feed.tiers import THROTTLE_KEY, SharedPacer
@@ -160,3 +160,28 @@ def test_the_shared_schedule_paces_in_exact_microseconds_and_outlives_a_clock_st
     assert slept[:1] == [] or slept[0] < 0.2, slept
     assert 0.05 < slept[-1] <= 0.1, slept
     assert re.fullmatch(r"[0-9]{16}", str(rc.get(THROTTLE_KEY))), "the schedule lost precision"
+
+
+def test_the_pacer_paces_alone_while_the_shared_schedule_hangs(stack: Stack) -> None:
+    """The schedule's shard stops answering (its proxy drops everything; no failover, the node is
+    alive): the lane neither stops nor runs uncapped. It paces itself alone, and does not wait
+    out the cluster client's timeouts and retries again at every slice."""
+    rc = TimelineWriter(stack.topo.redis_proxy_addresses(), 800).rc   # the throttled lane's client
+    node = rc.get_node_from_key(THROTTLE_KEY)
+    shard = next(i for i in range(1, len(stack.topo.redis_names()) + 1) if stack.topo.redis_proxy_port(i) == node.port)
+    toxics = f"http://127.0.0.1:{stack.topo.toxiproxy_port}/proxies/redis-{shard}/toxics"
+    pacer = SharedPacer(rc)
+    httpx.post(toxics, timeout=5, json={"name": "hang", "type": "timeout", "stream": "upstream",
+                                        "attributes": {"timeout": 0}}).raise_for_status()
+    try:
+        started = time.monotonic()
+        pacer.take(100, 1000)          # fails over to pacing alone, after the client gives up
+        failed_over = time.monotonic()
+        for _ in range(3):
+            pacer.take(100, 1000)      # 0.1 s each at this worker's own cap
+        done = time.monotonic()
+    finally:
+        httpx.delete(f"{toxics}/hang", timeout=5).raise_for_status()
+        rc.close()
+    print(f"gave up on the schedule in {failed_over - started:.1f} s; 3 slices alone in {done - failed_over:.2f} s")
+    assert 0.25 < done - failed_over < 1.0
