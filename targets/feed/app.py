@@ -87,8 +87,8 @@ def decode_cursor(raw: str | None) -> int | None:
         return None
     try:
         padded = raw + "=" * (-len(raw) % 4)
-        value = int(orjson.loads(base64.urlsafe_b64decode(padded))["max_id"])
-        if value <= 0:
+        value = positive_id(orjson.loads(base64.urlsafe_b64decode(padded))["max_id"])
+        if value is None:   # beyond 63 bits it would reach the store's bigint binding: a 500
             raise ValueError
         return value
     except (binascii.Error, orjson.JSONDecodeError, KeyError, ValueError, TypeError):
@@ -123,9 +123,9 @@ def decode_ranked_cursor(raw: str | None) -> tuple[int | None, int]:
         return None, 0
     try:
         data = orjson.loads(base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)))
-        anchor, offset = int(data["anchor"]), int(data["offset"])
-        if anchor <= 0 or not 0 < offset < CANDIDATES:
-            raise ValueError
+        anchor, offset = positive_id(data["anchor"]), data["offset"]
+        if anchor is None or anchor >= 2**63 - 1 or not isinstance(offset, int) or not 0 < offset < CANDIDATES:
+            raise ValueError   # anchor + 1 is read as a bound: 2**63 - 1 would overflow it
         return anchor, offset
     except (binascii.Error, orjson.JSONDecodeError, KeyError, ValueError, TypeError):
         raise ApiError(400, "bad_cursor", "cursor is not one this API issued for a ranked feed") from None
@@ -235,7 +235,7 @@ class Feed:
 
     async def _delta_fan_in(self, user: int, authors: list[int], since: int, n: int) -> list[int]:
         tweets = await self.store.oldest_since_by_authors(authors, since, n)
-        return sorted(t.tweet_id for t in tweets if not t.deleted)[:n]
+        return sorted(t.tweet_id for t in tweets)[:n]   # deleted ones too: counted for has_more, hydration drops them
 
     async def refresh_config(self) -> None:
         """runtime_config, re-read at most every CONFIG_TTL_S (the ranker's fault injection)."""
@@ -294,6 +294,28 @@ class Feed:
         except CACHE_DOWN as exc:
             cache_failed("follow_set_fill", exc)
         return set(followees)
+
+    async def current_following(self, user: int) -> set[int]:
+        """Whom `user` follows now, when no timeline read brought the cached set along."""
+        try:
+            members = [str(m) for m in await self.cache.rc.smembers(following_key(user))]
+        except CACHE_DOWN as exc:
+            cache_failed("follow_set", exc)
+            members = []
+        return await self.following(user, members)
+
+    async def saved_ranking(self, user: int, anchor: int) -> list[int] | None:
+        try:
+            return await self.cache.ranking(user, anchor)
+        except CACHE_DOWN as exc:
+            cache_failed("ranking", exc)
+            return None
+
+    async def save_ranking(self, user: int, anchor: int, ids: list[int]) -> None:
+        try:
+            await self.cache.save_ranking(user, anchor, ids)
+        except CACHE_DOWN as exc:   # later pages rank afresh
+            cache_failed("ranking_save", exc)
 
     async def merge_celebrities(self, before: int | None, n: int, ids: list[int], following: set[int]) -> list[int]:
         """Design §05/§06 hybrid: pull-tier authors are never pushed; their newest tweets are
@@ -399,7 +421,8 @@ class Feed:
         """
         try:
             for _ in range(2):
-                ids = await self.fan_in(user_id, None, self.s.timeline_cap, per_author=REBUILD_PER_AUTHOR)
+                ids = await self.fan_in(user_id, None, self.s.timeline_cap, per_author=REBUILD_PER_AUTHOR,
+                                        live_only=True)
                 await self.cache.rebuild(user_id, ids, self.s.timeline_cap)
         except Exception:  # noqa: BLE001 - logged; a cache or store outage must not escape
             log.warning("timeline rebuild for %s failed", user_id, exc_info=True)
@@ -426,13 +449,24 @@ class Feed:
         task.add_done_callback(self._background.discard)
 
     async def fan_in(self, user_id: int, before: int | None, limit: int, per_author: int | None = None,
-                     following: set[int] | None = None) -> list[int]:
-        """The store path: merge the newest tweets of every followee (and the user's own)."""
+                     following: set[int] | None = None, *, live_only: bool = False) -> list[int]:
+        """The store path: merge the newest tweets of every followee (and the user's own), at
+        most `per_author` of each. An author who had that many may have more below the oldest
+        one read, so the merge stops there: a shorter list rather than one with holes (a page,
+        where `per_author` is the page's size, is never cut). Deleted tweets are kept unless
+        `live_only`: hydration drops them, and a page that counted only live ones would say
+        `has_more: false` above an author's older tweets."""
         followees = sorted(following) if following is not None else await self.store.followees(user_id)
         authors = [user_id, *followees]
         upper = before if before is not None else 2**63 - 1
-        tweets = await self.store.newest_by_authors(authors, upper, per_author or limit)
-        return sorted((t.tweet_id for t in tweets if not t.deleted), reverse=True)[:limit]
+        per = per_author or limit
+        tweets = await self.store.newest_by_authors(authors, upper, per)
+        read: dict[int, list[int]] = {}
+        for t in tweets:
+            read.setdefault(t.user_id, []).append(t.tweet_id)
+        floor = max((min(ids) for ids in read.values() if len(ids) >= per), default=0)
+        return sorted((t.tweet_id for t in tweets if t.tweet_id >= floor and not (live_only and t.deleted)),
+                      reverse=True)[:limit]
 
 
 def _feed(request: Request) -> Feed:
@@ -534,8 +568,20 @@ async def get_feed_delta(request: Request) -> Response:
 
 async def ranked_feed(feed: Feed, user: int, limit: int, raw_cursor: str | None) -> Response:
     """The newest CANDIDATES tweets (as of the first page: the cursor keeps its anchor), ranked;
-    pages are slices of that ranking."""
+    pages are slices of that ranking. The first page saves the order it ranked, and later
+    pages slice that saved order (hydrated and filtered again: a tweet deleted or an account
+    unfollowed since leaves a page short), so that neither a like, a deletion, the passing
+    time nor the ranker falling back between pages can reorder what is left and make a page
+    skip or repeat tweets. Without it (expired, or the cache down) they rank afresh."""
     anchor, offset = decode_ranked_cursor(raw_cursor)
+    if anchor is not None:
+        saved = await feed.saved_ranking(user, anchor)
+        if saved is not None:
+            following = await feed.current_following(user)
+            page = feed.only_followed(user, await feed.hydrate(saved[offset:offset + limit]), following)
+            has_more = offset + limit < len(saved)
+            cursor = encode_ranked_cursor(anchor, offset + limit) if has_more else None
+            return json_response({"tweets": page, "next_cursor": cursor, "has_more": has_more})
     ids, following = await feed.candidates(user, None if anchor is None else anchor + 1, CANDIDATES)
     tweets = feed.only_followed(user, await feed.hydrate(ids), following)
     await feed.refresh_config()
@@ -543,6 +589,8 @@ async def ranked_feed(feed: Feed, user: int, limit: int, raw_cursor: str | None)
     ranked = await feed.ranking.rank(tweets, mutual)
     page = ranked[offset:offset + limit]
     has_more = offset + limit < len(ranked)
+    if anchor is None and has_more:
+        await feed.save_ranking(user, ids[0], [int(t["tweet_id"]) for t in ranked])
     cursor = encode_ranked_cursor(anchor or ids[0], offset + limit) if has_more and ids else None
     return json_response({"tweets": page, "next_cursor": cursor, "has_more": has_more})
 

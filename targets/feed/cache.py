@@ -51,6 +51,7 @@ CACHE_DOWN: tuple[type[BaseException], ...] = (Exception,)
 TWEET_TTL_S = 24 * 3600
 SENTINEL = "0"
 TIMELINE_TTL_S = 7 * 24 * 3600
+RANKING_TTL_S = 600   # how long a ranked feed's later pages follow its first page's order
 
 
 def likes_key(tweet_id: int) -> str:
@@ -159,6 +160,10 @@ def timeline_key(user_id: int) -> str:
     return f"timeline:{{{user_id}}}"
 
 
+def ranking_key(user_id: int, anchor: int) -> str:
+    return f"ranked:{{{user_id}}}:{anchor}"
+
+
 def tweet_key(tweet_id: int) -> str:
     return f"tweet:{{{tweet_id}}}"
 
@@ -230,6 +235,14 @@ class FeedCache:
         await self.rc.zadd(key, {SENTINEL: 0.0, **{str(i): float(timestamp_ms(i)) for i in ids[:cap]}})
         await self.rc.zremrangebyrank(key, 0, -(cap + 2))
         await self.rc.expire(key, TIMELINE_TTL_S)
+
+    async def save_ranking(self, user_id: int, anchor: int, ids: list[int]) -> None:
+        await self.rc.set(ranking_key(user_id, anchor), ",".join(map(str, ids)), ex=RANKING_TTL_S)
+
+    async def ranking(self, user_id: int, anchor: int) -> list[int] | None:
+        """The order a ranked feed's first page was served from, or None (expired, never saved)."""
+        raw = await self.rc.get(ranking_key(user_id, anchor))
+        return None if raw is None else [int(i) for i in str(raw).split(",") if i]
 
     async def like_count(self, tweet_id: int) -> int | None:
         """Counted likes, or None when the tweet has no counter in the cache."""

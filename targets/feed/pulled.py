@@ -7,9 +7,10 @@ KEEP ids for TTL_S instead, and refreshes them with one query for all the author
 (one refresh at a time per author, however many requests ask meanwhile).
 
 The cost is freshness: a celebrity's new tweet reaches readers up to TTL_S later than it would
-otherwise, well inside the 5 s steady-state median. A deleted one needs nothing: hydration
-drops it (a DELETE rewrites the cached tweet object at once). Pages deeper than KEEP ids go
-to the store as before.
+otherwise, well inside the 5 s steady-state median. Deleted ones are kept in the lists and
+need nothing: hydration drops them (a DELETE rewrites the cached tweet object at once), and
+counting them keeps "is there more below" right. Pages deeper than KEEP ids go to the store as
+before.
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ class PulledTweets:
         self._refreshing: dict[int, asyncio.Future[None]] = {}
 
     async def ids(self, authors: list[int], before: int, n: int) -> list[int]:
-        """Up to `n` ids of each author older than `before` (deleted ones left out), newest first."""
+        """Up to `n` ids of each author older than `before` (deleted ones included), newest first."""
         now = self._clock()
         expired = [a for a in authors if a not in self._entries or now - self._entries[a][0] >= TTL_S]
         if expired:
@@ -53,7 +54,7 @@ class PulledTweets:
             else:
                 out.extend(page)
         if deeper:
-            out.extend(t.tweet_id for t in await self._newest(deeper, before, n) if not t.deleted)
+            out.extend(t.tweet_id for t in await self._newest(deeper, before, n))
         return sorted(out, reverse=True)
 
     async def _refresh(self, authors: list[int]) -> None:
@@ -69,8 +70,7 @@ class PulledTweets:
                 tweets = await self._newest(mine, 2**63 - 1, KEEP)
                 by_author: dict[int, list[int]] = {a: [] for a in mine}
                 for t in tweets:
-                    if not t.deleted:
-                        by_author.setdefault(t.user_id, []).append(t.tweet_id)
+                    by_author.setdefault(t.user_id, []).append(t.tweet_id)
                 for a, ids in by_author.items():
                     self._entries[a] = (read_at, sorted(ids, reverse=True))
                 done.set_result(None)

@@ -30,6 +30,9 @@ FAN_IN_CHUNK = 200
 # The driver gives up on a request after this (its own default; a profile keyed by the string
 # "default" had been a separate, unused profile, so 10 s was in force, not the 5 s meant).
 REQUEST_TIMEOUT_S = 10.0
+# Rows one read may gather over the driver's pages (5,000 each): a fan-in reads up to a page's
+# worth of tweets from each of up to 5,000 followees, bounded by their rows.
+MAX_ROWS = 200_000
 
 
 def connect(address: str, *, timeout: float = 5.0, request_timeout: float = REQUEST_TIMEOUT_S
@@ -148,11 +151,16 @@ class Store:
             else:
                 fut.set_result(result or [])
 
-        def ok(rows: Any) -> None:  # on a driver thread
-            if rf.has_more_pages:  # all our reads are bounded; say so loudly if one is not
-                loop.call_soon_threadsafe(settle, None, RuntimeError("unexpected paged result"))
-            else:
-                loop.call_soon_threadsafe(settle, list(rows or []), None)
+        got: list[Any] = []
+
+        def ok(rows: Any) -> None:  # on a driver thread, once per page
+            got.extend(rows or [])
+            if not rf.has_more_pages:
+                loop.call_soon_threadsafe(settle, got, None)
+            elif len(got) >= MAX_ROWS:
+                loop.call_soon_threadsafe(settle, None, RuntimeError(f"a read returned more than {MAX_ROWS} rows"))
+            else:   # a fan-in over many prolific authors: more rows than the driver's page size
+                rf.start_fetching_next_page()
 
         def err(exc: BaseException) -> None:
             loop.call_soon_threadsafe(settle, None, exc)

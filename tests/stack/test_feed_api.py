@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 
 import httpx
@@ -116,6 +117,23 @@ def test_bad_feed_queries_get_a_400(client: httpx.Client, stack: Stack, query: s
     r = client.get(f"/v1/feed?{query}", headers=stack.auth(402))
     assert r.status_code == 400
     assert r.json()["error"]["code"] == code
+
+
+def b64(data: dict[str, object]) -> str:
+    import base64
+    return base64.urlsafe_b64encode(json.dumps(data).encode()).decode().rstrip("=")
+
+
+@pytest.mark.parametrize("path", [
+    "/v1/users/404/tweets?cursor=" + b64({"max_id": str(2**64)}),         # past the store's bigint
+    "/v1/users/404/tweets?cursor=" + b64({"max_id": str(2**63)}),
+    "/v1/feed?algorithm=ranked&cursor=" + b64({"anchor": str(2**63 - 1), "offset": 20}),   # anchor + 1 overflows
+    "/v1/feed?algorithm=ranked&cursor=" + b64({"anchor": "5", "offset": "x"}),
+])
+def test_cursors_out_of_range_are_a_400(client: httpx.Client, stack: Stack, path: str) -> None:
+    r = client.get(path, headers=stack.auth(404))
+    assert r.status_code == 400, r.text
+    assert r.json()["error"]["code"] == "bad_cursor"
 
 
 def test_an_id_past_int_s_digit_limit_is_a_400(client: httpx.Client, stack: Stack) -> None:

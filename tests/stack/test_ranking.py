@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import httpx
 import pytest
@@ -97,3 +98,32 @@ def test_disable_breaker_fallback_defect_turns_ranker_failures_into_503(
     with httpx.Client(base_url=sibling_api({"FEED_DEFECT_DISABLE_BREAKER_FALLBACK": "1"}), timeout=10) as c:
         r = ranked(c, stack, 1031)
         assert r.status_code == 503 and r.json()["error"]["code"] == "ranker_unavailable"
+
+
+def test_ranked_pages_follow_the_first_page_s_order_when_the_ranker_fails_between_them(
+        client: httpx.Client, stack: Stack, store: Store) -> None:
+    """Page 1 ranked (the liked tweet with media first), later pages served while the ranker is
+    down: ranking afresh would fall back to chronological order and slice that, repeating the
+    liked tweet and skipping another."""
+    author, reader = 1041, 1042
+    rich, plain = setup_two_tweets(client, stack, author, reader)
+    posted = [rich, plain, *(post(client, stack, author, f"plain {i}") for i in range(2))]
+    assert eventually(lambda: posted[-1] in feed_ids(client, stack, reader))
+
+    def first_page() -> Any:
+        return ranked(client, stack, reader, limit="2").json()
+    assert eventually(lambda: first_page()["tweets"][0]["tweet_id"] == rich)
+    first = first_page()
+    seen = [t["tweet_id"] for t in first["tweets"]]
+    store.set_runtime_config_sync("ranker.fail_share", "1")
+    try:
+        time.sleep(CONFIG_TTL_S + 0.5)
+        cursor = first["next_cursor"]
+        while cursor:
+            page = ranked(client, stack, reader, limit="2", cursor=cursor).json()
+            seen += [t["tweet_id"] for t in page["tweets"]]
+            cursor = page["next_cursor"]
+    finally:
+        store.set_runtime_config_sync("ranker.fail_share", "0")
+        time.sleep(CONFIG_TTL_S + 0.5)
+    assert sorted(seen) == sorted(posted), "a ranked page repeated or skipped tweets"

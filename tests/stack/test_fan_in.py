@@ -1,0 +1,96 @@
+"""The store fan-in path (a reader whose timeline is missing, and its rebuild) on the real stack:
+pages that neither stop early nor skip, whatever the authors' tweets look like."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+import pytest
+import redis
+from cassandra.concurrent import execute_concurrent
+
+from targets.feed.cache import preheat, timeline_key
+from targets.feed.snowflake import Snowflake
+from targets.feed.store import Store
+from tests.stack.conftest import Stack, eventually, post
+
+pytestmark = pytest.mark.stack
+
+
+def walk(client: httpx.Client, stack: Stack, reader: int, limit: int) -> list[str]:
+    """Every tweet id of the reader's feed, page after page."""
+    ids: list[str] = []
+    cursor: str | None = None
+    for _ in range(100):
+        params = {"limit": str(limit), **({"cursor": cursor} if cursor else {})}
+        r = client.get("/v1/feed", params=params, headers=stack.auth(reader))
+        assert r.status_code == 200, r.text
+        ids += [t["tweet_id"] for t in r.json()["tweets"]]
+        cursor = r.json()["next_cursor"]
+        if not r.json()["has_more"]:
+            return ids
+    raise AssertionError("more than 100 pages")
+
+
+def test_a_fan_in_larger_than_one_driver_page_is_served(client: httpx.Client, stack: Stack, store: Store) -> None:
+    """51 followees with 101 tweets each: the first page of 100 reads 5,151 rows in one query,
+    past the driver's page of 5,000 (it used to fail with a 500)."""
+    authors, reader = [250000 + i for i in range(51)], 250100
+    ids = Snowflake(0, 30)
+    rows = [(a, ids.next_id()) for _ in range(101) for a in authors]
+    now = datetime.now(UTC)
+    statements: list[tuple[Any, tuple[Any, ...]]] = []
+    for author, tid in rows:
+        statements += [(store._insert_tweet, (author, tid, "prolific", [], None, now)),
+                       (store._insert_by_id, (tid, author, "prolific", [], None, now))]
+    assert all(ok for ok, _ in execute_concurrent(store.session, statements, concurrency=64))
+    store.bulk_follow([(reader, a) for a in authors])
+    r = client.get("/v1/feed", params={"limit": "100"}, headers=stack.auth(reader))
+    assert r.status_code == 200, r.text
+    newest = sorted((tid for _, tid in rows), reverse=True)[:100]
+    assert [t["tweet_id"] for t in r.json()["tweets"]] == [str(i) for i in newest]
+    assert r.json()["has_more"] is True
+
+
+def test_a_deleted_tweet_does_not_end_a_fan_in_page_early(client: httpx.Client, stack: Stack) -> None:
+    """Pages of 2 over 4 tweets, the newest deleted: every other one is reachable."""
+    author, reader = 977, 978
+    client.post(f"/v1/users/{author}/follow", headers=stack.auth(reader))
+    tweets = [post(client, stack, author, f"tweet {i}") for i in range(4)]
+    assert client.delete(f"/v1/tweets/{tweets[-1]}", headers=stack.auth(author)).status_code == 200
+    assert walk(client, stack, reader, limit=2) == tweets[-2::-1]
+
+
+def test_a_rebuilt_timeline_has_no_holes(client: httpx.Client, stack: Stack, rc: redis.RedisCluster) -> None:
+    """A rebuild reads at most 50 tweets of each followee: below the oldest of a prolific
+    followee's 50 it cannot know what is missing, so it stops there instead of going on with
+    the others' older tweets."""
+    prolific, quiet, reader = 979, 980, 981
+    for author in (prolific, quiet):
+        client.post(f"/v1/users/{author}/follow", headers=stack.auth(reader))
+    older = [post(client, stack, quiet, f"older {i}") for i in range(10)]
+    newer = [post(client, stack, prolific, f"newer {i}") for i in range(60)]
+    everything = (older + newer)[::-1]
+    assert client.get("/v1/feed", headers=stack.auth(reader)).status_code == 200   # a miss: rebuilt
+    assert eventually(lambda: rc.exists(timeline_key(reader)) == 1)
+    seen = walk(client, stack, reader, limit=20)
+    assert seen == everything[:len(seen)], "the feed skipped tweets"
+    assert len(seen) >= 50
+
+
+def test_a_deleted_tweet_among_a_celebrity_s_newest_does_not_hide_the_older_ones(
+        client: httpx.Client, stack: Stack, store: Store) -> None:
+    """Each API process keeps a pull-tier author's newest 60 ids and reads deeper from the store
+    only when a page runs past a full list: a deleted one among them must not make the list look
+    short (the 2 oldest of 62 were unreachable)."""
+    author, reader = 982, 983
+    preheat(stack.topo.redis_proxy_addresses(), [reader])   # pulled tweets are never pushed: no rebuild either
+    client.post(f"/v1/users/{author}/follow", headers=stack.auth(reader))
+    store.set_tier_override_sync(author, "pull")
+    tweets = [post(client, stack, author, f"celebrity {i}") for i in range(62)]
+    assert client.delete(f"/v1/tweets/{tweets[-1]}", headers=stack.auth(author)).status_code == 200
+    assert eventually(lambda: author in store.pull_tier_sync())
+    live = tweets[-2::-1]
+    assert eventually(lambda: walk(client, stack, reader, limit=20) == live, within_s=15)
