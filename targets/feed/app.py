@@ -295,6 +295,15 @@ class Feed:
             cache_failed("follow_set_fill", exc)
         return set(followees)
 
+    async def retract(self, tweet: Tweet) -> None:
+        """Take back a stored tweet that was never queued: deleted in the store, and marked so in
+        the hydration cache in case the queue took it after all (best effort: logged)."""
+        try:
+            await self.store.soft_delete(tweet)
+            await self.cache.put_tweets([{**tweet.to_json(), "deleted": True}], {})
+        except Exception:  # noqa: BLE001 - the 503 stands; the tweet may stay on its author's profile
+            log.warning("could not take back unqueued tweet %s", tweet.tweet_id, exc_info=True)
+
     async def current_following(self, user: int) -> set[int]:
         """Whom `user` follows now, when no timeline read brought the cached set along."""
         try:
@@ -484,8 +493,11 @@ async def post_tweet(request: Request) -> Response:
         return json_response(claim.replay, status=201, headers={"Idempotent-Replay": "true"})
     if claim.stored is not None:
         tweet = Tweet.from_json(claim.stored)
-        if tweet.tweet_id not in await feed.store.tweets_by_ids([tweet.tweet_id]):
+        found = (await feed.store.tweets_by_ids([tweet.tweet_id])).get(tweet.tweet_id)
+        if found is None:
             await feed.store.insert_tweet(tweet)   # the first attempt died before its write landed
+        elif found.deleted:   # its author deleted it since: queueing it again would bring it back
+            return await created(feed, author, new.idempotency_key, tweet)
     else:
         rate_token = uuid.uuid4().hex
         try:
@@ -503,12 +515,23 @@ async def post_tweet(request: Request) -> Response:
     try:
         await feed.events.publish(author, {"type": "tweet", "tweet": tweet.to_json()})
     except RuntimeError as exc:
-        # Stored but not queued: a retry with the same key re-queues this very tweet.
-        raise ApiError(503, "queue_unavailable", f"tweet stored but not queued for fan-out: {exc}",
+        if feed.idempotency.resumable(new.idempotency_key):
+            # Stored but not queued: a retry with the same key re-queues this very tweet.
+            raise ApiError(503, "queue_unavailable", f"tweet stored but not queued for fan-out: {exc}",
+                           {"Retry-After": "1"}) from exc
+        # Nothing could ever queue it (a retry without a key posts a second tweet): taken back,
+        # so that the 503 means what it says.
+        await feed.retract(tweet)
+        raise ApiError(503, "queue_unavailable", f"tweet not posted: the fan-out queue is unavailable: {exc}",
                        {"Retry-After": "1"}) from exc
+    return await created(feed, author, new.idempotency_key, tweet)
+
+
+async def created(feed: Feed, author: int, idempotency_key: str | None, tweet: Tweet) -> Response:
+    """The 201 of a post, recorded against its idempotency key for retries."""
     body = {"tweet_id": str(tweet.tweet_id), "created_at": tweet.created_at, "author_id": str(author),
             "fan_out_status": "queued"}
-    await feed.idempotency.complete(author, new.idempotency_key, body)
+    await feed.idempotency.complete(author, idempotency_key, body)
     return json_response(body, status=201)
 
 

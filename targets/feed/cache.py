@@ -99,10 +99,14 @@ if n and tonumber(n) < tonumber(ARGV[1]) then redis.call('SET', KEYS[1], ARGV[1]
 
 # Cache a tweet object with its like counter (same slot): the counter is created from the
 # store's count if missing, and lives at least as long as the object, so an object in the
-# cache without a counter beside it means no likes. KEYS: object, counter. ARGV: object JSON,
-# count, TTL.
+# cache without a counter beside it means no likes. A deleted object stays: a reader that read
+# the tweet from the store just before its deletion must not cache it live again. KEYS:
+# object, counter. ARGV: object JSON, count, TTL.
 _PUT_TWEET = """
-redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[3])
+local old = redis.call('GET', KEYS[1])
+if not (old and cjson.decode(old)['deleted'] == true) then
+  redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[3])
+end
 redis.call('SET', KEYS[2], ARGV[2], 'NX')
 redis.call('EXPIRE', KEYS[2], ARGV[3])
 """
@@ -158,6 +162,12 @@ def notify_channel(user_id: int) -> str:
 
 def timeline_key(user_id: int) -> str:
     return f"timeline:{{{user_id}}}"
+
+
+def deleted_marker(tweet_id: int) -> bytes:
+    """What the hydration cache holds for a deleted tweet: hydration drops it, and neither a
+    fan-out (SET NX) nor a reader's store read (`_PUT_TWEET`) can replace it with a live copy."""
+    return orjson.dumps({"tweet_id": str(tweet_id), "deleted": True})
 
 
 def ranking_key(user_id: int, anchor: int) -> str:
@@ -381,8 +391,9 @@ class TimelineWriter:
                                   TIMELINE_TTL_S)))
         for user_id, tweet_id in removals or ():
             pending.append((timeline_key(user_id), ("ZREM", timeline_key(user_id), str(tweet_id))))
-        for tweet_id in dropped or ():
-            pending.append((tweet_key(tweet_id), ("DEL", tweet_key(tweet_id))))
+        for tweet_id in dropped or ():   # a deleted marker, not a DEL: nothing may cache it live again
+            pending.append((tweet_key(tweet_id), ("SET", tweet_key(tweet_id), deleted_marker(tweet_id), "EX",
+                                                  TWEET_TTL_S)))
         for user_id, payload in notify or ():
             pending.append((notify_channel(user_id), ("SPUBLISH", notify_channel(user_id), payload)))
         delay = 0.05

@@ -11,8 +11,10 @@ stay, and whatever the cache got wrong lives at most that long.
 
 Cassandra stays the record of truth. The rules that keep the cache from serving a follow set
 older than a change the API has acknowledged:
-1. A follow or unfollow writes the store first, then runs `_CHANGE` on both sets: bump the
-   set's generation, apply the change if the set is cached. The API answers only after that
+1. A follow or unfollow writes the store first, then runs `_CHANGE` on both sets: give the
+   set a new generation (a random token, not a counter: a counter starts again at 1 on a shard
+   that restarted empty, and a fill that read 1 before would pass), apply the change if the
+   set is cached. The API answers only after that
    write is confirmed by a replica (`WAIT 1`), or after CHANGE_DEADLINE_S of retries. Past it
    (the set's shard is failing over, or down) the change is counted as unconfirmed and the set
    is dropped instead, through the cluster client (which follows a failover by itself): at
@@ -28,6 +30,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+import uuid
 from collections.abc import Callable, Collection, Iterable
 
 import redis
@@ -67,10 +70,10 @@ redis.call('EXPIRE', KEYS[1], ARGV[2])
 return 1
 """
 
-# KEYS: set, generation. ARGV: 'add' | 'remove' | 'forget' (drop the set), member, generation ttl.
+# KEYS: set, generation. ARGV: 'add' | 'remove' | 'forget' (drop the set), member, generation ttl,
+# the new generation (a token no fill can have seen).
 _CHANGE = """
-redis.call('INCR', KEYS[2])
-redis.call('EXPIRE', KEYS[2], ARGV[3])
+redis.call('SET', KEYS[2], ARGV[4], 'EX', ARGV[3])
 if ARGV[1] == 'forget' then
   redis.call('DEL', KEYS[1])
 elseif redis.call('EXISTS', KEYS[1]) == 1 then
@@ -86,6 +89,10 @@ def following_key(user_id: int) -> str:
 
 def followers_key(user_id: int) -> str:
     return f"followers:{{{user_id}}}"
+
+
+def new_generation() -> str:
+    return uuid.uuid4().hex
 
 
 def generation_key(set_key: str) -> str:
@@ -159,7 +166,8 @@ class FollowSets:
     async def _drop(self, key: str, member: int, *, within_s: float) -> bool:
         try:
             async with asyncio.timeout(within_s):
-                await self.rc.eval(_CHANGE, 2, key, generation_key(key), "forget", member, GENERATION_TTL_S)
+                await self.rc.eval(_CHANGE, 2, key, generation_key(key), "forget", member, GENERATION_TTL_S,
+                                   new_generation())
             return True
         except CACHE_DOWN:   # TimeoutError included
             return False
@@ -211,7 +219,7 @@ class FollowSets:
                                          retry=Retry(NoBackoff(), 0))
             self._nodes[node.name] = client
         pipe = client.pipeline(transaction=False)
-        pipe.eval(_CHANGE, 2, key, generation_key(key), op, member, GENERATION_TTL_S)
+        pipe.eval(_CHANGE, 2, key, generation_key(key), op, member, GENERATION_TTL_S, new_generation())
         pipe.execute_command("WAIT", 1, WAIT_MS)
         pipe.info("replication")
         try:

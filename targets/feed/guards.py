@@ -71,6 +71,10 @@ class Idempotency:
     def __init__(self, rc: RedisCluster, ttl_s: int, *, ignore: bool = False) -> None:
         self.rc, self.ttl_s, self.ignore = rc, ttl_s, ignore
 
+    def resumable(self, key: str | None) -> bool:
+        """Whether a retry with `key` can finish what this attempt left (it records the tweet)."""
+        return key is not None and not self.ignore
+
     async def claim(self, user: int, key: str | None) -> Claim:
         if key is None or self.ignore:
             return Claim()

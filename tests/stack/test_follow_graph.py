@@ -5,10 +5,11 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import httpx
+import orjson
 import pytest
 import redis
 
-from targets.feed.cache import SENTINEL, timeline_key
+from targets.feed.cache import _PUT_TWEET, SENTINEL, deleted_marker, likes_key, timeline_key, tweet_key
 from targets.feed.store import Store
 from tests.stack.conftest import SiblingWorker, Stack, eventually, feed_ids, post
 
@@ -50,9 +51,14 @@ def test_deleted_tweets_disappear_for_readers_and_from_timelines(client: httpx.C
 
     rc = redis.RedisCluster(host="127.0.0.1", port=stack.topo.redis_proxy_port(1), decode_responses=True)
     try:
-        # the deletion fan-out takes the id out of the follower's timeline and drops the object
+        # the deletion fan-out takes the id out of the follower's timeline and leaves a deleted
+        # marker in the hydration cache...
         assert eventually(lambda: rc.zscore(f"timeline:{{{reader}}}", tid) is None)
-        assert eventually(lambda: rc.get(f"tweet:{{{tid}}}") is None)
+        assert eventually(lambda: rc.get(tweet_key(int(tid))) == deleted_marker(int(tid)).decode())
+        # ...which a reader that read the live tweet from the store just before cannot overwrite
+        live = orjson.dumps({"tweet_id": tid, "author_id": str(author), "text": "regrettable", "deleted": False})
+        rc.eval(_PUT_TWEET, 2, tweet_key(int(tid)), likes_key(int(tid)), live, 0, 600)
+        assert rc.get(tweet_key(int(tid))) == deleted_marker(int(tid)).decode()
     finally:
         rc.close()
     assert client.delete(f"/v1/tweets/{tid}", headers=stack.auth(author)).status_code == 200   # idempotent

@@ -41,6 +41,19 @@ def test_a_fill_that_read_the_store_before_a_change_is_refused(client: httpx.Cli
     assert rc.smembers(key) == {"0", str(author)}
 
 
+def test_a_fill_from_before_a_shard_restarted_empty_is_refused(client: httpx.Client, stack: Stack,
+                                                              rc: redis.RedisCluster) -> None:
+    """The generation survives nothing: after a restart a change must still give the set a
+    generation no earlier fill can hold (a counter starts again at the value it read)."""
+    reader, first, second = 1413, 1414, 1415
+    key = following_key(reader)
+    client.post(f"/v1/users/{first}/follow", headers=stack.auth(reader))
+    seen = rc.get(generation_key(key)) or ""            # a fill starts: generation, then the store...
+    rc.delete(key, generation_key(key))                  # ...the shard restarts empty...
+    client.post(f"/v1/users/{second}/follow", headers=stack.auth(reader))   # ...a follow lands...
+    assert rc.eval(_FILL, 2, key, generation_key(key), seen, FOLLOW_TTL_S, first) == 0   # ...stale: refused
+
+
 def test_a_new_follower_of_an_author_whose_list_is_cached_gets_the_next_tweet(
         client: httpx.Client, stack: Stack, rc: redis.RedisCluster) -> None:
     author, first, newcomer = 1421, 1422, 1423

@@ -11,6 +11,8 @@ import orjson
 import pytest
 import redis
 
+from harness.settle import LANES, consumer_lag
+from targets.feed.cache import preheat, timeline_key
 from targets.feed.guards import PENDING_TTL_S, _idem_key
 from targets.feed.snowflake import Snowflake
 from targets.feed.store import Tweet
@@ -139,3 +141,49 @@ def test_text_length_counts_characters_as_users_see_them(client: httpx.Client, s
                                                          ok: bool) -> None:
     r = client.post("/v1/tweets", headers=stack.auth(651), json={"text": text})
     assert r.status_code == (201 if ok else 400), r.text
+
+
+NO_QUEUE_PORT_OFFSET = 589   # in the stack's port block, never bound: an API whose Kafka never answers
+
+
+def queue_down_api(stack: Stack, sibling_api: Callable[[dict[str, str]], str]) -> httpx.Client:
+    url = sibling_api({"FEED_KAFKA": f"127.0.0.1:{stack.topo.base_port + NO_QUEUE_PORT_OFFSET}"})
+    return httpx.Client(base_url=url, timeout=30)   # a publish gives up after 10 s
+
+
+def lanes_drained(stack: Stack) -> bool:
+    bootstrap = f"127.0.0.1:{stack.topo.kafka_proxy_port}"
+    return all(consumer_lag(bootstrap, group, topic) == 0 for group, topic in LANES)
+
+
+def test_a_post_that_could_not_be_queued_and_cannot_be_resumed_is_taken_back(
+        client: httpx.Client, stack: Stack, sibling_api: Callable[[dict[str, str]], str]) -> None:
+    """Without an idempotency key nothing would ever queue a stored tweet whose event Kafka
+    refused, and a retry posts a second one: the 503 must mean it was not posted."""
+    author = 674
+    with queue_down_api(stack, sibling_api) as down:
+        r = down.post("/v1/tweets", headers=stack.auth(author), json={"text": "into the void"})
+    assert r.status_code == 503 and r.json()["error"]["code"] == "queue_unavailable"
+    assert own_tweets(client, stack, author) == []
+
+
+def test_a_retry_of_a_post_deleted_since_does_not_bring_it_back(
+        client: httpx.Client, stack: Stack, rc: redis.RedisCluster,
+        sibling_api: Callable[[dict[str, str]], str]) -> None:
+    """Stored, not queued (503), then seen on the author's profile and deleted; the client's
+    retry with the same key must not queue it for fan-out again."""
+    author, reader, key = 675, 676, str(uuid.uuid4())
+    client.post(f"/v1/users/{author}/follow", headers=stack.auth(reader))
+    preheat(stack.topo.redis_proxy_addresses(), [reader])
+    with queue_down_api(stack, sibling_api) as down:
+        first = down.post("/v1/tweets", headers=stack.auth(author), json={"text": "second thoughts",
+                                                                          "idempotency_key": key})
+    assert first.status_code == 503
+    [stored] = own_tweets(client, stack, author)   # kept: the key lets a retry finish it
+    assert client.delete(f"/v1/tweets/{stored['tweet_id']}", headers=stack.auth(author)).status_code == 200
+    assert eventually(lambda: lanes_drained(stack), within_s=30)   # the deletion fan-out is done
+    retry = client.post("/v1/tweets", headers=stack.auth(author), json={"text": "second thoughts",
+                                                                        "idempotency_key": key})
+    assert retry.status_code == 201 and retry.json()["tweet_id"] == stored["tweet_id"]
+    assert eventually(lambda: lanes_drained(stack), within_s=30)
+    assert rc.zscore(timeline_key(reader), stored["tweet_id"]) is None
