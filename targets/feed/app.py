@@ -20,6 +20,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import anyio
 import orjson
 import redis
 import yaml
@@ -723,7 +724,13 @@ async def stream(request: Request) -> Response:
     user = feed.user(request)
     pubsub = feed.cache.rc.pubsub()
     channel = notify_channel(user)
-    await pubsub.ssubscribe(channel)
+    try:
+        await pubsub.ssubscribe(channel)
+    except CACHE_DOWN as exc:   # the user's shard is down: a 503 the client retries, not a 500
+        cache_failed("stream", exc)
+        await close_quietly(pubsub, channel)
+        raise ApiError(503, "stream_unavailable", "notifications are unavailable; retry shortly",
+                       {"Retry-After": "2"}) from exc
     STREAMS.inc()
 
     async def events() -> AsyncIterator[bytes]:
@@ -743,14 +750,24 @@ async def stream(request: Request) -> Response:
             cache_failed("stream", exc)
         finally:
             STREAMS.dec()
-            try:
-                await pubsub.sunsubscribe(channel)
-                await pubsub.aclose()
-            except CACHE_DOWN:
-                pass
+            # Shielded: a disconnect cancels this generator, and an await left unshielded here
+            # would be cancelled too, leaking the stream's Redis connection.
+            with anyio.CancelScope(shield=True), anyio.move_on_after(2):
+                await close_quietly(pubsub, channel)
 
     return StreamingResponse(events(), media_type="text/event-stream",
                              headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+
+
+async def close_quietly(pubsub: Any, channel: str) -> None:
+    try:
+        await pubsub.sunsubscribe(channel)
+    except CACHE_DOWN:
+        pass
+    try:
+        await pubsub.aclose()
+    except CACHE_DOWN:
+        pass
 
 
 async def health(request: Request) -> Response:

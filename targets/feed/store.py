@@ -259,6 +259,9 @@ class Store:
     async def following_count(self, user_id: int) -> int:
         return int((await self._aexecute(self._count_following, (user_id,)))[0][0])
 
+    def is_following_sync(self, follower: int, followee: int) -> bool:
+        return bool(list(self.session.execute(self._follows_one, (follower, followee))))
+
     def is_deleted_sync(self, tweet_id: int) -> bool:
         """Whether the tweet was deleted (False for one the store does not have)."""
         row = self.session.execute(self._by_id, (tweet_id,), timeout=10).one()

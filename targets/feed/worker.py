@@ -88,7 +88,8 @@ def new_tweet_signal(tweet: dict[str, Any]) -> bytes:
 
 
 def plan(events: list[dict[str, Any]], settings: Settings, *, followers_of: Callable[[int], list[int]],
-         newest_of: Callable[[int, int], list[Tweet]], tier_of: Callable[[int, int], Tier]) -> Batch:
+         newest_of: Callable[[int, int], list[Tweet]], tier_of: Callable[[int, int], Tier],
+         follows: Callable[[int, int], bool]) -> Batch:
     """What to write for `events`, in order. Pure but for the lookups passed in."""
     batch = Batch()
     defects = settings.defects
@@ -126,11 +127,12 @@ def plan(events: list[dict[str, Any]], settings: Settings, *, followers_of: Call
             batch.dropped.append(tweet_id)
         elif kind == "backfill":
             # Design §10: a new follower gets the author's newest tweets; ZADD makes a re-run harmless.
-            if defects.never_backfill:
+            # Not one who unfollowed since: hidden by the read filter, they would still push a
+            # full timeline's oldest entries out.
+            follower, author = int(ev["follower_id"]), int(ev["author_id"])
+            if defects.never_backfill or not follows(follower, author):
                 continue
-            follower = int(ev["follower_id"])
-            batch.entries.extend((follower, t.tweet_id) for t in newest_of(int(ev["author_id"]),
-                                                                           settings.backfill_tweets)
+            batch.entries.extend((follower, t.tweet_id) for t in newest_of(author, settings.backfill_tweets)
                                  if not t.deleted)
         else:
             log.warning("unknown event type %r: skipped", kind)
@@ -264,14 +266,21 @@ class FanoutWorker:
                    for ev in events if ev.get("type", "tweet") in ("tweet", "delete")]
         followers = self.follower_lists.of(authors)
         batch = plan(events, self.s, followers_of=followers.__getitem__, newest_of=self.store.newest_by_author_sync,
-                     tier_of=self.tier_of)
+                     tier_of=self.tier_of, follows=self.store.is_following_sync)
         self.writer.write(batch.entries, batch.tweets, removals=batch.removals, dropped=batch.dropped,
                           notify=batch.notify)
         self.pull_registry.update(batch.tiers)
+        refused: list[KafkaError] = []   # flush() only says the queue emptied; each report says how
+
+        def delivered(err: KafkaError | None, _msg: Any) -> None:
+            if err is not None:
+                refused.append(err)
+
         for ev in batch.throttled:   # queued before the offsets are committed: at-least-once
-            self.producer.produce(THROTTLED_TOPIC, key=str(ev["tweet"]["author_id"]).encode(), value=orjson.dumps(ev))
-        if batch.throttled and self.producer.flush(30) > 0:
-            raise RuntimeError("could not queue throttled fan-out to Kafka")
+            self.producer.produce(THROTTLED_TOPIC, key=str(ev["tweet"]["author_id"]).encode(), value=orjson.dumps(ev),
+                                  on_delivery=delivered)
+        if batch.throttled and (self.producer.flush(30) > 0 or refused):
+            raise RuntimeError(f"could not queue throttled fan-out to Kafka: {refused[:1]}")
         TIMELINE_WRITES.inc(len(batch.entries))
         REDIS_RETRIES.set(self.writer.retries)
         self._observe_lag(batch.tweets, batch.throttled)

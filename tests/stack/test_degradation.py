@@ -39,6 +39,9 @@ def test_a_whole_redis_shard_down_degrades_to_the_store_and_loses_nothing(stack:
                 assert r.status_code == 200, r.text                           # never a 5xx
             served = set(feed_ids(c, stack, reader))
             assert {before, during} <= served and gone not in served         # the store fan-in, filtered
+            with c.stream("GET", "/v1/stream", headers=stack.auth(reader)) as sse:   # its channel is there too
+                body = sse.read()
+            assert sse.status_code == 503 and sse.headers["retry-after"] == "2", body   # the client retries
         finally:
             for node in shard:
                 stack.runtime.restart(node, deadline_s=90)

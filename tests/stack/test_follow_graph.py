@@ -9,6 +9,7 @@ import orjson
 import pytest
 import redis
 
+from harness.settle import LANES, consumer_lag
 from targets.feed.cache import _PUT_TWEET, SENTINEL, deleted_marker, likes_key, timeline_key, tweet_key
 from targets.feed.store import Store
 from tests.stack.conftest import SiblingWorker, Stack, eventually, feed_ids, post
@@ -127,6 +128,25 @@ def test_an_accounts_override_flag_decides_the_backfill_too(client: httpx.Client
         assert r.status_code == 200 and r.json().get("backfill") == "queued"
     assert eventually(lambda: backfilled(rc, newcomer, recent))
     assert "backfill" not in client.post(f"/v1/users/{plain}/follow", headers=stack.auth(newcomer)).json()
+
+
+def test_no_backfill_for_a_follow_taken_back_before_it_ran(client: httpx.Client, stack: Stack, store: Store,
+                                                          rc: redis.RedisCluster) -> None:
+    pinned, newcomer = 784, 785
+    recent = pinned_account_and_newcomer(client, stack, store, rc, pinned, newcomer)
+    workers = stack.topo.worker_names()
+    for w in workers:   # the backfill waits in Kafka (well inside the workers' sessions)
+        stack.runtime.pause(w)
+    try:
+        r = client.post(f"/v1/users/{pinned}/follow", headers=stack.auth(newcomer))
+        assert r.json().get("backfill") == "queued"
+        assert client.delete(f"/v1/users/{pinned}/follow", headers=stack.auth(newcomer)).status_code == 200
+    finally:
+        for w in workers:
+            stack.runtime.resume(w)
+    bootstrap = f"127.0.0.1:{stack.topo.kafka_proxy_port}"
+    assert eventually(lambda: all(consumer_lag(bootstrap, group, topic) == 0 for group, topic in LANES), within_s=30)
+    assert not any(rc.zscore(timeline_key(newcomer), t) is not None for t in recent)
 
 
 def test_never_backfill_defect_leaves_the_new_followers_timeline_without_them(

@@ -20,6 +20,7 @@ POLICY = TierPolicy(push_threshold=3, pull_threshold=5, throttle_writes_per_s=10
 # author 1: push tier (2 followers); 2: pull tier (5); 4: throttled band (3); 5: pinned to pull
 FOLLOWERS = {1: [10, 11], 2: [10, 11, 12, 13, 14], 3: [], 4: [10, 11, 12], 5: [10]}
 OVERRIDES = {5: "pull"}
+UNFOLLOWED = (78, 2)   # (follower, author): unfollowed again before the backfill ran
 
 
 def followers_of(author: int) -> list[int]:
@@ -41,7 +42,8 @@ def tier_of(author: int, follower_count: int) -> Tier:
 
 def run(events: list[dict], **defects: object):  # type: ignore[no-untyped-def, type-arg]
     settings = replace(SETTINGS, defects=Defects(**defects))  # type: ignore[arg-type]
-    return plan(events, settings, followers_of=followers_of, newest_of=newest_of, tier_of=tier_of)
+    return plan(events, settings, followers_of=followers_of, newest_of=newest_of, tier_of=tier_of,
+                follows=lambda follower, author: (follower, author) != UNFOLLOWED)
 
 
 def test_push_tier_tweets_go_to_every_follower_and_the_author() -> None:
@@ -89,6 +91,10 @@ def test_skip_delete_fanout_defect_removes_nothing() -> None:
 def test_backfill_brings_the_newest_live_tweets() -> None:
     batch = run([{"type": "backfill", "follower_id": "77", "author_id": "2"}])
     assert batch.entries == [(77, 500), (77, 502)]    # 501 is deleted
+
+
+def test_no_backfill_for_a_follower_who_unfollowed_since() -> None:
+    assert run([{"type": "backfill", "follower_id": "78", "author_id": "2"}]).entries == []
 
 
 def test_never_backfill_defect() -> None:
