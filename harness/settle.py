@@ -7,11 +7,12 @@ import uuid
 
 from confluent_kafka import Consumer, TopicPartition
 
-from harness.topology import ENGAGEMENT_TOPIC, THROTTLED_TOPIC, TWEETS_PARTITIONS, TWEETS_TOPIC
+from harness.topology import ENGAGEMENT_TOPIC, RETRY_TOPIC, THROTTLED_TOPIC, TWEETS_PARTITIONS, TWEETS_TOPIC
 
 # The target's consumer groups and their topics, in the order events flow through them: the
 # main lane hands the middle band's tweets on to the throttled lane.
-LANES = (("fanout", TWEETS_TOPIC), ("fanout-throttled", THROTTLED_TOPIC), ("counters", ENGAGEMENT_TOPIC))
+LANES = (("fanout", TWEETS_TOPIC), ("fanout-throttled", THROTTLED_TOPIC), ("counters", ENGAGEMENT_TOPIC),
+         ("fanout-retry", RETRY_TOPIC))
 
 
 def consumer_lag(bootstrap: str, group: str = "fanout", topic: str = TWEETS_TOPIC) -> int:

@@ -25,6 +25,7 @@ REDIS_NODES = 6            # 3 primaries + 3 replicas
 TWEETS_TOPIC = "tweets"
 THROTTLED_TOPIC = "tweets-throttled"   # the middle band's rate-capped fan-out lane
 ENGAGEMENT_TOPIC = "engagement"        # like events for the counter aggregator
+RETRY_TOPIC = "timeline-retry"         # timeline writes parked while their Redis shard is down
 TWEETS_PARTITIONS = 6
 KEYSPACE = "feed"
 

@@ -17,6 +17,7 @@ from harness.runtime.process import ComponentError, ManagedProcess, ProcessSpec,
 from harness.topology import (
     ENGAGEMENT_TOPIC,
     KAFKA_SESSION_TIMEOUT_MS,
+    RETRY_TOPIC,
     THROTTLED_TOPIC,
     TWEETS_PARTITIONS,
     TWEETS_TOPIC,
@@ -96,7 +97,7 @@ class Kafka(Component):
 
         admin = AdminClient({"bootstrap.servers": f"127.0.0.1:{self.topo.kafka_proxy_port}"})
 
-        wanted = (TWEETS_TOPIC, THROTTLED_TOPIC, ENGAGEMENT_TOPIC)
+        wanted = (TWEETS_TOPIC, THROTTLED_TOPIC, ENGAGEMENT_TOPIC, RETRY_TOPIC)
 
         def created() -> bool:
             existing = admin.list_topics(timeout=5).topics

@@ -170,6 +170,10 @@ def deleted_marker(tweet_id: int) -> bytes:
     return orjson.dumps({"tweet_id": str(tweet_id), "deleted": True})
 
 
+Command = tuple[str, tuple[Any, ...]]   # (the key that routes it, the command)
+PARKED_FOR_S = 5.0
+
+
 def ranking_key(user_id: int, anchor: int) -> str:
     return f"ranked:{{{user_id}}}:{anchor}"
 
@@ -359,8 +363,13 @@ class TimelineWriter:
     can take it with it when its replica is promoted. Each per-shard pipeline therefore ends
     with `WAIT 1`; the worker commits its Kafka offset only after every shard's batch was
     acknowledged by a replica (or the shard has no replica connected at all, in which case
-    there is nothing more to wait for). Any error re-routes and re-sends the whole batch:
+    there is nothing more to wait for). A shard's share that fails is re-routed and sent again:
     ZADD of the same member and score is idempotent, so at-least-once is safe.
+
+    A shard that stays down (primary and replica) must not stop the fan-out to every other
+    shard: with `park_after_s`, what a shard has not confirmed by then is returned to the
+    caller (to be parked in Kafka and applied later), and its slots are skipped, their commands
+    returned at once, for PARKED_FOR_S (one try per interval rather than a stall per batch).
     """
 
     def __init__(self, addresses: list[str], cap: int) -> None:
@@ -370,16 +379,17 @@ class TimelineWriter:
             socket_timeout=2, socket_connect_timeout=1, require_full_coverage=False,
         )
         self.retries = 0
+        self._parked_until: dict[int, float] = {}   # slot -> until when its commands are parked
 
     def write(self, entries: list[tuple[int, int]], tweets: list[dict[str, Any]], *,
               removals: list[tuple[int, int]] | None = None, dropped: list[int] | None = None,
-              notify: list[tuple[int, bytes]] | None = None) -> None:
+              notify: list[tuple[int, bytes]] | None = None, park_after_s: float | None = None) -> list[Command]:
         """Apply one batch and return once it is durable:
         insert (user_id, tweet_id) `entries`, cache `tweets`, remove (user_id, tweet_id)
         `removals` (deletion fan-out), drop the cached objects of `dropped` tweet ids, and
         signal (user, payload) `notify` pairs to connected clients (SPUBLISH, best effort: a
         signal may repeat when a batch is re-sent, and is lost when nobody listens)."""
-        pending: list[tuple[str, tuple[Any, ...]]] = []
+        pending: list[Command] = []
         for t in tweets:
             # NX: a tweet object only changes by being deleted, and a DELETE that overtook this
             # fan-out has already cached the deleted version, which must not be overwritten.
@@ -396,28 +406,48 @@ class TimelineWriter:
                                                   TWEET_TTL_S)))
         for user_id, payload in notify or ():
             pending.append((notify_channel(user_id), ("SPUBLISH", notify_channel(user_id), payload)))
-        delay = 0.05
-        while pending:
-            try:
-                pending = self._send(pending)
-            except (redis.RedisError, OSError):
-                pending = pending  # re-sent whole below, after the topology is refreshed
-                self.retries += 1
-                time.sleep(delay)
-                delay = min(delay * 2, 1.0)
-                try:
-                    self.rc.nodes_manager.initialize()
-                except (redis.RedisError, OSError):
-                    pass
+        if park_after_s is None:
+            self.send(pending)
+            return []
+        now = time.monotonic()
+        skip = [self._parked_until.get(self.rc.keyslot(key), 0.0) > now for key, _ in pending]
+        parked = [c for c, s in zip(pending, skip, strict=True) if s]
+        left = self.send([c for c, s in zip(pending, skip, strict=True) if not s], deadline_s=park_after_s)
+        until = time.monotonic() + PARKED_FOR_S
+        for key, _ in left:
+            self._parked_until[self.rc.keyslot(key)] = until
+        return [c for c in parked + left if c[1][0] != "SPUBLISH"]   # a late signal is no signal
 
-    def _send(self, pending: list[tuple[str, tuple[Any, ...]]]) -> list[tuple[str, tuple[Any, ...]]]:
-        by_node: dict[str, list[tuple[str, tuple[Any, ...]]]] = defaultdict(list)
+    def send(self, pending: list[Command], deadline_s: float | None = None) -> list[Command]:
+        """Send `pending` until every shard confirmed its share, or `deadline_s` passed: what
+        is left then."""
+        started, delay = time.monotonic(), 0.05
+        while pending:
+            pending = self._send(pending)
+            if not pending or (deadline_s is not None and time.monotonic() - started >= deadline_s):
+                break
+            self.retries += 1
+            time.sleep(delay)
+            delay = min(delay * 2, 1.0)
+            try:
+                self.rc.nodes_manager.initialize()
+            except (redis.RedisError, redis.exceptions.RedisClusterException, OSError):
+                pass
+        return pending
+
+    def _send(self, pending: list[Command]) -> list[Command]:
+        """One round: each shard's share in one pipeline; the commands not confirmed."""
+        by_node: dict[str, list[Command]] = defaultdict(list)
         nodes = {}
+        failed: list[Command] = []
         for key, cmd in pending:
-            node = self.rc.nodes_manager.get_node_from_slot(self.rc.keyslot(key))
+            try:
+                node = self.rc.nodes_manager.get_node_from_slot(self.rc.keyslot(key))
+            except (redis.RedisError, redis.exceptions.RedisClusterException):   # no node for the slot
+                failed.append((key, cmd))
+                continue
             by_node[node.name].append((key, cmd))
             nodes[node.name] = node
-        failed: list[tuple[str, tuple[Any, ...]]] = []
         for name, items in by_node.items():
             conn = self.rc.get_redis_connection(nodes[name])
             pipe = conn.pipeline(transaction=False)
@@ -431,9 +461,7 @@ class TimelineWriter:
                 continue
             if int(results[-1]) < 1 and self._has_replica(conn):
                 failed.extend(items)   # not yet on a replica: send again
-        if failed:
-            raise redis.ConnectionError(f"{len(failed)} commands not confirmed")
-        return []
+        return failed
 
     @staticmethod
     def _has_replica(conn: redis.Redis) -> bool:

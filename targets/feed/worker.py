@@ -30,7 +30,7 @@ import orjson
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer
 from prometheus_client import Counter, Gauge, Histogram, start_http_server
 
-from targets.feed.cache import LikeCounter, TimelineWriter
+from targets.feed.cache import Command, LikeCounter, TimelineWriter
 from targets.feed.follow_sets import FollowerLists
 from targets.feed.settings import Defects, Settings
 from targets.feed.snowflake import timestamp_ms
@@ -52,6 +52,8 @@ COUNTER_LAG = Histogram("feed_counter_lag_seconds", "Like accepted by the API ->
 CONSUMER_LAG = Gauge("feed_kafka_consumer_lag", "Messages not yet consumed on this worker's partitions", ["group"])
 RETRIED = Counter("feed_worker_batch_retries_total", "Batches retried after an error", ["lane"])
 SKIPPED = Counter("feed_fanout_events_skipped_total", "Malformed fan-out events skipped")
+PARKED = Counter("feed_timeline_writes_parked_total",
+                 "Timeline commands parked in Kafka because their Redis shard did not confirm them in time")
 REDIS_RETRIES = Gauge("feed_fanout_redis_retries", "Batches re-sent to Redis since start")
 
 OVERRIDE_TTL_S = 5.0
@@ -59,7 +61,12 @@ CONFIG_TTL_S = 5.0
 TWEETS_TOPIC = "tweets"
 THROTTLED_TOPIC = "tweets-throttled"
 ENGAGEMENT_TOPIC = "engagement"
+RETRY_TOPIC = "timeline-retry"
 CHECKPOINT_S = 5.0
+# A shard's share of a batch not confirmed within this is parked in RETRY_TOPIC, so that the
+# other shards' followers keep getting tweets: longer than a failover (about 5 s), shorter than
+# a freshness goal.
+PARK_AFTER_S = 10.0
 
 
 def dropped_by_defect(share: float, tweet_id: int, follower: int) -> bool:
@@ -267,8 +274,10 @@ class FanoutWorker:
         followers = self.follower_lists.of(authors)
         batch = plan(events, self.s, followers_of=followers.__getitem__, newest_of=self.store.newest_by_author_sync,
                      tier_of=self.tier_of, follows=self.store.is_following_sync)
-        self.writer.write(batch.entries, batch.tweets, removals=batch.removals, dropped=batch.dropped,
-                          notify=batch.notify)
+        parked = self.writer.write(batch.entries, batch.tweets, removals=batch.removals, dropped=batch.dropped,
+                                   notify=batch.notify, park_after_s=PARK_AFTER_S)
+        if parked:
+            self._park(parked)
         self.pull_registry.update(batch.tiers)
         refused: list[KafkaError] = []   # flush() only says the queue emptied; each report says how
 
@@ -284,6 +293,40 @@ class FanoutWorker:
         TIMELINE_WRITES.inc(len(batch.entries))
         REDIS_RETRIES.set(self.writer.retries)
         self._observe_lag(batch.tweets, batch.throttled)
+
+    def _park(self, commands: list[Command]) -> None:
+        """Queue timeline commands a shard did not take for the retry lane, keyed by their
+        Redis key so that those of one timeline stay in order; before the batch is committed."""
+        refused: list[KafkaError] = []
+
+        def delivered(err: KafkaError | None, _msg: Any) -> None:
+            if err is not None:
+                refused.append(err)
+
+        for key, cmd in commands:
+            value = orjson.dumps({"key": key, "cmd": [a.decode() if isinstance(a, bytes) else a for a in cmd]})
+            self.producer.produce(RETRY_TOPIC, key=key.encode(), value=value, on_delivery=delivered)
+        if self.producer.flush(30) > 0 or refused:
+            raise RuntimeError(f"could not park timeline writes in Kafka: {refused[:1]}")
+        PARKED.inc(len(commands))
+        log.warning("parked %d timeline commands for shards that are down", len(commands))
+
+    def run_retries(self) -> None:
+        """The parked commands' lane: applied in order once their shard answers again. A shard
+        that came back empty has no timelines to append to (they are rebuilt from the store)."""
+        consumer = self._consumer("fanout-retry")
+        writer = TimelineWriter(self.s.redis_nodes, self.s.timeline_cap)
+        consumer.subscribe([RETRY_TOPIC])
+        lag = LagGauge(consumer, "fanout-retry")
+        while self.running:
+            lag.update()
+            msgs = consumer.consume(num_messages=500, timeout=0.2)
+            pending = parked_commands(_decoded(msgs))
+            while pending and self.running:
+                pending = writer.send(pending, deadline_s=5.0)
+            if msgs and self.running:
+                _commit(consumer)
+        consumer.close()
 
     @staticmethod
     def _observe_lag(tweets: list[dict[str, Any]], skip: list[dict[str, Any]]) -> None:
@@ -355,7 +398,8 @@ class FanoutWorker:
 
     def run(self) -> None:
         lanes = [threading.Thread(target=self.run_throttled, name="throttled-lane", daemon=True),
-                 threading.Thread(target=self.run_counters, name="counter-lane", daemon=True)]
+                 threading.Thread(target=self.run_counters, name="counter-lane", daemon=True),
+                 threading.Thread(target=self.run_retries, name="retry-lane", daemon=True)]
         for lane in lanes:
             lane.start()
         self.consumer.subscribe([TWEETS_TOPIC])
@@ -498,6 +542,19 @@ class CounterLane:
             return False
         _commit(self.consumer)
         return True
+
+
+def parked_commands(events: list[dict[str, Any]]) -> list[Command]:
+    """The timeline commands of parked-write events; anything else is logged and skipped."""
+    commands: list[Command] = []
+    for ev in events:
+        key, cmd = ev.get("key"), ev.get("cmd")
+        if isinstance(key, str) and isinstance(cmd, list) and cmd and all(
+                isinstance(a, str | int | float) for a in cmd):
+            commands.append((key, tuple(cmd)))
+        else:
+            log.warning("retry lane: skipping a malformed parked command: %.200r", ev)
+    return commands
 
 
 def _decoded(msgs: list[Any]) -> list[dict[str, Any]]:

@@ -9,9 +9,11 @@ import time
 import httpx
 import pytest
 
+from harness.settle import LANES, consumer_lag
 from targets.feed.app import PULL_TIER_TTL_S
 from targets.feed.cache import preheat, timeline_key
 from targets.feed.store import Store
+from targets.feed.worker import PARK_AFTER_S
 from tests.stack.conftest import Stack, eventually, feed_ids, post
 
 pytestmark = pytest.mark.stack
@@ -74,3 +76,51 @@ def test_the_celebrity_merge_outlives_a_shard_that_returns_empty(stack: Stack, s
         stack.runtime.redis.wait_cluster_ok(60)
         time.sleep(PULL_TIER_TTL_S + 0.5)   # every API instance has re-read the registry
         assert tid in feed_ids(c, stack, reader)
+
+
+def test_a_shard_down_does_not_stop_fan_out_to_the_other_shards(stack: Stack) -> None:
+    """Every batch holds writes for every shard: one shard that stays down (primary and replica)
+    must not keep the others' followers from new tweets until it returns. Its share is parked
+    in Kafka and applied once it answers (here it returns empty: the rebuild covers it)."""
+    author, down_reader = 990, 991
+    down = stack.runtime.redis.shard_of(timeline_key(down_reader))
+    up_reader = next(u for u in range(992, 1000) if stack.runtime.redis.shard_of(timeline_key(u)) != down)
+    preheat(stack.topo.redis_proxy_addresses(), [down_reader, up_reader])
+    bootstrap = f"127.0.0.1:{stack.topo.kafka_proxy_port}"
+    with httpx.Client(base_url=stack.url, timeout=15) as c:
+        for reader in (down_reader, up_reader):
+            c.post(f"/v1/users/{author}/follow", headers=stack.auth(reader))
+        for node in down:
+            stack.runtime.kill(node)
+        try:
+            first = post(c, stack, author, "while one shard is down")   # its batch cannot finish...
+            assert eventually(lambda: rc_has(stack, up_reader, first))
+            during = post(c, stack, author, "and after that")            # ...so this one waited behind it
+            assert eventually(lambda: rc_has(stack, up_reader, during), within_s=PARK_AFTER_S + 20)
+        finally:
+            for node in down:
+                stack.runtime.restart(node, deadline_s=90)
+        stack.runtime.redis.wait_cluster_ok(60)
+        assert eventually(lambda: all(consumer_lag(bootstrap, g, t) == 0 for g, t in LANES), within_s=60)
+        assert eventually(lambda: {first, during} <= set(feed_ids(c, stack, down_reader)), within_s=30)
+
+
+def rc_has(stack: Stack, user: int, tweet_id: str) -> bool:
+    """Whether the tweet reached the user's cached timeline (not merely their feed: a feed may
+    come from the store fan-in)."""
+    import redis
+    from redis.cluster import ClusterNode
+
+    nodes = [ClusterNode("127.0.0.1", port) for port in (stack.topo.redis_proxy_port(i)
+                                                          for i in range(1, len(stack.topo.redis_names()) + 1))]
+    try:
+        rc = redis.RedisCluster(startup_nodes=nodes, decode_responses=True, socket_timeout=2,
+                                require_full_coverage=False)
+    except (redis.RedisError, redis.exceptions.RedisClusterException):
+        return False
+    try:
+        return rc.zscore(timeline_key(user), tweet_id) is not None
+    except (redis.RedisError, redis.exceptions.RedisClusterException):
+        return False
+    finally:
+        rc.close()

@@ -10,7 +10,7 @@ import pytest
 from targets.feed.settings import Defects, Settings
 from targets.feed.store import Tweet
 from targets.feed.tiers import Tier, TierPolicy
-from targets.feed.worker import plan, well_formed
+from targets.feed.worker import parked_commands, plan, well_formed
 
 pytestmark = pytest.mark.unit
 
@@ -140,3 +140,10 @@ def test_malformed_events_are_skipped_so_they_cannot_stop_the_lane() -> None:
            {"type": "delete", "tweet_id": "100"}, {"type": "backfill", "follower_id": 10, "author_id": "2"},
            {"type": "retweet", "tweet_id": "1"}, {"type": "delete", "tweet_id": "²", "author_id": "1"}]
     assert well_formed([bad[0], good[0], *bad[1:], *good[1:]]) == good
+
+
+def test_parked_commands_are_read_back_and_malformed_ones_skipped() -> None:
+    good = {"key": "timeline:{7}", "cmd": ["EVAL", "return 1", 1, "timeline:{7}", 1700000000000, "42", 800, 60]}
+    bad: list[dict[str, Any]] = [{"key": 7, "cmd": ["ZREM"]}, {"key": "k"}, {"key": "k", "cmd": []},
+                                 {"key": "k", "cmd": ["SET", {"a": 1}]}]
+    assert parked_commands([bad[0], good, *bad[1:]]) == [("timeline:{7}", tuple(good["cmd"]))]
