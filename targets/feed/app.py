@@ -26,6 +26,7 @@ import redis
 import yaml
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, generate_latest
 from starlette.applications import Starlette
+from starlette.background import BackgroundTask
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
@@ -748,14 +749,15 @@ async def stream(request: Request) -> Response:
                     quiet_since = time.monotonic()
         except CACHE_DOWN as exc:
             cache_failed("stream", exc)
-        finally:
-            STREAMS.dec()
-            # Shielded: a disconnect cancels this generator, and an await left unshielded here
-            # would be cancelled too, leaking the stream's Redis connection.
-            with anyio.CancelScope(shield=True), anyio.move_on_after(2):
-                await close_quietly(pubsub, channel)
 
-    return StreamingResponse(events(), media_type="text/event-stream",
+    async def closed() -> None:
+        """After the response, however it ended: a disconnect cancels the generator, even
+        before it started (then its own `finally` never runs), but not this."""
+        STREAMS.dec()
+        with anyio.CancelScope(shield=True), anyio.move_on_after(2):
+            await close_quietly(pubsub, channel)
+
+    return StreamingResponse(events(), media_type="text/event-stream", background=BackgroundTask(closed),
                              headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
 
 

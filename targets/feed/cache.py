@@ -63,7 +63,7 @@ def counted_key(tweet_id: int) -> str:
 
 
 # One fan-out write: append to an existing timeline, keep the newest `cap` (+ the sentinel).
-_APPEND = """
+APPEND_SCRIPT = _APPEND = """
 if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
 redis.call('ZADD', KEYS[1], ARGV[1], ARGV[2])
 redis.call('ZREMRANGEBYRANK', KEYS[1], 0, -(tonumber(ARGV[3]) + 2))
@@ -171,7 +171,10 @@ def deleted_marker(tweet_id: int) -> bytes:
 
 
 Command = tuple[str, tuple[Any, ...]]   # (the key that routes it, the command)
-PARKED_FOR_S = 5.0
+PARKED_FOR_S = 5.0       # a shard that missed a deadline: its commands parked at once this long
+PARKED_LATELY_S = 60.0   # ...and probed with PROBE_S instead of the full deadline this long
+PROBE_S = 1.0
+WRITE_DEADLINE_S = 30.0
 
 
 def ranking_key(user_id: int, anchor: int) -> str:
@@ -368,8 +371,11 @@ class TimelineWriter:
 
     A shard that stays down (primary and replica) must not stop the fan-out to every other
     shard: with `park_after_s`, what a shard has not confirmed by then is returned to the
-    caller (to be parked in Kafka and applied later), and its slots are skipped, their commands
-    returned at once, for PARKED_FOR_S (one try per interval rather than a stall per batch).
+    caller (to be parked in Kafka and applied later), and the shard is parked: its commands are
+    returned at once for PARKED_FOR_S, and for PARKED_LATELY_S after any park, whatever fails
+    gets a short deadline (PROBE_S) rather than stalling each batch for `park_after_s` again.
+    Without `park_after_s`, a write not confirmed within WRITE_DEADLINE_S raises, so that the
+    caller's retry loop can notice the worker stopping.
     """
 
     def __init__(self, addresses: list[str], cap: int) -> None:
@@ -379,7 +385,8 @@ class TimelineWriter:
             socket_timeout=2, socket_connect_timeout=1, require_full_coverage=False,
         )
         self.retries = 0
-        self._parked_until: dict[int, float] = {}   # slot -> until when its commands are parked
+        self._parked_at: dict[str, float] = {}   # shard (node name, or "slot:N" if none) -> when parked
+        self._last_park = -PARKED_LATELY_S
 
     def write(self, entries: list[tuple[int, int]], tweets: list[dict[str, Any]], *,
               removals: list[tuple[int, int]] | None = None, dropped: list[int] | None = None,
@@ -407,16 +414,30 @@ class TimelineWriter:
         for user_id, payload in notify or ():
             pending.append((notify_channel(user_id), ("SPUBLISH", notify_channel(user_id), payload)))
         if park_after_s is None:
-            self.send(pending)
+            left = self.send(pending, deadline_s=WRITE_DEADLINE_S)
+            if left:
+                raise redis.ConnectionError(f"{len(left)} timeline commands not confirmed in {WRITE_DEADLINE_S} s")
             return []
         now = time.monotonic()
-        skip = [self._parked_until.get(self.rc.keyslot(key), 0.0) > now for key, _ in pending]
+        shards = [self._shard(key) for key, _ in pending]
+        skip = [now - self._parked_at.get(s, -PARKED_FOR_S) < PARKED_FOR_S for s in shards]
+        # Which node a slot maps to moves while the cluster client refreshes its view of a shard
+        # that does not answer, so "parked lately" is any shard's: the next batches then give
+        # whatever fails only PROBE_S (a healthy shard's share goes through in the first round).
+        lately = now - self._last_park < PARKED_LATELY_S
         parked = [c for c, s in zip(pending, skip, strict=True) if s]
-        left = self.send([c for c, s in zip(pending, skip, strict=True) if not s], deadline_s=park_after_s)
-        until = time.monotonic() + PARKED_FOR_S
+        left = self.send([c for c, s in zip(pending, skip, strict=True) if not s],
+                         deadline_s=PROBE_S if lately else park_after_s)
         for key, _ in left:
-            self._parked_until[self.rc.keyslot(key)] = until
+            self._parked_at[self._shard(key)] = self._last_park = time.monotonic()
         return [c for c in parked + left if c[1][0] != "SPUBLISH"]   # a late signal is no signal
+
+    def _shard(self, key: str) -> str:
+        slot = self.rc.keyslot(key)
+        try:
+            return str(self.rc.nodes_manager.get_node_from_slot(slot).name)
+        except (redis.RedisError, redis.exceptions.RedisClusterException):   # no node serves it
+            return f"slot:{slot}"
 
     def send(self, pending: list[Command], deadline_s: float | None = None) -> list[Command]:
         """Send `pending` until every shard confirmed its share, or `deadline_s` passed: what

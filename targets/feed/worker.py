@@ -27,10 +27,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
-from confluent_kafka import Consumer, KafkaError, KafkaException, Producer
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 from prometheus_client import Counter, Gauge, Histogram, start_http_server
 
-from targets.feed.cache import Command, LikeCounter, TimelineWriter
+from targets.feed.cache import APPEND_SCRIPT, Command, LikeCounter, TimelineWriter
 from targets.feed.follow_sets import FollowerLists
 from targets.feed.settings import Defects, Settings
 from targets.feed.snowflake import timestamp_ms
@@ -67,6 +67,7 @@ CHECKPOINT_S = 5.0
 # other shards' followers keep getting tweets: longer than a failover (about 5 s), shorter than
 # a freshness goal.
 PARK_AFTER_S = 10.0
+RETRY_ROUND_S = 30.0   # the retry lane's attempt at a batch before it reads it again
 
 
 def dropped_by_defect(share: float, tweet_id: int, follower: int) -> bool:
@@ -321,12 +322,28 @@ class FanoutWorker:
         while self.running:
             lag.update()
             msgs = consumer.consume(num_messages=500, timeout=0.2)
-            pending = parked_commands(_decoded(msgs))
-            while pending and self.running:
-                pending = writer.send(pending, deadline_s=5.0)
-            if msgs and self.running:
+            pending = [c for c in parked_commands(_decoded(msgs)) if not self._deleted_since(c)]
+            left = writer.send(pending, deadline_s=RETRY_ROUND_S) if pending else []
+            if left or not self.running:
+                # Not applied (the shard is still down): read the batch again next round, which
+                # keeps this consumer polling (and in its group) however long the outage lasts.
+                for tp in _first_offsets(msgs):
+                    consumer.seek(tp)
+                continue
+            if msgs:
                 _commit(consumer)
         consumer.close()
+
+    def _deleted_since(self, command: Command) -> bool:
+        """A parked timeline append of a tweet deleted since: its deletion fan-out may have
+        reached the timeline first (directly, once the shard answered), so it is dropped."""
+        _, cmd = command
+        if cmd[0] != "EVAL" or cmd[1] != APPEND_SCRIPT:
+            return False
+        try:
+            return self.store.is_deleted_sync(int(cmd[5]))
+        except Exception:  # noqa: BLE001 - the store away: apply it; hydration drops a deleted id
+            return False
 
     @staticmethod
     def _observe_lag(tweets: list[dict[str, Any]], skip: list[dict[str, Any]]) -> None:
@@ -555,6 +572,15 @@ def parked_commands(events: list[dict[str, Any]]) -> list[Command]:
         else:
             log.warning("retry lane: skipping a malformed parked command: %.200r", ev)
     return commands
+
+
+def _first_offsets(msgs: list[Any]) -> list[TopicPartition]:
+    """Where each partition of a consumed batch began."""
+    first: dict[tuple[str, int], int] = {}
+    for m in msgs:
+        k = (m.topic(), m.partition())
+        first[k] = min(first.get(k, m.offset()), m.offset())
+    return [TopicPartition(t, p, o) for (t, p), o in first.items()]
 
 
 def _decoded(msgs: list[Any]) -> list[dict[str, Any]]:
