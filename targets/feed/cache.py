@@ -391,7 +391,8 @@ class TimelineWriter:
     def write(self, entries: list[tuple[int, int]], tweets: list[dict[str, Any]], *,
               removals: list[tuple[int, int]] | None = None, dropped: list[int] | None = None,
               notify: list[tuple[int, bytes]] | None = None, park_after_s: float | None = None) -> list[Command]:
-        """Apply one batch and return once it is durable:
+        """Apply one batch and return once it is durable (or, with `park_after_s`, return what
+        a shard that did not answer has left: see the class):
         insert (user_id, tweet_id) `entries`, cache `tweets`, remove (user_id, tweet_id)
         `removals` (deletion fan-out), drop the cached objects of `dropped` tweet ids, and
         signal (user, payload) `notify` pairs to connected clients (SPUBLISH, best effort: a

@@ -578,6 +578,8 @@ def _first_offsets(msgs: list[Any]) -> list[TopicPartition]:
     """Where each partition of a consumed batch began."""
     first: dict[tuple[str, int], int] = {}
     for m in msgs:
+        if m.error():
+            continue
         k = (m.topic(), m.partition())
         first[k] = min(first.get(k, m.offset()), m.offset())
     return [TopicPartition(t, p, o) for (t, p), o in first.items()]
