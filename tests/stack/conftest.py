@@ -20,6 +20,7 @@ import redis
 
 from harness.runtime.local import LocalRuntime
 from harness.runtime.process import ManagedProcess
+from harness.settle import wait_for_fanout
 from harness.topology import Topology
 from targets.feed.auth import issue_token
 from targets.feed.store import Store
@@ -35,6 +36,11 @@ def eventually(check: Callable[[], bool], within_s: float = 10) -> bool:
             return True
         time.sleep(0.05)
     return False
+
+
+def drained(stack: Stack, within_s: float) -> bool:
+    """Whether every fan-out lane consumed everything within `within_s` (the harness's settle step)."""
+    return wait_for_fanout(f"127.0.0.1:{stack.topo.kafka_proxy_port}", within_s)[0]
 
 
 def feed_ids(c: httpx.Client, stack: Stack, user: int) -> list[str]:

@@ -9,10 +9,9 @@ import orjson
 import pytest
 import redis
 
-from harness.settle import LANES, consumer_lag
 from targets.feed.cache import _PUT_TWEET, SENTINEL, deleted_marker, likes_key, timeline_key, tweet_key
 from targets.feed.store import Store
-from tests.stack.conftest import SiblingWorker, Stack, eventually, feed_ids, post
+from tests.stack.conftest import SiblingWorker, Stack, drained, eventually, feed_ids, post
 
 pytestmark = pytest.mark.stack
 
@@ -144,8 +143,7 @@ def test_no_backfill_for_a_follow_taken_back_before_it_ran(client: httpx.Client,
     finally:
         for w in workers:
             stack.runtime.resume(w)
-    bootstrap = f"127.0.0.1:{stack.topo.kafka_proxy_port}"
-    assert eventually(lambda: all(consumer_lag(bootstrap, group, topic) == 0 for group, topic in LANES), within_s=30)
+    assert drained(stack, within_s=30)
     assert not any(rc.zscore(timeline_key(newcomer), t) is not None for t in recent)
 
 

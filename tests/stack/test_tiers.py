@@ -13,13 +13,12 @@ import redis
 from confluent_kafka.admin import AdminClient
 from prometheus_client.parser import text_string_to_metric_families
 
-from harness.settle import LANES, consumer_lag
 from harness.topology import THROTTLED_TOPIC, TWEETS_PARTITIONS
 from targets.feed.cache import TimelineWriter, preheat
 from targets.feed.settings import THROTTLE_WRITES_PER_S
 from targets.feed.store import Store
 from targets.feed.tiers import THROTTLE_KEY, SharedPacer
-from tests.stack.conftest import Stack, eventually, feed_ids, post
+from tests.stack.conftest import Stack, drained, eventually, feed_ids, post
 
 pytestmark = pytest.mark.stack
 
@@ -87,9 +86,7 @@ def test_a_middle_band_tweet_deleted_while_the_throttled_lane_pushes_it_leaves_e
     tid = post(client, stack, author, "deleted while on its way")
     assert eventually(lambda: in_timeline(rc, followers[0], tid))        # the lane has begun
     assert client.delete(f"/v1/tweets/{tid}", headers=stack.auth(author)).status_code == 200
-    bootstrap = f"127.0.0.1:{stack.topo.kafka_proxy_port}"
-    assert eventually(lambda: all(consumer_lag(bootstrap, group, topic) == 0 for group, topic in LANES),
-                      within_s=30)
+    assert drained(stack, within_s=30)
     assert [f for f in followers if in_timeline(rc, f, tid)] == []
 
 

@@ -11,12 +11,11 @@ import orjson
 import pytest
 import redis
 
-from harness.settle import LANES, consumer_lag
 from targets.feed.cache import preheat, timeline_key
 from targets.feed.guards import PENDING_TTL_S, _idem_key
 from targets.feed.snowflake import Snowflake
 from targets.feed.store import Tweet
-from tests.stack.conftest import Stack, eventually, feed_ids
+from tests.stack.conftest import Stack, drained, eventually, feed_ids
 
 pytestmark = pytest.mark.stack
 
@@ -151,11 +150,6 @@ def queue_down_api(stack: Stack, sibling_api: Callable[[dict[str, str]], str]) -
     return httpx.Client(base_url=url, timeout=30)   # a publish gives up after 10 s
 
 
-def lanes_drained(stack: Stack) -> bool:
-    bootstrap = f"127.0.0.1:{stack.topo.kafka_proxy_port}"
-    return all(consumer_lag(bootstrap, group, topic) == 0 for group, topic in LANES)
-
-
 def test_a_post_that_could_not_be_queued_and_cannot_be_resumed_is_taken_back(
         client: httpx.Client, stack: Stack, sibling_api: Callable[[dict[str, str]], str]) -> None:
     """Without an idempotency key nothing would ever queue a stored tweet whose event Kafka
@@ -181,9 +175,9 @@ def test_a_retry_of_a_post_deleted_since_does_not_bring_it_back(
     assert first.status_code == 503
     [stored] = own_tweets(client, stack, author)   # kept: the key lets a retry finish it
     assert client.delete(f"/v1/tweets/{stored['tweet_id']}", headers=stack.auth(author)).status_code == 200
-    assert eventually(lambda: lanes_drained(stack), within_s=30)   # the deletion fan-out is done
+    assert drained(stack, within_s=30)   # the deletion fan-out is done
     retry = client.post("/v1/tweets", headers=stack.auth(author), json={"text": "second thoughts",
                                                                         "idempotency_key": key})
     assert retry.status_code == 201 and retry.json()["tweet_id"] == stored["tweet_id"]
-    assert eventually(lambda: lanes_drained(stack), within_s=30)
+    assert drained(stack, within_s=30)
     assert rc.zscore(timeline_key(reader), stored["tweet_id"]) is None
