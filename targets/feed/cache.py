@@ -420,8 +420,10 @@ class TimelineWriter:
                 raise redis.ConnectionError(f"{len(left)} timeline commands not confirmed in {WRITE_DEADLINE_S} s")
             return []
         now = time.monotonic()
-        shards = [self._shard(key) for key, _ in pending]
-        skip = [now - self._parked_at.get(s, -PARKED_FOR_S) < PARKED_FOR_S for s in shards]
+        if now - self._last_park < PARKED_FOR_S:   # looked up only while a shard may be parked
+            skip = [now - self._parked_at.get(self._shard(key), -PARKED_FOR_S) < PARKED_FOR_S for key, _ in pending]
+        else:
+            skip = [False] * len(pending)
         # Which node a slot maps to moves while the cluster client refreshes its view of a shard
         # that does not answer, so "parked lately" is any shard's: the next batches then give
         # whatever fails only PROBE_S (a healthy shard's share goes through in the first round).

@@ -280,17 +280,9 @@ class FanoutWorker:
         if parked:
             self._park(parked)
         self.pull_registry.update(batch.tiers)
-        refused: list[KafkaError] = []   # flush() only says the queue emptied; each report says how
-
-        def delivered(err: KafkaError | None, _msg: Any) -> None:
-            if err is not None:
-                refused.append(err)
-
-        for ev in batch.throttled:   # queued before the offsets are committed: at-least-once
-            self.producer.produce(THROTTLED_TOPIC, key=str(ev["tweet"]["author_id"]).encode(), value=orjson.dumps(ev),
-                                  on_delivery=delivered)
-        if batch.throttled and (self.producer.flush(30) > 0 or refused):
-            raise RuntimeError(f"could not queue throttled fan-out to Kafka: {refused[:1]}")
+        if batch.throttled:   # queued before the offsets are committed: at-least-once
+            self._produce_all(THROTTLED_TOPIC, [(str(ev["tweet"]["author_id"]).encode(), orjson.dumps(ev))
+                                                for ev in batch.throttled])
         TIMELINE_WRITES.inc(len(batch.entries))
         REDIS_RETRIES.set(self.writer.retries)
         self._observe_lag(batch.tweets, batch.throttled)
@@ -298,19 +290,25 @@ class FanoutWorker:
     def _park(self, commands: list[Command]) -> None:
         """Queue timeline commands a shard did not take for the retry lane, keyed by their
         Redis key so that those of one timeline stay in order; before the batch is committed."""
+        self._produce_all(RETRY_TOPIC, [
+            (key.encode(), orjson.dumps({"key": key, "cmd": [a.decode() if isinstance(a, bytes) else a for a in cmd]}))
+            for key, cmd in commands])
+        PARKED.inc(len(commands))
+        log.warning("parked %d timeline commands for shards that are down", len(commands))
+
+    def _produce_all(self, topic: str, messages: list[tuple[bytes, bytes]]) -> None:
+        """Produce (key, value) `messages` and wait until Kafka has every one (raises if not:
+        flush() only says the queue emptied, each delivery report says how)."""
         refused: list[KafkaError] = []
 
         def delivered(err: KafkaError | None, _msg: Any) -> None:
             if err is not None:
                 refused.append(err)
 
-        for key, cmd in commands:
-            value = orjson.dumps({"key": key, "cmd": [a.decode() if isinstance(a, bytes) else a for a in cmd]})
-            self.producer.produce(RETRY_TOPIC, key=key.encode(), value=value, on_delivery=delivered)
+        for key, value in messages:
+            self.producer.produce(topic, key=key, value=value, on_delivery=delivered)
         if self.producer.flush(30) > 0 or refused:
-            raise RuntimeError(f"could not park timeline writes in Kafka: {refused[:1]}")
-        PARKED.inc(len(commands))
-        log.warning("parked %d timeline commands for shards that are down", len(commands))
+            raise RuntimeError(f"could not queue {len(messages)} messages to {topic}: {refused[:1]}")
 
     def run_retries(self) -> None:
         """The parked commands' lane: applied in order once their shard answers again. A shard
