@@ -15,7 +15,8 @@ import logging
 import re
 import time
 import uuid
-from collections.abc import AsyncIterator, Collection, Coroutine
+from collections.abc import AsyncIterator, Coroutine
+from collections.abc import Set as AbstractSet
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -34,7 +35,7 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from targets.feed.auth import user_from_header
-from targets.feed.cache import CACHE_DOWN, FeedCache, display_count, notify_channel
+from targets.feed.cache import CACHE_DOWN, FeedCache, SetRead, display_count, notify_channel
 from targets.feed.errors import ApiError, json_response
 from targets.feed.events import EventProducer
 from targets.feed.follow_sets import FollowSets, following_key
@@ -191,17 +192,17 @@ class Feed:
             raise ApiError(401, "unauthorized", "a valid bearer token is required")
         return uid
 
-    async def candidates(self, user: int, before: int | None, n: int) -> tuple[list[int], set[int]]:
+    async def candidates(self, user: int, before: int | None, n: int) -> tuple[list[int], AbstractSet[int]]:
         """The newest `n` tweet ids of the user's feed older than `before`: the pushed timeline
         (or the store fan-in when it is missing or its shard is down), with the followed pull-tier
         authors merged in; and the accounts the user follows now (read beside the timeline)."""
         self.preheater.saw(user)
         try:
-            ids, beside = await self.cache.timeline_page(user, before, n, beside=following_key(user))
+            ids, beside = await self.cache.timeline_page(user, before, n, beside=self.follows.beside(user))
         except CACHE_DOWN as exc:
             cache_failed("timeline", exc)
             DEGRADED.labels("redis_error").inc()
-            following = set(await self.store.followees(user))
+            following: AbstractSet[int] = set(await self.store.followees(user))
             ids = await self.fan_in(user, before, n, following=following)
         else:
             following = await self.following(user, beside)
@@ -212,14 +213,15 @@ class Feed:
                 self.rebuild_later(user)
         return await self.merge_celebrities(before, n, ids, following), following
 
-    async def delta_ids(self, user: int, since: int, n: int) -> tuple[list[int], set[int]]:
+    async def delta_ids(self, user: int, since: int, n: int) -> tuple[list[int], AbstractSet[int]]:
         """The first `n` ids after `since` in the user's feed, oldest first (timeline, or the
         store when it is missing or down, plus the followed pull-tier authors); and the
         accounts the user follows now."""
         self.preheater.saw(user)
         ids: list[int] | None = None
+        following: AbstractSet[int]
         try:
-            ids, beside = await self.cache.timeline_since(user, since, n, beside=following_key(user))
+            ids, beside = await self.cache.timeline_since(user, since, n, beside=self.follows.beside(user))
         except CACHE_DOWN as exc:
             cache_failed("timeline_delta", exc)
             DEGRADED.labels("redis_error").inc()
@@ -273,15 +275,15 @@ class Feed:
             self._pull_tier = (time.monotonic(), members)
         return members
 
-    async def followed_pull_authors(self, following: set[int]) -> set[int]:
+    async def followed_pull_authors(self, following: AbstractSet[int]) -> set[int]:
         """The pull-tier authors among `following`: whose tweets are merged in at read time."""
         if self.s.defects.break_celebrity_merge:
             return set()
         return await self.pull_tier() & following
 
-    async def following(self, user: int, cached: Collection[str]) -> set[int]:
-        """Whom `user` follows now: the cached follow set (`cached`: its members, read beside
-        the timeline), else the store (and the set cached for the next read)."""
+    async def following(self, user: int, cached: SetRead) -> AbstractSet[int]:
+        """Whom `user` follows now: the cached follow set (`cached`: as read beside the
+        timeline), else the store (and the set cached for the next read)."""
         found = self.follows.read(user, cached)
         if found is not None:
             return found
@@ -306,14 +308,14 @@ class Feed:
         except Exception:  # noqa: BLE001 - the 503 stands; the tweet may stay on its author's profile
             log.warning("could not take back unqueued tweet %s", tweet.tweet_id, exc_info=True)
 
-    async def current_following(self, user: int) -> set[int]:
+    async def current_following(self, user: int) -> AbstractSet[int]:
         """Whom `user` follows now, when no timeline read brought the cached set along."""
         try:
             members = [str(m) for m in await self.cache.rc.smembers(following_key(user))]
         except CACHE_DOWN as exc:
             cache_failed("follow_set", exc)
             members = []
-        return await self.following(user, members)
+        return await self.following(user, SetRead(generation="", members=members))
 
     async def saved_ranking(self, user: int, anchor: int) -> list[int] | None:
         try:
@@ -328,7 +330,8 @@ class Feed:
         except CACHE_DOWN as exc:   # later pages rank afresh
             cache_failed("ranking_save", exc)
 
-    async def merge_celebrities(self, before: int | None, n: int, ids: list[int], following: set[int]) -> list[int]:
+    async def merge_celebrities(self, before: int | None, n: int, ids: list[int],
+                                following: AbstractSet[int]) -> list[int]:
         """Design §05/§06 hybrid: pull-tier authors are never pushed; their newest tweets are
         read from the store (kept a second per process, `pulled`) and interleaved with the
         pushed timeline, newest first."""
@@ -370,7 +373,8 @@ class Feed:
                 break
         return tweets, before, has_more
 
-    def only_followed(self, user: int, tweets: list[dict[str, Any]], following: set[int]) -> list[dict[str, Any]]:
+    def only_followed(self, user: int, tweets: list[dict[str, Any]],
+                      following: AbstractSet[int]) -> list[dict[str, Any]]:
         """Design §10: the read-time unfollow filter. Timelines keep ids fanned out before an
         unfollow; each page is checked against the follow set as it is now."""
         if self.s.defects.skip_unfollow_filter:
@@ -460,7 +464,7 @@ class Feed:
         task.add_done_callback(self._background.discard)
 
     async def fan_in(self, user_id: int, before: int | None, limit: int, per_author: int | None = None,
-                     following: set[int] | None = None, *, live_only: bool = False) -> list[int]:
+                     following: AbstractSet[int] | None = None, *, live_only: bool = False) -> list[int]:
         """The store path: merge the newest tweets of every followee (and the user's own), at
         most `per_author` of each. An author who had that many may have more below the oldest
         one read, so the merge stops there: a shorter list rather than one with holes (a page,

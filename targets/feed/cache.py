@@ -24,6 +24,7 @@ out before the key existed was stored before that second read.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hashlib
 import logging
 import time
@@ -114,9 +115,13 @@ redis.call('EXPIRE', KEYS[2], ARGV[3])
 
 # A reader's first question in one round trip: a page of the timeline, and the members of a set in
 # the same slot (the reader's follow set, for the unfollow filter and the celebrity merge).
-# Two commands cost the API 70 µs more CPU per page than this script. KEYS: timeline, set.
-# ARGV: 'newest' (newest first, up to score ARGV[2]) or 'since' (oldest first, from ARGV[2]),
-# count. The third reply is whether the timeline exists (an empty page may mean either).
+# Two commands cost the API 70 µs more CPU per page than this script. The set's members come only
+# when the caller's copy is not current: a reader following 200 accounts moved 200 strings
+# through Redis, the proxy and the parser on every page, to learn nothing new. KEYS: timeline,
+# set, the set's generation. ARGV: 'newest' (newest first, up to score ARGV[2]) or 'since'
+# (oldest first, from ARGV[2]), count, the generation of the caller's copy ('' for none).
+# Replies: the page; whether the timeline exists (an empty page may mean either); the set's
+# generation; its members, or false when the set exists and its generation is the caller's.
 _PAGE_AND_SET = """#!lua flags=no-writes
 local page
 if ARGV[1] == 'newest' then
@@ -126,8 +131,13 @@ else
 end
 local exists = 1
 if #page == 0 then exists = redis.call('EXISTS', KEYS[1]) end
-return {page, redis.call('SMEMBERS', KEYS[2]), exists}
+local generation = redis.call('GET', KEYS[3]) or ''
+if ARGV[4] ~= '' and generation == ARGV[4] and redis.call('EXISTS', KEYS[2]) == 1 then
+  return {page, exists, generation, false}
+end
+return {page, exists, generation, redis.call('SMEMBERS', KEYS[2])}
 """
+
 
 # Hydration reads a page's tweet objects and like counters: as many slots as the page has tweets.
 # redis-py's mget_nonatomic sends one MGET per slot; this script reads all the keys one node
@@ -200,6 +210,23 @@ def _nodes(addresses: list[str]) -> list[tuple[str, int]]:
     return out
 
 
+@dataclasses.dataclass(frozen=True)
+class BesideSet:
+    """A set to read beside a timeline (in its slot), and the generation of the copy the reader
+    already holds ('' for none)."""
+    key: str
+    generation_key: str
+    known: str = ""
+
+
+@dataclasses.dataclass(frozen=True)
+class SetRead:
+    """What the read of a BesideSet gave: the set's generation ('' when it has none), and its
+    members (empty: not cached; None: the set exists at the generation the reader holds)."""
+    generation: str
+    members: list[str] | None
+
+
 class FeedCache:
     """The API's (asyncio) view of both caches."""
 
@@ -216,33 +243,37 @@ class FeedCache:
         await self.rc.aclose()
 
     async def timeline_page(self, user_id: int, before_id: int | None, limit: int,
-                            beside: str) -> tuple[list[int] | None, list[str]]:
+                            beside: BesideSet) -> tuple[list[int] | None, SetRead]:
         """Up to `limit` ids older than `before_id`, newest first (None when the timeline is
-        absent); and the members of the set `beside`, a key in the user's slot."""
-        top = "+inf" if before_id is None else timestamp_ms(before_id)
-        # A little more than asked: ties on the boundary millisecond are filtered below.
-        raw, members, exists = await self._page_and_set(user_id, beside, "newest", top, limit + 32)
+        absent); and the set `beside`, a key in the user's slot."""
+        if before_id is None:
+            raw, exists, got = await self._page_and_set(user_id, beside, "newest", "+inf", limit)
+        else:
+            # A little more than asked: ties on the boundary millisecond are filtered below.
+            raw, exists, got = await self._page_and_set(user_id, beside, "newest", timestamp_ms(before_id),
+                                                        limit + 32)
         if not exists:
-            return None, members
+            return None, got
         ids = [int(m) for m in raw if m != SENTINEL]
         if before_id is not None:
             ids = [i for i in ids if i < before_id]
-        return ids[:limit], members
+        return ids[:limit], got
 
     async def timeline_since(self, user_id: int, since_id: int, limit: int,
-                             beside: str) -> tuple[list[int] | None, list[str]]:
+                             beside: BesideSet) -> tuple[list[int] | None, SetRead]:
         """Up to `limit` ids newer than `since_id`, oldest first (a delta poll resumes from its
-        last item; None when the timeline is absent); and the members of the set `beside`."""
-        raw, members, exists = await self._page_and_set(user_id, beside, "since", timestamp_ms(since_id), limit + 32)
+        last item; None when the timeline is absent); and the set `beside`."""
+        raw, exists, got = await self._page_and_set(user_id, beside, "since", timestamp_ms(since_id), limit + 32)
         if not exists:
-            return None, members
-        return [i for i in (int(m) for m in raw if m != SENTINEL) if i > since_id][:limit], members
+            return None, got
+        return [i for i in (int(m) for m in raw if m != SENTINEL) if i > since_id][:limit], got
 
-    async def _page_and_set(self, user_id: int, beside: str, direction: str, bound: int | str,
-                            count: int) -> tuple[list[str], list[str], bool]:
-        raw, members, exists = await self._page_and_set_script(keys=[timeline_key(user_id), beside],
-                                                               args=[direction, bound, count])
-        return raw, members, bool(exists)
+    async def _page_and_set(self, user_id: int, beside: BesideSet, direction: str, bound: int | str,
+                            count: int) -> tuple[list[str], bool, SetRead]:
+        raw, exists, generation, members = await self._page_and_set_script(
+            keys=[timeline_key(user_id), beside.key, beside.generation_key],
+            args=[direction, bound, count, beside.known])
+        return raw, bool(exists), SetRead(generation=generation, members=members)
 
     async def rebuild(self, user_id: int, ids: list[int], cap: int) -> None:
         """Add what the store fan-in found, with the sentinel, in one ZADD: a missing timeline

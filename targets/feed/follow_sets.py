@@ -31,18 +31,19 @@ import asyncio
 import logging
 import time
 import uuid
-from collections.abc import Callable, Collection, Iterable
+from collections.abc import Callable, Iterable
 
 import redis
 import redis.asyncio
 import redis.exceptions
+from cachetools import LRUCache
 from prometheus_client import Counter
 from redis.asyncio.cluster import RedisCluster as AsyncRedisCluster
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.cluster import RedisCluster
 
-from targets.feed.cache import CACHE_DOWN, SENTINEL, online_replicas
+from targets.feed.cache import CACHE_DOWN, SENTINEL, BesideSet, SetRead, online_replicas
 
 log = logging.getLogger("feed.follow_sets")
 
@@ -53,17 +54,20 @@ CHANGE_DEADLINE_S = 2.0   # within nginx's 3 s read timeout, after the store wri
 # under the node client's read timeout, else the read times out first and the answer is lost.
 WAIT_MS = 250
 NODE_TIMEOUT_S = 1.0
+COPIED_MEMBERS = 500_000   # follow-set members an API process keeps copies of (a few tens of MB)
 
 LOOKUPS = Counter("feed_follow_cache_requests_total", "Follow-set cache lookups", ["set", "result"])
 UNCONFIRMED = Counter("feed_follow_cache_unconfirmed_total",
                       "Follow changes the cache could not confirm within the deadline")
 
-# KEYS: set, generation. ARGV: generation seen before the store read, ttl, members...
+# KEYS: set, generation. ARGV: generation seen before the store read, ttl, a new generation (given
+# to a set that had none, so that readers can keep copies of it), generation ttl, members...
 _FILL = """
 if (redis.call('GET', KEYS[2]) or '') ~= ARGV[1] then return 0 end
+if ARGV[1] == '' then redis.call('SET', KEYS[2], ARGV[3], 'EX', ARGV[4]) end
 redis.call('DEL', KEYS[1])
 redis.call('SADD', KEYS[1], '0')
-for i = 3, #ARGV, 4000 do
+for i = 5, #ARGV, 4000 do
   redis.call('SADD', KEYS[1], unpack(ARGV, i, math.min(i + 3999, #ARGV)))
 end
 redis.call('EXPIRE', KEYS[1], ARGV[2])
@@ -103,6 +107,11 @@ def members(raw: Iterable[str]) -> list[int]:
     return sorted(int(m) for m in raw if m != SENTINEL)
 
 
+def fill_args(generation: str, followees: Iterable[int]) -> list[str | int]:
+    """_FILL's ARGV: the generation read before the store, then the store's members."""
+    return [generation, FOLLOW_TTL_S, new_generation(), GENERATION_TTL_S, *followees]
+
+
 class FollowSets:
     """The API's side: the reader's follow set (read, filled on a miss) and follow changes."""
 
@@ -113,6 +122,9 @@ class FollowSets:
         self._nodes: dict[str, redis.asyncio.Redis] = {}
         self._background: set[asyncio.Task[bool]] = set()
         self._unconfirmed: set[str] = set()   # sets whose drop is pending: read from the store
+        # user -> (generation, members) of the follow sets read lately; bounded by members held
+        self._copies: LRUCache[int, tuple[str, frozenset[int]]] = LRUCache(
+            maxsize=COPIED_MEMBERS, getsizeof=lambda copy: 1 + len(copy[1]))
 
     async def close(self) -> None:
         for task in list(self._background):
@@ -120,17 +132,39 @@ class FollowSets:
         for client in self._nodes.values():
             await client.aclose()
 
-    def read(self, user_id: int, raw: Collection[str]) -> set[int] | None:
-        """The follow set from the members of `following:{user_id}` as read (beside the
-        timeline, say); None when it was not cached, or may be stale."""
+    def beside(self, user_id: int) -> BesideSet:
+        """The follow set, to be read beside the user's timeline: its members come only if
+        this process holds no current copy of it."""
+        key = following_key(user_id)
+        copy = self._copies.get(user_id)
+        return BesideSet(key, generation_key(key), copy[0] if copy else "")
+
+    def read(self, user_id: int, got: SetRead) -> frozenset[int] | None:
+        """The follow set as read (beside the timeline, say), or this process's copy of it when
+        that is current; None when it was not cached, or may be stale.
+
+        A copy is kept per generation. Every change gives the set a new generation (rule 1) in
+        the script that changes it, and a fill writes only at the generation it read (rule 2),
+        giving one to a set that had none; so members read at a generation stay the members
+        for as long as the set holds that generation."""
         if following_key(user_id) in self._unconfirmed:
             LOOKUPS.labels("following", "unconfirmed").inc()
             return None
-        if not raw:   # Redis has no empty sets: a cached set holds at least the sentinel
+        if got.members is None:
+            copy = self._copies.get(user_id)
+            if copy is not None and copy[0] == got.generation:
+                LOOKUPS.labels("following", "copy").inc()
+                return copy[1]
+            LOOKUPS.labels("following", "miss").inc()   # the copy went meanwhile (evicted by another read)
+            return None
+        if not got.members:   # Redis has no empty sets: a cached set holds at least the sentinel
             LOOKUPS.labels("following", "miss").inc()
             return None
         LOOKUPS.labels("following", "hit").inc()
-        return {int(m) for m in raw if m != SENTINEL}
+        found = frozenset(int(m) for m in got.members if m != SENTINEL)
+        if got.generation:
+            self._copies[user_id] = (got.generation, found)
+        return found
 
     async def generation(self, user_id: int) -> str:
         return str(await self.rc.get(generation_key(following_key(user_id))) or "")
@@ -139,7 +173,7 @@ class FollowSets:
         key = following_key(user_id)
         if key in self._unconfirmed:
             return
-        await self.rc.eval(_FILL, 2, key, generation_key(key), generation, FOLLOW_TTL_S, *followees)
+        await self.rc.eval(_FILL, 2, key, generation_key(key), *fill_args(generation, followees))
 
     async def changed(self, follower: int, followee: int, *, following: bool) -> None:
         """Apply an acknowledged follow/unfollow to both cached sets, durably (rule 1)."""
@@ -267,7 +301,7 @@ class FollowerLists:
             out[a] = self.read_store(a)
             key = followers_key(a)
             try:
-                self._fill(keys=[key, generation_key(key)], args=[generation or "", FOLLOW_TTL_S, *out[a]])
+                self._fill(keys=[key, generation_key(key)], args=fill_args(generation or "", out[a]))
             except CACHE_DOWN as exc:
                 log.info("could not cache the followers of %s: %r", a, exc)
         return out

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable
+
 import httpx
 import pytest
 import redis
 
-from targets.feed.follow_sets import _FILL, FOLLOW_TTL_S, followers_key, following_key, generation_key
+from targets.feed.follow_sets import _FILL, FOLLOW_TTL_S, fill_args, followers_key, following_key, generation_key
 from tests.stack.conftest import Stack, eventually, feed_ids, post
 
 pytestmark = pytest.mark.stack
@@ -32,12 +35,12 @@ def test_a_fill_that_read_the_store_before_a_change_is_refused(client: httpx.Cli
                                                                rc: redis.RedisCluster) -> None:
     reader, author = 1411, 1412
     key = following_key(reader)
-    seen = rc.get(generation_key(key)) or ""            # a reader starts a fill: generation, then store...
+    seen = str(rc.get(generation_key(key)) or "")            # a reader starts a fill: generation, then store...
     client.post(f"/v1/users/{author}/follow", headers=stack.auth(reader))   # ...a follow lands meanwhile...
-    assert rc.eval(_FILL, 2, key, generation_key(key), seen, FOLLOW_TTL_S) == 0   # ...its stale fill is refused
+    assert rc.eval(_FILL, 2, key, generation_key(key), *fill_args(seen, [])) == 0   # ...its stale fill is refused
     assert not rc.exists(key)
-    fresh = rc.get(generation_key(key)) or ""
-    assert rc.eval(_FILL, 2, key, generation_key(key), fresh, FOLLOW_TTL_S, author) == 1
+    fresh = str(rc.get(generation_key(key)) or "")
+    assert rc.eval(_FILL, 2, key, generation_key(key), *fill_args(fresh, [author])) == 1
     assert rc.smembers(key) == {"0", str(author)}
 
 
@@ -48,10 +51,51 @@ def test_a_fill_from_before_a_shard_restarted_empty_is_refused(client: httpx.Cli
     reader, first, second = 1413, 1414, 1415
     key = following_key(reader)
     client.post(f"/v1/users/{first}/follow", headers=stack.auth(reader))
-    seen = rc.get(generation_key(key)) or ""            # a fill starts: generation, then the store...
+    seen = str(rc.get(generation_key(key)) or "")            # a fill starts: generation, then the store...
     rc.delete(key, generation_key(key))                  # ...the shard restarts empty...
     client.post(f"/v1/users/{second}/follow", headers=stack.auth(reader))   # ...a follow lands...
-    assert rc.eval(_FILL, 2, key, generation_key(key), seen, FOLLOW_TTL_S, first) == 0   # ...stale: refused
+    assert rc.eval(_FILL, 2, key, generation_key(key), *fill_args(seen, [first])) == 0   # ...stale: refused
+
+
+def copies_used(api_url: str) -> float:
+    """How many reads took an API process's own copy of a follow set (its members not re-sent)."""
+    found = re.search(r'^feed_follow_cache_requests_total\{result="copy",set="following"\} (\S+)$',
+                      httpx.get(f"{api_url}/metrics").text, re.MULTILINE)
+    return float(found.group(1)) if found else 0.0
+
+
+def test_an_api_process_reads_its_copy_of_a_follow_set_until_a_change_elsewhere(
+        client: httpx.Client, stack: Stack, rc: redis.RedisCluster,
+        sibling_api: Callable[[dict[str, str]], str]) -> None:
+    """The follow set's members travel only when the process holds no copy at the set's
+    current generation; an unfollow through another API process moves the generation, and the
+    next page is filtered by the set as it is now."""
+    reader, kept, dropped = 1441, 1442, 1443
+    for author in (kept, dropped):
+        client.post(f"/v1/users/{author}/follow", headers=stack.auth(reader))
+    t_kept, t_dropped = post(client, stack, kept, "stays"), post(client, stack, dropped, "goes")
+    with httpx.Client(base_url=sibling_api({}), timeout=10) as sibling:
+        assert eventually(lambda: {t_kept, t_dropped} <= set(feed_ids(sibling, stack, reader)))
+        feed_ids(sibling, stack, reader)                   # the set is cached by now: its members come once
+        before = copies_used(str(sibling.base_url))
+        assert {t_kept, t_dropped} <= set(feed_ids(sibling, stack, reader))
+        assert copies_used(str(sibling.base_url)) > before
+
+        client.delete(f"/v1/users/{dropped}/follow", headers=stack.auth(reader))   # not through the sibling
+        shown = feed_ids(sibling, stack, reader)
+        assert t_kept in shown and t_dropped not in shown
+
+
+def test_a_fill_gives_a_set_without_a_generation_one(client: httpx.Client, stack: Stack,
+                                                     rc: redis.RedisCluster) -> None:
+    """A seeded user's follow set never changed through the API, so it had no generation, and
+    without one no process could keep a copy of it: every page carried all its members."""
+    reader = 1445
+    key = following_key(reader)
+    assert rc.get(generation_key(key)) is None
+    feed_ids(client, stack, reader)                       # a miss: filled from the store
+    assert rc.smembers(key) == {"0"}
+    assert rc.get(generation_key(key))
 
 
 def test_a_new_follower_of_an_author_whose_list_is_cached_gets_the_next_tweet(
