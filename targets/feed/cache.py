@@ -36,6 +36,8 @@ import orjson
 import redis
 from redis.asyncio.cluster import ClusterNode as AsyncClusterNode
 from redis.asyncio.cluster import RedisCluster as AsyncRedisCluster
+from redis.asyncio.retry import Retry as AsyncRetry
+from redis.backoff import ExponentialWithJitterBackoff
 from redis.cluster import ClusterNode, RedisCluster
 
 from targets.feed.snowflake import timestamp_ms
@@ -234,7 +236,9 @@ class FeedCache:
         self.rc = AsyncRedisCluster(
             startup_nodes=[AsyncClusterNode(h, p) for h, p in _nodes(addresses)],
             decode_responses=True, socket_timeout=0.5, socket_connect_timeout=0.5,
-            require_full_coverage=False, cluster_error_retry_attempts=1,
+            require_full_coverage=False,
+            # one retry on a cluster error (what cluster_error_retry_attempts=1 gave, now deprecated)
+            retry=AsyncRetry(ExponentialWithJitterBackoff(base=0.01, cap=1), retries=1),
         )
         self._page_and_set_script = self.rc.register_script(_PAGE_AND_SET)
         self._put_tweet_script = self.rc.register_script(_PUT_TWEET)

@@ -14,8 +14,12 @@ older than a change the API has acknowledged:
 1. A follow or unfollow writes the store first, then runs `_CHANGE` on both sets: give the
    set a new generation (a random token, not a counter: a counter starts again at 1 on a shard
    that restarted empty, and a fill that read 1 before would pass), apply the change if the
-   set is cached. The API answers only after that
-   write is confirmed by a replica (`WAIT 1`), or after CHANGE_DEADLINE_S of retries. Past it
+   set is cached. The API answers only after that write is confirmed by a replica (`WAIT 1`),
+   or after CHANGE_DEADLINE_S of retries. A retry drops the set (`forget`) instead of applying
+   the change again: another request may have changed the same follow since, and a second
+   `add` landing after its `remove` would undo it in the cache for as long as the set lives;
+   a dropped set is filled from the store by the next read, whatever the order. Past the
+   deadline
    (the set's shard is failing over, or down) the change is counted as unconfirmed and the set
    is dropped instead, through the cluster client (which follows a failover by itself): at
    once if it can, else in the background until the shard takes writes; until then this
@@ -229,6 +233,7 @@ class FollowSets:
                         return True
             except CACHE_DOWN as exc:   # TimeoutError included
                 log.info("follow change on %s not applied yet: %r", key, exc)
+            op = "forget"   # rule 1: a retry drops the set, as a later change may have overtaken this one
             if time.monotonic() + delay > deadline:
                 return False
             await asyncio.sleep(delay)

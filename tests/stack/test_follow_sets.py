@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import Callable
 
@@ -9,7 +10,20 @@ import httpx
 import pytest
 import redis
 
-from targets.feed.follow_sets import _FILL, FOLLOW_TTL_S, fill_args, followers_key, following_key, generation_key
+from targets.feed import follow_sets
+from targets.feed.cache import FeedCache
+from targets.feed.follow_sets import (
+    _CHANGE,
+    _FILL,
+    FOLLOW_TTL_S,
+    GENERATION_TTL_S,
+    FollowSets,
+    fill_args,
+    followers_key,
+    following_key,
+    generation_key,
+    new_generation,
+)
 from tests.stack.conftest import Stack, eventually, feed_ids, post
 
 pytestmark = pytest.mark.stack
@@ -135,3 +149,41 @@ def test_a_change_on_a_shard_whose_replica_is_down_is_applied_in_place(
         for node in replicas:
             stack.runtime.restart(node, deadline_s=90)
         stack.runtime.redis.wait_cluster_ok(60)
+
+
+def test_a_retried_follow_change_cannot_undo_a_later_one(stack: Stack, rc: redis.RedisCluster,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """A follow whose cache write no replica confirmed is tried again. Applied again, it could
+    land after an unfollow of the same account made meanwhile (by another request) and bring
+    the account back into the cached set, for as long as the set lives (FOLLOW_TTL_S). A retry
+    drops the set instead; the next read fills it from the store."""
+    reader, author = 1451, 1452
+    key = following_key(reader)
+    assert rc.eval(_FILL, 2, key, generation_key(key), *fill_args(str(rc.get(generation_key(key)) or ""), [])) == 1
+    _, *replicas = stack.runtime.redis.shard_of(key)
+    # Room for a try after the replica is back, however the tries before it were spaced.
+    monkeypatch.setattr(follow_sets, "CHANGE_DEADLINE_S", 5.0)
+
+    async def follow_while_an_unfollow_lands() -> None:
+        cache = FeedCache(stack.topo.redis_proxy_addresses())
+        try:
+            change = asyncio.create_task(FollowSets(cache.rc).changed(reader, author, following=True))
+            await asyncio.sleep(0.6)              # the first try went unconfirmed (its WAIT timed out)
+            assert not change.done()
+            # ...an unfollow lands meanwhile, confirmed (as another API process would apply it)...
+            rc.eval(_CHANGE, 2, key, generation_key(key), "remove", author, GENERATION_TTL_S, new_generation())
+            await asyncio.sleep(1.2)              # ...the follow is tried again after it, still unconfirmed...
+            for node in replicas:
+                stack.runtime.resume(node)
+            await change                          # ...until its shard's replica is back
+        finally:
+            await cache.close()
+
+    for node in replicas:
+        stack.runtime.pause(node)
+    try:
+        asyncio.run(follow_while_an_unfollow_lands())
+    finally:
+        for node in replicas:
+            stack.runtime.resume(node)
+    assert str(author) not in rc.smembers(key)
