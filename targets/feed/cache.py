@@ -119,22 +119,43 @@ redis.call('EXPIRE', KEYS[2], ARGV[3])
 # the same slot (the reader's follow set, for the unfollow filter and the celebrity merge).
 # Two commands cost the API 70 µs more CPU per page than this script. The set's members come only
 # when the caller's copy is not current: a reader following 200 accounts moved 200 strings
-# through Redis, the proxy and the parser on every page, to learn nothing new. KEYS: timeline,
-# set, the set's generation. ARGV: 'newest' (newest first, up to score ARGV[2]) or 'since'
-# (oldest first, from ARGV[2]), count, the generation of the caller's copy ('' for none).
-# Replies: the page; whether the timeline exists (an empty page may mean either); the set's
-# generation; its members, or false when the set exists and its generation is the caller's.
+# through Redis, the proxy and the parser on every page, to learn nothing new.
+#
+# A page continues from a cursor id. Every id of one millisecond has the same score, so the
+# cursor's millisecond is read whole and its ids past the cursor taken first (ids are decimal
+# strings: shorter is smaller, then lexical order), then the milliseconds beyond it (an
+# exclusive score bound). Reading from the cursor's score with a fixed margin instead ended a
+# page early when more ids than the margin shared that millisecond.
+#
+# KEYS: timeline, set, the set's generation. ARGV: 'newest' (newest first, older than the
+# cursor) or 'since' (oldest first, newer than the cursor); the cursor id ('' for the newest
+# page); its millisecond; count; the generation of the caller's copy ('' for none). Replies:
+# the page; whether the timeline exists (an empty page may mean either); the set's generation;
+# its members, or false when the set exists and its generation is the caller's.
 _PAGE_AND_SET = """#!lua flags=no-writes
-local page
-if ARGV[1] == 'newest' then
-  page = redis.call('ZREVRANGEBYSCORE', KEYS[1], ARGV[2], '-inf', 'LIMIT', 0, ARGV[3])
+local newest, cursor, ms, n = ARGV[1] == 'newest', ARGV[2], ARGV[3], tonumber(ARGV[4])
+local function less(a, b) return #a < #b or (#a == #b and a < b) end
+local page = {}
+if cursor == '' then
+  page = redis.call('ZREVRANGEBYSCORE', KEYS[1], '+inf', '-inf', 'LIMIT', 0, n)
 else
-  page = redis.call('ZRANGEBYSCORE', KEYS[1], ARGV[2], '+inf', 'LIMIT', 0, ARGV[3])
+  local same = newest and redis.call('ZREVRANGEBYSCORE', KEYS[1], ms, ms)
+                      or redis.call('ZRANGEBYSCORE', KEYS[1], ms, ms)
+  for _, id in ipairs(same) do
+    if #page < n and ((newest and less(id, cursor)) or (not newest and less(cursor, id))) then
+      page[#page + 1] = id
+    end
+  end
+  if #page < n then
+    local rest = newest and redis.call('ZREVRANGEBYSCORE', KEYS[1], '(' .. ms, '-inf', 'LIMIT', 0, n - #page)
+                        or redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. ms, '+inf', 'LIMIT', 0, n - #page)
+    for _, id in ipairs(rest) do page[#page + 1] = id end
+  end
 end
 local exists = 1
 if #page == 0 then exists = redis.call('EXISTS', KEYS[1]) end
 local generation = redis.call('GET', KEYS[3]) or ''
-if ARGV[4] ~= '' and generation == ARGV[4] and redis.call('EXISTS', KEYS[2]) == 1 then
+if ARGV[5] ~= '' and generation == ARGV[5] and redis.call('EXISTS', KEYS[2]) == 1 then
   return {page, exists, generation, false}
 end
 return {page, exists, generation, redis.call('SMEMBERS', KEYS[2])}
@@ -250,34 +271,22 @@ class FeedCache:
                             beside: BesideSet) -> tuple[list[int] | None, SetRead]:
         """Up to `limit` ids older than `before_id`, newest first (None when the timeline is
         absent); and the set `beside`, a key in the user's slot."""
-        if before_id is None:
-            raw, exists, got = await self._page_and_set(user_id, beside, "newest", "+inf", limit)
-        else:
-            # A little more than asked: ties on the boundary millisecond are filtered below.
-            raw, exists, got = await self._page_and_set(user_id, beside, "newest", timestamp_ms(before_id),
-                                                        limit + 32)
-        if not exists:
-            return None, got
-        ids = [int(m) for m in raw if m != SENTINEL]
-        if before_id is not None:
-            ids = [i for i in ids if i < before_id]
-        return ids[:limit], got
+        return await self._page_and_set(user_id, beside, "newest", before_id, limit)
 
     async def timeline_since(self, user_id: int, since_id: int, limit: int,
                              beside: BesideSet) -> tuple[list[int] | None, SetRead]:
         """Up to `limit` ids newer than `since_id`, oldest first (a delta poll resumes from its
         last item; None when the timeline is absent); and the set `beside`."""
-        raw, exists, got = await self._page_and_set(user_id, beside, "since", timestamp_ms(since_id), limit + 32)
-        if not exists:
-            return None, got
-        return [i for i in (int(m) for m in raw if m != SENTINEL) if i > since_id][:limit], got
+        return await self._page_and_set(user_id, beside, "since", since_id, limit)
 
-    async def _page_and_set(self, user_id: int, beside: BesideSet, direction: str, bound: int | str,
-                            count: int) -> tuple[list[str], bool, SetRead]:
+    async def _page_and_set(self, user_id: int, beside: BesideSet, direction: str, cursor: int | None,
+                            count: int) -> tuple[list[int] | None, SetRead]:
         raw, exists, generation, members = await self._page_and_set_script(
             keys=[timeline_key(user_id), beside.key, beside.generation_key],
-            args=[direction, bound, count, beside.known])
-        return raw, bool(exists), SetRead(generation=generation, members=members)
+            args=[direction, "" if cursor is None else str(cursor), 0 if cursor is None else timestamp_ms(cursor),
+                  count, beside.known])
+        got = SetRead(generation=generation, members=members)
+        return ([int(m) for m in raw if m != SENTINEL] if exists else None), got
 
     async def rebuild(self, user_id: int, ids: list[int], cap: int) -> None:
         """Add what the store fan-in found, with the sentinel, in one ZADD: a missing timeline

@@ -6,9 +6,14 @@ import json
 import time
 
 import httpx
+import orjson
 import pytest
+import redis
 
-from tests.stack.conftest import Stack
+from targets.feed.cache import timeline_key, tweet_key
+from targets.feed.snowflake import EPOCH_MS
+from targets.feed.store import Tweet
+from tests.stack.conftest import Stack, eventually
 
 pytestmark = pytest.mark.stack
 
@@ -187,3 +192,32 @@ def test_the_grafana_dashboard_shows_every_observed_metric_and_only_exposed_ones
     assert not missing, f"dashboard queries metrics nobody exposes: {missing}"
     unshown = sorted(OBSERVED - used)
     assert not unshown, f"the issue's observability list has no dashboard panel: {unshown}"
+
+
+def test_pages_and_deltas_reach_every_tweet_of_a_crowded_millisecond(client: httpx.Client, stack: Stack,
+                                                                      rc: redis.RedisCluster) -> None:
+    """Timeline scores are milliseconds, so every id of one millisecond shares a score. Pages
+    read from the cursor's score with a margin of 32 ids: with 100 ids in one millisecond the
+    feed ended after 53 of them, and a delta from the middle of it returned nothing newer."""
+    reader = 1461
+    client.get("/v1/feed", headers=stack.auth(reader))              # a miss: the timeline is created
+    assert eventually(lambda: bool(rc.exists(timeline_key(reader))))
+    ms = int(time.time() * 1000)
+    ids = [((ms - EPOCH_MS) << 22) | (31 << 17) | (31 << 12) | seq for seq in range(100)]   # one millisecond
+    for i in ids:
+        rc.set(tweet_key(i), orjson.dumps(Tweet(i, reader, f"crowded {i & 0xFFF}", [], None).to_json()), ex=600)
+    rc.zadd(timeline_key(reader), {str(i): ms for i in ids})
+
+    seen: list[int] = []
+    cursor = None
+    while True:
+        params = {"limit": "20", **({"cursor": cursor} if cursor else {})}
+        page = client.get("/v1/feed", headers=stack.auth(reader), params=params).json()
+        seen += [int(t["tweet_id"]) for t in page["tweets"]]
+        if not page["has_more"]:
+            break
+        cursor = page["next_cursor"]
+    assert seen == sorted(ids, reverse=True)
+
+    delta = client.get("/v1/feed/delta", headers=stack.auth(reader), params={"since": str(ids[30]), "limit": "100"})
+    assert [int(t["tweet_id"]) for t in delta.json()["tweets"]] == ids[31:]
