@@ -26,7 +26,8 @@ older than a change the API has acknowledged:
    process reads that user's follows from the store. Another API process could read the stale
    copy between the promotion of the replica and the drop.
 2. A fill reads the generation, then the store, and `_FILL` writes only if the generation did
-   not move: a fill that read the store before a change cannot overwrite it.
+   not move: a fill that read the store before a change cannot overwrite it. It gives the set
+   a new generation, so no two sets ever written hold the same one.
 """
 
 from __future__ import annotations
@@ -64,11 +65,13 @@ LOOKUPS = Counter("feed_follow_cache_requests_total", "Follow-set cache lookups"
 UNCONFIRMED = Counter("feed_follow_cache_unconfirmed_total",
                       "Follow changes the cache could not confirm within the deadline")
 
-# KEYS: set, generation. ARGV: generation seen before the store read, ttl, a new generation (given
-# to a set that had none, so that readers can keep copies of it), generation ttl, members...
+# KEYS: set, generation. ARGV: generation seen before the store read, ttl, a new generation, its
+# ttl, members... The set gets a generation of its own: readers keep copies per generation, and
+# one left in place would also vouch for a copy of the set this fill replaces (say one that kept
+# a change lost in a failover, or had no generation at all).
 _FILL = """
 if (redis.call('GET', KEYS[2]) or '') ~= ARGV[1] then return 0 end
-if ARGV[1] == '' then redis.call('SET', KEYS[2], ARGV[3], 'EX', ARGV[4]) end
+redis.call('SET', KEYS[2], ARGV[3], 'EX', ARGV[4])
 redis.call('DEL', KEYS[1])
 redis.call('SADD', KEYS[1], '0')
 for i = 5, #ARGV, 4000 do
@@ -147,10 +150,9 @@ class FollowSets:
         """The follow set as read (beside the timeline, say), or this process's copy of it when
         that is current; None when it was not cached, or may be stale.
 
-        A copy is kept per generation. Every change gives the set a new generation (rule 1) in
-        the script that changes it, and a fill writes only at the generation it read (rule 2),
-        giving one to a set that had none; so members read at a generation stay the members
-        for as long as the set holds that generation."""
+        A copy is kept per generation. Every change and every fill gives the set a new
+        generation in the script that writes it (rules 1 and 2), so members read at a
+        generation stay the members for as long as the set holds that generation."""
         if following_key(user_id) in self._unconfirmed:
             LOOKUPS.labels("following", "unconfirmed").inc()
             return None
@@ -166,7 +168,7 @@ class FollowSets:
             return None
         LOOKUPS.labels("following", "hit").inc()
         found = frozenset(int(m) for m in got.members if m != SENTINEL)
-        if got.generation:
+        if got.generation and len(found) < COPIED_MEMBERS:   # (the LRU refuses an entry above its size)
             self._copies[user_id] = (got.generation, found)
         return found
 

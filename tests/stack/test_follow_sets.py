@@ -24,6 +24,7 @@ from targets.feed.follow_sets import (
     generation_key,
     new_generation,
 )
+from targets.feed.store import Store
 from tests.stack.conftest import Stack, eventually, feed_ids, post
 
 pytestmark = pytest.mark.stack
@@ -98,6 +99,31 @@ def test_an_api_process_reads_its_copy_of_a_follow_set_until_a_change_elsewhere(
         client.delete(f"/v1/users/{dropped}/follow", headers=stack.auth(reader))   # not through the sibling
         shown = feed_ids(sibling, stack, reader)
         assert t_kept in shown and t_dropped not in shown
+
+
+def test_a_copy_does_not_outlive_the_set_it_was_read_from(client: httpx.Client, stack: Stack, rc: redis.RedisCluster,
+                                                          store: Store,
+                                                          sibling_api: Callable[[dict[str, str]], str]) -> None:
+    """A change lost with its shard (a failover before a replica had it) leaves the set as it
+    was, at its old generation. Once that set expires the next read fills it from the store;
+    had the fill kept the generation, a process's copy of the lost set would have passed for
+    current for the rest of the generation's 24 h."""
+    reader, kept, lost = 1446, 1447, 1448
+    for author in (kept, lost):
+        client.post(f"/v1/users/{author}/follow", headers=stack.auth(reader))
+    t_kept, t_lost = post(client, stack, kept, "stays"), post(client, stack, lost, "goes")
+    with httpx.Client(base_url=sibling_api({}), timeout=10) as sibling:
+        assert eventually(lambda: {t_kept, t_lost} <= set(feed_ids(sibling, stack, reader)))
+        feed_ids(sibling, stack, reader)
+        before = copies_used(str(sibling.base_url))
+        feed_ids(sibling, stack, reader)
+        assert copies_used(str(sibling.base_url)) > before   # the sibling reads its copy
+
+        asyncio.run(store.unfollow(reader, lost))          # the unfollow is in the store, its cache change lost...
+        rc.delete(following_key(reader))                   # ...and the set expired, its generation unchanged
+        for _ in range(2):                                 # the fill, then the read after it
+            shown = feed_ids(sibling, stack, reader)
+            assert t_kept in shown and t_lost not in shown
 
 
 def test_a_fill_gives_a_set_without_a_generation_one(client: httpx.Client, stack: Stack,
