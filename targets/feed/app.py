@@ -653,9 +653,15 @@ async def follow(request: Request) -> Response:
         await feed.follows.changed(me, other, following=False)
         return json_response({"following": False, "user_id": str(other)})
     if not await feed.store.is_following(me, other):
+        over_cap = ApiError(409, "follow_cap", f"a user may follow at most {feed.s.follow_cap} accounts")
         if await feed.store.following_count(me) >= feed.s.follow_cap:
-            raise ApiError(409, "follow_cap", f"a user may follow at most {feed.s.follow_cap} accounts")
+            raise over_cap
         await feed.store.follow(me, other)
+        # Follows racing at the cap all pass the check above. Counted again after the write, a
+        # follow that finds the cap passed takes itself back (racers may all do so; a retry passes).
+        if await feed.store.following_count(me) > feed.s.follow_cap:
+            await feed.store.unfollow(me, other)
+            raise over_cap
     await feed.follows.changed(me, other, following=True)   # a retry also repairs the cache
     if await feed.tier_of(other) is not Tier.PUSH:
         await feed.events.publish(other, {"type": "backfill", "follower_id": str(me), "author_id": str(other)})

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import orjson
@@ -174,3 +176,20 @@ def test_follow_cap(stack: Stack, sibling_api: Callable[[dict[str, str]], str]) 
         assert c.post("/v1/users/752/follow", headers=stack.auth(me)).status_code == 200   # idempotent
         r = c.post("/v1/users/754/follow", headers=stack.auth(me))
         assert r.status_code == 409 and r.json()["error"]["code"] == "follow_cap"
+
+
+def test_concurrent_follows_never_pass_the_cap(stack: Stack, store: Store,
+                                               sibling_api: Callable[[dict[str, str]], str]) -> None:
+    """Each follow checked the count before writing, so follows racing at the cap all passed
+    the check: a user capped at 3 ended up following 8."""
+    me, others = 1471, list(range(1472, 1480))
+    with httpx.Client(base_url=sibling_api({"FEED_FOLLOW_CAP": "3"}), timeout=10) as c:
+        for other in others[:2]:
+            assert c.post(f"/v1/users/{other}/follow", headers=stack.auth(me)).status_code == 200
+        with ThreadPoolExecutor(len(others) - 2) as pool:
+            codes = list(pool.map(lambda o: c.post(f"/v1/users/{o}/follow", headers=stack.auth(me)).status_code,
+                                  others[2:]))
+    assert set(codes) <= {200, 409}
+    followed = asyncio.run(store.followees(me))
+    assert len(followed) <= 3
+    assert len(followed) == 2 + codes.count(200)   # a 409 left nothing behind; a 200 stayed
