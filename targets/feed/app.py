@@ -498,6 +498,7 @@ async def post_tweet(request: Request) -> Response:
     if claim.replay is not None:
         return json_response(claim.replay, status=201, headers={"Idempotent-Replay": "true"})
     if claim.stored is not None:
+        resumable = True
         tweet = Tweet.from_json(claim.stored)
         found = (await feed.store.tweets_by_ids([tweet.tweet_id])).get(tweet.tweet_id)
         if found is None:
@@ -510,7 +511,7 @@ async def post_tweet(request: Request) -> Response:
             await feed.rate_limit.take(author, rate_token)
             await feed.check_references(author, new.media_ids, new.reply_to)
             tweet = Tweet(feed.ids.next_id(), author, new.text, new.media_ids, new.reply_to)
-            await feed.idempotency.mark_stored(author, new.idempotency_key, tweet.to_json())
+            resumable = await feed.idempotency.mark_stored(author, new.idempotency_key, tweet.to_json())
         except BaseException:
             await feed.rate_limit.give_back(author, rate_token)
             await feed.idempotency.release(author, new.idempotency_key)
@@ -521,12 +522,12 @@ async def post_tweet(request: Request) -> Response:
     try:
         await feed.events.publish(author, {"type": "tweet", "tweet": tweet.to_json()})
     except RuntimeError as exc:
-        if feed.idempotency.resumable(new.idempotency_key):
+        if resumable:
             # Stored but not queued: a retry with the same key re-queues this very tweet.
             raise ApiError(503, "queue_unavailable", f"tweet stored but not queued for fan-out: {exc}",
                            {"Retry-After": "1"}) from exc
-        # Nothing could ever queue it (a retry without a key posts a second tweet): taken back,
-        # so that the 503 means what it says.
+        # Nothing could ever queue it (a retry posts a second tweet: it had no key, or its key
+        # could not be recorded): taken back, so that the 503 means what it says.
         await feed.retract(tweet)
         raise ApiError(503, "queue_unavailable", f"tweet not posted: the fan-out queue is unavailable: {exc}",
                        {"Retry-After": "1"}) from exc

@@ -71,10 +71,6 @@ class Idempotency:
     def __init__(self, rc: RedisCluster, ttl_s: int, *, ignore: bool = False) -> None:
         self.rc, self.ttl_s, self.ignore = rc, ttl_s, ignore
 
-    def resumable(self, key: str | None) -> bool:
-        """Whether a retry with `key` can finish what this attempt left (it records the tweet)."""
-        return key is not None and not self.ignore
-
     async def claim(self, user: int, key: str | None) -> Claim:
         if key is None or self.ignore:
             return Claim()
@@ -97,17 +93,21 @@ class Idempotency:
         REPLAYED.inc()
         return Claim(replay=record["body"])
 
-    async def _put(self, user: int, key: str | None, record: dict[str, Any]) -> None:
+    async def _put(self, user: int, key: str | None, record: dict[str, Any]) -> bool:
         if key is None or self.ignore:
-            return
+            return False
         try:
             await self.rc.set(_idem_key(user, key), orjson.dumps(record), ex=self.ttl_s)
         except Exception:  # noqa: BLE001
             SKIPPED.labels("idempotency").inc()
+            return False
+        return True
 
-    async def mark_stored(self, user: int, key: str | None, tweet: dict[str, Any]) -> None:
-        """The tweet is about to be stored: from now on a retry must reuse it, never write another."""
-        await self._put(user, key, {"state": "stored", "tweet": tweet})
+    async def mark_stored(self, user: int, key: str | None, tweet: dict[str, Any]) -> bool:
+        """The tweet is about to be stored: from now on a retry must reuse it, never write another.
+        Whether that is recorded, so that a retry with `key` can finish what this attempt leaves
+        (no key, keys ignored, or Redis unreachable: it cannot)."""
+        return await self._put(user, key, {"state": "stored", "tweet": tweet})
 
     async def complete(self, user: int, key: str | None, body: dict[str, Any]) -> None:
         await self._put(user, key, {"state": "done", "body": body})

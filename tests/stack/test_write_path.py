@@ -143,6 +143,7 @@ def test_text_length_counts_characters_as_users_see_them(client: httpx.Client, s
 
 
 NO_QUEUE_PORT_OFFSET = 589   # in the stack's port block, never bound: an API whose Kafka never answers
+NO_REDIS_PORT_OFFSET = 588   # likewise, for its Redis
 
 
 def queue_down_api(stack: Stack, sibling_api: Callable[[dict[str, str]], str]) -> httpx.Client:
@@ -181,3 +182,17 @@ def test_a_retry_of_a_post_deleted_since_does_not_bring_it_back(
     assert retry.status_code == 201 and retry.json()["tweet_id"] == stored["tweet_id"]
     assert drained(stack, within_s=30)
     assert rc.zscore(timeline_key(reader), stored["tweet_id"]) is None
+
+
+def test_a_post_whose_key_could_not_be_recorded_is_taken_back_when_it_cannot_be_queued(
+        client: httpx.Client, stack: Stack, sibling_api: Callable[[dict[str, str]], str]) -> None:
+    """With the author's Redis shard unreachable the idempotency key is skipped (fail open), so
+    a retry with it cannot find the stored tweet and posts a second one: a 503 saying the
+    retry would re-queue this tweet was not true, and the first stayed on the profile."""
+    author, key = 677, str(uuid.uuid4())
+    url = sibling_api({"FEED_KAFKA": f"127.0.0.1:{stack.topo.base_port + NO_QUEUE_PORT_OFFSET}",
+                       "FEED_REDIS": f"127.0.0.1:{stack.topo.base_port + NO_REDIS_PORT_OFFSET}"})
+    with httpx.Client(base_url=url, timeout=30) as down:
+        r = down.post("/v1/tweets", headers=stack.auth(author), json={"text": "no key kept", "idempotency_key": key})
+    assert r.status_code == 503 and r.json()["error"]["code"] == "queue_unavailable"
+    assert own_tweets(client, stack, author) == []
