@@ -299,6 +299,15 @@ class Feed:
             cache_failed("follow_set_fill", exc)
         return set(followees)
 
+    async def cache_new(self, tweet: Tweet) -> None:
+        """Cache a new tweet with its like counter (0) before its fan-out is queued, so that an
+        object cached without a counter always means a count to read from the store (best
+        effort: a reader then caches the two)."""
+        try:
+            await self.cache.put_tweets([tweet.to_json()], {})
+        except CACHE_DOWN as exc:
+            cache_failed("post_cache", exc)
+
     async def retract(self, tweet: Tweet) -> None:
         """Take back a stored tweet that was never queued: deleted in the store, and marked so in
         the hydration cache in case the queue took it after all (best effort: logged)."""
@@ -409,18 +418,22 @@ class Feed:
             cached, cache_up = {}, False
             likes = await self.store.like_counts(ids)
         missing = [i for i in ids if i not in cached]
+        from_store: dict[int, dict[str, Any]] = {}
         if missing:
             HYDRATION_MISSES.inc(len(missing))
             from_store = {i: t.to_json() for i, t in (await self.store.tweets_by_ids(missing)).items()}
             cached.update(from_store)
-            if cache_up:
-                # An object missing from the cache may have lost its like counter with it (an
-                # expiry, a shard that restarted empty): take the store's count where so, and
-                # cache the two together.
-                uncounted = [i for i in from_store if i not in likes]
-                likes.update(await self.store.like_counts(uncounted) if uncounted else {})
+        if cache_up:
+            # Every tweet's counter is created when it is posted, so an object without one (read
+            # from the store, or cached again by a late fan-out, after the counter expired or
+            # its shard restarted empty) has a count this cache does not know: take the store's,
+            # and cache the two together.
+            uncounted = [i for i in ids if i in cached and i not in likes and not cached[i].get("deleted")]
+            likes.update(await self.store.like_counts(uncounted) if uncounted else {})
+            again = {**from_store, **{i: cached[i] for i in uncounted}}
+            if again:
                 try:
-                    await self.cache.put_tweets(list(from_store.values()), likes)
+                    await self.cache.put_tweets(list(again.values()), likes)
                 except CACHE_DOWN as exc:
                     cache_failed("hydrate_write", exc)
         live = [i for i in ids if i in cached and not cached[i].get("deleted")]
@@ -519,6 +532,7 @@ async def post_tweet(request: Request) -> Response:
         # Not released if this fails: a timed-out write may still land, and the retry then
         # stores (or finds) this very tweet instead of a second one.
         await feed.store.insert_tweet(tweet)
+        await feed.cache_new(tweet)
     try:
         await feed.events.publish(author, {"type": "tweet", "tweet": tweet.to_json()})
     except RuntimeError as exc:

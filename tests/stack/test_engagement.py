@@ -16,7 +16,7 @@ from targets.feed.cache import counted_key, likes_key, tweet_key
 from targets.feed.settings import Settings
 from targets.feed.store import REQUEST_TIMEOUT_S, Store
 from targets.feed.worker import CHECKPOINT_S, CounterLane, FanoutWorker
-from tests.stack.conftest import SiblingWorker, Stack, eventually, group_sizes, post
+from tests.stack.conftest import SiblingWorker, Stack, drained, eventually, group_sizes, post
 
 pytestmark = pytest.mark.stack
 
@@ -64,6 +64,24 @@ def test_a_counter_lost_from_the_cache_resumes_from_the_store(client: httpx.Clie
     rc.delete(likes_key(int(tid)), counted_key(int(tid)))   # the counter alone, before the next checkpoint
     client.post(f"/v1/tweets/{tid}/like", headers=stack.auth(926))
     assert eventually(lambda: rc.get(likes_key(int(tid))) == "5")
+
+
+def test_an_object_cached_again_without_its_counter_shows_the_stores_count(
+        client: httpx.Client, stack: Stack, store: Store, rc: redis.RedisCluster) -> None:
+    """A late fan-out (a redelivered batch, a parked write) caches the tweet object with SET NX
+    and no counter. After the counter was lost, readers took the lone object for a tweet
+    nobody liked, and showed 0 until the next like."""
+    author = 1281
+    tid = post(client, stack, author, "liked, forgotten, then fanned out late")
+    assert drained(stack, within_s=60)                    # the fan-out's own write is done
+    for user in (1282, 1283, 1284):
+        client.post(f"/v1/tweets/{tid}/like", headers=stack.auth(user))
+    assert eventually(lambda: store.like_count_sync(int(tid)) == 3, within_s=CHECKPOINT_S + 10)
+    obj = rc.get(tweet_key(int(tid)))
+    assert obj is not None
+    rc.delete(tweet_key(int(tid)), likes_key(int(tid)), counted_key(int(tid)))
+    assert rc.set(tweet_key(int(tid)), obj, nx=True, ex=600)   # what a late fan-out writes: no counter
+    assert likes_seen(client, stack, author, tid) == 3
 
 
 def test_lose_counter_events_defect_drops_likes_from_the_count(
