@@ -192,8 +192,9 @@ def test_a_retried_follow_change_cannot_undo_a_later_one(stack: Stack, rc: redis
 
     async def follow_while_an_unfollow_lands() -> None:
         cache = FeedCache(stack.topo.redis_proxy_addresses())
+        follows = FollowSets(cache.rc)
         try:
-            change = asyncio.create_task(FollowSets(cache.rc).changed(reader, author, following=True))
+            change = asyncio.create_task(follows.changed(reader, author, following=True))
             await asyncio.sleep(0.6)              # the first try went unconfirmed (its WAIT timed out)
             assert not change.done()
             # ...an unfollow lands meanwhile, confirmed (as another API process would apply it)...
@@ -203,6 +204,7 @@ def test_a_retried_follow_change_cannot_undo_a_later_one(stack: Stack, rc: redis
                 stack.runtime.resume(node)
             await change                          # ...until its shard's replica is back
         finally:
+            await follows.close()                 # (its clients of single nodes too)
             await cache.close()
 
     for node in replicas:
