@@ -79,6 +79,21 @@ def copies_used(api_url: str) -> float:
     return float(found.group(1)) if found else 0.0
 
 
+def reading_its_copy(client: httpx.Client, stack: Stack, sibling: httpx.Client, reader: int,
+                     authors: list[int]) -> list[str]:
+    """`reader` follows `authors` and each posts a tweet; once the `sibling` API shows them
+    all, it reads the reader's follow set from its own copy. Returns the tweets' ids."""
+    for author in authors:
+        client.post(f"/v1/users/{author}/follow", headers=stack.auth(reader))
+    tweets = [post(client, stack, author, f"by {author}") for author in authors]
+    assert eventually(lambda: set(tweets) <= set(feed_ids(sibling, stack, reader)))
+    feed_ids(sibling, stack, reader)                       # the set is cached by now: its members come once
+    before = copies_used(str(sibling.base_url))
+    assert set(tweets) <= set(feed_ids(sibling, stack, reader))
+    assert copies_used(str(sibling.base_url)) > before    # the sibling reads its copy
+    return tweets
+
+
 def test_an_api_process_reads_its_copy_of_a_follow_set_until_a_change_elsewhere(
         client: httpx.Client, stack: Stack, rc: redis.RedisCluster,
         sibling_api: Callable[[dict[str, str]], str]) -> None:
@@ -86,16 +101,8 @@ def test_an_api_process_reads_its_copy_of_a_follow_set_until_a_change_elsewhere(
     current generation; an unfollow through another API process moves the generation, and the
     next page is filtered by the set as it is now."""
     reader, kept, dropped = 1441, 1442, 1443
-    for author in (kept, dropped):
-        client.post(f"/v1/users/{author}/follow", headers=stack.auth(reader))
-    t_kept, t_dropped = post(client, stack, kept, "stays"), post(client, stack, dropped, "goes")
     with httpx.Client(base_url=sibling_api({}), timeout=10) as sibling:
-        assert eventually(lambda: {t_kept, t_dropped} <= set(feed_ids(sibling, stack, reader)))
-        feed_ids(sibling, stack, reader)                   # the set is cached by now: its members come once
-        before = copies_used(str(sibling.base_url))
-        assert {t_kept, t_dropped} <= set(feed_ids(sibling, stack, reader))
-        assert copies_used(str(sibling.base_url)) > before
-
+        t_kept, t_dropped = reading_its_copy(client, stack, sibling, reader, [kept, dropped])
         client.delete(f"/v1/users/{dropped}/follow", headers=stack.auth(reader))   # not through the sibling
         shown = feed_ids(sibling, stack, reader)
         assert t_kept in shown and t_dropped not in shown
@@ -109,16 +116,8 @@ def test_a_copy_does_not_outlive_the_set_it_was_read_from(client: httpx.Client, 
     had the fill kept the generation, a process's copy of the lost set would have passed for
     current for the rest of the generation's 24 h."""
     reader, kept, lost = 1446, 1447, 1448
-    for author in (kept, lost):
-        client.post(f"/v1/users/{author}/follow", headers=stack.auth(reader))
-    t_kept, t_lost = post(client, stack, kept, "stays"), post(client, stack, lost, "goes")
     with httpx.Client(base_url=sibling_api({}), timeout=10) as sibling:
-        assert eventually(lambda: {t_kept, t_lost} <= set(feed_ids(sibling, stack, reader)))
-        feed_ids(sibling, stack, reader)
-        before = copies_used(str(sibling.base_url))
-        feed_ids(sibling, stack, reader)
-        assert copies_used(str(sibling.base_url)) > before   # the sibling reads its copy
-
+        t_kept, t_lost = reading_its_copy(client, stack, sibling, reader, [kept, lost])
         asyncio.run(store.unfollow(reader, lost))          # the unfollow is in the store, its cache change lost...
         rc.delete(following_key(reader))                   # ...and the set expired, its generation unchanged
         for _ in range(2):                                 # the fill, then the read after it
