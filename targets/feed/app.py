@@ -541,8 +541,11 @@ async def post_tweet(request: Request) -> Response:
             raise ApiError(503, "queue_unavailable", f"tweet stored but not queued for fan-out: {exc}",
                            {"Retry-After": "1"}) from exc
         # Nothing could ever queue it (a retry posts a second tweet: it had no key, or its key
-        # could not be recorded): taken back, so that the 503 means what it says.
+        # could not be recorded): taken back, so that the 503 means what it says; and the key
+        # released, so that a retry starts over (a claim left pending would answer 409 for a
+        # minute, and a record that landed after all would replay the taken-back tweet).
         await feed.retract(tweet)
+        await feed.idempotency.release(author, new.idempotency_key)
         raise ApiError(503, "queue_unavailable", f"tweet not posted: the fan-out queue is unavailable: {exc}",
                        {"Retry-After": "1"}) from exc
     return await created(feed, author, new.idempotency_key, tweet)
@@ -673,9 +676,11 @@ async def follow(request: Request) -> Response:
             raise over_cap
         await feed.store.follow(me, other)
         # Follows racing at the cap all pass the check above. Counted again after the write, a
-        # follow that finds the cap passed takes itself back (racers may all do so; a retry passes).
+        # follow that finds the cap passed takes itself back (racers may all do so; a retry
+        # passes), in the cached sets too: a fill may have read the store in between.
         if await feed.store.following_count(me) > feed.s.follow_cap:
             await feed.store.unfollow(me, other)
+            await feed.follows.changed(me, other, following=False)
             raise over_cap
     await feed.follows.changed(me, other, following=True)   # a retry also repairs the cache
     if await feed.tier_of(other) is not Tier.PUSH:

@@ -196,3 +196,6 @@ def test_a_post_whose_key_could_not_be_recorded_is_taken_back_when_it_cannot_be_
         r = down.post("/v1/tweets", headers=stack.auth(author), json={"text": "no key kept", "idempotency_key": key})
     assert r.status_code == 503 and r.json()["error"]["code"] == "queue_unavailable"
     assert own_tweets(client, stack, author) == []
+    retry = client.post("/v1/tweets", headers=stack.auth(author), json={"text": "no key kept", "idempotency_key": key})
+    assert retry.status_code == 201                       # the retry starts over: one tweet, the retry's
+    assert [t["tweet_id"] for t in own_tweets(client, stack, author)] == [retry.json()["tweet_id"]]
