@@ -181,7 +181,7 @@ def test_follow_cap(stack: Stack, sibling_api: Callable[[dict[str, str]], str]) 
 def test_concurrent_follows_never_pass_the_cap(stack: Stack, store: Store,
                                                sibling_api: Callable[[dict[str, str]], str]) -> None:
     """Each follow checked the count before writing, so follows racing at the cap all passed
-    the check: a user capped at 3 ended up following 8."""
+    the check: a user capped at 3, holding 2, ended up following 4 after six racing follows."""
     me, others = 1471, list(range(1472, 1480))
     with httpx.Client(base_url=sibling_api({"FEED_FOLLOW_CAP": "3"}), timeout=10) as c:
         for other in others[:2]:
