@@ -13,7 +13,7 @@ A timeline that exists but holds no tweet yet (a new user, or one whose followee
 posted) keeps one sentinel member "0" with score 0, so "empty" is a cache hit and not a
 rebuild from the store on every read. Being the lowest entry it is the first one trimmed.
 
-Fan-out only appends to timelines that exist (`_APPEND`, atomic per timeline). A timeline that
+Fan-out only appends to timelines that exist (`APPEND_SCRIPT`, atomic per timeline). A timeline that
 is missing (never built, expired, or lost with a shard that restarted empty) is rebuilt from the
 store on its next read; were fan-out to recreate it, it would hold only the newest tweets and
 readers would silently miss the older ones. The rebuild creates the key whole from a store
@@ -66,7 +66,7 @@ def counted_key(tweet_id: int) -> str:
 
 
 # One fan-out write: append to an existing timeline, keep the newest `cap` (+ the sentinel).
-APPEND_SCRIPT = _APPEND = """
+APPEND_SCRIPT = """
 if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
 redis.call('ZADD', KEYS[1], ARGV[1], ARGV[2])
 redis.call('ZREMRANGEBYRANK', KEYS[1], 0, -(tonumber(ARGV[3]) + 2))
@@ -449,7 +449,7 @@ class TimelineWriter:
                                                               orjson.dumps(t), "EX", TWEET_TTL_S, "NX")))
         for user_id, tweet_id in entries:
             key = timeline_key(user_id)
-            pending.append((key, ("EVAL", _APPEND, 1, key, timestamp_ms(tweet_id), str(tweet_id), self.cap,
+            pending.append((key, ("EVAL", APPEND_SCRIPT, 1, key, timestamp_ms(tweet_id), str(tweet_id), self.cap,
                                   TIMELINE_TTL_S)))
         for user_id, tweet_id in removals or ():
             pending.append((timeline_key(user_id), ("ZREM", timeline_key(user_id), str(tweet_id))))

@@ -320,7 +320,9 @@ class FanoutWorker:
         while self.running:
             lag.update()
             msgs = consumer.consume(num_messages=500, timeout=0.2)
-            pending = [c for c in parked_commands(_decoded(msgs)) if not self._deleted_since(c)]
+            commands = parked_commands(_decoded(msgs))
+            deleted = self._deleted_among(commands)
+            pending = [c for c in commands if _appended_tweet(c) not in deleted]
             left = writer.send(pending, deadline_s=RETRY_ROUND_S) if pending else []
             if left or not self.running:
                 # Not applied (the shard is still down): read the batch again next round, which
@@ -332,16 +334,19 @@ class FanoutWorker:
                 _commit(consumer)
         consumer.close()
 
-    def _deleted_since(self, command: Command) -> bool:
-        """A parked timeline append of a tweet deleted since: its deletion fan-out may have
-        reached the timeline first (directly, once the shard answered), so it is dropped."""
-        _, cmd = command
-        if cmd[0] != "EVAL" or cmd[1] != APPEND_SCRIPT:
-            return False
-        try:
-            return self.store.is_deleted_sync(int(cmd[5]))
-        except Exception:  # noqa: BLE001 - the store away: apply it; hydration drops a deleted id
-            return False
+    def _deleted_among(self, commands: list[Command]) -> set[int]:
+        """The tweets that parked timeline appends add and that were deleted since: their
+        deletion fan-out may have reached the timelines first (directly, once the shard
+        answered), so those appends are dropped. Each tweet is looked up once: a parked batch
+        holds one tweet's appends to many timelines."""
+        deleted: set[int] = set()
+        for tweet_id in {t for t in map(_appended_tweet, commands) if t is not None}:
+            try:
+                if self.store.is_deleted_sync(tweet_id):
+                    deleted.add(tweet_id)
+            except Exception:  # noqa: BLE001 - the store away: apply it; hydration drops a deleted id
+                log.warning("could not tell whether tweet %s was deleted; applying its parked appends", tweet_id)
+        return deleted
 
     @staticmethod
     def _observe_lag(tweets: list[dict[str, Any]], skip: list[dict[str, Any]]) -> None:
@@ -570,6 +575,12 @@ def parked_commands(events: list[dict[str, Any]]) -> list[Command]:
         else:
             log.warning("retry lane: skipping a malformed parked command: %.200r", ev)
     return commands
+
+
+def _appended_tweet(command: Command) -> int | None:
+    """The tweet a timeline append command adds, or None for any other command."""
+    _, cmd = command
+    return int(cmd[5]) if cmd[0] == "EVAL" and cmd[1] == APPEND_SCRIPT else None
 
 
 def _first_offsets(msgs: list[Any]) -> list[TopicPartition]:
