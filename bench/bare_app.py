@@ -11,9 +11,10 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 # 20 tweets of the shape GET /v1/feed returns, so both sides send the same bytes.
-_TWEET: dict[str, object] = {"tweet_id": "7400000000000000000", "author_id": "1234", "text": "x" * 60, "media_ids": [],
-          "reply_to": None, "created_at": "2026-11-24T12:00:00.000Z", "deleted": False,
-          "engagement": {"likes": 3, "likes_display": "3"}}
+_TWEET: dict[str, object] = {
+    "tweet_id": "7400000000000000000", "author": {"user_id": "1234", "handle": "@user1234"}, "text": "x" * 60,
+    "media": [], "reply_to": None, "created_at": "2026-11-24T12:00:00.000Z", "deleted": False,
+    "engagement": {"likes": 3, "retweets": 0, "likes_display": "3"}}
 _PAGE = orjson.dumps({"tweets": [_TWEET] * 20, "next_cursor": "NzQwMDAwMDAwMDAwMDAwMDAwMA", "has_more": True})
 
 

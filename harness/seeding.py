@@ -2,7 +2,8 @@
 
 1. `prepare` (no stack needed): the graph of a spec, generated once and cached under
    .cache/graphs/KEY (graph.json + graph.edges, see workloads/graph.py), and its follow edges
-   written once, beside it, as SSTables of feed.follows and feed.followers by CQLSSTableWriter,
+   written once, beside it, as SSTables of feed.follows and feed.followers (and its users, each
+   registered: feed.users and feed.handles) by CQLSSTableWriter,
    Cassandra's own bulk-load writer, run from the node's jars (harness/java/GraphSSTables.java).
 2. `load` (stack up): `nodetool import` adds those SSTables to the running node, a count per
    table proves it, and every user's timeline is preheated in Redis.
@@ -32,10 +33,12 @@ from harness.topology import Topology
 from workloads.graph import Graph, GraphSpec, generate
 
 # Bump when generate() or GraphSSTables.java changes what a spec gives: the cache key.
-GENERATOR_VERSION = 2
+GENERATOR_VERSION = 3
 # When the seeded follows "happened": fixed, so that the cached SSTables of a graph never change.
 CREATED_AT_MS = 1_767_225_600_000   # 2026-01-01T00:00:00Z
-TABLES = ("follows", "followers")
+TABLES = ("follows", "followers", "users", "handles")
+# Every seeded user is registered with this handle (harness/java/GraphSSTables.java writes it).
+HANDLE_PREFIX = "user"
 WRITER = Path(__file__).parent / "java" / "GraphSSTables.java"
 TOOLS_LOGBACK = Path(__file__).parent / "java" / "tools-logback.xml"
 COMPLETE = "complete"
@@ -49,6 +52,11 @@ Progress = Callable[[str], None]
 
 class SeedingError(RuntimeError):
     pass
+
+
+def handle_of(user_id: int) -> str:
+    """The handle a seeded user is registered with."""
+    return f"{HANDLE_PREFIX}{user_id}"
 
 
 def _quiet(_: str) -> None:
@@ -75,7 +83,8 @@ def prepare(spec: GraphSpec, progress: Progress = _quiet) -> tuple[Graph, Path]:
     if not (folder / "sstables" / COMPLETE).is_file():
         started = time.monotonic()
         write_sstables(folder, progress)
-        progress(f"wrote {2 * graph.edge_count:,} rows as SSTables in {time.monotonic() - started:.1f} s (cached)")
+        rows = 2 * graph.edge_count + 2 * len(graph.user_ids)
+        progress(f"wrote {rows:,} rows as SSTables in {time.monotonic() - started:.1f} s (cached)")
     (folder / LAST_USED).touch()
     return graph, folder
 
@@ -175,21 +184,29 @@ def import_edges(graph: Graph, folder: Path, topo: Topology) -> None:
 
 def _verify(graph: Graph, cassandra_address: str) -> None:
     """nodetool says nothing when it finds no SSTable to import: count one partition of each
-    table (the most followed account, and one of its followers) against the graph."""
+    follow table (the most followed account, and one of its followers) against the graph, and
+    look up the last user's profile and handle."""
     from targets.feed.store import connect
 
-    if graph.edge_count == 0:
-        return
-    author = max(graph.authors, key=graph.follower_count)
-    follower = graph.followers_of(author)[0]
-    followees = sum(1 for a in graph.authors if graph.follows(follower, a))
     cluster, session = connect(cassandra_address, timeout=30, request_timeout=30)
     try:
-        got = [session.execute(q, (key,), timeout=30).one()[0] for q, key in (
-            ("SELECT COUNT(*) FROM feed.followers WHERE followee_id = %s", author),
-            ("SELECT COUNT(*) FROM feed.follows WHERE follower_id = %s", follower))]
+        if graph.edge_count:
+            author = max(graph.authors, key=graph.follower_count)
+            follower = graph.followers_of(author)[0]
+            followees = sum(1 for a in graph.authors if graph.follows(follower, a))
+            got = [session.execute(q, (key,), timeout=30).one()[0] for q, key in (
+                ("SELECT COUNT(*) FROM feed.followers WHERE followee_id = %s", author),
+                ("SELECT COUNT(*) FROM feed.follows WHERE follower_id = %s", follower))]
+            if got != [graph.follower_count(author), followees]:
+                raise SeedingError(f"after nodetool import, user {author} has {got[0]} followers (graph: "
+                                   f"{graph.follower_count(author)}) and user {follower} follows {got[1]} "
+                                   f"(graph: {followees})")
+        last = graph.user_ids[-1]
+        profile = session.execute("SELECT handle FROM feed.users WHERE user_id = %s", (last,), timeout=30).one()
+        holder = session.execute("SELECT user_id FROM feed.handles WHERE handle_key = %s",
+                                 (handle_of(last),), timeout=30).one()
     finally:
         cluster.shutdown()
-    if got != [graph.follower_count(author), followees]:
-        raise SeedingError(f"after nodetool import, user {author} has {got[0]} followers (graph: "
-                           f"{graph.follower_count(author)}) and user {follower} follows {got[1]} (graph: {followees})")
+    if profile is None or profile.handle != handle_of(last) or holder is None or holder.user_id != last:
+        raise SeedingError(f"after nodetool import, user {last} is not registered as @{handle_of(last)} "
+                           f"(profile: {profile}, handle held by: {holder})")

@@ -1,9 +1,10 @@
-// Writes a feedlab graph.edges file as SSTables of feed.follows and feed.followers, for
+// Writes a feedlab graph.edges file as SSTables of feed.follows and feed.followers, and its
+// users as registered accounts (feed.users and feed.handles, handle "user<id>"), for
 // `nodetool import` into a running node: the bulk-load path Cassandra documents for data that
 // would take too long through CQL (the large graph is 88 M rows).
 //
 // usage: java -cp <cassandra jars> GraphSSTables.java GRAPH_EDGES OUT_DIR CREATED_AT_MS
-// Writes OUT_DIR/feed/follows and OUT_DIR/feed/followers (the importer takes the keyspace and
+// Writes OUT_DIR/feed/<table> for each of them (the importer takes the keyspace and
 // table from the last two folders) and prints a progress line every 10 s. The layout of
 // graph.edges is in workloads/graph.py; harness/seeding.py runs this.
 
@@ -58,7 +59,7 @@ public class GraphSSTables {
 
         Integer[] byToken = tokenOrder(users);
         Date createdAt = new Date(Long.parseLong(args[2]));
-        long total = 2L * followers.length;
+        long total = 2L * followers.length + 2L * users;
         long rows = write(args[1] + "/feed/followers",
                 "CREATE TABLE feed.followers (followee_id bigint, follower_id bigint, created_at timestamp, "
                         + "PRIMARY KEY (followee_id, follower_id))",
@@ -69,6 +70,7 @@ public class GraphSSTables {
                         + "PRIMARY KEY (follower_id, followee_id))",
                 "INSERT INTO feed.follows (follower_id, followee_id, created_at) VALUES (?, ?, ?)",
                 byToken, fwdOffsets, followees, createdAt, rows, total);
+        rows += writeUsers(args[1], byToken, createdAt);
         System.out.println(rows + " rows written");
     }
 
@@ -83,6 +85,39 @@ public class GraphSSTables {
         }
         Arrays.sort(ids, (a, b) -> Long.compare(tokens[a], tokens[b]));
         return ids;
+    }
+
+    // Every user registered, as PUT /v1/users/me would: a profile, and its handle claimed.
+    static long writeUsers(String out, Integer[] byToken, Date createdAt) throws Exception {
+        String users = out + "/feed/users";
+        new java.io.File(users).mkdirs();
+        try (CQLSSTableWriter writer = CQLSSTableWriter.builder().inDirectory(users)
+                .forTable("CREATE TABLE feed.users (user_id bigint PRIMARY KEY, handle text, display_name text, "
+                        + "follower_count int, is_celebrity boolean, fanout_tier text, created_at timestamp)")
+                .using("INSERT INTO feed.users (user_id, handle, display_name, created_at) VALUES (?, ?, ?, ?)")
+                .withPartitioner(Murmur3Partitioner.instance).sorted().build()) {
+            for (int u : byToken)
+                writer.addRow((long) u, "user" + u, "User " + u, createdAt);
+        }
+        String[] keys = new String[byToken.length];
+        long[] tokens = new long[byToken.length];
+        Integer[] order = new Integer[byToken.length];
+        for (int i = 0; i < byToken.length; i++) {
+            keys[i] = "user" + byToken[i];
+            tokens[i] = Murmur3Partitioner.instance.getToken(ByteBufferUtil.bytes(keys[i])).getLongValue();
+            order[i] = i;
+        }
+        Arrays.sort(order, (a, b) -> Long.compare(tokens[a], tokens[b]));
+        String handles = out + "/feed/handles";
+        new java.io.File(handles).mkdirs();
+        try (CQLSSTableWriter writer = CQLSSTableWriter.builder().inDirectory(handles)
+                .forTable("CREATE TABLE feed.handles (handle_key text PRIMARY KEY, user_id bigint)")
+                .using("INSERT INTO feed.handles (handle_key, user_id) VALUES (?, ?)")
+                .withPartitioner(Murmur3Partitioner.instance).sorted().build()) {
+            for (int i : order)
+                writer.addRow(keys[i], (long) byToken[i]);
+        }
+        return 2L * byToken.length;
     }
 
     static long write(String dir, String schema, String insert, Integer[] partitions, int[] offsets, int[] rows,

@@ -45,9 +45,10 @@ from targets.feed.pulled import PulledTweets
 from targets.feed.ranking import CANDIDATES, Ranker, RankingGateway
 from targets.feed.settings import Settings
 from targets.feed.snowflake import Snowflake
-from targets.feed.store import Store, Tweet
+from targets.feed.store import Media, Store, Tweet
 from targets.feed.tiers import Tier, TierPolicy
-from targets.feed.validation import MAX_BODY, decimal, parse_new_tweet, positive_id
+from targets.feed.users import Users
+from targets.feed.validation import decimal, json_object, parse_new_tweet, parse_profile, positive_id
 
 log = logging.getLogger("feed.api")
 
@@ -98,8 +99,18 @@ def decode_cursor(raw: str | None) -> int | None:
         raise ApiError(400, "bad_cursor", "cursor is not one this API issued") from None
 
 
-def with_engagement(tweet: dict[str, Any], likes: int) -> dict[str, Any]:
-    return {**tweet, "engagement": {"likes": likes, "retweets": 0, "likes_display": display_count(likes)}}
+def public_tweet(tweet: dict[str, Any], handle: str | None, likes: int) -> dict[str, Any]:
+    """A cached tweet object as the API serves it (design §05b): its author as an object with
+    the handle, and its engagement counts."""
+    return {"tweet_id": tweet["tweet_id"], "author": {"user_id": tweet["author_id"], "handle": handle},
+            "text": tweet["text"], "media": tweet.get("media") or [], "reply_to": tweet.get("reply_to"),
+            "created_at": tweet["created_at"], "deleted": bool(tweet.get("deleted")),
+            "engagement": {"likes": likes, "retweets": 0, "likes_display": display_count(likes)}}
+
+
+def author_of(tweet: dict[str, Any]) -> int:
+    """The author id of a tweet as public_tweet serves it."""
+    return int(tweet["author"]["user_id"])
 
 
 def only_params(request: Request, allowed: set[str]) -> None:
@@ -161,6 +172,7 @@ class Feed:
     def __init__(self, settings: Settings) -> None:
         self.s = settings
         self.store = Store(settings.cassandra)
+        self.users = Users(self.store)
         self.cache = FeedCache(settings.redis_nodes)
         self.follows = FollowSets(self.cache.rc)
         self.preheater = Preheater(self.cache.rc, self.rebuild)
@@ -186,10 +198,23 @@ class Feed:
         await self.cache.close()
         self.store.close()
 
-    def user(self, request: Request) -> int:
+    def authenticated(self, request: Request) -> int:
         uid = user_from_header(self.s.token_secret, request.headers.get("authorization"))
         if uid is None:
             raise ApiError(401, "unauthorized", "a valid bearer token is required")
+        return uid
+
+    async def user(self, request: Request) -> int:
+        """The acting user: authenticated, and registered (403 otherwise)."""
+        uid = self.authenticated(request)
+        await self.users.require(uid)
+        return uid
+
+    async def existing_user(self, raw: str) -> int:
+        """A user id from a path: 400 if malformed, 404 if nobody registered it."""
+        uid = parse_user_id(raw)
+        if not await self.users.exists(uid):
+            raise ApiError(404, "unknown_user", f"user {uid} does not exist")
         return uid
 
     async def candidates(self, user: int, before: int | None, n: int) -> tuple[list[int], AbstractSet[int]]:
@@ -388,19 +413,23 @@ class Feed:
         unfollow; each page is checked against the follow set as it is now."""
         if self.s.defects.skip_unfollow_filter:
             return tweets
-        return [t for t in tweets if int(t["author_id"]) == user or int(t["author_id"]) in following]
+        return [t for t in tweets if author_of(t) == user or author_of(t) in following]
 
-    async def check_references(self, author: int, media_ids: list[str], reply_to: int | None) -> None:
-        """Media must be registered by the author; a reply must answer a tweet that exists."""
+    async def check_references(self, author: int, media_ids: list[str], reply_to: int | None) -> list[Media]:
+        """Media must be registered by the author; a reply must answer a tweet that exists.
+        The tweet's media, with their content types (ranking weighs them)."""
+        media: list[Media] = []
         if media_ids:
-            owners = await self.store.media_owners(media_ids)
-            unknown = [m for m in media_ids if owners.get(m) != author]
+            records = await self.store.media_records(media_ids)
+            unknown = [m for m in media_ids if m not in records or records[m][0] != author]
             if unknown:
                 raise ApiError(400, "unknown_media", f"media not registered by this user: {', '.join(unknown)}")
+            media = [Media(m, records[m][1]) for m in media_ids]
         if reply_to is not None:
             found = await self.store.tweets_by_ids([reply_to])
             if reply_to not in found or found[reply_to].deleted:
                 raise ApiError(400, "unknown_reply_to", f"tweet {reply_to} does not exist")
+        return media
 
     async def hydrate(self, ids: list[int]) -> list[dict[str, Any]]:
         """Tweet objects for `ids` (deleted ones left out), each with its engagement counts.
@@ -437,7 +466,16 @@ class Feed:
                 except CACHE_DOWN as exc:
                     cache_failed("hydrate_write", exc)
         live = [i for i in ids if i in cached and not cached[i].get("deleted")]
-        return [with_engagement(cached[i], likes.get(i, 0)) for i in live]
+        handles = await self.author_handles({int(cached[i]["author_id"]) for i in live})
+        return [public_tweet(cached[i], handles.get(int(cached[i]["author_id"])), likes.get(i, 0)) for i in live]
+
+    async def author_handles(self, authors: set[int]) -> dict[int, str]:
+        """Authors' handles; none when the registry cannot be read (the page is still served)."""
+        try:
+            return await self.users.handles(authors)
+        except Exception:  # noqa: BLE001 - the store down: a page without handles beats a 5xx
+            log.warning("author handles unreadable", exc_info=True)
+            return {}
 
     async def rebuild(self, user_id: int) -> None:
         """Repopulate a missing timeline from the store (best effort: the next miss tries again).
@@ -505,7 +543,7 @@ def _feed(request: Request) -> Feed:
 async def post_tweet(request: Request) -> Response:
     """Validate → guards → store → queue → 201 (design §05b). See guards.py for retries."""
     feed = _feed(request)
-    author = feed.user(request)
+    author = await feed.user(request)
     new = parse_new_tweet(await request.body())
     claim = await feed.idempotency.claim(author, new.idempotency_key)
     if claim.replay is not None:
@@ -522,8 +560,8 @@ async def post_tweet(request: Request) -> Response:
         rate_token = uuid.uuid4().hex
         try:
             await feed.rate_limit.take(author, rate_token)
-            await feed.check_references(author, new.media_ids, new.reply_to)
-            tweet = Tweet(feed.ids.next_id(), author, new.text, new.media_ids, new.reply_to)
+            media = await feed.check_references(author, new.media_ids, new.reply_to)
+            tweet = Tweet(feed.ids.next_id(), author, new.text, media, new.reply_to)
             resumable = await feed.idempotency.mark_stored(author, new.idempotency_key, tweet.to_json())
         except BaseException:
             await feed.rate_limit.give_back(author, rate_token)
@@ -559,19 +597,35 @@ async def created(feed: Feed, author: int, idempotency_key: str | None, tweet: T
     return json_response(body, status=201)
 
 
+async def users_me(request: Request) -> Response:
+    """PUT: register the caller's profile (design §07 users), 201 when created, 200 for a
+    retry. GET: the caller's profile."""
+    feed = _feed(request)
+    if request.method == "GET":
+        return await profile_of(feed, await feed.user(request))
+    caller = feed.authenticated(request)
+    profile, created_now = await feed.users.register(caller, parse_profile(await request.body()))
+    return json_response(profile.to_json(), status=201 if created_now else 200)
+
+
+async def get_user(request: Request) -> Response:
+    feed = _feed(request)
+    await feed.user(request)
+    return await profile_of(feed, parse_user_id(request.path_params["user_id"]))
+
+
+async def profile_of(feed: Feed, uid: int) -> Response:
+    profile = await feed.store.profile(uid)
+    if profile is None:
+        raise ApiError(404, "unknown_user", f"user {uid} does not exist")
+    return json_response(profile.to_json())
+
+
 async def register_media(request: Request) -> Response:
     """Record metadata of media uploaded out of band (the object store is out of scope)."""
     feed = _feed(request)
-    owner = feed.user(request)
-    raw = await request.body()
-    if len(raw) > MAX_BODY:
-        raise ApiError(413, "too_large", f"request body over {MAX_BODY} bytes")
-    try:
-        data = orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        raise ApiError(400, "bad_json", "body is not valid JSON") from None
-    if not isinstance(data, dict):
-        raise ApiError(400, "bad_json", "body must be a JSON object")
+    owner = await feed.user(request)
+    data = json_object(await request.body())
     ctype, size = data.get("content_type"), data.get("size_bytes")
     if ctype not in MEDIA_TYPES:
         raise ApiError(400, "bad_content_type", f"content_type must be one of {', '.join(MEDIA_TYPES)}")
@@ -584,7 +638,7 @@ async def register_media(request: Request) -> Response:
 
 async def get_feed(request: Request) -> Response:
     feed = _feed(request)
-    user = feed.user(request)
+    user = await feed.user(request)
     only_params(request, {"limit", "cursor", "algorithm"})
     algorithm = request.query_params.get("algorithm", "chronological")
     if algorithm not in ("chronological", "ranked"):
@@ -602,7 +656,7 @@ async def get_feed_delta(request: Request) -> Response:
     """GET /v1/feed/delta?since=ID: the tweets that reached the feed after ID, oldest first, so a
     polling client passes the last id it got as the next `since` (design §05b)."""
     feed = _feed(request)
-    user = feed.user(request)
+    user = await feed.user(request)
     only_params(request, {"since", "limit"})
     since = parse_id(request.query_params.get("since", ""), "bad_since", "since (a tweet id)")
     limit = parse_limit(request.query_params.get("limit"))
@@ -632,7 +686,7 @@ async def ranked_feed(feed: Feed, user: int, limit: int, raw_cursor: str | None)
     ids, following = await feed.candidates(user, None if anchor is None else anchor + 1, CANDIDATES)
     tweets = feed.only_followed(user, await feed.hydrate(ids), following)
     await feed.refresh_config()
-    mutual = await feed.store.followers_among(user, sorted({int(t["author_id"]) for t in tweets} - {user}))
+    mutual = await feed.store.followers_among(user, sorted({author_of(t) for t in tweets} - {user}))
     ranked = await feed.ranking.rank(tweets, mutual)
     page = ranked[offset:offset + limit]
     has_more = offset + limit < len(ranked)
@@ -644,8 +698,8 @@ async def ranked_feed(feed: Feed, user: int, limit: int, raw_cursor: str | None)
 
 async def get_user_tweets(request: Request) -> Response:
     feed = _feed(request)
-    feed.user(request)
-    author = parse_user_id(request.path_params["user_id"])
+    await feed.user(request)
+    author = await feed.existing_user(request.path_params["user_id"])
     limit, before = page_params(request)
     rows = await feed.store.tweets_by_author(author, before if before is not None else 2**63 - 1, limit + 1)
     has_more = len(rows) > limit
@@ -662,8 +716,8 @@ async def follow(request: Request) -> Response:
     its newest tweets (design §10). A retry queues it again: the backfill is idempotent, and a
     follow stored before its backfill could be queued must still get one."""
     feed = _feed(request)
-    me = feed.user(request)
-    other = parse_user_id(request.path_params["user_id"])
+    me = await feed.user(request)
+    other = await feed.existing_user(request.path_params["user_id"])
     if other == me:
         raise ApiError(400, "self_follow", "a user cannot follow itself")
     if request.method == "DELETE":
@@ -693,7 +747,7 @@ async def delete_tweet(request: Request) -> Response:
     """Soft delete (author only): the store and the hydration cache at once, so readers stop
     seeing it; the ids left in followers' timelines go with an async deletion fan-out."""
     feed = _feed(request)
-    me = feed.user(request)
+    me = await feed.user(request)
     raw = request.path_params["tweet_id"]
     tweet_id = parse_id(raw, "bad_tweet_id", "tweet id")
     found = (await feed.store.tweets_by_ids([tweet_id])).get(tweet_id)
@@ -723,7 +777,7 @@ async def like_tweet(request: Request) -> Response:
     """Idempotent per user; the count in the reply is optimistic, the counted one converges
     through the engagement topic and the counter aggregator (design §02: within 10 s)."""
     feed = _feed(request)
-    me = feed.user(request)
+    me = await feed.user(request)
     raw = request.path_params["tweet_id"]
     tweet_id = parse_id(raw, "bad_tweet_id", "tweet id")
     found = (await feed.store.tweets_by_ids([tweet_id])).get(tweet_id)
@@ -752,7 +806,7 @@ async def stream(request: Request) -> Response:
     (design §04 notification gateway). A comment every KEEPALIVE_S keeps proxies from closing
     an idle stream; if Redis goes away the stream ends and the client reconnects (`retry`)."""
     feed = _feed(request)
-    user = feed.user(request)
+    user = await feed.user(request)
     pubsub = feed.cache.rc.pubsub()
     channel = notify_channel(user)
     try:
@@ -884,6 +938,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
         Route("/v1/stream", stream, methods=["GET"]),
         Route("/v1/feed", get_feed, methods=["GET"]),
         Route("/v1/feed/delta", get_feed_delta, methods=["GET"]),
+        Route("/v1/users/me", users_me, methods=["PUT", "GET"]),
+        Route("/v1/users/{user_id}", get_user, methods=["GET"]),
         Route("/v1/users/{user_id}/tweets", get_user_tweets, methods=["GET"]),
         Route("/v1/users/{user_id}/follow", follow, methods=["POST", "DELETE"]),
         Route("/healthz", health, methods=["GET"]),

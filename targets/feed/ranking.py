@@ -2,7 +2,8 @@
 
 The ranker scores the newest CANDIDATES tweets of a feed on the design's four signals:
 recency (half-life HALF_LIFE_H), engagement (likes, log-scaled), relationship strength (the
-author follows the reader back) and content type (tweets with media first). It stands in for
+author follows the reader back) and content type (video over images over text, the design's
+engagement curves: MEDIA_WEIGHT). It stands in for
 a separate ranking service, so it can fail: `ranker.fail_share` in runtime_config makes that
 share of calls fail (chaos turns the ranker "down" without a restart). Calls go through a
 circuit breaker: after BREAKER_FAILURES failures in a row it opens for BREAKER_RECOVERY_S and
@@ -31,6 +32,8 @@ HALF_LIFE_H = 6.0
 RANK_TIMEOUT_S = 0.05
 BREAKER_FAILURES = 5
 BREAKER_RECOVERY_S = 10
+# Content-type signal by the richest media a tweet carries (design §09: video > images > text).
+MEDIA_WEIGHT = {"video": 1.0, "image": 0.6}
 
 BREAKER_STATE = Gauge("feed_ranker_breaker_state", "Ranker circuit breaker: 0 closed, 1 half-open, 2 open")
 FALLBACKS = Counter("feed_ranker_fallbacks_total", "Ranked requests served chronologically", ["reason"])
@@ -49,7 +52,8 @@ def score(tweet: dict[str, Any], *, now_s: float, mutual: bool) -> float:
     likes = int(tweet.get("engagement", {}).get("likes", 0))
     engagement = min(1.0, math.log1p(likes) / math.log1p(1000))
     relationship = 1.0 if mutual else 0.5
-    media = 1.0 if tweet.get("media_ids") else 0.0
+    media = max((MEDIA_WEIGHT.get(m["content_type"].split("/")[0], 0.0) for m in tweet.get("media") or ()),
+                default=0.0)
     return 0.55 * recency + 0.2 * engagement + 0.15 * relationship + 0.1 * media
 
 
@@ -64,8 +68,9 @@ class Ranker:
             raise RankerError("ranker unavailable (injected)")
         now_s = time.time()
         with RANK_SECONDS.time():
-            return sorted(tweets, key=lambda t: (score(t, now_s=now_s, mutual=int(t["author_id"]) in mutual_authors),
-                                                 int(t["tweet_id"])), reverse=True)
+            return sorted(tweets, key=lambda t: (
+                score(t, now_s=now_s, mutual=int(t["author"]["user_id"]) in mutual_authors), int(t["tweet_id"])),
+                reverse=True)
 
 
 class RankingGateway:

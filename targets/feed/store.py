@@ -58,13 +58,40 @@ def apply_schema(address: str) -> None:
 
 
 @dataclass(frozen=True, slots=True)
+class Profile:
+    user_id: int
+    handle: str            # as registered, without the "@"
+    display_name: str
+    created_at: datetime
+
+    def to_json(self) -> dict[str, Any]:
+        created = self.created_at.replace(tzinfo=UTC) if self.created_at.tzinfo is None else self.created_at
+        return {"user_id": str(self.user_id), "handle": f"@{self.handle}", "display_name": self.display_name,
+                "created_at": created.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"}
+
+
+@dataclass(frozen=True, slots=True)
+class Media:
+    """A registered media object a tweet references (design §05b: uploaded out of band)."""
+    media_id: str
+    content_type: str
+
+    def to_json(self) -> dict[str, str]:
+        return {"media_id": self.media_id, "content_type": self.content_type}
+
+
+@dataclass(frozen=True, slots=True)
 class Tweet:
     tweet_id: int
     user_id: int
     text: str
-    media_ids: list[str]
+    media: list[Media]
     reply_to: int | None
     deleted: bool = False
+
+    @property
+    def media_ids(self) -> list[str]:
+        return [m.media_id for m in self.media]
 
     @property
     def created_at(self) -> str:
@@ -73,29 +100,32 @@ class Tweet:
 
     def to_json(self) -> dict[str, Any]:
         return {"tweet_id": str(self.tweet_id), "author_id": str(self.user_id), "text": self.text,
-                "media_ids": self.media_ids, "reply_to": None if self.reply_to is None else str(self.reply_to),
+                "media": [m.to_json() for m in self.media],
+                "reply_to": None if self.reply_to is None else str(self.reply_to),
                 "created_at": self.created_at, "deleted": self.deleted}
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> Tweet:
-        return cls(int(d["tweet_id"]), int(d["author_id"]), d["text"], list(d.get("media_ids") or []),
+        return cls(int(d["tweet_id"]), int(d["author_id"]), d["text"],
+                   [Media(m["media_id"], m["content_type"]) for m in d.get("media") or ()],
                    None if d.get("reply_to") is None else int(d["reply_to"]), bool(d.get("deleted", False)))
 
     @classmethod
     def from_row(cls, row: Any) -> Tweet:
-        return cls(row.tweet_id, row.user_id, row.text or "", list(row.media_ids or []), row.reply_to,
-                   bool(row.deleted))
+        # media_types runs beside media_ids (the design's column, kept as it is).
+        media = [Media(i, t) for i, t in zip(row.media_ids or (), row.media_types or (), strict=True)]
+        return cls(row.tweet_id, row.user_id, row.text or "", media, row.reply_to, bool(row.deleted))
 
 
 class Store:
     def __init__(self, address: str) -> None:
         self.cluster, self.session = connect(address)
         p = self.session.prepare
-        cols = "tweet_id, user_id, text, media_ids, reply_to, deleted"
-        self._insert_tweet = p("INSERT INTO feed.tweets (user_id, tweet_id, text, media_ids, reply_to, created_at,"
-                               " deleted) VALUES (?, ?, ?, ?, ?, ?, false)")
-        self._insert_by_id = p("INSERT INTO feed.tweets_by_id (tweet_id, user_id, text, media_ids, reply_to,"
-                               " created_at, deleted) VALUES (?, ?, ?, ?, ?, ?, false)")
+        cols = "tweet_id, user_id, text, media_ids, media_types, reply_to, deleted"
+        self._insert_tweet = p("INSERT INTO feed.tweets (user_id, tweet_id, text, media_ids, media_types, reply_to,"
+                               " created_at, deleted) VALUES (?, ?, ?, ?, ?, ?, ?, false)")
+        self._insert_by_id = p("INSERT INTO feed.tweets_by_id (tweet_id, user_id, text, media_ids, media_types,"
+                               " reply_to, created_at, deleted) VALUES (?, ?, ?, ?, ?, ?, ?, false)")
         self._by_id = p(f"SELECT {cols} FROM feed.tweets_by_id WHERE tweet_id = ?")
         self._by_author = p(f"SELECT {cols} FROM feed.tweets WHERE user_id = ? AND tweet_id < ? LIMIT ?")
         # No ORDER BY: Cassandra refuses it with IN while paging, so each author's *newest*
@@ -112,13 +142,18 @@ class Store:
         self._follow_rev = p("INSERT INTO feed.followers (followee_id, follower_id, created_at) VALUES (?, ?, ?)")
         self._insert_media = p("INSERT INTO feed.media (media_id, owner_id, content_type, size_bytes, created_at)"
                                " VALUES (?, ?, ?, ?, ?)")
-        self._media = p("SELECT media_id, owner_id FROM feed.media WHERE media_id = ?")
+        self._media = p("SELECT media_id, owner_id, content_type FROM feed.media WHERE media_id = ?")
         self._delete = p("UPDATE feed.tweets SET deleted = true WHERE user_id = ? AND tweet_id = ?")
         self._delete_by_id = p("UPDATE feed.tweets_by_id SET deleted = true WHERE tweet_id = ?")
         self._follows_one = p("SELECT followee_id FROM feed.follows WHERE follower_id = ? AND followee_id = ?")
         self._followers_among = p("SELECT follower_id FROM feed.followers WHERE followee_id = ? AND follower_id IN ?")
         self._count_followers = p("SELECT COUNT(*) FROM feed.followers WHERE followee_id = ?")
         self._count_following = p("SELECT COUNT(*) FROM feed.follows WHERE follower_id = ?")
+        self._profile = p("SELECT user_id, handle, display_name, created_at FROM feed.users WHERE user_id = ?")
+        self._handles = p("SELECT user_id, handle FROM feed.users WHERE user_id IN ?")
+        self._claim_handle = p("INSERT INTO feed.handles (handle_key, user_id) VALUES (?, ?) IF NOT EXISTS")
+        self._set_profile = p("UPDATE feed.users SET handle = ?, display_name = ?, created_at = ? WHERE user_id = ?")
+        self._set_display_name = p("UPDATE feed.users SET display_name = ? WHERE user_id = ?")
         self._user_tier = p("SELECT fanout_tier FROM feed.users WHERE user_id = ?")
         self._set_user_tier = p("UPDATE feed.users SET fanout_tier = ? WHERE user_id = ?")
         self._config = p("SELECT name, value FROM feed.runtime_config")
@@ -173,8 +208,9 @@ class Store:
         """Both tables in one logged batch: a tweet is in both or (eventually) neither."""
         created = datetime.fromtimestamp(timestamp_ms(t.tweet_id) / 1000, UTC)
         batch = BatchStatement(batch_type=BatchType.LOGGED)
-        batch.add(self._insert_tweet, (t.user_id, t.tweet_id, t.text, t.media_ids, t.reply_to, created))
-        batch.add(self._insert_by_id, (t.tweet_id, t.user_id, t.text, t.media_ids, t.reply_to, created))
+        types = [m.content_type for m in t.media]
+        batch.add(self._insert_tweet, (t.user_id, t.tweet_id, t.text, t.media_ids, types, t.reply_to, created))
+        batch.add(self._insert_by_id, (t.tweet_id, t.user_id, t.text, t.media_ids, types, t.reply_to, created))
         await self._aexecute(batch)
 
     async def follow(self, follower: int, followee: int) -> None:
@@ -220,13 +256,39 @@ class Store:
                                      concurrency=32, raise_on_first_error=False)
         return {t for (t, _), (ok, _result) in zip(moved, results, strict=True) if not ok}
 
+    async def claim_handle(self, handle: str, user_id: int) -> int:
+        """Claim `handle` (any case) for `user_id` with a lightweight transaction, so two users
+        racing for one handle cannot both have it; the user holding it afterwards."""
+        rows = await self._aexecute(self._claim_handle, (handle.lower(), user_id))
+        return user_id if rows[0][0] else int(rows[0].user_id)
+
+    async def set_profile(self, user_id: int, handle: str, display_name: str, created_at: datetime) -> None:
+        await self._aexecute(self._set_profile, (handle, display_name, created_at, user_id))
+
+    async def set_display_name(self, user_id: int, display_name: str) -> None:
+        await self._aexecute(self._set_display_name, (display_name, user_id))
+
     async def register_media(self, media_id: str, owner: int, content_type: str, size_bytes: int) -> None:
         await self._aexecute(self._insert_media, (media_id, owner, content_type, size_bytes, datetime.now(UTC)))
 
     # --- reads
-    async def media_owners(self, media_ids: list[str]) -> dict[str, int]:
+    async def media_records(self, media_ids: list[str]) -> dict[str, tuple[int, str]]:
+        """Registered media among `media_ids`: id -> (owner, content type)."""
         rows = await asyncio.gather(*(self._aexecute(self._media, (m,)) for m in media_ids))
-        return {r[0].media_id: r[0].owner_id for r in rows if r}
+        return {r[0].media_id: (r[0].owner_id, r[0].content_type) for r in rows if r}
+
+    async def profile(self, user_id: int) -> Profile | None:
+        """A registered user's profile (a users row without a handle is only a tier override)."""
+        rows = await self._aexecute(self._profile, (user_id,))
+        if not rows or rows[0].handle is None:
+            return None
+        r = rows[0]
+        return Profile(r.user_id, r.handle, r.display_name or r.handle, r.created_at)
+
+    async def handles(self, user_ids: list[int]) -> dict[int, str]:
+        """The handles of the registered users among `user_ids`."""
+        rows = await self._aexecute(self._handles, (user_ids,))
+        return {r.user_id: r.handle for r in rows if r.handle is not None}
 
     async def tweets_by_ids(self, ids: Iterable[int]) -> dict[int, Tweet]:
         rows = await asyncio.gather(*(self._aexecute(self._by_id, (i,)) for i in ids))

@@ -1,4 +1,4 @@
-"""Validation of POST /v1/tweets (design §05b), before anything is written."""
+"""Validation of request bodies (POST /v1/tweets: design §05b), before anything is written."""
 
 from __future__ import annotations
 
@@ -17,6 +17,9 @@ MAX_MEDIA = 4
 # sequences sent with \u escapes is about 18.5 KB, so a lower limit refused valid tweets.
 MAX_BODY = 64 * 1024
 MAX_IDEMPOTENCY_KEY = 128
+MAX_DISPLAY_NAME = 50   # design §07: display_name VARCHAR(50)
+# design §07: handle VARCHAR(15); the characters Twitter allows. Unique regardless of case.
+_HANDLE = re.compile(r"[A-Za-z0-9_]{1,15}")
 _GRAPHEME = regex.compile(r"\X")
 # str.isdigit() alone also passes "²" and 5,000-digit strings, which int() then refuses with
 # a ValueError (a 500); a 63-bit id has at most 19 ASCII digits.
@@ -49,7 +52,13 @@ class NewTweet:
     idempotency_key: str | None
 
 
-def parse_new_tweet(body: bytes) -> NewTweet:
+@dataclass(frozen=True, slots=True)
+class NewProfile:
+    handle: str            # without the "@"
+    display_name: str | None
+
+
+def json_object(body: bytes) -> dict[str, Any]:
     if len(body) > MAX_BODY:
         raise ApiError(413, "too_large", f"request body over {MAX_BODY} bytes")
     try:
@@ -58,6 +67,25 @@ def parse_new_tweet(body: bytes) -> NewTweet:
         raise ApiError(400, "bad_json", "body is not valid JSON") from None
     if not isinstance(data, dict):
         raise ApiError(400, "bad_json", "body must be a JSON object")
+    return data
+
+
+def parse_profile(body: bytes) -> NewProfile:
+    data = json_object(body)
+    handle = data.get("handle")
+    if isinstance(handle, str) and handle.startswith("@"):
+        handle = handle[1:]
+    if not isinstance(handle, str) or not _HANDLE.fullmatch(handle):
+        raise ApiError(400, "bad_handle", "handle must be 1 to 15 letters, digits or underscores (an optional @ first)")
+    name = data.get("display_name")
+    if name is not None and not (isinstance(name, str) and name.strip() and visible_length(name) <= MAX_DISPLAY_NAME):
+        raise ApiError(400, "bad_display_name", f"display_name must be 1 to {MAX_DISPLAY_NAME} characters, "
+                                                "not only white space")
+    return NewProfile(handle, name)
+
+
+def parse_new_tweet(body: bytes) -> NewTweet:
+    data = json_object(body)
     text = data.get("text")
     if not isinstance(text, str) or not text.strip() or visible_length(text) > MAX_TEXT:
         raise ApiError(400, "bad_text", f"text must be 1 to {MAX_TEXT} characters, not only white space")

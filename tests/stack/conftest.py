@@ -18,14 +18,19 @@ import psutil
 import pytest
 import redis
 
+from harness import seeding
 from harness.runtime.local import LocalRuntime
 from harness.runtime.process import ManagedProcess
 from harness.settle import wait_for_fanout
 from harness.topology import Topology
 from targets.feed.auth import issue_token
 from targets.feed.store import Store
+from workloads.graph import Graph, GraphSpec
 
 BASE_PORT = 21000
+# Users 1 to this are registered at the start of the session (handle "user<id>"); ids above it
+# are not, for tests of registration and of unknown users.
+REGISTERED_USERS = 260_000
 SECRET = secrets.token_hex(32)   # this test session's token secret (the stack is started with it)
 
 
@@ -61,7 +66,19 @@ class Stack:
         self.url = runtime.topo.api_url
 
     def auth(self, user_id: int) -> dict[str, str]:
+        """Headers to act as `user_id` (registered if below REGISTERED_USERS)."""
         return {"Authorization": f"Bearer {issue_token(self.secret, user_id)}"}
+
+
+def register_users(topo: Topology, workdir: Path) -> None:
+    """Register users 1 to REGISTERED_USERS as a campaign seeds its graph's users (SSTables of
+    feed.users and feed.handles, imported), so that every test acts as an existing account."""
+    folder = workdir / "registry"
+    folder.mkdir()
+    Graph.from_followers(GraphSpec(users=REGISTERED_USERS, celebrities=0, push_threshold=200, pull_threshold=1000),
+                         {}).write(folder)
+    seeding.write_sstables(folder)
+    seeding.import_edges(Graph.read(folder), folder, topo)
 
 
 @pytest.fixture(scope="session")
@@ -74,6 +91,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     runtime.up()
     pids: list[int] = []
     try:
+        register_users(runtime.topo, stack_dir)
         yield Stack(runtime, secret)
     finally:
         pids = [s.pid for s in runtime.status() if s.pid]

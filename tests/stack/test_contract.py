@@ -29,6 +29,7 @@ EXAMPLES_PER_OPERATION = 150
 # tests/stack/test_stream.py covers it.
 schema = schemathesis.openapi.from_path(OPENAPI).exclude(path="/v1/stream")
 generated: list[str] = []
+CALLER = 259_001   # registered (conftest.REGISTERED_USERS)
 
 
 @schema.auth()
@@ -37,7 +38,7 @@ class Bearer:
     missing-authentication cases, which must then get a 401."""
 
     def get(self, case: schemathesis.Case, ctx: object) -> str:
-        return issue_token(SECRET, 900001)
+        return issue_token(SECRET, CALLER)
 
     def set(self, case: schemathesis.Case, data: str, ctx: object) -> None:
         if case.headers is None:

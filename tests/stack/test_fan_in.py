@@ -43,8 +43,8 @@ def test_a_fan_in_larger_than_one_driver_page_is_served(client: httpx.Client, st
     now = datetime.now(UTC)
     statements: list[tuple[Any, tuple[Any, ...]]] = []
     for author, tid in rows:
-        statements += [(store._insert_tweet, (author, tid, "prolific", [], None, now)),
-                       (store._insert_by_id, (tid, author, "prolific", [], None, now))]
+        statements += [(store._insert_tweet, (author, tid, "prolific", [], [], None, now)),
+                       (store._insert_by_id, (tid, author, "prolific", [], [], None, now))]
     assert all(ok for ok, _ in execute_concurrent(store.session, statements, concurrency=64))
     store.bulk_follow([(reader, a) for a in authors])
     r = client.get("/v1/feed", params={"limit": "100"}, headers=stack.auth(reader))
