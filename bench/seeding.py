@@ -71,7 +71,7 @@ def main() -> None:
             shutil.rmtree(work / "stack", ignore_errors=True)
     print()
     print(f"graph                 : {args.size}, {spec.users:,} users, {graph.edge_count:,} follows "
-          f"({2 * graph.edge_count:,} rows)")
+          f"({2 * graph.edge_count + 2 * spec.users:,} rows with the users and their handles)")
     print(f"generate + SSTables   : {cold:7.1f} s cold, {warm:.2f} s warm (cached); peak memory: generator "
           f"{peak_gib:.2f} GiB, SSTable writer {writer_gib:.2f} GiB")
     print(f"on disk               : graph.edges {sizes['graph.edges']:.0f} MiB, SSTables {sizes['sstables']:.0f} MiB")

@@ -466,16 +466,8 @@ class Feed:
                 except CACHE_DOWN as exc:
                     cache_failed("hydrate_write", exc)
         live = [i for i in ids if i in cached and not cached[i].get("deleted")]
-        handles = await self.author_handles({int(cached[i]["author_id"]) for i in live})
+        handles = await self.users.handles({int(cached[i]["author_id"]) for i in live})
         return [public_tweet(cached[i], handles.get(int(cached[i]["author_id"])), likes.get(i, 0)) for i in live]
-
-    async def author_handles(self, authors: set[int]) -> dict[int, str]:
-        """Authors' handles; none when the registry cannot be read (the page is still served)."""
-        try:
-            return await self.users.handles(authors)
-        except Exception:  # noqa: BLE001 - the store down: a page without handles beats a 5xx
-            log.warning("author handles unreadable", exc_info=True)
-            return {}
 
     async def rebuild(self, user_id: int) -> None:
         """Repopulate a missing timeline from the store (best effort: the next miss tries again).

@@ -70,6 +70,9 @@ class Profile:
                 "created_at": created.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"}
 
 
+UNKNOWN_MEDIA_TYPE = "application/octet-stream"
+
+
 @dataclass(frozen=True, slots=True)
 class Media:
     """A registered media object a tweet references (design §05b: uploaded out of band)."""
@@ -112,8 +115,11 @@ class Tweet:
 
     @classmethod
     def from_row(cls, row: Any) -> Tweet:
-        # media_types runs beside media_ids (the design's column, kept as it is).
-        media = [Media(i, t) for i, t in zip(row.media_ids or (), row.media_types or (), strict=True)]
+        # media_types runs beside media_ids (the design's column, kept as it is); a type missing
+        # there (a row written without it) is served as unknown rather than failing the read.
+        types = list(row.media_types or ())
+        media = [Media(m, types[i] if i < len(types) else UNKNOWN_MEDIA_TYPE)
+                 for i, m in enumerate(row.media_ids or ())]
         return cls(row.tweet_id, row.user_id, row.text or "", media, row.reply_to, bool(row.deleted))
 
 
@@ -152,7 +158,9 @@ class Store:
         self._profile = p("SELECT user_id, handle, display_name, created_at FROM feed.users WHERE user_id = ?")
         self._handles = p("SELECT user_id, handle FROM feed.users WHERE user_id IN ?")
         self._claim_handle = p("INSERT INTO feed.handles (handle_key, user_id) VALUES (?, ?) IF NOT EXISTS")
-        self._set_profile = p("UPDATE feed.users SET handle = ?, display_name = ?, created_at = ? WHERE user_id = ?")
+        self._set_profile = p("UPDATE feed.users SET handle = ?, display_name = ?, created_at = ? WHERE user_id = ?"
+                              " IF handle = null")
+        self._release_handle = p("DELETE FROM feed.handles WHERE handle_key = ? IF user_id = ?")
         self._set_display_name = p("UPDATE feed.users SET display_name = ? WHERE user_id = ?")
         self._user_tier = p("SELECT fanout_tier FROM feed.users WHERE user_id = ?")
         self._set_user_tier = p("UPDATE feed.users SET fanout_tier = ? WHERE user_id = ?")
@@ -262,8 +270,15 @@ class Store:
         rows = await self._aexecute(self._claim_handle, (handle.lower(), user_id))
         return user_id if rows[0][0] else int(rows[0].user_id)
 
-    async def set_profile(self, user_id: int, handle: str, display_name: str, created_at: datetime) -> None:
-        await self._aexecute(self._set_profile, (handle, display_name, created_at, user_id))
+    async def set_profile(self, user_id: int, handle: str, display_name: str, created_at: datetime) -> bool:
+        """Write a profile unless the user has a handle already (a lightweight transaction):
+        whether it was written."""
+        rows = await self._aexecute(self._set_profile, (handle, display_name, created_at, user_id))
+        return bool(rows[0][0])
+
+    async def release_handle(self, handle: str, user_id: int) -> None:
+        """Give back a claim on `handle`, if `user_id` holds it."""
+        await self._aexecute(self._release_handle, (handle.lower(), user_id))
 
     async def set_display_name(self, user_id: int, display_name: str) -> None:
         await self._aexecute(self._set_display_name, (display_name, user_id))

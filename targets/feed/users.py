@@ -10,6 +10,7 @@ are kept: one who registers on another API process is found there at its first r
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from datetime import UTC, datetime
 
@@ -19,8 +20,12 @@ from targets.feed.errors import ApiError
 from targets.feed.store import Profile, Store
 from targets.feed.validation import NewProfile
 
-# About 100 bytes each: 200,000 users (the large graph) fit in 20 MB per API process.
+# About 300 bytes each with the LRU's bookkeeping: the large graph's 200,000 users take about
+# 60 MB per API process.
 KNOWN_HANDLES = 250_000
+# How long a request waits for the registry before it goes on without it (fail open): a store
+# that is down must not add the driver's whole timeout to reads the cache can serve.
+REGISTRY_WAIT_S = 0.5
 
 log = logging.getLogger(__name__)
 
@@ -35,10 +40,10 @@ class Users:
 
         Fails open when the store cannot answer: the token is still verified, and a feed the
         cache can serve must not turn into an error because the registry is unreachable."""
-        if user in self._handles:
+        if self._handles.get(user) is not None:   # get(), not `in`: a hit must refresh the LRU order
             return
         try:
-            profile = await self.store.profile(user)
+            profile = await asyncio.wait_for(self.store.profile(user), REGISTRY_WAIT_S)
         except Exception:  # noqa: BLE001 - the store down or slow: let the authenticated user through
             log.warning("user registry unreadable; letting user %s through", user, exc_info=True)
             return
@@ -47,7 +52,7 @@ class Users:
         self._handles[user] = profile.handle
 
     async def exists(self, user: int) -> bool:
-        if user in self._handles:
+        if self._handles.get(user) is not None:
             return True
         profile = await self.store.profile(user)
         if profile is not None:
@@ -55,11 +60,20 @@ class Users:
         return profile is not None
 
     async def handles(self, user_ids: set[int]) -> dict[int, str]:
-        """"@handle" of each registered user among `user_ids` (store read for those not known here)."""
-        missing = [u for u in user_ids if u not in self._handles]
+        """"@handle" of each registered user among `user_ids` (a store read, bounded by
+        REGISTRY_WAIT_S, for those not known here; left out if the store cannot answer: a page
+        with some handles missing beats a 5xx)."""
+        known = {u: h for u in user_ids if (h := self._handles.get(u)) is not None}
+        missing = [u for u in user_ids if u not in known]
         if missing:
-            self._handles.update(await self.store.handles(missing))
-        return {u: f"@{h}" for u in user_ids if (h := self._handles.get(u)) is not None}
+            try:
+                found = await asyncio.wait_for(self.store.handles(missing), REGISTRY_WAIT_S)
+            except Exception:  # noqa: BLE001 - the store down or slow
+                log.warning("handles of %d authors unreadable", len(missing), exc_info=True)
+                found = {}
+            self._handles.update(found)
+            known.update(found)
+        return {u: f"@{h}" for u, h in known.items()}
 
     async def register(self, user: int, new: NewProfile) -> tuple[Profile, bool]:
         """The user's profile after registering `new`, and whether it was created now.
@@ -67,7 +81,9 @@ class Users:
         Registering again with the same handle (any case) is a retry: it answers the profile
         (with the display name updated when one is given). Another handle is a 409: handles are
         fixed. A handle claimed by someone else is a 409 too. The handle is claimed before the
-        profile is written, so a registration that dies in between is finished by its retry."""
+        profile is written, so a registration that dies in between is finished by its retry; the
+        profile is written only if it still has no handle, so of two registrations racing with
+        different handles one wins and the other gets its 409 and gives its claim back."""
         found = await self.store.profile(user)
         if found is not None:
             if found.handle.lower() != new.handle.lower():
@@ -82,6 +98,14 @@ class Users:
         if holder != user:
             raise ApiError(409, "handle_taken", f"@{new.handle} belongs to another user")
         profile = Profile(user, new.handle, new.display_name or new.handle, datetime.now(UTC))
-        await self.store.set_profile(user, profile.handle, profile.display_name, profile.created_at)
+        if not await self.store.set_profile(user, profile.handle, profile.display_name, profile.created_at):
+            winner = await self.store.profile(user)
+            if winner is not None and winner.handle.lower() == new.handle.lower():   # a retry raced its original
+                self._handles[user] = winner.handle
+                return winner, False
+            await self.store.release_handle(new.handle, user)
+            taken = winner.handle if winner is not None else "another handle"
+            raise ApiError(409, "handle_fixed", f"user {user} registered as @{taken} meanwhile; "
+                                                "handles cannot be changed")
         self._handles[user] = profile.handle
         return profile, True

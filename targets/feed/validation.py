@@ -20,6 +20,9 @@ MAX_IDEMPOTENCY_KEY = 128
 MAX_DISPLAY_NAME = 50   # design §07: display_name VARCHAR(50)
 # design §07: handle VARCHAR(15); the characters Twitter allows. Unique regardless of case.
 _HANDLE = re.compile(r"[A-Za-z0-9_]{1,15}")
+# Seeded accounts are registered as "user<id>" without a lightweight transaction
+# (harness/seeding.py), so nobody may register such a handle through the API.
+_SEEDED_HANDLE = re.compile(r"user[0-9]+", re.IGNORECASE)
 _GRAPHEME = regex.compile(r"\X")
 # str.isdigit() alone also passes "²" and 5,000-digit strings, which int() then refuses with
 # a ValueError (a 500); a 63-bit id has at most 19 ASCII digits.
@@ -77,6 +80,8 @@ def parse_profile(body: bytes) -> NewProfile:
         handle = handle[1:]
     if not isinstance(handle, str) or not _HANDLE.fullmatch(handle):
         raise ApiError(400, "bad_handle", "handle must be 1 to 15 letters, digits or underscores (an optional @ first)")
+    if _SEEDED_HANDLE.fullmatch(handle):
+        raise ApiError(400, "reserved_handle", "handles of the form user<digits> are reserved for seeded accounts")
     name = data.get("display_name")
     if name is not None and not (isinstance(name, str) and name.strip() and visible_length(name) <= MAX_DISPLAY_NAME):
         raise ApiError(400, "bad_display_name", f"display_name must be 1 to {MAX_DISPLAY_NAME} characters, "

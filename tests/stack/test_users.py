@@ -4,6 +4,8 @@ handles, a user acting only once registered, unknown users as 404, and the autho
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
 import httpx
 import pytest
 
@@ -46,12 +48,31 @@ def test_handles_are_unique_regardless_of_case_and_fixed(client: httpx.Client, s
     assert renamed.status_code == 200 and renamed.json()["display_name"] == "Renamed"
 
 
+def test_registrations_racing_with_different_handles_leave_one(client: httpx.Client, stack: Stack) -> None:
+    """Each user sends two registrations at once. One handle wins; the other registration gets
+    a 409 and its handle stays free for anyone."""
+    def register(user: int, handle: str) -> httpx.Response:
+        return client.put("/v1/users/me", headers=stack.auth(user), json={"handle": handle})
+
+    users = range(270_101, 270_111)
+    with ThreadPoolExecutor(2) as pool:
+        answers = {u: list(pool.map(register, (u, u), (f"first_{u}", f"second_{u}"))) for u in users}
+    for u, (one, two) in answers.items():
+        assert sorted([one.status_code, two.status_code]) == [201, 409], (u, one.text, two.text)
+        winner = one if one.status_code == 201 else two
+        assert client.get(f"/v1/users/{u}", headers=stack.auth(1520)).json()["handle"] == winner.json()["handle"]
+        loser = f"second_{u}" if winner is one else f"first_{u}"
+        free = client.put("/v1/users/me", headers=stack.auth(u + 100), json={"handle": loser})
+        assert free.status_code == 201, (u, free.text)
+
+
 @pytest.mark.parametrize(("body", "error"), [
     (b'{"handle": "has space"}', "bad_handle"), (b'{"handle": "sixteen_chars_xx"}', "bad_handle"),
     (b'{"handle": ""}', "bad_handle"), (b'{}', "bad_handle"), (b'{"handle": 7}', "bad_handle"),
     (b'{"handle": "ok_1515", "display_name": "   "}', "bad_display_name"),
     (b'{"handle": "ok_1515", "display_name": "' + b"x" * 51 + b'"}', "bad_display_name"),
     (b'[]', "bad_json"), (b'{', "bad_json"),
+    (b'{"handle": "User42"}', "reserved_handle"),   # seeded accounts' form (their import takes no claim)
 ])
 def test_bad_registrations_get_a_400(client: httpx.Client, stack: Stack, body: bytes, error: str) -> None:
     r = client.put("/v1/users/me", headers=stack.auth(270_015), content=body)
