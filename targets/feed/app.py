@@ -39,7 +39,7 @@ from targets.feed.cache import CACHE_DOWN, FeedCache, SetRead, display_count, no
 from targets.feed.errors import ApiError, json_response
 from targets.feed.events import EventProducer
 from targets.feed.follow_sets import FollowSets, following_key
-from targets.feed.guards import Idempotency, RateLimit
+from targets.feed.guards import FollowLock, Idempotency, RateLimit
 from targets.feed.preheat import Preheater
 from targets.feed.pulled import PulledTweets
 from targets.feed.ranking import CANDIDATES, Ranker, RankingGateway
@@ -182,6 +182,7 @@ class Feed:
         self.idempotency = Idempotency(self.cache.rc, settings.idempotency_ttl_s,
                                        ignore=settings.defects.ignore_idempotency)
         self.rate_limit = RateLimit(self.cache.rc, settings.rate_limit_tweets, settings.rate_limit_window_s)
+        self.follow_lock = FollowLock(self.cache.rc)
         self._background: set[asyncio.Task[None]] = set()
         self._rebuilding: set[int] = set()
         self._pull_tier: tuple[float, set[int]] = (-PULL_TIER_TTL_S, set())
@@ -712,23 +713,25 @@ async def follow(request: Request) -> Response:
     other = await feed.existing_user(request.path_params["user_id"])
     if other == me:
         raise ApiError(400, "self_follow", "a user cannot follow itself")
-    if request.method == "DELETE":
-        await feed.store.unfollow(me, other)
-        await feed.follows.changed(me, other, following=False)
-        return json_response({"following": False, "user_id": str(other)})
-    if not await feed.store.is_following(me, other):
-        over_cap = ApiError(409, "follow_cap", f"a user may follow at most {feed.s.follow_cap} accounts")
-        if await feed.store.following_count(me) >= feed.s.follow_cap:
-            raise over_cap
-        await feed.store.follow(me, other)
-        # Follows racing at the cap all pass the check above. Counted again after the write, a
-        # follow that finds the cap passed takes itself back (racers may all do so; a retry
-        # passes), in the cached sets too: a fill may have read the store in between.
-        if await feed.store.following_count(me) > feed.s.follow_cap:
+    async with feed.follow_lock.held(me):
+        if request.method == "DELETE":
             await feed.store.unfollow(me, other)
             await feed.follows.changed(me, other, following=False)
-            raise over_cap
-    await feed.follows.changed(me, other, following=True)   # a retry also repairs the cache
+            return json_response({"following": False, "user_id": str(other)})
+        if not await feed.store.is_following(me, other):
+            over_cap = ApiError(409, "follow_cap", f"a user may follow at most {feed.s.follow_cap} accounts")
+            if await feed.store.following_count(me) >= feed.s.follow_cap:
+                raise over_cap
+            await feed.store.follow(me, other)
+            # Only if the lock was skipped (Redis unreachable) can follows race past the check
+            # above. Counted again after the write, a follow that finds the cap passed takes
+            # itself back (racers may all do so; a retry passes), in the cached sets too: a
+            # fill may have read the store in between.
+            if await feed.store.following_count(me) > feed.s.follow_cap:
+                await feed.store.unfollow(me, other)
+                await feed.follows.changed(me, other, following=False)
+                raise over_cap
+        await feed.follows.changed(me, other, following=True)   # a retry also repairs the cache
     if await feed.tier_of(other) is not Tier.PUSH:
         await feed.events.publish(other, {"type": "backfill", "follower_id": str(me), "author_id": str(other)})
         return json_response({"following": True, "user_id": str(other), "backfill": "queued"})

@@ -1,4 +1,5 @@
-"""Write-path guards in Redis (design §05b, §10): idempotency keys and the per-user rate limit.
+"""Write-path guards in Redis (design §05b, §10): idempotency keys, the per-user rate limit,
+and one follow change at a time per user.
 
 Idempotency: `SET idem:{user}:<key digest> pending NX EX 60s` claims a key. Just before the
 tweet is written to the store the claim records it ("stored", kept 24 h), and once the event
@@ -13,14 +14,22 @@ Rate limit: a sliding-window log per user (`rl:{user}`, a sorted set of request 
 and counted atomically in one Lua script: at most N tweets in any rolling window, and the 429
 says exactly when the oldest counted tweet leaves the window.
 
-Both fail open: with the user's shard unreachable a post is still accepted (the store is the
-record of truth) and the skipped guard is counted in `feed_write_guard_skipped_total`.
+Follow changes: a user's follows and unfollows take `followlock:{user}` (redis-py's Lock: SET
+NX with a token, released only by its holder, FOLLOW_LOCK_TTL_S at most), so that a follow's
+cap check, write and recount run alone: a retry waits for its original instead of answering
+200 for a follow the original then takes back at the cap. One that cannot get the lock within
+FOLLOW_LOCK_WAIT_S gets 409 (retry later).
+
+All fail open: with the user's shard unreachable a post or follow is still accepted (the store
+is the record of truth) and the skipped guard is counted in `feed_write_guard_skipped_total`.
 """
 
 from __future__ import annotations
 
 import hashlib
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,6 +42,11 @@ from targets.feed.errors import ApiError
 SKIPPED = Counter("feed_write_guard_skipped_total", "Write guards skipped because Redis was unreachable", ["guard"])
 REPLAYED = Counter("feed_idempotent_replays_total", "Retries answered with the original 201")
 LIMITED = Counter("feed_rate_limited_total", "Posts refused by the rate limit")
+
+# A follow change takes well under a second (two store writes, two counts, the cached sets);
+# a lock outliving a dead process frees itself after this.
+FOLLOW_LOCK_TTL_S = 5.0
+FOLLOW_LOCK_WAIT_S = 2.0
 
 PENDING = b"pending"
 # A claim not yet recorded as "stored" covers only the rate limit and the reference checks
@@ -148,3 +162,34 @@ class RateLimit:
             await self.rc.zrem(_rl_key(user), token)
         except Exception:  # noqa: BLE001
             SKIPPED.labels("rate_limit").inc()
+
+
+def follow_lock_key(user: int) -> str:
+    return f"followlock:{{{user}}}"
+
+
+class FollowLock:
+    def __init__(self, rc: RedisCluster) -> None:
+        self.rc = rc
+
+    @asynccontextmanager
+    async def held(self, user: int) -> AsyncIterator[None]:
+        """Run the body as the user's only follow change (409 if another holds it too long)."""
+        lock = self.rc.lock(follow_lock_key(user), timeout=FOLLOW_LOCK_TTL_S, sleep=0.02,
+                            blocking_timeout=FOLLOW_LOCK_WAIT_S, thread_local=False, raise_on_release_error=False)
+        try:
+            acquired = await lock.acquire()
+        except Exception:  # noqa: BLE001 - fail open, counted; the recount at the cap still holds
+            SKIPPED.labels("follow_lock").inc()
+            yield
+            return
+        if not acquired:
+            raise ApiError(409, "in_progress", "another follow change of this user is in progress; retry shortly",
+                           {"Retry-After": "1"})
+        try:
+            yield
+        finally:
+            try:
+                await lock.release()
+            except Exception:  # noqa: BLE001 - it expires with its TTL
+                SKIPPED.labels("follow_lock").inc()

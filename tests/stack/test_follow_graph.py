@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
@@ -12,6 +13,7 @@ import pytest
 import redis
 
 from targets.feed.cache import _PUT_TWEET, SENTINEL, deleted_marker, likes_key, timeline_key, tweet_key
+from targets.feed.guards import follow_lock_key
 from targets.feed.store import Store
 from tests.stack.conftest import SiblingWorker, Stack, drained, eventually, feed_ids, post
 
@@ -193,3 +195,26 @@ def test_concurrent_follows_never_pass_the_cap(stack: Stack, store: Store,
     followed = asyncio.run(store.followees(me))
     assert len(followed) <= 3
     assert len(followed) == 2 + codes.count(200)   # a 409 left nothing behind; a 200 stayed
+
+
+def test_a_follow_change_waits_for_the_one_in_progress(client: httpx.Client, stack: Stack, store: Store,
+                                                       rc: redis.RedisCluster) -> None:
+    """A user's follow changes run one at a time. Without that, a retry arriving while its
+    original was between the cap check and the recount answered 200 for a follow the original
+    then took back. The test holds the user's lock as an in-flight change would."""
+    me, first, second = 1481, 1482, 1483
+    rc.set(follow_lock_key(me), "held by the test", px=20_000)
+    try:
+        refused = client.post(f"/v1/users/{first}/follow", headers=stack.auth(me))
+        assert refused.status_code == 409 and refused.json()["error"]["code"] == "in_progress", refused.text
+        assert refused.headers["retry-after"]
+        assert not asyncio.run(store.is_following(me, first))
+        with ThreadPoolExecutor(1) as pool:
+            waiting = pool.submit(client.post, f"/v1/users/{second}/follow", headers=stack.auth(me))
+            time.sleep(0.5)
+            assert not waiting.done()   # it waits for the change in progress (up to 2 s)...
+            rc.delete(follow_lock_key(me))
+            assert waiting.result().status_code == 200   # ...and goes on once that one is done
+    finally:
+        rc.delete(follow_lock_key(me))
+    assert asyncio.run(store.followees(me)) == [second]
