@@ -65,11 +65,12 @@ def counted_key(tweet_id: int) -> str:
     return f"counted:{{{tweet_id}}}"
 
 
-# One fan-out write: append to an existing timeline, keep the newest `cap` (+ the sentinel).
+# One fan-out write: append to an existing timeline and keep its newest `cap` members (the
+# sentinel, scored 0, is the first one trimmed: a full timeline holds `cap` ids).
 APPEND_SCRIPT = """
 if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
 redis.call('ZADD', KEYS[1], ARGV[1], ARGV[2])
-redis.call('ZREMRANGEBYRANK', KEYS[1], 0, -(tonumber(ARGV[3]) + 2))
+redis.call('ZREMRANGEBYRANK', KEYS[1], 0, -(tonumber(ARGV[3]) + 1))
 redis.call('EXPIRE', KEYS[1], ARGV[4])
 return 1
 """
@@ -447,12 +448,17 @@ class TimelineWriter:
             # fan-out has already cached the deleted version, which must not be overwritten.
             pending.append((tweet_key(int(t["tweet_id"])), ("SET", tweet_key(int(t["tweet_id"])),
                                                               orjson.dumps(t), "EX", TWEET_TTL_S, "NX")))
+        # Removals first: an append to a full timeline trims its oldest entry, which a removal
+        # in the same batch leaves room for. So a tweet deleted in its own batch is not appended.
+        removed = set(removals or ())
+        for user_id, tweet_id in removed:
+            pending.append((timeline_key(user_id), ("ZREM", timeline_key(user_id), str(tweet_id))))
         for user_id, tweet_id in entries:
+            if (user_id, tweet_id) in removed:
+                continue
             key = timeline_key(user_id)
             pending.append((key, ("EVAL", APPEND_SCRIPT, 1, key, timestamp_ms(tweet_id), str(tweet_id), self.cap,
                                   TIMELINE_TTL_S)))
-        for user_id, tweet_id in removals or ():
-            pending.append((timeline_key(user_id), ("ZREM", timeline_key(user_id), str(tweet_id))))
         for tweet_id in dropped or ():   # a deleted marker, not a DEL: nothing may cache it live again
             pending.append((tweet_key(tweet_id), ("SET", tweet_key(tweet_id), deleted_marker(tweet_id), "EX",
                                                   TWEET_TTL_S)))

@@ -12,8 +12,17 @@ import orjson
 import pytest
 import redis
 
-from targets.feed.cache import _PUT_TWEET, SENTINEL, deleted_marker, likes_key, timeline_key, tweet_key
+from targets.feed.cache import (
+    _PUT_TWEET,
+    SENTINEL,
+    TimelineWriter,
+    deleted_marker,
+    likes_key,
+    timeline_key,
+    tweet_key,
+)
 from targets.feed.guards import follow_lock_key
+from targets.feed.snowflake import Snowflake, timestamp_ms
 from targets.feed.store import Store
 from tests.stack.conftest import SiblingWorker, Stack, drained, eventually, feed_ids, post
 
@@ -218,3 +227,26 @@ def test_a_follow_change_waits_for_the_one_in_progress(client: httpx.Client, sta
     finally:
         rc.delete(follow_lock_key(me))
     assert asyncio.run(store.followees(me)) == [second]
+
+
+def test_a_full_timeline_holds_the_cap_and_a_deletion_beside_an_append_keeps_the_oldest(
+        stack: Stack, rc: redis.RedisCluster) -> None:
+    """A full timeline holds exactly `cap` ids (it held one more: the append script trimmed to
+    cap + 1 members, counting the sentinel, which is the lowest and went first). And a batch
+    that deletes one entry and appends another leaves the oldest in place (removals ran after
+    appends, so the append pushed it out first); a tweet deleted in its own batch never lands."""
+    user, cap = 1491, 5
+    snowflake = Snowflake(0, 28)
+    ids = [snowflake.next_id() for _ in range(8)]
+    key = timeline_key(user)
+    rc.delete(key)
+    rc.zadd(key, {SENTINEL: 0, **{str(i): timestamp_ms(i) for i in ids[:cap]}})   # as a rebuild leaves it
+    writer = TimelineWriter(stack.topo.redis_proxy_addresses(), cap)
+    try:
+        writer.write([(user, ids[5]), (user, ids[6])], [], removals=[(user, ids[2]), (user, ids[6])])
+        assert rc.zrange(key, 0, -1) == [str(i) for i in (ids[0], ids[1], ids[3], ids[4], ids[5])]
+        writer.write([(user, ids[7])], [])
+        assert rc.zrange(key, 0, -1) == [str(i) for i in (ids[1], ids[3], ids[4], ids[5], ids[7])]
+    finally:
+        writer.rc.close()
+        rc.delete(key)
