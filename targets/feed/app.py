@@ -805,6 +805,9 @@ async def stream(request: Request) -> Response:
     pubsub = feed.cache.rc.pubsub()
     channel = notify_channel(user)
     try:
+        # A pub/sub does not discover the cluster's slots by itself: on a process that has sent
+        # no other command yet (just restarted) every stream was a 503 until something did.
+        await feed.cache.rc.initialize()
         await pubsub.ssubscribe(channel)
     except CACHE_DOWN as exc:   # the user's shard is down: a 503 the client retries, not a 500
         cache_failed("stream", exc)

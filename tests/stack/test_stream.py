@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 
 import httpx
 import pytest
@@ -29,6 +30,16 @@ def test_a_connected_follower_is_signalled_a_new_tweet(stack: Stack) -> None:
                     break
                 assert time.monotonic() < deadline, "no signal within 10 s"
             assert json.loads(line[6:]) == {"type": "tweet", "tweet_id": tweet_id, "author_id": str(author)}
+
+
+def test_the_first_request_of_a_fresh_api_process_can_be_a_stream(
+        stack: Stack, sibling_api: Callable[[dict[str, str]], str]) -> None:
+    """A pub/sub does not discover the cluster's slots: an API process that had sent no other
+    Redis command (just started) answered every stream with a 503."""
+    with httpx.Client(base_url=sibling_api({}), timeout=5) as c, \
+            c.stream("GET", "/v1/stream", headers=stack.auth(1522)) as events:
+        assert events.status_code == 200, events.read()
+        assert next(line for line in events.iter_lines() if line.startswith(":")) == ": connected"
 
 
 def test_the_stream_needs_a_token(stack: Stack) -> None:

@@ -4,6 +4,7 @@ handles, a user acting only once registered, unknown users as 404, and the autho
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
@@ -106,3 +107,19 @@ def test_feed_tweets_carry_their_author_and_media(client: httpx.Client, stack: S
     own = client.get(f"/v1/users/{author}/tweets", headers=stack.auth(reader)).json()["tweets"]
     assert own[0]["author"]["handle"] == f"@user{author}"
     assert "author_id" not in tweet
+
+
+def test_the_registry_unreachable_lets_an_authenticated_user_through_quickly(
+        stack: Stack, sibling_api: Callable[[dict[str, str]], str]) -> None:
+    """Fail open: with Cassandra paused, an API process that has not met the user yet waits
+    for the registry at most REGISTRY_WAIT_S (not the driver's 10 s) and lets the user through.
+    The notification stream needs nothing else from the store."""
+    url, user = sibling_api({}), 1521
+    stack.runtime.pause("cassandra")
+    try:
+        with httpx.Client(base_url=url, timeout=5) as c, \
+                c.stream("GET", "/v1/stream", headers=stack.auth(user)) as events:
+            assert events.status_code == 200, events.read()
+            assert next(line for line in events.iter_lines() if line.startswith(":")) == ": connected"
+    finally:
+        stack.runtime.resume("cassandra")
