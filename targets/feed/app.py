@@ -467,8 +467,9 @@ class Feed:
                 except CACHE_DOWN as exc:
                     cache_failed("hydrate_write", exc)
         live = [i for i in ids if i in cached and not cached[i].get("deleted")]
-        handles = await self.users.handles({int(cached[i]["author_id"]) for i in live})
-        return [public_tweet(cached[i], handles.get(int(cached[i]["author_id"])), likes.get(i, 0)) for i in live]
+        authors = {i: int(cached[i]["author_id"]) for i in live}
+        handles = await self.users.handles(set(authors.values()))
+        return [public_tweet(cached[i], handles.get(authors[i]), likes.get(i, 0)) for i in live]
 
     async def rebuild(self, user_id: int) -> None:
         """Repopulate a missing timeline from the store (best effort: the next miss tries again).

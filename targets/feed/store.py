@@ -57,6 +57,11 @@ def apply_schema(address: str) -> None:
         cluster.shutdown()
 
 
+def iso_ms(t: datetime) -> str:
+    """A UTC time as the API writes it: ISO 8601 to the millisecond, with a Z."""
+    return t.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
 @dataclass(frozen=True, slots=True)
 class Profile:
     user_id: int
@@ -65,9 +70,10 @@ class Profile:
     created_at: datetime
 
     def to_json(self) -> dict[str, Any]:
+        # The driver gives timestamps without a zone; they are UTC.
         created = self.created_at.replace(tzinfo=UTC) if self.created_at.tzinfo is None else self.created_at
         return {"user_id": str(self.user_id), "handle": f"@{self.handle}", "display_name": self.display_name,
-                "created_at": created.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"}
+                "created_at": iso_ms(created)}
 
 
 UNKNOWN_MEDIA_TYPE = "application/octet-stream"
@@ -99,7 +105,7 @@ class Tweet:
     @property
     def created_at(self) -> str:
         ms = timestamp_ms(self.tweet_id)
-        return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+        return iso_ms(datetime.fromtimestamp(ms / 1000, UTC))
 
     def to_json(self) -> dict[str, Any]:
         return {"tweet_id": str(self.tweet_id), "author_id": str(self.user_id), "text": self.text,

@@ -40,19 +40,18 @@ class Users:
 
         Fails open when the store cannot answer: the token is still verified, and a feed the
         cache can serve must not turn into an error because the registry is unreachable."""
-        if self._handles.get(user) is not None:   # get(), not `in`: a hit must refresh the LRU order
+        if self._handles.get(user) is not None:   # the hot path: no task for wait_for
             return
         try:
-            profile = await asyncio.wait_for(self.store.profile(user), REGISTRY_WAIT_S)
+            registered = await asyncio.wait_for(self.exists(user), REGISTRY_WAIT_S)
         except Exception:  # noqa: BLE001 - the store down or slow: let the authenticated user through
             log.warning("user registry unreadable; letting user %s through", user, exc_info=True)
             return
-        if profile is None:
+        if not registered:
             raise ApiError(403, "not_registered", f"user {user} has no profile yet: register with PUT /v1/users/me")
-        self._handles[user] = profile.handle
 
     async def exists(self, user: int) -> bool:
-        if self._handles.get(user) is not None:
+        if self._handles.get(user) is not None:   # get(), not `in`: a hit must refresh the LRU order
             return True
         profile = await self.store.profile(user)
         if profile is not None:
