@@ -2,11 +2,20 @@
 
 One proxy per client→store link: `redis-N` for each Redis node, `kafka`, `cassandra`. The proxy
 list is given at start (`-config`), so proxies exist before any store or client starts.
+
+`ToxiproxyApi` is the one client of its REST API (proxies up and down, toxics added and
+removed, proxies of a test's own). It is a few httpx calls rather than `toxiproxy-python`:
+that client was last released in 2019, pulls in `future`, and keeps the server's address on
+the class, so two stacks in one process would share it.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from typing import Any
 
 import httpx
 
@@ -45,6 +54,10 @@ class Toxiproxy(Component):
     def api(self) -> str:
         return f"http://127.0.0.1:{self.topo.toxiproxy_port}"
 
+    @property
+    def client(self) -> ToxiproxyApi:
+        return ToxiproxyApi(self.api)
+
     def wait_ready(self, deadline_s: float) -> None:
         wanted = {p["name"] for p in self.proxies()}
 
@@ -53,3 +66,57 @@ class Toxiproxy(Component):
             return wanted <= set(got)
 
         wait_until(ready, deadline_s=deadline_s, proc=self.procs[self.name], what="serving its proxies")
+
+
+@dataclasses.dataclass(frozen=True)
+class ToxiproxyApi:
+    """Toxiproxy's REST API at `url` (the server's own, `Topology.toxiproxy_port`)."""
+    url: str
+
+    def _call(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+        r = httpx.request(method, f"{self.url}{path}", json=body, timeout=5)
+        r.raise_for_status()
+        return r.json() if r.content else None
+
+    def set_enabled(self, proxy: str, enabled: bool) -> None:
+        """Disabled: its connections are closed and new ones refused."""
+        self._call("POST", f"/proxies/{proxy}", {"enabled": enabled})
+
+    def add_toxic(self, proxy: str, name: str, kind: str, stream: str, **attributes: int) -> None:
+        """A toxic (`kind`: latency, timeout, bandwidth, ...) on the `stream` ("upstream": to the
+        store, "downstream": its replies)."""
+        self._call("POST", f"/proxies/{proxy}/toxics",
+                   {"name": name, "type": kind, "stream": stream, "attributes": attributes})
+
+    def remove_toxic(self, proxy: str, name: str) -> None:
+        self._call("DELETE", f"/proxies/{proxy}/toxics/{name}")
+
+    def create_proxy(self, name: str, upstream: str) -> str:
+        """A new proxy to `upstream` on a free loopback port; the address it listens on."""
+        created = self._call("POST", "/proxies", {"name": name, "listen": "127.0.0.1:0", "upstream": upstream,
+                                                  "enabled": True})
+        return str(created["listen"])
+
+    def delete_proxy(self, name: str) -> None:
+        self._call("DELETE", f"/proxies/{name}")
+
+    @contextmanager
+    def down(self, proxies: Iterable[str]) -> Iterator[None]:
+        """The `proxies` disabled for the body, enabled again however it ends."""
+        names = list(proxies)
+        try:
+            for name in names:
+                self.set_enabled(name, False)
+            yield
+        finally:
+            for name in names:
+                self.set_enabled(name, True)
+
+    @contextmanager
+    def toxic(self, proxy: str, name: str, kind: str, stream: str, **attributes: int) -> Iterator[None]:
+        """A toxic for the body, removed however it ends."""
+        self.add_toxic(proxy, name, kind, stream, **attributes)
+        try:
+            yield
+        finally:
+            self.remove_toxic(proxy, name)

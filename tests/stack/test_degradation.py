@@ -87,13 +87,10 @@ def test_a_shard_down_does_not_stop_fan_out_to_the_other_shards(stack: Stack) ->
     down = stack.runtime.redis.shard_of(timeline_key(down_reader))
     up_reader = next(u for u in range(992, 1000) if stack.runtime.redis.shard_of(timeline_key(u)) != down)
     preheat(stack.topo.redis_proxy_addresses(), [down_reader, up_reader])
-    proxies = f"http://127.0.0.1:{stack.topo.toxiproxy_port}/proxies"
     with httpx.Client(base_url=stack.url, timeout=15) as c:
         for reader in (down_reader, up_reader):
             c.post(f"/v1/users/{author}/follow", headers=stack.auth(reader))
-        for node in down:
-            httpx.post(f"{proxies}/{node}", json={"enabled": False}, timeout=5).raise_for_status()
-        try:
+        with stack.runtime.toxiproxy.client.down(down):
             first = post(c, stack, author, "while one shard is unreachable")   # its batch cannot finish...
             assert eventually(lambda: rc_has(stack, up_reader, first))
             during = post(c, stack, author, "and after that")   # ...and this one used to wait behind it
@@ -101,9 +98,6 @@ def test_a_shard_down_does_not_stop_fan_out_to_the_other_shards(stack: Stack) ->
             for i in range(3):   # the shard is parked now: no batch waits for it again
                 later = post(c, stack, author, f"later {i}")
                 assert eventually(functools.partial(rc_has, stack, up_reader, later), within_s=PARK_AFTER_S - 2)
-        finally:
-            for node in down:
-                httpx.post(f"{proxies}/{node}", json={"enabled": True}, timeout=5).raise_for_status()
         assert drained(stack, within_s=60)
         # the parked writes were applied: the timeline itself has them, not only the store fan-in
         assert all(rc_has(stack, down_reader, t) for t in (first, during, later))

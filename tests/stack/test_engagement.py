@@ -10,6 +10,7 @@ import httpx
 import pytest
 import redis
 
+from harness.runtime.toxiproxy import ToxiproxyApi
 from harness.settle import consumer_lag
 from harness.topology import ENGAGEMENT_TOPIC
 from targets.feed.cache import counted_key, likes_key, tweet_key
@@ -158,34 +159,29 @@ def test_a_rebalance_in_the_middle_of_counting_adds_each_like_to_the_store_once(
 @dataclasses.dataclass(frozen=True)
 class OwnLink:
     """A Toxiproxy proxy of this test's own to a store: faults on it reach no other client."""
-    api: str
+    toxiproxy: ToxiproxyApi
     name: str
     listen: str
 
     def delay_replies(self, ms: int) -> None:
-        httpx.post(f"{self.api}/proxies/{self.name}/toxics", timeout=5, json={
-            "name": "slow-replies", "type": "latency", "stream": "downstream", "attributes": {"latency": ms},
-        }).raise_for_status()
+        self.toxiproxy.add_toxic(self.name, "slow-replies", "latency", "downstream", latency=ms)
 
     def heal(self) -> None:
-        httpx.delete(f"{self.api}/proxies/{self.name}/toxics/slow-replies", timeout=5).raise_for_status()
+        self.toxiproxy.remove_toxic(self.name, "slow-replies")
 
     def enable(self, enabled: bool) -> None:
         """Down: its connections are closed and new ones refused."""
-        httpx.post(f"{self.api}/proxies/{self.name}", timeout=5, json={"enabled": enabled}).raise_for_status()
+        self.toxiproxy.set_enabled(self.name, enabled)
 
 
 @pytest.fixture
 def own_cassandra_link(stack: Stack) -> Iterator[OwnLink]:
-    api, name = f"http://127.0.0.1:{stack.topo.toxiproxy_port}", "cassandra-test-lane"
-    r = httpx.post(f"{api}/proxies", timeout=5, json={
-        "name": name, "listen": "127.0.0.1:0", "upstream": f"127.0.0.1:{stack.topo.cassandra_port}", "enabled": True,
-    })
-    r.raise_for_status()
+    toxiproxy, name = stack.runtime.toxiproxy.client, "cassandra-test-lane"
+    listen = toxiproxy.create_proxy(name, f"127.0.0.1:{stack.topo.cassandra_port}")
     try:
-        yield OwnLink(api, name, r.json()["listen"])
+        yield OwnLink(toxiproxy, name, listen)
     finally:
-        httpx.delete(f"{api}/proxies/{name}", timeout=5)
+        toxiproxy.delete_proxy(name)
 
 
 @pytest.fixture

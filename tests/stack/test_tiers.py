@@ -166,19 +166,16 @@ def test_the_pacer_paces_alone_while_the_shared_schedule_hangs(stack: Stack) -> 
     rc = TimelineWriter(stack.topo.redis_proxy_addresses(), 800).rc   # the throttled lane's client
     node = rc.get_node_from_key(THROTTLE_KEY)
     shard = next(i for i in range(1, len(stack.topo.redis_names()) + 1) if stack.topo.redis_proxy_port(i) == node.port)
-    toxics = f"http://127.0.0.1:{stack.topo.toxiproxy_port}/proxies/redis-{shard}/toxics"
     pacer = SharedPacer(rc)
-    httpx.post(toxics, timeout=5, json={"name": "hang", "type": "timeout", "stream": "upstream",
-                                        "attributes": {"timeout": 0}}).raise_for_status()
     try:
-        started = time.monotonic()
-        pacer.take(100, 1000)          # fails over to pacing alone, after the client gives up
-        failed_over = time.monotonic()
-        for _ in range(3):
-            pacer.take(100, 1000)      # 0.1 s each at this worker's own cap
-        done = time.monotonic()
+        with stack.runtime.toxiproxy.client.toxic(f"redis-{shard}", "hang", "timeout", "upstream", timeout=0):
+            started = time.monotonic()
+            pacer.take(100, 1000)          # fails over to pacing alone, after the client gives up
+            failed_over = time.monotonic()
+            for _ in range(3):
+                pacer.take(100, 1000)      # 0.1 s each at this worker's own cap
+            done = time.monotonic()
     finally:
-        httpx.delete(f"{toxics}/hang", timeout=5).raise_for_status()
         rc.close()
     print(f"gave up on the schedule in {failed_over - started:.1f} s; 3 slices alone in {done - failed_over:.2f} s")
     assert 0.25 < done - failed_over < 1.0
