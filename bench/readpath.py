@@ -13,7 +13,14 @@ campaign's steady read rate (goal < 50 ms). Prints figures; asserts nothing.
    feed reads by power-law users, 30 % of them reading a second page) until p99 >= 200 ms,
    errors >= 1 %, or the generator could not keep its schedule (an arrival dropped, more than
    1 % late, or 90 % of a core busy).
-3. Bare route: the API instances are replaced by the bare app on the same ports; same steps.
+3. Two floors (bench/bare_app.py): the API instances are replaced, on the same ports, by an
+   app that makes a feed page's Redis reads and answers a canned page; same steps. The reads
+   floor makes the feed's reads (the page script, then the hydration reads of the ids it
+   gave); its figure ÷ the bare route's is the most this design's read path can reach here,
+   whatever its code: it says whether the goal is reachable on this machine. The one-read
+   floor makes only the page script: the most any feed making one Redis call per page could
+   reach.
+4. Bare route: the bare app on the same ports; same steps.
 
 Latency is measured from each request's intended send time (coordinated omission counted), as
 in a campaign. Locust's FastHttpUser with a constant throughput per user, used here before,
@@ -53,6 +60,8 @@ P99_LIMIT_MS = 200.0
 SATURATED_CPU = 90.0
 CPU_RATE = 300   # arrivals/s of the CPU-accounting step (about 1.3 requests each): well under both capacities
 FEED_STEPS = (50, 100, 200, 300, 400, 500, 650, 800, 1000, 1250, 1500)
+YARDSTICKS = {"bare": "bench.bare_app:create_app", "one_read": "bench.bare_app:create_one_read_app",
+              "page_reads": "bench.bare_app:create_page_reads_app"}
 BARE_STEPS = (100, 200, 400, 600, 800, 1000, 1250, 1500, 2000, 2500, 3000, 4000, 5000, 6000, 8000)
 
 
@@ -101,7 +110,7 @@ def cpu_seconds(runtime: LocalRuntime, extra: Sequence[ManagedProcess] = ()) -> 
             used = sum(t.user + t.system for t in (p.cpu_times() for p in procs))
         except psutil.Error:
             continue
-        kind = re.sub(r"^bare-", "", re.sub(r"-\d+$", "", name))
+        kind = re.sub(r"^(bare|one_read|page_reads)-", "", re.sub(r"-\d+$", "", name))
         out[kind] = out.get(kind, 0.0) + used
     return out
 
@@ -163,18 +172,24 @@ def healthy(url: str) -> bool:
     return httpx.get(url, timeout=1).status_code == 200
 
 
-def swap_in_bare_app(runtime: LocalRuntime, workdir: Path) -> list[ManagedProcess]:
+def swap_in(runtime: LocalRuntime, workdir: Path, kind: str, replacing: Sequence[ManagedProcess],
+            ) -> list[ManagedProcess]:
+    """The API instances (or the `replacing` yardstick processes on their ports) replaced by
+    uvicorn serving yardstick `kind` (a key of YARDSTICKS), same flags, same ports."""
     started = []
+    for p in replacing:
+        p.stop()
     for name in runtime.topo.api_names():
         spec = runtime.processes()[name][1].spec
-        runtime.kill(name)
-        argv = [a if a != "targets.feed.app:create_app" else "bench.bare_app:create_app" for a in spec.argv]
-        bare = ManagedProcess(dataclasses.replace(spec, name=f"bare-{name}", argv=argv,
-                                                  log=workdir / f"bare-{name}.log"))
-        bare.start()
-        started.append(bare)
+        if not replacing:
+            runtime.kill(name)
+        argv = [a if a != "targets.feed.app:create_app" else YARDSTICKS[kind] for a in spec.argv]
+        proc = ManagedProcess(dataclasses.replace(spec, name=f"{kind}-{name}", argv=argv,
+                                                  log=workdir / f"{kind}-{name}.log"))
+        proc.start()
+        started.append(proc)
         health = f"http://127.0.0.1:{argv[argv.index('--port') + 1]}/healthz"
-        wait_until(functools.partial(healthy, health), deadline_s=30, proc=bare, what="healthy")
+        wait_until(functools.partial(healthy, health), deadline_s=30, proc=proc, what="healthy")
     return started
 
 
@@ -194,7 +209,7 @@ def main() -> None:
         runtime = LocalRuntime(topo=topo, stack_dir=workdir / "stack", target_env={"FEED_TOKEN_SECRET": secret},
                                progress=lambda m: print(f"  stack: {m}", flush=True))
         runtime.up()
-        bare: list[ManagedProcess] = []
+        yardstick: list[ManagedProcess] = []
         try:
             seeding.load(graph, graph_folder, topo)
             users = list(graph.user_ids)
@@ -213,20 +228,40 @@ def main() -> None:
             print(line(at_campaign), flush=True)
             feed_cpu = cpu_per_request("GET /v1/feed", runtime, topo.api_url, CPU_RATE, args.step_s, load)
             feed_rps, _ = capacity("GET /v1/feed (the reference target)", topo.api_url, FEED_STEPS, args.step_s, load)
-            bare = swap_in_bare_app(runtime, workdir)
-            bare_cpu = cpu_per_request("bare route", runtime, topo.api_url, CPU_RATE, args.step_s, load, extra=bare)
+            yardstick = swap_in(runtime, workdir, "page_reads", yardstick)
+            reads_cpu = cpu_per_request("reads floor", runtime, topo.api_url, CPU_RATE, args.step_s, load,
+                                        extra=yardstick)
+            reads_rps, _ = capacity("reads floor (the feed's Redis reads for each page, then a canned page)",
+                                    topo.api_url, BARE_STEPS, args.step_s, load)
+            yardstick = swap_in(runtime, workdir, "one_read", yardstick)
+            floor_cpu = cpu_per_request("one-read floor", runtime, topo.api_url, CPU_RATE, args.step_s, load,
+                                        extra=yardstick)
+            floor_rps, _ = capacity("one-read floor (one Redis call per page, then a canned page)", topo.api_url,
+                                    BARE_STEPS, args.step_s, load)
+            yardstick = swap_in(runtime, workdir, "bare", yardstick)
+            bare_cpu = cpu_per_request("bare route", runtime, topo.api_url, CPU_RATE, args.step_s, load,
+                                       extra=yardstick)
             bare_rps, _ = capacity("bare Starlette JSON route, served the same way", topo.api_url, BARE_STEPS,
                                    args.step_s, load)
             print()
             print(f"feed p99 at {campaign_read_rate:.0f} reads/s : {at_campaign.p99_ms:8.1f} ms   (goal < 50 ms)")
             print(f"feed at p99 < 200 ms     : {feed_rps:8.0f} requests/s")
+            print(f"reads floor at p99 < 200 ms: {reads_rps:6.0f} requests/s")
+            print(f"one-read floor at p99 < 200 ms: {floor_rps:3.0f} requests/s")
             print(f"bare route at p99 < 200 ms: {bare_rps:7.0f} requests/s")
-            ratio = feed_rps / bare_rps if bare_rps else float("nan")
-            print(f"ratio                    : {ratio:8.2f}   (goal >= 0.5)")
-            print(f"stack CPU per request    : feed {feed_cpu:.2f} ms, bare route {bare_cpu:.2f} ms "
-                  f"(ratio {bare_cpu / feed_cpu:.2f})")
+
+            def of_bare(rps: float) -> float:
+                return rps / bare_rps if bare_rps else float("nan")
+
+            print(f"ratio                    : {of_bare(feed_rps):8.2f}   (goal >= 0.5)")
+            print(f"reads floor ÷ bare       : {of_bare(reads_rps):8.2f}   (the most this design's read path could "
+                  "reach here, whatever its code)")
+            print(f"one-read floor ÷ bare    : {of_bare(floor_rps):8.2f}   (the most a feed making one Redis call "
+                  "per page could reach here)")
+            print(f"stack CPU per request    : feed {feed_cpu:.2f} ms, reads floor {reads_cpu:.2f} ms, one-read floor "
+                  f"{floor_cpu:.2f} ms, bare route {bare_cpu:.2f} ms (bare ÷ feed {bare_cpu / feed_cpu:.2f})")
         finally:
-            for p in bare:
+            for p in yardstick:
                 p.stop()
             runtime.down()
 
