@@ -68,10 +68,18 @@ class Toxiproxy(Component):
         wait_until(ready, deadline_s=deadline_s, proc=self.procs[self.name], what="serving its proxies")
 
 
+LOOPBACK = "127.0.0.1"
+
+
 @dataclasses.dataclass(frozen=True)
 class ToxiproxyApi:
-    """Toxiproxy's REST API at `url` (the server's own, `Topology.toxiproxy_port`)."""
+    """Toxiproxy's REST API at `url` (the server's own, `Topology.toxiproxy_port`). Faults go
+    only to a Toxiproxy on 127.0.0.1, and its proxies lead only to 127.0.0.1."""
     url: str
+
+    def __post_init__(self) -> None:
+        if httpx.URL(self.url).host != LOOPBACK:
+            raise ValueError(f"Toxiproxy API {self.url!r}: feedlab drives only a Toxiproxy on {LOOPBACK}")
 
     def _call(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
         r = httpx.request(method, f"{self.url}{path}", json=body, timeout=5)
@@ -92,7 +100,10 @@ class ToxiproxyApi:
         self._call("DELETE", f"/proxies/{proxy}/toxics/{name}")
 
     def create_proxy(self, name: str, upstream: str) -> str:
-        """A new proxy to `upstream` on a free loopback port; the address it listens on."""
+        """A new proxy to `upstream` ("127.0.0.1:port") on a free loopback port; the address it
+        listens on."""
+        if upstream.rsplit(":", 1)[0] != LOOPBACK:
+            raise ValueError(f"proxy upstream {upstream!r}: feedlab proxies only to {LOOPBACK}")
         created = self._call("POST", "/proxies", {"name": name, "listen": "127.0.0.1:0", "upstream": upstream,
                                                   "enabled": True})
         return str(created["listen"])
