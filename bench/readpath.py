@@ -60,8 +60,25 @@ P99_LIMIT_MS = 200.0
 SATURATED_CPU = 90.0
 CPU_RATE = 300   # arrivals/s of the CPU-accounting step (about 1.3 requests each): well under both capacities
 FEED_STEPS = (50, 100, 200, 300, 400, 500, 650, 800, 1000, 1250, 1500)
-YARDSTICKS = {"bare": "bench.bare_app:create_app", "one_read": "bench.bare_app:create_one_read_app",
-              "page_reads": "bench.bare_app:create_page_reads_app"}
+@dataclasses.dataclass(frozen=True)
+class Yardstick:
+    factory: str   # the uvicorn factory in bench/bare_app.py
+    name: str
+    does: str
+    bounds: str    # what its figure ÷ the bare route's says ("" for the bare route itself)
+
+
+# Measured after the feed, in this order; the bare route last: every ratio is of its figure.
+YARDSTICKS = {
+    "page_reads": Yardstick("bench.bare_app:create_page_reads_app", "reads floor",
+                            "the feed's Redis reads for each page, then a canned page",
+                            "the most this design's read path could reach here, whatever its code"),
+    "one_read": Yardstick("bench.bare_app:create_one_read_app", "one-read floor",
+                          "one Redis call per page, then a canned page",
+                          "the most a feed making one Redis call per page could reach here"),
+    "bare": Yardstick("bench.bare_app:create_app", "bare route",
+                      "a bare Starlette JSON route, served the same way", ""),
+}
 BARE_STEPS = (100, 200, 400, 600, 800, 1000, 1250, 1500, 2000, 2500, 3000, 4000, 5000, 6000, 8000)
 
 
@@ -110,7 +127,7 @@ def cpu_seconds(runtime: LocalRuntime, extra: Sequence[ManagedProcess] = ()) -> 
             used = sum(t.user + t.system for t in (p.cpu_times() for p in procs))
         except psutil.Error:
             continue
-        kind = re.sub(r"^(bare|one_read|page_reads)-", "", re.sub(r"-\d+$", "", name))
+        kind = re.sub(rf"^({'|'.join(YARDSTICKS)})-", "", re.sub(r"-\d+$", "", name))
         out[kind] = out.get(kind, 0.0) + used
     return out
 
@@ -183,7 +200,7 @@ def swap_in(runtime: LocalRuntime, workdir: Path, kind: str, replacing: Sequence
         spec = runtime.processes()[name][1].spec
         if not replacing:
             runtime.kill(name)
-        argv = [a if a != "targets.feed.app:create_app" else YARDSTICKS[kind] for a in spec.argv]
+        argv = [a if a != "targets.feed.app:create_app" else YARDSTICKS[kind].factory for a in spec.argv]
         proc = ManagedProcess(dataclasses.replace(spec, name=f"{kind}-{name}", argv=argv,
                                                   log=workdir / f"{kind}-{name}.log"))
         proc.start()
@@ -228,38 +245,27 @@ def main() -> None:
             print(line(at_campaign), flush=True)
             feed_cpu = cpu_per_request("GET /v1/feed", runtime, topo.api_url, CPU_RATE, args.step_s, load)
             feed_rps, _ = capacity("GET /v1/feed (the reference target)", topo.api_url, FEED_STEPS, args.step_s, load)
-            yardstick = swap_in(runtime, workdir, "page_reads", yardstick)
-            reads_cpu = cpu_per_request("reads floor", runtime, topo.api_url, CPU_RATE, args.step_s, load,
-                                        extra=yardstick)
-            reads_rps, _ = capacity("reads floor (the feed's Redis reads for each page, then a canned page)",
-                                    topo.api_url, BARE_STEPS, args.step_s, load)
-            yardstick = swap_in(runtime, workdir, "one_read", yardstick)
-            floor_cpu = cpu_per_request("one-read floor", runtime, topo.api_url, CPU_RATE, args.step_s, load,
-                                        extra=yardstick)
-            floor_rps, _ = capacity("one-read floor (one Redis call per page, then a canned page)", topo.api_url,
-                                    BARE_STEPS, args.step_s, load)
-            yardstick = swap_in(runtime, workdir, "bare", yardstick)
-            bare_cpu = cpu_per_request("bare route", runtime, topo.api_url, CPU_RATE, args.step_s, load,
-                                       extra=yardstick)
-            bare_rps, _ = capacity("bare Starlette JSON route, served the same way", topo.api_url, BARE_STEPS,
-                                   args.step_s, load)
+            cpu, rps = {}, {}
+            for kind, y in YARDSTICKS.items():
+                yardstick = swap_in(runtime, workdir, kind, yardstick)
+                cpu[kind] = cpu_per_request(y.name, runtime, topo.api_url, CPU_RATE, args.step_s, load, extra=yardstick)
+                rps[kind], _ = capacity(f"{y.name} ({y.does})", topo.api_url, BARE_STEPS, args.step_s, load)
             print()
             print(f"feed p99 at {campaign_read_rate:.0f} reads/s : {at_campaign.p99_ms:8.1f} ms   (goal < 50 ms)")
-            print(f"feed at p99 < 200 ms     : {feed_rps:8.0f} requests/s")
-            print(f"reads floor at p99 < 200 ms: {reads_rps:6.0f} requests/s")
-            print(f"one-read floor at p99 < 200 ms: {floor_rps:3.0f} requests/s")
-            print(f"bare route at p99 < 200 ms: {bare_rps:7.0f} requests/s")
+            print(f"feed at p99 < 200 ms: {feed_rps:6.0f} requests/s")
+            for kind, y in YARDSTICKS.items():
+                print(f"{y.name} at p99 < 200 ms: {rps[kind]:6.0f} requests/s")
 
-            def of_bare(rps: float) -> float:
-                return rps / bare_rps if bare_rps else float("nan")
+            def of_bare(n: float) -> float:
+                return n / rps["bare"] if rps["bare"] else float("nan")
 
-            print(f"ratio                    : {of_bare(feed_rps):8.2f}   (goal >= 0.5)")
-            print(f"reads floor ÷ bare       : {of_bare(reads_rps):8.2f}   (the most this design's read path could "
-                  "reach here, whatever its code)")
-            print(f"one-read floor ÷ bare    : {of_bare(floor_rps):8.2f}   (the most a feed making one Redis call "
-                  "per page could reach here)")
-            print(f"stack CPU per request    : feed {feed_cpu:.2f} ms, reads floor {reads_cpu:.2f} ms, one-read floor "
-                  f"{floor_cpu:.2f} ms, bare route {bare_cpu:.2f} ms (bare ÷ feed {bare_cpu / feed_cpu:.2f})")
+            print(f"ratio (feed ÷ bare route): {of_bare(feed_rps):5.2f}   (goal >= 0.5)")
+            for kind, y in YARDSTICKS.items():
+                if y.bounds:
+                    print(f"{y.name} ÷ bare route: {of_bare(rps[kind]):5.2f}   ({y.bounds})")
+            print(f"stack CPU per request: feed {feed_cpu:.2f} ms, "
+                  + ", ".join(f"{y.name} {cpu[kind]:.2f} ms" for kind, y in YARDSTICKS.items())
+                  + f" (bare ÷ feed {cpu['bare'] / feed_cpu:.2f})")
         finally:
             for p in yardstick:
                 p.stop()
