@@ -25,12 +25,14 @@ _HANDLE = re.compile(r"[A-Za-z0-9_]{1,15}")
 _SEEDED_HANDLE = re.compile(r"user[0-9]+", re.IGNORECASE)
 _GRAPHEME = regex.compile(r"\X")
 # str.isdigit() alone also passes "²" and 5,000-digit strings, which int() then refuses with
-# a ValueError (a 500); a 63-bit id has at most 19 ASCII digits.
-_DECIMAL = re.compile(r"[0-9]{1,19}")
+# a ValueError (a 500); a 63-bit id has at most 19 ASCII digits. Canonical only: "007" is not
+# an id (the OpenAPI document's patterns say so, and two spellings of one id would be two
+# cache keys in a client).
+_DECIMAL = re.compile(r"0|[1-9][0-9]{0,18}")
 
 
 def decimal(raw: object) -> int | None:
-    """An ASCII decimal string of at most 19 digits as an int, else None."""
+    """A canonical ASCII decimal string of at most 19 digits as an int, else None."""
     if isinstance(raw, str) and _DECIMAL.fullmatch(raw):
         return int(raw)
     return None
