@@ -2,10 +2,32 @@
 
 from __future__ import annotations
 
+import json
+import re
+from collections.abc import Iterable
 from pathlib import Path
 
 from harness.runtime.component import Component, port_open
 from harness.runtime.process import ManagedProcess, ProcessSpec, wait_until
+
+# Every error nginx itself can answer (its own, not the API's: those pass through untouched, as
+# proxy_intercept_errors is off) and the API's JSON error for it. 494 is nginx's internal code
+# for a request header too large, which it would send as a 400: sent as 431, what HTTP calls it.
+OWN_ERRORS: dict[int, tuple[int, str, str]] = {   # nginx's code -> (status sent, code, message)
+    400: (400, "bad_request", "the request could not be parsed"),
+    404: (404, "not_found", "Not Found"),
+    405: (405, "method_not_allowed", "method not allowed"),
+    408: (408, "request_timeout", "the request was not received in time"),
+    411: (411, "length_required", "a request body needs a Content-Length"),
+    413: (413, "too_large", "request body over 64 KiB"),
+    414: (414, "uri_too_long", "the request URI is too long"),
+    494: (431, "headers_too_large", "a request header field is too large"),
+    500: (500, "internal", "the load balancer failed"),
+    501: (501, "not_implemented", "the request uses a transfer coding this service does not implement"),
+    502: (502, "unavailable", "no API instance answered"),
+    503: (503, "unavailable", "the service is unavailable"),
+    504: (504, "timeout", "no API instance answered in time"),
+}
 
 
 def scratch_paths(data: Path) -> str:
@@ -18,11 +40,57 @@ def scratch_paths(data: Path) -> str:
     return "\n".join(lines)
 
 
+ERROR_PREFIX = "/__feedlab_error/"   # internal locations: a request from outside gets the API's 404
+
+
+def request_uri_regex(path: str) -> str:
+    """A Starlette route path ("/v1/users/{user_id}") as an nginx regex on `$request_uri` (the
+    request as sent, with its query string: an error page's internal redirect changes `$uri`)."""
+    return "^" + re.sub(r"\\\{[^}]+\\\}", "[^/?]+", re.escape(path)) + r"(\?|$)"
+
+
+def allow_map(routes: Iterable[tuple[str, Iterable[str]]]) -> str:
+    """An nginx `map` from the request path to the methods its route allows (the `Allow` header
+    of nginx's own 405, e.g. to TRACE, which nginx refuses before proxying). First match wins,
+    as in Starlette's router; a path no route has maps to "" (answered 404)."""
+    lines = ["  map $request_uri $feed_allow {", '    default "";']
+    for path, methods in routes:
+        allowed = sorted(set(methods) | ({"HEAD"} if "GET" in methods else set()))
+        lines.append(f'    "~{request_uri_regex(path)}" "{", ".join(allowed)}";')
+    lines.append("  }")
+    return "\n".join(lines)
+
+
+def error_pages() -> str:
+    """The server-block lines that answer each of nginx's own errors with the API's JSON shape.
+    Error pages are internal URIs, not named locations: nginx cannot redirect a request whose
+    URI it could not parse (a 400, a 414) to a named location."""
+    out = []
+    for own, (status, code, message) in OWN_ERRORS.items():
+        body = json.dumps({"error": {"code": code, "message": message}})
+        # "=": the status the location returns (405's may be a 404 for a path no route has).
+        out.append(f"    error_page {own} ={'' if own == 405 else status} {ERROR_PREFIX}{own};")
+        out.append(f"    location = {ERROR_PREFIX}{own} {{")
+        out.append("      internal;")
+        out.append("      default_type application/json;")
+        if own == 405:
+            not_found = json.dumps({"error": {"code": "not_found", "message": "Not Found"}})
+            out.append('      if ($feed_allow = "") {')
+            out.append(f"        return 404 '{not_found}';")
+            out.append("      }")
+            out.append("      add_header Allow $feed_allow always;")
+        out.append(f"      return {status} '{body}';")
+        out.append("    }")
+    return "\n".join(out)
+
+
 class Nginx(Component):
     role = "nginx"
     name = "nginx"
 
     def prepare(self) -> None:
+        from targets.feed.app import ROUTES  # the target's route table (a heavy import: only here)
+
         t = self.topo
         data = self.ctx.data(self.name)
         # max_fails=3: one slow response (a degraded read during a failover) must not eject an
@@ -40,6 +108,7 @@ events {{ worker_connections 4096; }}
 http {{
   access_log off;
 {scratch_paths(data)}
+{allow_map((route.path, route.methods or ()) for route in ROUTES)}
   upstream feed_api {{
 {upstreams}
     keepalive 64;
@@ -49,21 +118,7 @@ http {{
     client_max_body_size 64k;
     # The balancer's own errors are JSON with a code, like every answer of the API (the API's
     # own error responses pass through untouched: proxy_intercept_errors is off).
-    error_page 413 @too_large;
-    error_page 502 @bad_gateway;
-    error_page 504 @gateway_timeout;
-    location @too_large {{
-      default_type application/json;
-      return 413 '{{"error": {{"code": "too_large", "message": "request body over 64 KiB"}}}}';
-    }}
-    location @bad_gateway {{
-      default_type application/json;
-      return 502 '{{"error": {{"code": "unavailable", "message": "no API instance answered"}}}}';
-    }}
-    location @gateway_timeout {{
-      default_type application/json;
-      return 504 '{{"error": {{"code": "timeout", "message": "no API instance answered in time"}}}}';
-    }}
+{error_pages()}
     location /v1/stream {{
       # Server-Sent Events: long-lived, never buffered; the API sends a comment every 15 s.
       proxy_pass http://feed_api;

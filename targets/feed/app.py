@@ -23,7 +23,6 @@ from typing import Any
 
 import anyio
 import orjson
-import redis
 import yaml
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, generate_latest
 from starlette.applications import Starlette
@@ -35,11 +34,12 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from targets.feed.auth import user_from_header
-from targets.feed.cache import CACHE_DOWN, FeedCache, SetRead, display_count, notify_channel
+from targets.feed.cache import FeedCache, SetRead, display_count, notify_channel
 from targets.feed.errors import ApiError, json_response
 from targets.feed.events import EventProducer
 from targets.feed.follow_sets import FollowSets, following_key
 from targets.feed.guards import FollowLock, Idempotency, RateLimit
+from targets.feed.outage import MAYBE_DOWN, QueueUnavailable, fail_open, is_outage
 from targets.feed.preheat import Preheater
 from targets.feed.pulled import PulledTweets
 from targets.feed.ranking import CANDIDATES, Ranker, RankingGateway
@@ -63,10 +63,16 @@ HYDRATION_MISSES = Counter("feed_hydration_misses_total", "Tweets hydrated from 
 STREAMS = Gauge("feed_sse_streams", "Connected Server-Sent Events streams")
 REBUILDS = Counter("feed_timeline_rebuilds_total", "Missing timelines rebuilt from the store after a read missed")
 CELEBRITY_MERGES = Counter("feed_celebrity_merges_total", "Feed pages that merged in pull-tier tweets")
+INTERNAL_ERRORS = Counter("feed_internal_errors_total", "Requests that ended in an unhandled error (503 for an"
+                          " outage, 500 for anything else)", ["kind", "error"])
 CACHE_ERRORS = Counter("feed_cache_errors_total", "Cache calls that failed (served from the store)", ["op", "error"])
 
 
 def cache_failed(op: str, exc: BaseException) -> None:
+    """Called in an `except MAYBE_DOWN` block: the cache could not answer, so the caller goes
+    on with the store (counted and logged); anything but an outage is re-raised (outage.py)."""
+    if not is_outage(exc):
+        raise exc
     CACHE_ERRORS.labels(op, type(exc).__name__).inc()
     log.warning("cache %s failed, using the store: %s: %s", op, type(exc).__name__, exc)
 
@@ -143,6 +149,15 @@ def decode_ranked_cursor(raw: str | None) -> tuple[int | None, int]:
         return anchor, offset
     except (binascii.Error, orjson.JSONDecodeError, KeyError, ValueError, TypeError):
         raise ApiError(400, "bad_cursor", "cursor is not one this API issued for a ranked feed") from None
+
+
+async def json_body(request: Request) -> bytes:
+    """The body of a request that must carry JSON: 415 unless its Content-Type says it does
+    (`application/json`, parameters such as charset allowed; nothing else is read as JSON)."""
+    media_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    if media_type != "application/json":
+        raise ApiError(415, "unsupported_media_type", "the body must be JSON, sent as Content-Type: application/json")
+    return await request.body()
 
 
 def parse_limit(raw: str | None) -> int:
@@ -225,7 +240,7 @@ class Feed:
         self.preheater.saw(user)
         try:
             ids, beside = await self.cache.timeline_page(user, before, n, beside=self.follows.beside(user))
-        except CACHE_DOWN as exc:
+        except MAYBE_DOWN as exc:
             cache_failed("timeline", exc)
             DEGRADED.labels("redis_error").inc()
             following: AbstractSet[int] = set(await self.store.followees(user))
@@ -248,7 +263,7 @@ class Feed:
         following: AbstractSet[int]
         try:
             ids, beside = await self.cache.timeline_since(user, since, n, beside=self.follows.beside(user))
-        except CACHE_DOWN as exc:
+        except MAYBE_DOWN as exc:
             cache_failed("timeline_delta", exc)
             DEGRADED.labels("redis_error").inc()
             following = set(await self.store.followees(user))
@@ -272,8 +287,8 @@ class Feed:
         if time.monotonic() - self._config_at > CONFIG_TTL_S:
             try:
                 self._config = await self.store.runtime_config()
-            except Exception:  # noqa: BLE001 - keep the last known configuration
-                log.warning("runtime config unreadable; keeping the last one", exc_info=True)
+            except MAYBE_DOWN as exc:   # keep the last known configuration
+                fail_open("runtime config (keeping the last one)", exc)
             self._config_at = time.monotonic()
 
     def config_share(self, name: str) -> float:
@@ -296,8 +311,8 @@ class Feed:
         if time.monotonic() - at > PULL_TIER_TTL_S:
             try:
                 members = await self.store.pull_tier()
-            except Exception:  # noqa: BLE001 - keep the last known set while the store is away
-                log.warning("pull-tier registry unreadable; keeping the last one", exc_info=True)
+            except MAYBE_DOWN as exc:   # keep the last known set while the store is away
+                fail_open("pull-tier registry (keeping the last one)", exc)
             self._pull_tier = (time.monotonic(), members)
         return members
 
@@ -315,13 +330,13 @@ class Feed:
             return found
         try:
             generation = await self.follows.generation(user)
-        except CACHE_DOWN as exc:
+        except MAYBE_DOWN as exc:
             cache_failed("follow_set", exc)
             return set(await self.store.followees(user))
         followees = await self.store.followees(user)
         try:
             await self.follows.fill(user, generation, followees)
-        except CACHE_DOWN as exc:
+        except MAYBE_DOWN as exc:
             cache_failed("follow_set_fill", exc)
         return set(followees)
 
@@ -331,7 +346,7 @@ class Feed:
         effort: a reader then caches the two)."""
         try:
             await self.cache.put_tweets([tweet.to_json()], {})
-        except CACHE_DOWN as exc:
+        except MAYBE_DOWN as exc:
             cache_failed("post_cache", exc)
 
     async def retract(self, tweet: Tweet) -> None:
@@ -347,7 +362,7 @@ class Feed:
         """Whom `user` follows now, when no timeline read brought the cached set along."""
         try:
             members = [str(m) for m in await self.cache.rc.smembers(following_key(user))]
-        except CACHE_DOWN as exc:
+        except MAYBE_DOWN as exc:
             cache_failed("follow_set", exc)
             members = []
         return await self.following(user, SetRead(generation="", members=members))
@@ -355,14 +370,14 @@ class Feed:
     async def saved_ranking(self, user: int, anchor: int) -> list[int] | None:
         try:
             return await self.cache.ranking(user, anchor)
-        except CACHE_DOWN as exc:
+        except MAYBE_DOWN as exc:
             cache_failed("ranking", exc)
             return None
 
     async def save_ranking(self, user: int, anchor: int, ids: list[int]) -> None:
         try:
             await self.cache.save_ranking(user, anchor, ids)
-        except CACHE_DOWN as exc:   # later pages rank afresh
+        except MAYBE_DOWN as exc:   # later pages rank afresh
             cache_failed("ranking_save", exc)
 
     async def merge_celebrities(self, before: int | None, n: int, ids: list[int],
@@ -443,7 +458,7 @@ class Feed:
         cache_up = True
         try:
             cached, likes = await self.cache.get_tweets(ids)
-        except CACHE_DOWN as exc:
+        except MAYBE_DOWN as exc:
             cache_failed("hydrate", exc)
             cached, cache_up = {}, False
             likes = await self.store.like_counts(ids)
@@ -464,7 +479,7 @@ class Feed:
             if again:
                 try:
                     await self.cache.put_tweets(list(again.values()), likes)
-                except CACHE_DOWN as exc:
+                except MAYBE_DOWN as exc:
                     cache_failed("hydrate_write", exc)
         live = [i for i in ids if i in cached and not cached[i].get("deleted")]
         authors = {i: int(cached[i]["author_id"]) for i in live}
@@ -538,7 +553,7 @@ async def post_tweet(request: Request) -> Response:
     """Validate → guards → store → queue → 201 (design §05b). See guards.py for retries."""
     feed = _feed(request)
     author = await feed.user(request)
-    new = parse_new_tweet(await request.body())
+    new = parse_new_tweet(await json_body(request))
     claim = await feed.idempotency.claim(author, new.idempotency_key)
     if claim.replay is not None:
         return json_response(claim.replay, status=201, headers={"Idempotent-Replay": "true"})
@@ -567,7 +582,7 @@ async def post_tweet(request: Request) -> Response:
         await feed.cache_new(tweet)
     try:
         await feed.events.publish(author, {"type": "tweet", "tweet": tweet.to_json()})
-    except RuntimeError as exc:
+    except QueueUnavailable as exc:
         if resumable:
             # Stored but not queued: a retry with the same key re-queues this very tweet.
             raise ApiError(503, "queue_unavailable", f"tweet stored but not queued for fan-out: {exc}",
@@ -598,7 +613,7 @@ async def users_me(request: Request) -> Response:
     if request.method == "GET":
         return await profile_of(feed, await feed.user(request))
     caller = feed.authenticated(request)
-    profile, created_now = await feed.users.register(caller, parse_profile(await request.body()))
+    profile, created_now = await feed.users.register(caller, parse_profile(await json_body(request)))
     return json_response(profile.to_json(), status=201 if created_now else 200)
 
 
@@ -619,7 +634,7 @@ async def register_media(request: Request) -> Response:
     """Record metadata of media uploaded out of band (the object store is out of scope)."""
     feed = _feed(request)
     owner = await feed.user(request)
-    data = json_object(await request.body())
+    data = json_object(await json_body(request))
     ctype, size = data.get("content_type"), data.get("size_bytes")
     if ctype not in MEDIA_TYPES:
         raise ApiError(400, "bad_content_type", f"content_type must be one of {', '.join(MEDIA_TYPES)}")
@@ -759,11 +774,11 @@ async def delete_tweet(request: Request) -> Response:
     if not feed.s.defects.skip_delete_fanout:
         try:
             await feed.cache.put_tweets([{**found.to_json(), "deleted": True}], {})   # counts: moot
-        except CACHE_DOWN as exc:
+        except MAYBE_DOWN as exc:
             cache_failed("delete", exc)   # the deletion fan-out drops the cached object anyway
     try:
         await feed.events.publish(me, {"type": "delete", "tweet_id": raw, "author_id": str(me)})
-    except RuntimeError as exc:
+    except QueueUnavailable as exc:
         raise ApiError(503, "queue_unavailable", f"deleted, but the deletion fan-out is not queued: {exc}",
                        {"Retry-After": "1"}) from exc
     return json_response(body)
@@ -782,7 +797,7 @@ async def like_tweet(request: Request) -> Response:
     new = await feed.store.like(tweet_id, me)
     try:
         cached = await feed.cache.like_count(tweet_id)
-    except CACHE_DOWN as exc:
+    except MAYBE_DOWN as exc:
         cache_failed("like_count", exc)
         cached = None
     counted = cached if cached is not None else (await feed.store.like_counts([tweet_id])).get(tweet_id, 0)
@@ -790,7 +805,7 @@ async def like_tweet(request: Request) -> Response:
         try:
             await feed.events.publish_to(ENGAGEMENT_TOPIC, tweet_id,
                                          {"type": "like", "tweet_id": raw, "user_id": str(me), "t": time.time()})
-        except RuntimeError as exc:
+        except QueueUnavailable as exc:
             raise ApiError(503, "queue_unavailable", f"like recorded but not queued for counting: {exc}",
                            {"Retry-After": "1"}) from exc
     likes = counted + 1 if new else counted
@@ -810,7 +825,7 @@ async def stream(request: Request) -> Response:
         # no other command yet (just restarted) every stream was a 503 until something did.
         await feed.cache.rc.initialize()
         await pubsub.ssubscribe(channel)
-    except CACHE_DOWN as exc:   # the user's shard is down: a 503 the client retries, not a 500
+    except MAYBE_DOWN as exc:   # the user's shard is down: a 503 the client retries, not a 500
         cache_failed("stream", exc)
         await close_quietly(pubsub, channel)
         raise ApiError(503, "stream_unavailable", "notifications are unavailable; retry shortly",
@@ -830,7 +845,7 @@ async def stream(request: Request) -> Response:
                 elif time.monotonic() - quiet_since > KEEPALIVE_S:
                     yield b": keep-alive\n\n"
                     quiet_since = time.monotonic()
-        except CACHE_DOWN as exc:
+        except MAYBE_DOWN as exc:
             cache_failed("stream", exc)
 
     async def closed() -> None:
@@ -845,14 +860,13 @@ async def stream(request: Request) -> Response:
 
 
 async def close_quietly(pubsub: Any, channel: str) -> None:
-    try:
-        await pubsub.sunsubscribe(channel)
-    except CACHE_DOWN:
-        pass
-    try:
-        await pubsub.aclose()
-    except CACHE_DOWN:
-        pass
+    """Best effort: a shard that went away cannot be unsubscribed from (anything else is logged)."""
+    for step in (lambda: pubsub.sunsubscribe(channel), pubsub.aclose):
+        try:
+            await step()
+        except MAYBE_DOWN as exc:
+            if not is_outage(exc):
+                log.exception("closing the stream of %s failed", channel)
 
 
 async def health(request: Request) -> Response:
@@ -907,17 +921,36 @@ class ErrorsAndMetrics:
         except ApiError as exc:
             status = exc.status
             await exc.response()(scope, receive, send)
-        except Exception as exc:  # noqa: BLE001 - the last line: log, answer JSON 503/500
+        except Exception as exc:  # noqa: BLE001 - the last line: log, count, answer JSON 503/500
+            unavailable = is_outage(exc)
+            INTERNAL_ERRORS.labels("outage" if unavailable else "bug", type(exc).__name__).inc()
             log.exception("unhandled error on %s %s", scope["method"], scope["path"])
             if not sent:
-                unavailable = isinstance(exc, (redis.RedisError, OSError, TimeoutError)) or \
-                    type(exc).__module__.startswith("cassandra")
                 status = 503 if unavailable else 500
                 await json_response({"error": {"code": "unavailable" if unavailable else "internal",
                                                "message": type(exc).__name__}}, status)(scope, receive, send)
         finally:
             endpoint = _ID.sub("/{id}", scope["path"])
             REQUEST_SECONDS.labels(endpoint, scope["method"], str(status)).observe(time.perf_counter() - start)
+
+
+# Starlette tries them in order (the load balancer's Allow map follows the same order: nginx.py).
+ROUTES = [
+    Route("/v1/tweets", post_tweet, methods=["POST"]),
+    Route("/v1/media", register_media, methods=["POST"]),
+    Route("/v1/tweets/{tweet_id}", delete_tweet, methods=["DELETE"]),
+    Route("/v1/tweets/{tweet_id}/like", like_tweet, methods=["POST"]),
+    Route("/v1/stream", stream, methods=["GET"]),
+    Route("/v1/feed", get_feed, methods=["GET"]),
+    Route("/v1/feed/delta", get_feed_delta, methods=["GET"]),
+    Route("/v1/users/me", users_me, methods=["PUT", "GET"]),
+    Route("/v1/users/{user_id}", get_user, methods=["GET"]),
+    Route("/v1/users/{user_id}/tweets", get_user_tweets, methods=["GET"]),
+    Route("/v1/users/{user_id}/follow", follow, methods=["POST", "DELETE"]),
+    Route("/healthz", health, methods=["GET"]),
+    Route("/metrics", metrics, methods=["GET"]),
+    Route("/openapi.json", openapi, methods=["GET"]),
+]
 
 
 def create_app(settings: Settings | None = None) -> Starlette:
@@ -929,22 +962,6 @@ def create_app(settings: Settings | None = None) -> Starlette:
         yield
         await app.state.feed.close()
 
-    routes = [
-        Route("/v1/tweets", post_tweet, methods=["POST"]),
-        Route("/v1/media", register_media, methods=["POST"]),
-        Route("/v1/tweets/{tweet_id}", delete_tweet, methods=["DELETE"]),
-        Route("/v1/tweets/{tweet_id}/like", like_tweet, methods=["POST"]),
-        Route("/v1/stream", stream, methods=["GET"]),
-        Route("/v1/feed", get_feed, methods=["GET"]),
-        Route("/v1/feed/delta", get_feed_delta, methods=["GET"]),
-        Route("/v1/users/me", users_me, methods=["PUT", "GET"]),
-        Route("/v1/users/{user_id}", get_user, methods=["GET"]),
-        Route("/v1/users/{user_id}/tweets", get_user_tweets, methods=["GET"]),
-        Route("/v1/users/{user_id}/follow", follow, methods=["POST", "DELETE"]),
-        Route("/healthz", health, methods=["GET"]),
-        Route("/metrics", metrics, methods=["GET"]),
-        Route("/openapi.json", openapi, methods=["GET"]),
-    ]
-    app = Starlette(routes=routes, lifespan=lifespan, exception_handlers={HTTPException: http_error})
+    app = Starlette(routes=ROUTES, lifespan=lifespan, exception_handlers={HTTPException: http_error})
     app.add_middleware(ErrorsAndMetrics)
     return app

@@ -44,12 +44,6 @@ from targets.feed.snowflake import timestamp_ms
 
 log = logging.getLogger("feed.cache")
 
-# What "the cache is unreachable" looks like from the asyncio client: besides RedisError and
-# OSError, redis-py's asyncio cluster client surfaces a node dying mid-request as a bare
-# RuntimeError ("unable to perform operation on <TCPTransport closed=True>") or AttributeError
-# (a connection whose writer is already gone). On the read path a cache failure must only ever
-# mean "use the store", so callers catch any Exception around cache calls, count it and log it.
-CACHE_DOWN: tuple[type[BaseException], ...] = (Exception,)
 
 TWEET_TTL_S = 24 * 3600
 SENTINEL = "0"

@@ -7,7 +7,9 @@ import threading
 from typing import Any
 
 import orjson
-from confluent_kafka import KafkaError, Message, Producer
+from confluent_kafka import KafkaError, KafkaException, Message, Producer
+
+from targets.feed.outage import QueueUnavailable
 
 TOPIC = "tweets"
 
@@ -33,7 +35,7 @@ class EventProducer:
         await self.publish_to(TOPIC, key, event)
 
     async def publish_to(self, topic: str, key: int, event: dict[str, Any]) -> None:
-        """Produce and wait for the broker's acknowledgement (raises on failure)."""
+        """Produce and wait for the broker's acknowledgement (QueueUnavailable if it does not come)."""
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[None] = loop.create_future()
 
@@ -44,10 +46,13 @@ class EventProducer:
                 if err is None:
                     fut.set_result(None)
                 else:
-                    fut.set_exception(RuntimeError(f"kafka: {err}"))
+                    fut.set_exception(QueueUnavailable(f"kafka: {err}"))
             loop.call_soon_threadsafe(settle)
 
-        self.producer.produce(topic, key=str(key).encode(), value=orjson.dumps(event), on_delivery=delivered)
+        try:
+            self.producer.produce(topic, key=str(key).encode(), value=orjson.dumps(event), on_delivery=delivered)
+        except (BufferError, KafkaException) as exc:   # the local queue is full: the broker has been away
+            raise QueueUnavailable(f"kafka: {exc}") from exc
         await fut
 
     def close(self) -> None:

@@ -48,7 +48,8 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.cluster import RedisCluster
 
-from targets.feed.cache import CACHE_DOWN, SENTINEL, BesideSet, SetRead, online_replicas
+from targets.feed.cache import SENTINEL, BesideSet, SetRead, online_replicas
+from targets.feed.outage import MAYBE_DOWN, is_outage
 
 log = logging.getLogger("feed.follow_sets")
 
@@ -209,7 +210,9 @@ class FollowSets:
                 await self.rc.eval(_CHANGE, 2, key, generation_key(key), "forget", member, GENERATION_TTL_S,
                                    new_generation())
             return True
-        except CACHE_DOWN:   # TimeoutError included
+        except MAYBE_DOWN as exc:   # TimeoutError included
+            if not is_outage(exc):
+                raise
             return False
 
     async def _drop_later(self, key: str, member: int) -> bool:
@@ -233,7 +236,9 @@ class FollowSets:
                 async with asyncio.timeout_at(asyncio.get_running_loop().time() + deadline - time.monotonic()):
                     if await self._change_once(key, op, member):
                         return True
-            except CACHE_DOWN as exc:   # TimeoutError included
+            except MAYBE_DOWN as exc:   # TimeoutError included
+                if not is_outage(exc):
+                    raise
                 log.info("follow change on %s not applied yet: %r", key, exc)
             op = "forget"   # rule 1: a retry drops the set, as a later change may have overtaken this one
             if time.monotonic() + delay > deadline:
@@ -243,8 +248,9 @@ class FollowSets:
             try:
                 async with asyncio.timeout(max(0.0, deadline - time.monotonic())):
                     await self.rc.nodes_manager.initialize()
-            except CACHE_DOWN:   # (TimeoutError included) the next attempt reports what is wrong
-                pass
+            except MAYBE_DOWN as exc:   # (TimeoutError included) the next attempt reports what is wrong
+                if not is_outage(exc):
+                    raise
 
     async def _change_once(self, key: str, op: str, member: int) -> bool:
         await self.rc.initialize()   # a no-op once the client knows the slots
@@ -295,7 +301,9 @@ class FollowerLists:
                 pipe.smembers(followers_key(a))
                 pipe.get(generation_key(followers_key(a)))
             raw = pipe.execute()
-        except CACHE_DOWN as exc:
+        except MAYBE_DOWN as exc:
+            if not is_outage(exc):
+                raise
             log.info("follower lists unreachable, reading the store: %r", exc)
             return {a: self.read_store(a) for a in wanted}
         out: dict[int, list[int]] = {}
@@ -309,6 +317,8 @@ class FollowerLists:
             key = followers_key(a)
             try:
                 self._fill(keys=[key, generation_key(key)], args=fill_args(generation or "", out[a]))
-            except CACHE_DOWN as exc:
+            except MAYBE_DOWN as exc:
+                if not is_outage(exc):
+                    raise
                 log.info("could not cache the followers of %s: %r", a, exc)
         return out

@@ -20,8 +20,9 @@ cap check, write and recount run alone: a retry waits for its original instead o
 200 for a follow the original then takes back at the cap. One that cannot get the lock within
 FOLLOW_LOCK_WAIT_S gets 409 (retry later).
 
-All fail open: with the user's shard unreachable a post or follow is still accepted (the store
-is the record of truth) and the skipped guard is counted in `feed_write_guard_skipped_total`.
+All fail open, on an outage only (outage.py): with the user's shard unreachable a post or
+follow is still accepted (the store is the record of truth) and the skipped guard is counted in
+`feed_write_guard_skipped_total`; any other error propagates.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from prometheus_client import Counter
 from redis.asyncio.cluster import RedisCluster
 
 from targets.feed.errors import ApiError
+from targets.feed.outage import MAYBE_DOWN, outage_only
 
 SKIPPED = Counter("feed_write_guard_skipped_total", "Write guards skipped because Redis was unreachable", ["guard"])
 REPLAYED = Counter("feed_idempotent_replays_total", "Retries answered with the original 201")
@@ -93,7 +95,8 @@ class Idempotency:
             if await self.rc.set(rkey, PENDING, nx=True, ex=PENDING_TTL_S):
                 return Claim()
             stored = await self.rc.get(rkey)
-        except Exception:  # noqa: BLE001 - see the module docstring: fail open, counted
+        except MAYBE_DOWN as exc:  # see the module docstring: fail open, counted
+            outage_only(exc)
             SKIPPED.labels("idempotency").inc()
             return Claim()
         if stored is None:  # expired between the two calls: claim again
@@ -112,7 +115,8 @@ class Idempotency:
             return False
         try:
             await self.rc.set(_idem_key(user, key), orjson.dumps(record), ex=self.ttl_s)
-        except Exception:  # noqa: BLE001
+        except MAYBE_DOWN as exc:
+            outage_only(exc)
             SKIPPED.labels("idempotency").inc()
             return False
         return True
@@ -132,7 +136,8 @@ class Idempotency:
             return
         try:
             await self.rc.delete(_idem_key(user, key))
-        except Exception:  # noqa: BLE001 - the claim then expires with its TTL
+        except MAYBE_DOWN as exc:  # the claim then expires with its TTL
+            outage_only(exc)
             SKIPPED.labels("idempotency").inc()
 
 
@@ -146,7 +151,8 @@ class RateLimit:
         now_ms = int(time.time() * 1000)
         try:
             wait_ms = int(await self._script(keys=[_rl_key(user)], args=[now_ms, self.window_ms, self.limit, token]))
-        except Exception:  # noqa: BLE001 - fail open, counted
+        except MAYBE_DOWN as exc:  # fail open, counted
+            outage_only(exc)
             SKIPPED.labels("rate_limit").inc()
             return
         if wait_ms >= 0:
@@ -160,7 +166,8 @@ class RateLimit:
         """A post that failed after counting does not use up the user's budget."""
         try:
             await self.rc.zrem(_rl_key(user), token)
-        except Exception:  # noqa: BLE001
+        except MAYBE_DOWN as exc:
+            outage_only(exc)
             SKIPPED.labels("rate_limit").inc()
 
 
@@ -179,7 +186,8 @@ class FollowLock:
                             blocking_timeout=FOLLOW_LOCK_WAIT_S, thread_local=False, raise_on_release_error=False)
         try:
             acquired = await lock.acquire()
-        except Exception:  # noqa: BLE001 - fail open, counted; the recount at the cap still holds
+        except MAYBE_DOWN as exc:  # fail open, counted; the recount at the cap still holds
+            outage_only(exc)
             SKIPPED.labels("follow_lock").inc()
             yield
             return
@@ -191,5 +199,6 @@ class FollowLock:
         finally:
             try:
                 await lock.release()
-            except Exception:  # noqa: BLE001 - it expires with its TTL
+            except MAYBE_DOWN as exc:  # it expires with its TTL
+                outage_only(exc)
                 SKIPPED.labels("follow_lock").inc()

@@ -23,7 +23,8 @@ from typing import cast
 from prometheus_client import Counter, Gauge
 from redis.asyncio.cluster import RedisCluster as AsyncRedisCluster
 
-from targets.feed.cache import CACHE_DOWN, timeline_key
+from targets.feed.cache import timeline_key
+from targets.feed.outage import MAYBE_DOWN, is_outage
 
 log = logging.getLogger("feed.preheat")
 
@@ -65,8 +66,11 @@ class Preheater:
                 if time.monotonic() - last_scan >= SCAN_S:
                     last_scan = time.monotonic()
                     await self.scan()
-            except CACHE_DOWN:
-                log.info("preheat round failed; trying again", exc_info=True)
+            except MAYBE_DOWN as exc:   # a background loop: it must go on, a bug included (logged as one)
+                if is_outage(exc):
+                    log.info("preheat round failed; trying again", exc_info=True)
+                else:
+                    log.exception("preheat round failed on something other than an outage; trying again")
 
     async def flush(self) -> None:
         seen, self._seen = self._seen, set()

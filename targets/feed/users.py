@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from cachetools import LRUCache
 
 from targets.feed.errors import ApiError
+from targets.feed.outage import MAYBE_DOWN, fail_open
 from targets.feed.store import Profile, Store
 from targets.feed.validation import NewProfile
 
@@ -38,14 +39,15 @@ class Users:
     async def require(self, user: int) -> None:
         """Raise 403 unless `user` registered (an account acts only once it exists).
 
-        Fails open when the store cannot answer: the token is still verified, and a feed the
-        cache can serve must not turn into an error because the registry is unreachable."""
+        Fails open when the store cannot answer (an outage: outage.py): the token is still
+        verified, and a feed the cache can serve must not turn into an error because the registry
+        is unreachable. Any other error propagates (a 500, logged and counted), never a pass."""
         if self._handles.get(user) is not None:   # the hot path: no task for wait_for
             return
         try:
             registered = await asyncio.wait_for(self.exists(user), REGISTRY_WAIT_S)
-        except Exception:  # noqa: BLE001 - the store down or slow: let the authenticated user through
-            log.warning("user registry unreadable; letting user %s through", user, exc_info=True)
+        except MAYBE_DOWN as exc:   # the store down or slow: let the authenticated user through
+            fail_open(f"user registry (letting user {user} through)", exc)
             return
         if not registered:
             raise ApiError(403, "not_registered", f"user {user} has no profile yet: register with PUT /v1/users/me")
@@ -67,8 +69,8 @@ class Users:
         if missing:
             try:
                 found = await asyncio.wait_for(self.store.handles(missing), REGISTRY_WAIT_S)
-            except Exception:  # noqa: BLE001 - the store down or slow
-                log.warning("handles of %d authors unreadable", len(missing), exc_info=True)
+            except MAYBE_DOWN as exc:   # the store down or slow
+                fail_open(f"handles of {len(missing)} authors", exc)
                 found = {}
             self._handles.update(found)
             known.update(found)
