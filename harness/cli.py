@@ -46,6 +46,11 @@ DEFECTS: dict[str, tuple[str, str]] = {
     "never-backfill": ("FEED_DEFECT_NEVER_BACKFILL", "flag"),
     "break-celebrity-merge": ("FEED_DEFECT_BREAK_CELEBRITY_MERGE", "flag"),
     "disable-breaker-fallback": ("FEED_DEFECT_DISABLE_BREAKER_FALLBACK", "flag"),
+    "duplicate-retweets": ("FEED_DEFECT_DUPLICATE_RETWEETS", "flag"),
+    "keep-deleted-retweets": ("FEED_DEFECT_KEEP_DELETED_RETWEETS", "flag"),
+    "skip-retweet-fanout": ("FEED_DEFECT_SKIP_RETWEET_FANOUT", "flag"),
+    "skip-retweet-undo": ("FEED_DEFECT_SKIP_RETWEET_UNDO", "flag"),
+    "skip-reply-counts": ("FEED_DEFECT_SKIP_REPLY_COUNTS", "flag"),
 }
 BasePort = Annotated[int, typer.Option(help=f"First port of the stack's {PORT_BLOCK}-port block (all on 127.0.0.1).",
                                        min=1024, max=MAX_BASE_PORT)]

@@ -9,8 +9,6 @@ is rebuilt from the store by fan-in over the user's followees: slower, still cor
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 import logging
 import re
 import time
@@ -22,7 +20,6 @@ from pathlib import Path
 from typing import Any
 
 import anyio
-import orjson
 import yaml
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, generate_latest
 from starlette.applications import Starlette
@@ -34,7 +31,9 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from targets.feed.auth import user_from_header
-from targets.feed.cache import FeedCache, SetRead, display_count, notify_channel
+from targets.feed.cache import FeedCache, SetRead, notify_channel
+from targets.feed.engagement import Engagement, display_count
+from targets.feed.engagement import event as engagement_event
 from targets.feed.errors import ApiError, json_response
 from targets.feed.events import EventProducer
 from targets.feed.follow_sets import FollowSets, following_key
@@ -88,30 +87,40 @@ ENGAGEMENT_TOPIC = "engagement"
 KEEPALIVE_S = 15.0
 
 
+# Cursors are plain, so that the OpenAPI document can say exactly which are valid (a pattern):
+# a chronological page's is the last tweet id it examined; a ranked page's is
+# "<anchor>-<offset>", the first page's newest candidate and how many ranked items came before.
+MAX_ID = 2**63 - 1
+_RANKED_CURSOR = re.compile(r"([0-9]+)-([0-9]+)")
+
+
 def encode_cursor(tweet_id: int) -> str:
-    return base64.urlsafe_b64encode(orjson.dumps({"max_id": str(tweet_id)})).decode().rstrip("=")
+    return str(tweet_id)
 
 
 def decode_cursor(raw: str | None) -> int | None:
     if raw is None:
         return None
-    try:
-        padded = raw + "=" * (-len(raw) % 4)
-        value = positive_id(orjson.loads(base64.urlsafe_b64decode(padded))["max_id"])
-        if value is None:   # beyond 63 bits it would reach the store's bigint binding: a 500
-            raise ValueError
-        return value
-    except (binascii.Error, orjson.JSONDecodeError, KeyError, ValueError, TypeError):
-        raise ApiError(400, "bad_cursor", "cursor is not one this API issued") from None
+    value = positive_id(raw)   # beyond 63 bits it would reach the store's bigint binding: a 500
+    if value is None:
+        raise ApiError(400, "bad_cursor", "cursor is not one this API issued (a tweet id)")
+    return value
 
 
-def public_tweet(tweet: dict[str, Any], handle: str | None, likes: int) -> dict[str, Any]:
+def public_tweet(tweet: dict[str, Any], handle: str | None, engagement: Engagement,
+                 original: dict[str, Any] | None = None) -> dict[str, Any]:
     """A cached tweet object as the API serves it (design §05b): its author as an object with
-    the handle, and its engagement counts."""
-    return {"tweet_id": tweet["tweet_id"], "author": {"user_id": tweet["author_id"], "handle": handle},
+    the handle, and its engagement counts. A retweet is served as its own item (its id, the
+    retweeter as author, when it was retweeted) carrying the original (`retweet_of`, as served
+    itself), whose text, media and counts it shows."""
+    body = {"tweet_id": tweet["tweet_id"], "author": {"user_id": tweet["author_id"], "handle": handle},
             "text": tweet["text"], "media": tweet.get("media") or [], "reply_to": tweet.get("reply_to"),
             "created_at": tweet["created_at"], "deleted": bool(tweet.get("deleted")),
-            "engagement": {"likes": likes, "retweets": 0, "likes_display": display_count(likes)}}
+            "engagement": engagement.to_json(), "retweet_of": original}
+    if original is not None:
+        body.update(text=original["text"], media=original["media"], reply_to=None,
+                    engagement=original["engagement"])
+    return body
 
 
 def author_of(tweet: dict[str, Any]) -> int:
@@ -134,21 +143,16 @@ def page_params(request: Request) -> tuple[int, int | None]:
 
 
 def encode_ranked_cursor(anchor: int, offset: int) -> str:
-    return base64.urlsafe_b64encode(orjson.dumps({"anchor": str(anchor), "offset": offset})).decode().rstrip("=")
+    return f"{anchor}-{offset}"
 
 
-def decode_ranked_cursor(raw: str | None) -> tuple[int | None, int]:
-    """(the first page's newest candidate, how many ranked items were served), or (None, 0)."""
-    if raw is None:
-        return None, 0
-    try:
-        data = orjson.loads(base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)))
-        anchor, offset = positive_id(data["anchor"]), data["offset"]
-        if anchor is None or anchor >= 2**63 - 1 or not isinstance(offset, int) or not 0 < offset < CANDIDATES:
-            raise ValueError   # anchor + 1 is read as a bound: 2**63 - 1 would overflow it
-        return anchor, offset
-    except (binascii.Error, orjson.JSONDecodeError, KeyError, ValueError, TypeError):
-        raise ApiError(400, "bad_cursor", "cursor is not one this API issued for a ranked feed") from None
+def decode_ranked_cursor(raw: str) -> tuple[int, int]:
+    """(the first page's newest candidate, how many ranked items were served)."""
+    m = _RANKED_CURSOR.fullmatch(raw)
+    anchor, offset = (positive_id(m[1]), decimal(m[2])) if m else (None, None)
+    if anchor is None or offset is None or not 0 < offset < CANDIDATES:
+        raise ApiError(400, "bad_cursor", "cursor is not one this API issued for a ranked feed")
+    return anchor, offset
 
 
 async def json_body(request: Request) -> bytes:
@@ -431,37 +435,111 @@ class Feed:
             return tweets
         return [t for t in tweets if author_of(t) == user or author_of(t) in following]
 
-    async def check_references(self, author: int, media_ids: list[str], reply_to: int | None) -> list[Media]:
-        """Media must be registered by the author; a reply must answer a tweet that exists.
-        The tweet's media, with their content types (ranking weighs them)."""
+    async def original_of(self, raw: str, code: str = "not_found") -> Tweet:
+        """The tweet a path's id names, or the original of the retweet it names: 404 (`code`)
+        if it does not exist or was deleted."""
+        tweet_id = parse_id(raw, "bad_tweet_id", "tweet id") if code == "not_found" else int(raw)
+        found = (await self.store.tweets_by_ids([tweet_id])).get(tweet_id)
+        if found is not None and found.retweet_of is not None and not found.deleted:
+            found = (await self.store.tweets_by_ids([found.retweet_of])).get(found.retweet_of)
+        if found is None or found.deleted:
+            raise ApiError(404, code, f"tweet {raw} does not exist")
+        return found
+
+    async def optimistic(self, tweet_id: int, counter: str, member: int | None, minus: str | None = None,
+                         minus_member: int | None = None) -> int:
+        """A count as an engagement's own reply shows it: the counter (less `minus`), counting
+        `member` (and `minus_member`) even while its event is on its way; from the store's
+        checkpoint when the cache has no counter or cannot answer."""
+        try:
+            n = await self.cache.optimistic(tweet_id, counter, member, minus, minus_member)
+            if n is not None:
+                return n
+        except MAYBE_DOWN as exc:
+            cache_failed("optimistic_count", exc)
+        stored = (await self.store.counts([tweet_id])).get(tweet_id, {})
+        n = stored.get(counter, 0) + (member is not None) - (stored.get(minus, 0) + (minus_member is not None)
+                                                             if minus else 0)
+        return max(0, n)
+
+    async def count_soon(self, kind: str, tweet_id: int, member: int) -> None:
+        """Send an engagement event now, best effort, so that the count moves at once: the
+        fan-out lane sends it too, durably, from the tweet or deletion event it derives from."""
+        try:
+            await self.events.publish_to(ENGAGEMENT_TOPIC, tweet_id, engagement_event(kind, tweet_id, member))
+        except QueueUnavailable as exc:
+            log.info("engagement event %s of %s not sent now (the fan-out lane sends it): %s", kind, tweet_id, exc)
+
+    async def check_references(self, author: int, media_ids: list[str],
+                               reply_to: int | None) -> tuple[list[Media], int | None]:
+        """Media must be registered by the author; a reply must answer a tweet that exists (a
+        reply to a retweet answers its original). The tweet's media, with their content types
+        (ranking weighs them), and the tweet it replies to."""
         media: list[Media] = []
         if media_ids:
             records = await self.store.media_records(media_ids)
             unknown = [m for m in media_ids if m not in records or records[m][0] != author]
-            if unknown:
-                raise ApiError(400, "unknown_media", f"media not registered by this user: {', '.join(unknown)}")
+            if unknown:   # a 404 (schema-valid, naming nothing of this user's), not a 400
+                raise ApiError(404, "unknown_media", f"media not registered by this user: {', '.join(unknown)}")
             media = [Media(m, records[m][1]) for m in media_ids]
         if reply_to is not None:
-            found = await self.store.tweets_by_ids([reply_to])
-            if reply_to not in found or found[reply_to].deleted:
-                raise ApiError(400, "unknown_reply_to", f"tweet {reply_to} does not exist")
-        return media
+            reply_to = (await self.original_of(str(reply_to), "unknown_reply_to")).tweet_id
+        return media, reply_to
 
     async def hydrate(self, ids: list[int]) -> list[dict[str, Any]]:
-        """Tweet objects for `ids` (deleted ones left out), each with its engagement counts.
-        Objects come from the hydration cache, else the store; counts from the counter keys,
-        else the store's last checkpoint."""
+        """Tweets for `ids` as served (deleted ones left out, and retweets of deleted ones),
+        each with its engagement counts, a retweet with its original."""
         with HYDRATION_SECONDS.time():
             return await self._hydrate(ids)
 
     async def _hydrate(self, ids: list[int]) -> list[dict[str, Any]]:
+        objects, counts = await self._objects(ids)
+        # Retweets are served with their originals: those not on the page are read too.
+        originals = {int(o["retweet_of"]) for o in objects.values() if o.get("retweet_of") and not o.get("deleted")}
+        if originals - objects.keys():
+            more, more_counts = await self._objects(sorted(originals - objects.keys()))
+            objects.update(more)
+            counts.update(more_counts)
+        if self.s.defects.keep_deleted_retweets:   # the defect serves the deleted original as it was
+            gone = [o for o in originals if objects.get(o, {}).get("deleted") and "text" not in objects[o]]
+            objects.update({i: t.to_json() for i, t in (await self.store.tweets_by_ids(gone)).items()})
+
+        def shown(i: int) -> bool:
+            obj = objects.get(i)
+            if obj is None or obj.get("deleted"):
+                return False
+            if obj.get("retweet_of") is None:
+                return True
+            original = objects.get(int(obj["retweet_of"]))   # a retweet goes with its original
+            return original is not None and (not original.get("deleted") or self.s.defects.keep_deleted_retweets)
+
+        live = [i for i in ids if shown(i)]
+        wanted = {int(objects[i]["author_id"]) for i in live} | {
+            int(objects[int(objects[i]["retweet_of"])]["author_id"]) for i in live if objects[i].get("retweet_of")}
+        handles = await self.users.handles(wanted)
+
+        def served(i: int) -> dict[str, Any]:
+            obj = objects[i]
+            original = None
+            if obj.get("retweet_of"):
+                o = int(obj["retweet_of"])
+                original = public_tweet({**objects[o], "deleted": False}, handles.get(int(objects[o]["author_id"])),
+                                        counts.get(o, Engagement()))
+            return public_tweet(obj, handles.get(int(obj["author_id"])), counts.get(i, Engagement()), original)
+
+        return [served(i) for i in live]
+
+    async def _objects(self, ids: list[int]) -> tuple[dict[int, dict[str, Any]], dict[int, Engagement]]:
+        """Tweet objects for `ids` (deleted ones too, marked) and their counts: objects from the
+        hydration cache, else the store; counts from the counters, else the store's last
+        checkpoint."""
         cache_up = True
         try:
-            cached, likes = await self.cache.get_tweets(ids)
+            cached, counts = await self.cache.get_tweets(ids)
         except MAYBE_DOWN as exc:
             cache_failed("hydrate", exc)
             cached, cache_up = {}, False
-            likes = await self.store.like_counts(ids)
+            counts = {t: Engagement.from_counts(c) for t, c in (await self.store.counts(ids)).items()}
         missing = [i for i in ids if i not in cached]
         from_store: dict[int, dict[str, Any]] = {}
         if missing:
@@ -469,22 +547,20 @@ class Feed:
             from_store = {i: t.to_json() for i, t in (await self.store.tweets_by_ids(missing)).items()}
             cached.update(from_store)
         if cache_up:
-            # Every tweet's counter is created when it is posted, so an object without one (read
-            # from the store, or cached again by a late fan-out, after the counter expired or
-            # its shard restarted empty) has a count this cache does not know: take the store's,
+            # Every tweet's counters are created when it is posted, so an object without them (read
+            # from the store, or cached again by a late fan-out, after the counters expired or
+            # their shard restarted empty) has counts this cache does not know: take the store's,
             # and cache the two together.
-            uncounted = [i for i in ids if i in cached and i not in likes and not cached[i].get("deleted")]
-            likes.update(await self.store.like_counts(uncounted) if uncounted else {})
+            uncounted = [i for i in ids if i in cached and i not in counts and not cached[i].get("deleted")]
+            stored = await self.store.counts(uncounted) if uncounted else {}
+            counts.update({t: Engagement.from_counts(c) for t, c in stored.items()})
             again = {**from_store, **{i: cached[i] for i in uncounted}}
             if again:
                 try:
-                    await self.cache.put_tweets(list(again.values()), likes)
+                    await self.cache.put_tweets(list(again.values()), stored)
                 except MAYBE_DOWN as exc:
                     cache_failed("hydrate_write", exc)
-        live = [i for i in ids if i in cached and not cached[i].get("deleted")]
-        authors = {i: int(cached[i]["author_id"]) for i in live}
-        handles = await self.users.handles(set(authors.values()))
-        return [public_tweet(cached[i], handles.get(authors[i]), likes.get(i, 0)) for i in live]
+        return cached, counts
 
     async def rebuild(self, user_id: int) -> None:
         """Repopulate a missing timeline from the store (best effort: the next miss tries again).
@@ -569,8 +645,8 @@ async def post_tweet(request: Request) -> Response:
         rate_token = uuid.uuid4().hex
         try:
             await feed.rate_limit.take(author, rate_token)
-            media = await feed.check_references(author, new.media_ids, new.reply_to)
-            tweet = Tweet(feed.ids.next_id(), author, new.text, media, new.reply_to)
+            media, reply_to = await feed.check_references(author, new.media_ids, new.reply_to)
+            tweet = Tweet(feed.ids.next_id(), author, new.text, media, reply_to)
             resumable = await feed.idempotency.mark_stored(author, new.idempotency_key, tweet.to_json())
         except BaseException:
             await feed.rate_limit.give_back(author, rate_token)
@@ -595,6 +671,8 @@ async def post_tweet(request: Request) -> Response:
         await feed.idempotency.release(author, new.idempotency_key)
         raise ApiError(503, "queue_unavailable", f"tweet not posted: the fan-out queue is unavailable: {exc}",
                        {"Retry-After": "1"}) from exc
+    if tweet.reply_to is not None:
+        await feed.count_soon("reply", tweet.reply_to, tweet.tweet_id)
     return await created(feed, author, new.idempotency_key, tweet)
 
 
@@ -653,10 +731,13 @@ async def get_feed(request: Request) -> Response:
     if algorithm not in ("chronological", "ranked"):
         raise ApiError(400, "bad_algorithm", "algorithm must be chronological or ranked")
     limit = parse_limit(request.query_params.get("limit"))
-    if algorithm == "ranked":
-        return await ranked_feed(feed, user, limit, request.query_params.get("cursor"))
-    tweets, last, has_more = await feed.chronological_page(user, decode_cursor(request.query_params.get("cursor")),
-                                                           limit)
+    # A cursor continues the feed it came from (`algorithm` chooses the first page's order).
+    cursor = request.query_params.get("cursor")
+    if cursor is not None and "-" in cursor:
+        return await ranked_feed(feed, user, limit, decode_ranked_cursor(cursor))
+    if cursor is None and algorithm == "ranked":
+        return await ranked_feed(feed, user, limit, None)
+    tweets, last, has_more = await feed.chronological_page(user, decode_cursor(cursor), limit)
     return json_response({"tweets": tweets, "next_cursor": encode_cursor(last) if has_more and last else None,
                           "has_more": has_more})
 
@@ -676,23 +757,23 @@ async def get_feed_delta(request: Request) -> Response:
                           "next_since": str(ids[:limit][-1]) if ids else str(since)})
 
 
-async def ranked_feed(feed: Feed, user: int, limit: int, raw_cursor: str | None) -> Response:
+async def ranked_feed(feed: Feed, user: int, limit: int, cursor: tuple[int, int] | None) -> Response:
     """The newest CANDIDATES tweets (as of the first page: the cursor keeps its anchor), ranked;
     pages are slices of that ranking. The first page saves the order it ranked, and later
     pages slice that saved order (hydrated and filtered again: a tweet deleted or an account
     unfollowed since leaves a page short), so that neither a like, a deletion, the passing
     time nor the ranker falling back between pages can reorder what is left and make a page
     skip or repeat tweets. Without it (expired, or the cache down) they rank afresh."""
-    anchor, offset = decode_ranked_cursor(raw_cursor)
+    anchor, offset = cursor if cursor is not None else (None, 0)
     if anchor is not None:
         saved = await feed.saved_ranking(user, anchor)
         if saved is not None:
             following = await feed.current_following(user)
             page = feed.only_followed(user, await feed.hydrate(saved[offset:offset + limit]), following)
             has_more = offset + limit < len(saved)
-            cursor = encode_ranked_cursor(anchor, offset + limit) if has_more else None
-            return json_response({"tweets": page, "next_cursor": cursor, "has_more": has_more})
-    ids, following = await feed.candidates(user, None if anchor is None else anchor + 1, CANDIDATES)
+            next_page = encode_ranked_cursor(anchor, offset + limit) if has_more else None
+            return json_response({"tweets": page, "next_cursor": next_page, "has_more": has_more})
+    ids, following = await feed.candidates(user, None if anchor is None else min(anchor + 1, MAX_ID), CANDIDATES)
     tweets = feed.only_followed(user, await feed.hydrate(ids), following)
     await feed.refresh_config()
     mutual = await feed.store.followers_among(user, sorted({author_of(t) for t in tweets} - {user}))
@@ -701,8 +782,8 @@ async def ranked_feed(feed: Feed, user: int, limit: int, raw_cursor: str | None)
     has_more = offset + limit < len(ranked)
     if anchor is None and has_more:
         await feed.save_ranking(user, ids[0], [int(t["tweet_id"]) for t in ranked])
-    cursor = encode_ranked_cursor(anchor or ids[0], offset + limit) if has_more and ids else None
-    return json_response({"tweets": page, "next_cursor": cursor, "has_more": has_more})
+    next_page = encode_ranked_cursor(anchor or ids[0], offset + limit) if has_more and ids else None
+    return json_response({"tweets": page, "next_cursor": next_page, "has_more": has_more})
 
 
 async def get_user_tweets(request: Request) -> Response:
@@ -727,8 +808,8 @@ async def follow(request: Request) -> Response:
     feed = _feed(request)
     me = await feed.user(request)
     other = await feed.existing_user(request.path_params["user_id"])
-    if other == me:
-        raise ApiError(400, "self_follow", "a user cannot follow itself")
+    if other == me:   # well formed, but not allowed to this user: 403 (as Twitter's API answers)
+        raise ApiError(403, "self_follow", "a user cannot follow itself")
     async with feed.follow_lock.held(me):
         if request.method == "DELETE":
             await feed.store.unfollow(me, other)
@@ -756,7 +837,8 @@ async def follow(request: Request) -> Response:
 
 async def delete_tweet(request: Request) -> Response:
     """Soft delete (author only): the store and the hydration cache at once, so readers stop
-    seeing it; the ids left in followers' timelines go with an async deletion fan-out."""
+    seeing it; the ids left in followers' timelines go with an async deletion fan-out.
+    Deleting a retweet undoes it."""
     feed = _feed(request)
     me = await feed.user(request)
     raw = request.path_params["tweet_id"]
@@ -766,9 +848,17 @@ async def delete_tweet(request: Request) -> Response:
         raise ApiError(404, "not_found", f"tweet {raw} does not exist")
     if found.user_id != me:
         raise ApiError(403, "forbidden", "only the author may delete a tweet")
-    body = {"tweet_id": raw, "deleted": True, "fan_out_status": "queued"}
+    await take_down(feed, found)
+    return json_response({"tweet_id": raw, "deleted": True, "fan_out_status": "queued"})
+
+
+async def take_down(feed: Feed, found: Tweet) -> None:
+    """Delete a tweet or retweet (idempotent): marked in the store and the hydration cache, its
+    deletion fanned out; a retweet is also forgotten as its user's retweet of the original."""
     if not found.deleted:
         await feed.store.soft_delete(found)
+    if found.retweet_of is not None:
+        await feed.store.unretweet(found.retweet_of, found.user_id, found.tweet_id)
     # Queued again on a repeated DELETE too: a first attempt may have died before queueing,
     # and the deletion fan-out is idempotent.
     if not feed.s.defects.skip_delete_fanout:
@@ -776,40 +866,78 @@ async def delete_tweet(request: Request) -> Response:
             await feed.cache.put_tweets([{**found.to_json(), "deleted": True}], {})   # counts: moot
         except MAYBE_DOWN as exc:
             cache_failed("delete", exc)   # the deletion fan-out drops the cached object anyway
+    event: dict[str, Any] = {"type": "delete", "tweet_id": str(found.tweet_id), "author_id": str(found.user_id)}
+    if found.reply_to is not None:
+        event["reply_to"] = str(found.reply_to)
+    if found.retweet_of is not None:
+        event["retweet_of"] = str(found.retweet_of)
     try:
-        await feed.events.publish(me, {"type": "delete", "tweet_id": raw, "author_id": str(me)})
+        await feed.events.publish(found.user_id, event)
     except QueueUnavailable as exc:
         raise ApiError(503, "queue_unavailable", f"deleted, but the deletion fan-out is not queued: {exc}",
                        {"Retry-After": "1"}) from exc
-    return json_response(body)
+    if found.reply_to is not None:
+        await feed.count_soon("unreply", found.reply_to, found.tweet_id)
+    if found.retweet_of is not None:
+        await feed.count_soon("unretweet", found.retweet_of, found.tweet_id)
 
 
 async def like_tweet(request: Request) -> Response:
-    """Idempotent per user; the count in the reply is optimistic, the counted one converges
-    through the engagement topic and the counter aggregator (design §02: within 10 s)."""
+    """Idempotent per user; the count in the reply is optimistic (it includes this like), the
+    counted one converges through the engagement topic and the counter aggregator (design §02:
+    within 10 s). Liking a retweet likes its original."""
     feed = _feed(request)
     me = await feed.user(request)
-    raw = request.path_params["tweet_id"]
-    tweet_id = parse_id(raw, "bad_tweet_id", "tweet id")
-    found = (await feed.store.tweets_by_ids([tweet_id])).get(tweet_id)
-    if found is None or found.deleted:
-        raise ApiError(404, "not_found", f"tweet {raw} does not exist")
-    new = await feed.store.like(tweet_id, me)
+    original = await feed.original_of(request.path_params["tweet_id"])
+    await feed.store.like(original.tweet_id, me)
+    # Sent on a repeated like too (counted once per user whatever the deliveries): a first
+    # attempt that recorded the like and then failed to queue it must not leave it uncounted.
     try:
-        cached = await feed.cache.like_count(tweet_id)
-    except MAYBE_DOWN as exc:
-        cache_failed("like_count", exc)
-        cached = None
-    counted = cached if cached is not None else (await feed.store.like_counts([tweet_id])).get(tweet_id, 0)
-    if new:
-        try:
-            await feed.events.publish_to(ENGAGEMENT_TOPIC, tweet_id,
-                                         {"type": "like", "tweet_id": raw, "user_id": str(me), "t": time.time()})
-        except QueueUnavailable as exc:
-            raise ApiError(503, "queue_unavailable", f"like recorded but not queued for counting: {exc}",
-                           {"Retry-After": "1"}) from exc
-    likes = counted + 1 if new else counted
-    return json_response({"tweet_id": raw, "liked": True, "likes": likes, "likes_display": display_count(likes)})
+        event = engagement_event("like", original.tweet_id, me)
+        await feed.events.publish_to(ENGAGEMENT_TOPIC, original.tweet_id, event)
+    except QueueUnavailable as exc:
+        raise ApiError(503, "queue_unavailable", f"like recorded but not queued for counting: {exc}",
+                       {"Retry-After": "1"}) from exc
+    likes = await feed.optimistic(original.tweet_id, "likes", me)
+    return json_response({"tweet_id": str(original.tweet_id), "liked": True, "likes": likes,
+                          "likes_display": display_count(likes)})
+
+
+async def retweet(request: Request) -> Response:
+    """POST: retweet (idempotent per user: a repeated retweet answers the same retweet), fanned
+    out to the retweeter's followers like a tweet of theirs, through the same tiers. DELETE:
+    undo it (idempotent). Retweeting a retweet retweets its original. The count in the reply is
+    optimistic; the counted one converges like likes."""
+    feed = _feed(request)
+    me = await feed.user(request)
+    original = await feed.original_of(request.path_params["tweet_id"])
+    oid = original.tweet_id
+    if request.method == "DELETE":
+        rid = await feed.store.retweet_by(oid, me)
+        undone = rid is not None and not feed.s.defects.skip_retweet_undo
+        if rid is not None and undone:
+            own = (await feed.store.tweets_by_ids([rid])).get(rid)
+            await take_down(feed, own or Tweet(rid, me, "", [], None, retweet_of=oid))
+        retweets = await feed.optimistic(oid, "retweets", None, minus="unretweets",
+                                         minus_member=rid if undone else None)
+        return json_response({"tweet_id": str(oid), "retweeted": False, "retweets": retweets})
+    rid, made = feed.ids.next_id(), True
+    if not feed.s.defects.duplicate_retweets:
+        rid, made = await feed.store.retweet(oid, me, rid)
+    rt = Tweet(rid, me, "", [], None, retweet_of=oid)
+    if made or rid not in await feed.store.tweets_by_ids([rid]):   # or an attempt died before its write
+        await feed.store.insert_tweet(rt)
+        await feed.cache_new(rt)
+    # Queued on every request, like a retried post: a first attempt may have died before it,
+    # and fan-out (ZADD) and counting (once per retweet id) are idempotent.
+    try:
+        await feed.events.publish(me, {"type": "tweet", "tweet": rt.to_json()})
+    except QueueUnavailable as exc:
+        raise ApiError(503, "queue_unavailable", f"retweet recorded but not queued for fan-out: {exc}",
+                       {"Retry-After": "1"}) from exc
+    await feed.count_soon("retweet", oid, rid)
+    retweets = await feed.optimistic(oid, "retweets", rid, minus="unretweets")
+    return json_response({"tweet_id": str(oid), "retweeted": True, "retweet_id": str(rid), "retweets": retweets})
 
 
 async def stream(request: Request) -> Response:
@@ -940,6 +1068,7 @@ ROUTES = [
     Route("/v1/media", register_media, methods=["POST"]),
     Route("/v1/tweets/{tweet_id}", delete_tweet, methods=["DELETE"]),
     Route("/v1/tweets/{tweet_id}/like", like_tweet, methods=["POST"]),
+    Route("/v1/tweets/{tweet_id}/retweet", retweet, methods=["POST", "DELETE"]),
     Route("/v1/stream", stream, methods=["GET"]),
     Route("/v1/feed", get_feed, methods=["GET"]),
     Route("/v1/feed/delta", get_feed_delta, methods=["GET"]),

@@ -40,6 +40,7 @@ from redis.asyncio.retry import Retry as AsyncRetry
 from redis.backoff import ExponentialWithJitterBackoff
 from redis.cluster import ClusterNode, RedisCluster
 
+from targets.feed.engagement import COUNTERS, CounterKey, Engagement, counted_key, counter_key
 from targets.feed.snowflake import timestamp_ms
 
 log = logging.getLogger("feed.cache")
@@ -49,14 +50,6 @@ TWEET_TTL_S = 24 * 3600
 SENTINEL = "0"
 TIMELINE_TTL_S = 7 * 24 * 3600
 RANKING_TTL_S = 600   # how long a ranked feed's later pages follow its first page's order
-
-
-def likes_key(tweet_id: int) -> str:
-    return f"likes:{{{tweet_id}}}"
-
-
-def counted_key(tweet_id: int) -> str:
-    return f"counted:{{{tweet_id}}}"
 
 
 # One fan-out write: append to an existing timeline and keep its newest `cap` members (the
@@ -69,13 +62,13 @@ redis.call('EXPIRE', KEYS[1], ARGV[4])
 return 1
 """
 
-# The counter aggregator's one step, atomic and idempotent: a like event delivered twice (Kafka
-# is at-least-once) finds its user already in the tweet's counted set and adds nothing.
-# KEYS: counted set, like counter (same slot). ARGV: user, TTL, base. A counter that is
+# The counter aggregator's one step, atomic and idempotent: an engagement event delivered twice
+# (Kafka is at-least-once) finds its member already in the counter's counted set and adds
+# nothing. KEYS: counted set, counter (same slot). ARGV: member, TTL, base. A counter that is
 # missing (expired, or lost with its shard) must not restart at 1: with no base given the
 # script counts nothing and returns -2, and the caller calls again with the base (the store's
 # checkpoint plus what it counted since).
-_COUNT_LIKE = """
+_COUNT = """
 if redis.call('SISMEMBER', KEYS[1], ARGV[1]) == 1 then return -1 end
 if redis.call('EXISTS', KEYS[2]) == 0 then
   if ARGV[3] == '' then return -2 end
@@ -88,25 +81,45 @@ redis.call('EXPIRE', KEYS[2], ARGV[2])
 return n
 """
 
-# Raise an existing like counter to ARGV[1] if it is lower (its TTL kept); a missing one stays
+# Raise an existing counter to ARGV[1] if it is lower (its TTL kept); a missing one stays
 # missing. KEYS: counter.
 _RAISE_COUNT = """
 local n = redis.call('GET', KEYS[1])
 if n and tonumber(n) < tonumber(ARGV[1]) then redis.call('SET', KEYS[1], ARGV[1], 'KEEPTTL') end
 """
 
-# Cache a tweet object with its like counter (same slot): the counter is created from the
-# store's count if missing, and lives at least as long as the object, so an object in the
-# cache without a counter beside it means no likes. A deleted object stays: a reader that read
-# the tweet from the store just before its deletion must not cache it live again. KEYS:
-# object, counter. ARGV: object JSON, count, TTL.
+# Cache a tweet object with its engagement counters (same slot): each counter is created from
+# the store's count if missing, and lives at least as long as the object, so an object in the
+# cache without its counters beside it means counts to read from the store. A deleted object
+# stays: a reader that read the tweet from the store just before its deletion must not cache it
+# live again. KEYS: object, then the counters in engagement.COUNTERS order. ARGV: object JSON,
+# TTL, then each counter's count.
 _PUT_TWEET = """
 local old = redis.call('GET', KEYS[1])
 if not (old and cjson.decode(old)['deleted'] == true) then
-  redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[3])
+  redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
 end
-redis.call('SET', KEYS[2], ARGV[2], 'NX')
-redis.call('EXPIRE', KEYS[2], ARGV[3])
+for i = 2, #KEYS do
+  redis.call('SET', KEYS[i], ARGV[i + 1], 'NX')
+  redis.call('EXPIRE', KEYS[i], ARGV[2])
+end
+"""
+
+# The optimistic count an engagement's own request answers with: a counter, less a counter
+# subtracted from it (retweets undone), counting the request's own member of either even while
+# its event is on its way (plus one for a retweet not counted yet, minus one for an undo not
+# counted yet); false when the counter is missing. KEYS: counter, its counted set[, the counter
+# subtracted, its counted set]. ARGV: the member added, the member subtracted ('' for none).
+_OPTIMISTIC = """#!lua flags=no-writes
+local n = redis.call('GET', KEYS[1])
+if not n then return false end
+local v = tonumber(n)
+if ARGV[1] ~= '' and redis.call('SISMEMBER', KEYS[2], ARGV[1]) == 0 then v = v + 1 end
+if KEYS[3] then
+  v = v - tonumber(redis.call('GET', KEYS[3]) or '0')
+  if ARGV[2] ~= '' and redis.call('SISMEMBER', KEYS[4], ARGV[2]) == 0 then v = v - 1 end
+end
+return v
 """
 
 
@@ -157,30 +170,31 @@ return {page, exists, generation, redis.call('SMEMBERS', KEYS[2])}
 """
 
 
-# Hydration reads a page's tweet objects and like counters: as many slots as the page has tweets.
-# redis-py's mget_nonatomic sends one MGET per slot; this script reads all the keys one node
-# serves in one command instead (Redis 7's allow-cross-slot-keys), which cut the API's CPU per
-# 21-tweet page from 436 to 300 µs. The keys travel as ARGV: a cluster node refuses declared
-# KEYS of several slots before any flag is looked at. A key of a slot the node does not serve
-# (a failover moved it) fails the whole call, and the reader falls back to the store.
-_READ_KEYS = """#!lua flags=no-writes,allow-cross-slot-keys
+# Hydration reads a page's tweet objects and engagement counters: as many slots as the page has
+# tweets. redis-py's mget_nonatomic sends one MGET per slot; this script reads all the keys one
+# node serves in one command instead (Redis 7's allow-cross-slot-keys), which cut the API's CPU
+# per 21-tweet page from 436 to 300 µs. It takes the tweet ids (ARGV: a cluster node refuses
+# declared KEYS of several slots before any flag is looked at) and answers two values per
+# tweet: its object, and its counts as "likes,retweets,replies" (false unless all five
+# counters exist). A tweet of a slot the node does not serve (a failover moved it) fails the
+# whole call, and the reader falls back to the store.
+_READ_TWEETS = """#!lua flags=no-writes,allow-cross-slot-keys
 local out = {}
-for i, key in ipairs(ARGV) do out[i] = redis.call('GET', key) end
+for _, id in ipairs(ARGV) do
+  local tag = '{' .. id .. '}'
+  out[#out + 1] = redis.call('GET', 'tweet:' .. tag)
+  local l, r, u = redis.call('GET', 'likes:' .. tag), redis.call('GET', 'retweets:' .. tag),
+                  redis.call('GET', 'unretweets:' .. tag)
+  local p, q = redis.call('GET', 'replies:' .. tag), redis.call('GET', 'unreplies:' .. tag)
+  if l and r and u and p and q then
+    out[#out + 1] = l .. ',' .. (tonumber(r) - tonumber(u)) .. ',' .. (tonumber(p) - tonumber(q))
+  else
+    out[#out + 1] = false
+  end
+end
 return out
 """
-_READ_KEYS_SHA = hashlib.sha1(_READ_KEYS.encode()).hexdigest()
-
-
-def display_count(n: int) -> str:
-    """1234 -> "1.2K", 1500000 -> "1.5M" (design §10: approximate above 1,000). A count that
-    rounds up to a thousand of one unit is shown in the next: 999,999 -> "1M", not "1000K"."""
-    if n < 1_000:
-        return str(n)
-    for unit, suffix in ((1_000, "K"), (1_000_000, "M"), (1_000_000_000, "B")):
-        shown = f"{n / unit:.1f}"
-        if float(shown) < 1_000 or suffix == "B":
-            return shown.removesuffix(".0") + suffix
-    raise AssertionError("unreachable: the last unit always returns")
+_READ_TWEETS_SHA = hashlib.sha1(_READ_TWEETS.encode()).hexdigest()
 
 
 def notify_channel(user_id: int) -> str:
@@ -258,6 +272,7 @@ class FeedCache:
         )
         self._page_and_set_script = self.rc.register_script(_PAGE_AND_SET)
         self._put_tweet_script = self.rc.register_script(_PUT_TWEET)
+        self._optimistic_script = self.rc.register_script(_OPTIMISTIC)
 
     async def close(self) -> None:
         await self.rc.aclose()
@@ -300,88 +315,101 @@ class FeedCache:
         raw = await self.rc.get(ranking_key(user_id, anchor))
         return None if raw is None else [int(i) for i in str(raw).split(",") if i]
 
-    async def like_count(self, tweet_id: int) -> int | None:
-        """Counted likes, or None when the tweet has no counter in the cache."""
-        count = await self.rc.get(likes_key(tweet_id))
-        return None if count is None else int(count)
+    async def optimistic(self, tweet_id: int, counter: str, member: int | None,
+                         minus: str | None = None, minus_member: int | None = None) -> int | None:
+        """`counter` of the tweet (less `minus`), counting `member` (and `minus_member`) even if
+        its event is still on its way; None when the counter is missing from the cache."""
+        keys = [counter_key(counter, tweet_id), counted_key(counter, tweet_id)]
+        if minus is not None:
+            keys += [counter_key(minus, tweet_id), counted_key(minus, tweet_id)]
+        n = await self._optimistic_script(keys=keys, args=["" if member is None else member,
+                                                           "" if minus_member is None else minus_member])
+        return None if n is None else max(0, int(n))
 
-    async def get_tweets(self, ids: list[int]) -> tuple[dict[int, dict[str, Any]], dict[int, int]]:
-        """Tweet objects and their like counts (where a counter exists), one command per shard,
+    async def get_tweets(self, ids: list[int]) -> tuple[dict[int, dict[str, Any]], dict[int, Engagement]]:
+        """Tweet objects, and their counts where every counter exists; one command per shard,
         the shards in parallel."""
         if not ids:
             return {}, {}
         await self.rc.initialize()   # a no-op once the slot map is known
         by_node: dict[str, tuple[AsyncClusterNode, list[int]]] = {}
         for i in ids:
-            node = self.rc.get_node_from_key(tweet_key(i))   # likes_key(i) is in the same slot
+            node = self.rc.get_node_from_key(tweet_key(i))   # its counters are in the same slot
             if node is None:
                 raise redis.exceptions.ClusterDownError(f"no node serves the slot of tweet {i}")
             by_node.setdefault(node.name, (node, []))[1].append(i)
-        replies = await asyncio.gather(*(self._read_keys(node, [k for i in part for k in (tweet_key(i), likes_key(i))])
-                                         for node, part in by_node.values()))
+        replies = await asyncio.gather(*(self._read_tweets(node, part) for node, part in by_node.values()))
         objects: dict[int, dict[str, Any]] = {}
-        likes: dict[int, int] = {}
+        counts: dict[int, Engagement] = {}
         for (_, part), values in zip(by_node.values(), replies, strict=True):
             for n, i in enumerate(part):
-                obj, count = values[2 * n], values[2 * n + 1]
+                obj, packed = values[2 * n], values[2 * n + 1]
                 if obj:
                     objects[i] = orjson.loads(obj)
-                if count is not None:
-                    likes[i] = int(count)
-        return objects, likes
+                if packed:
+                    likes, retweets, replies_ = (int(v) for v in packed.split(","))
+                    counts[i] = Engagement(likes, max(0, retweets), max(0, replies_))
+        return objects, counts
 
-    async def _read_keys(self, node: AsyncClusterNode, keys: list[str]) -> list[str | None]:
+    async def _read_tweets(self, node: AsyncClusterNode, ids: list[int]) -> list[str | None]:
         try:
             return cast(list[str | None], await self.rc.execute_command(
-                "EVALSHA", _READ_KEYS_SHA, 0, *keys, target_nodes=node))
+                "EVALSHA", _READ_TWEETS_SHA, 0, *ids, target_nodes=node))
         except redis.exceptions.NoScriptError:   # a node that restarted, or never ran it
             return cast(list[str | None], await self.rc.execute_command(
-                "EVAL", _READ_KEYS, 0, *keys, target_nodes=node))
+                "EVAL", _READ_TWEETS, 0, *ids, target_nodes=node))
 
-    async def put_tweets(self, tweets: list[dict[str, Any]], likes: Mapping[int, int]) -> None:
-        """Cache tweet objects read from the store, each with its like counter (`likes`: the
-        store's counts, used where no counter exists yet)."""
-        await asyncio.gather(*(self._put_tweet_script(
-            keys=[tweet_key(int(t["tweet_id"])), likes_key(int(t["tweet_id"]))],
-            args=[orjson.dumps(t), likes.get(int(t["tweet_id"]), 0), TWEET_TTL_S]) for t in tweets))
+    async def put_tweets(self, tweets: list[dict[str, Any]], counts: Mapping[int, Mapping[str, int]]) -> None:
+        """Cache tweet objects read from the store, each with its counters (`counts`: the
+        store's, by counter name, used where a counter does not exist yet; 0 where absent)."""
+        calls = []
+        for t in tweets:
+            tid = int(t["tweet_id"])
+            stored = counts.get(tid, {})
+            calls.append(self._put_tweet_script(
+                keys=[tweet_key(tid), *(counter_key(c, tid) for c in COUNTERS)],
+                args=[orjson.dumps(t), TWEET_TTL_S, *(stored.get(c, 0) for c in COUNTERS)]))
+        await asyncio.gather(*calls)
 
 
-class LikeCounter:
-    """The aggregator's writer: count a like once, whatever the number of deliveries."""
+class EngagementCounter:
+    """The aggregator's writer: count each member of each counter once, whatever the number of
+    deliveries. A counter is addressed by (tweet id, counter name)."""
 
     def __init__(self, addresses: list[str]) -> None:
         self.rc = RedisCluster(startup_nodes=[ClusterNode(h, p) for h, p in _nodes(addresses)],
                                decode_responses=True, socket_timeout=2, require_full_coverage=False)
-        self._script = self.rc.register_script(_COUNT_LIKE)
+        self._script = self.rc.register_script(_COUNT)
         self._raise = self.rc.register_script(_RAISE_COUNT)
 
-    def count(self, tweet_id: int, user_id: int, base: Callable[[], int]) -> bool:
-        """True when this like was not counted before. Retries until Redis takes it. `base`:
-        the tweet's count when its counter is missing from the cache (asked only then)."""
+    def count(self, key: CounterKey, member: int, base: Callable[[], int]) -> bool:
+        """True when `member` was not counted before. Retries until Redis takes it. `base`: the
+        count when the counter is missing from the cache (asked only then)."""
+        tweet_id, counter = key
         delay = 0.05
         known = ""
         while True:
             try:
-                n = int(self._script(keys=[counted_key(tweet_id), likes_key(tweet_id)],
-                                     args=[user_id, TWEET_TTL_S, known]))
+                n = int(self._script(keys=[counted_key(counter, tweet_id), counter_key(counter, tweet_id)],
+                                     args=[member, TWEET_TTL_S, known]))
                 if n != -2:
                     return n >= 0
                 known = str(base())
             except Exception:  # noqa: BLE001 - Redis, or the store asked for the base: retried until both answer
-                log.warning("counting a like of %s failed; retrying", tweet_id, exc_info=True)
+                log.warning("counting %s of %s failed; retrying", counter, tweet_id, exc_info=True)
                 time.sleep(delay)
                 delay = min(delay * 2, 1.0)
 
-    def raise_to(self, counts: dict[int, int]) -> None:
+    def raise_to(self, counts: Mapping[CounterKey, int]) -> None:
         """Raise cached counters that are lower than `counts` (the checkpoint found the store
-        ahead: a counter re-cached from the store before it had every like)."""
-        for tweet_id, n in counts.items():
-            self._raise(keys=[likes_key(tweet_id)], args=[n])
+        ahead: a counter re-cached from the store before it had every event)."""
+        for (tweet_id, counter), n in counts.items():
+            self._raise(keys=[counter_key(counter, tweet_id)], args=[n])
 
-    def counts(self, tweet_ids: list[int]) -> dict[int, int]:
-        """The cached like counts of `tweet_ids` (those whose counter exists)."""
-        values = self.rc.mget_nonatomic([likes_key(t) for t in tweet_ids])
-        return {t: int(v) for t, v in zip(tweet_ids, values, strict=True) if v is not None}
+    def counts(self, keys: list[CounterKey]) -> dict[CounterKey, int]:
+        """The cached counts of `keys` (those whose counter exists)."""
+        values = self.rc.mget_nonatomic([counter_key(c, t) for t, c in keys])
+        return {k: int(v) for k, v in zip(keys, values, strict=True) if v is not None}
 
 
 def preheat(addresses: list[str], user_ids: list[int]) -> None:

@@ -57,8 +57,13 @@ class Defects:
     skip_delete_fanout: bool = False     # soft-delete in the store only; caches keep serving the tweet
     never_backfill: bool = False         # a new follower never gets the followee's recent tweets
     break_celebrity_merge: bool = False  # feeds leave out the followed pull-tier authors' tweets
-    lose_counter_share: float = 0.0      # the counter aggregator drops this share of like events
+    lose_counter_share: float = 0.0      # the counter aggregator drops this share of engagement events
     disable_breaker_fallback: bool = False  # a ranker failure is a 503, not a chronological feed
+    duplicate_retweets: bool = False     # a repeated retweet by the same user makes another retweet
+    keep_deleted_retweets: bool = False  # retweets of a deleted tweet keep being served
+    skip_retweet_fanout: bool = False    # retweets reach the retweeter's own timeline only
+    skip_retweet_undo: bool = False      # undoing a retweet answers 200 and changes nothing
+    skip_reply_counts: bool = False      # the counter aggregator never counts replies
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -117,5 +122,10 @@ class Settings:
                             never_backfill=_flag(env, "FEED_DEFECT_NEVER_BACKFILL"),
                             break_celebrity_merge=_flag(env, "FEED_DEFECT_BREAK_CELEBRITY_MERGE"),
                             lose_counter_share=_share(env, "FEED_DEFECT_LOSE_COUNTER_EVENTS"),
-                            disable_breaker_fallback=_flag(env, "FEED_DEFECT_DISABLE_BREAKER_FALLBACK")),
+                            disable_breaker_fallback=_flag(env, "FEED_DEFECT_DISABLE_BREAKER_FALLBACK"),
+                            duplicate_retweets=_flag(env, "FEED_DEFECT_DUPLICATE_RETWEETS"),
+                            keep_deleted_retweets=_flag(env, "FEED_DEFECT_KEEP_DELETED_RETWEETS"),
+                            skip_retweet_fanout=_flag(env, "FEED_DEFECT_SKIP_RETWEET_FANOUT"),
+                            skip_retweet_undo=_flag(env, "FEED_DEFECT_SKIP_RETWEET_UNDO"),
+                            skip_reply_counts=_flag(env, "FEED_DEFECT_SKIP_REPLY_COUNTS")),
         )

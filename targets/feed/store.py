@@ -19,6 +19,7 @@ from cassandra.concurrent import execute_concurrent
 from cassandra.policies import FallthroughRetryPolicy, RoundRobinPolicy
 from cassandra.query import BatchStatement, BatchType
 
+from targets.feed.engagement import COLUMNS, CounterKey
 from targets.feed.snowflake import timestamp_ms
 
 BULK_BATCH = 200   # rows per bulk-follow batch (one partition each)
@@ -91,12 +92,17 @@ class Media:
 
 @dataclass(frozen=True, slots=True)
 class Tweet:
+    """A tweet, or a retweet: a row of the retweeter's own (its id orders it in timelines and
+    fan-out carries it like any tweet) that points at the original (`retweet_of`), whose text
+    and media it is served with."""
+
     tweet_id: int
     user_id: int
     text: str
     media: list[Media]
     reply_to: int | None
     deleted: bool = False
+    retweet_of: int | None = None
 
     @property
     def media_ids(self) -> list[str]:
@@ -111,13 +117,15 @@ class Tweet:
         return {"tweet_id": str(self.tweet_id), "author_id": str(self.user_id), "text": self.text,
                 "media": [m.to_json() for m in self.media],
                 "reply_to": None if self.reply_to is None else str(self.reply_to),
-                "created_at": self.created_at, "deleted": self.deleted}
+                "created_at": self.created_at, "deleted": self.deleted,
+                "retweet_of": None if self.retweet_of is None else str(self.retweet_of)}
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> Tweet:
         return cls(int(d["tweet_id"]), int(d["author_id"]), d["text"],
                    [Media(m["media_id"], m["content_type"]) for m in d.get("media") or ()],
-                   None if d.get("reply_to") is None else int(d["reply_to"]), bool(d.get("deleted", False)))
+                   None if d.get("reply_to") is None else int(d["reply_to"]), bool(d.get("deleted", False)),
+                   None if d.get("retweet_of") is None else int(d["retweet_of"]))
 
     @classmethod
     def from_row(cls, row: Any) -> Tweet:
@@ -126,18 +134,19 @@ class Tweet:
         types = list(row.media_types or ())
         media = [Media(m, types[i] if i < len(types) else UNKNOWN_MEDIA_TYPE)
                  for i, m in enumerate(row.media_ids or ())]
-        return cls(row.tweet_id, row.user_id, row.text or "", media, row.reply_to, bool(row.deleted))
+        return cls(row.tweet_id, row.user_id, row.text or "", media, row.reply_to, bool(row.deleted),
+                   row.retweet_of)
 
 
 class Store:
     def __init__(self, address: str) -> None:
         self.cluster, self.session = connect(address)
         p = self.session.prepare
-        cols = "tweet_id, user_id, text, media_ids, media_types, reply_to, deleted"
+        cols = "tweet_id, user_id, text, media_ids, media_types, reply_to, deleted, retweet_of"
         self._insert_tweet = p("INSERT INTO feed.tweets (user_id, tweet_id, text, media_ids, media_types, reply_to,"
-                               " created_at, deleted) VALUES (?, ?, ?, ?, ?, ?, ?, false)")
+                               " created_at, deleted, retweet_of) VALUES (?, ?, ?, ?, ?, ?, ?, false, ?)")
         self._insert_by_id = p("INSERT INTO feed.tweets_by_id (tweet_id, user_id, text, media_ids, media_types,"
-                               " reply_to, created_at, deleted) VALUES (?, ?, ?, ?, ?, ?, ?, false)")
+                               " reply_to, created_at, deleted, retweet_of) VALUES (?, ?, ?, ?, ?, ?, ?, false, ?)")
         self._by_id = p(f"SELECT {cols} FROM feed.tweets_by_id WHERE tweet_id = ?")
         self._by_author = p(f"SELECT {cols} FROM feed.tweets WHERE user_id = ? AND tweet_id < ? LIMIT ?")
         # No ORDER BY: Cassandra refuses it with IN while paging, so each author's *newest*
@@ -176,11 +185,17 @@ class Store:
         self._remove_pull = p("DELETE FROM feed.pull_tier WHERE bucket = 0 AND author_id = ?")
         self._set_config = p("INSERT INTO feed.runtime_config (name, value) VALUES (?, ?)")
         self._like = p("INSERT INTO feed.likes (tweet_id, user_id, created_at) VALUES (?, ?, ?) IF NOT EXISTS")
-        self._like_count = p("SELECT like_count FROM feed.tweet_counters WHERE tweet_id = ?")
-        self._add_likes = p("UPDATE feed.tweet_counters SET like_count = like_count + ? WHERE tweet_id = ?")
-        # Counter updates are not idempotent: the driver must not send one again on its own (its
-        # default policy does, to the next host, after a connection is lost mid-request).
-        self._add_likes.retry_policy = FallthroughRetryPolicy()
+        self._counts = p(f"SELECT {', '.join(COLUMNS.values())} FROM feed.tweet_counters WHERE tweet_id = ?")
+        self._add_count = {c: p(f"UPDATE feed.tweet_counters SET {col} = {col} + ? WHERE tweet_id = ?")
+                           for c, col in COLUMNS.items()}
+        for stmt in self._add_count.values():
+            # Counter updates are not idempotent: the driver must not send one again on its own (its
+            # default policy does, to the next host, after a connection is lost mid-request).
+            stmt.retry_policy = FallthroughRetryPolicy()
+        self._retweet = p("INSERT INTO feed.retweets (tweet_id, user_id, retweet_id, created_at) VALUES (?, ?, ?, ?)"
+                          " IF NOT EXISTS")
+        self._retweet_by = p("SELECT retweet_id FROM feed.retweets WHERE tweet_id = ? AND user_id = ?")
+        self._unretweet = p("DELETE FROM feed.retweets WHERE tweet_id = ? AND user_id = ? IF retweet_id = ?")
         self._unfollow = p("DELETE FROM feed.follows WHERE follower_id = ? AND followee_id = ?")
         self._unfollow_rev = p("DELETE FROM feed.followers WHERE followee_id = ? AND follower_id = ?")
 
@@ -223,8 +238,10 @@ class Store:
         created = datetime.fromtimestamp(timestamp_ms(t.tweet_id) / 1000, UTC)
         batch = BatchStatement(batch_type=BatchType.LOGGED)
         types = [m.content_type for m in t.media]
-        batch.add(self._insert_tweet, (t.user_id, t.tweet_id, t.text, t.media_ids, types, t.reply_to, created))
-        batch.add(self._insert_by_id, (t.tweet_id, t.user_id, t.text, t.media_ids, types, t.reply_to, created))
+        batch.add(self._insert_tweet, (t.user_id, t.tweet_id, t.text, t.media_ids, types, t.reply_to, created,
+                                       t.retweet_of))
+        batch.add(self._insert_by_id, (t.tweet_id, t.user_id, t.text, t.media_ids, types, t.reply_to, created,
+                                       t.retweet_of))
         await self._aexecute(batch)
 
     async def follow(self, follower: int, followee: int) -> None:
@@ -248,27 +265,49 @@ class Store:
         rows = await self._aexecute(self._like, (tweet_id, user_id, datetime.now(UTC)))
         return bool(rows[0][0]) if rows else False
 
-    async def like_counts(self, tweet_ids: list[int]) -> dict[int, int]:
-        rows = await asyncio.gather(*(self._aexecute(self._like_count, (t,)) for t in tweet_ids))
-        return {t: int(r[0].like_count or 0) for t, r in zip(tweet_ids, rows, strict=True) if r}
+    @staticmethod
+    def _row_counts(row: Any) -> dict[str, int]:
+        return {c: int(getattr(row, col) or 0) for c, col in COLUMNS.items()}
 
-    def like_count_sync(self, tweet_id: int) -> int:
-        rows = list(self.session.execute(self._like_count, (tweet_id,), timeout=10))
-        return int(rows[0].like_count or 0) if rows else 0
+    async def counts(self, tweet_ids: list[int]) -> dict[int, dict[str, int]]:
+        """The checkpointed engagement counters of each tweet that has any (engagement.COUNTERS)."""
+        rows = await asyncio.gather(*(self._aexecute(self._counts, (t,)) for t in tweet_ids))
+        return {t: self._row_counts(r[0]) for t, r in zip(tweet_ids, rows, strict=True) if r}
 
-    def like_counts_sync(self, tweet_ids: list[int]) -> dict[int, int]:
-        results = execute_concurrent(self.session, [(self._like_count, (t,)) for t in tweet_ids],
+    def counts_sync(self, tweet_ids: list[int]) -> dict[int, dict[str, int]]:
+        results = execute_concurrent(self.session, [(self._counts, (t,)) for t in tweet_ids],
                                      concurrency=32, raise_on_first_error=True)
         found = {t: rows.one() for t, (_ok, rows) in zip(tweet_ids, results, strict=True)}
-        return {t: int(row.like_count or 0) for t, row in found.items() if row is not None}
+        return {t: self._row_counts(row) for t, row in found.items() if row is not None}
 
-    def add_likes_sync(self, deltas: dict[int, int]) -> set[int]:
-        """Add `deltas` to the counter table (counters cannot be set, only moved); the tweets
+    def like_count_sync(self, tweet_id: int) -> int:
+        return self.counts_sync([tweet_id]).get(tweet_id, {}).get("likes", 0)
+
+    def add_counts_sync(self, deltas: dict[CounterKey, int]) -> set[CounterKey]:
+        """Add `deltas` to the counter table (counters cannot be set, only moved); the counters
         whose update failed, which may have been applied all the same (a timeout)."""
-        moved = [(t, d) for t, d in deltas.items() if d]
-        results = execute_concurrent(self.session, [(self._add_likes, (d, t)) for t, d in moved],
+        moved = [(k, d) for k, d in deltas.items() if d]
+        results = execute_concurrent(self.session, [(self._add_count[c], (d, t)) for (t, c), d in moved],
                                      concurrency=32, raise_on_first_error=False)
-        return {t for (t, _), (ok, _result) in zip(moved, results, strict=True) if not ok}
+        return {k for (k, _), (ok, _result) in zip(moved, results, strict=True) if not ok}
+
+    async def retweet(self, tweet_id: int, user_id: int, retweet_id: int) -> tuple[int, bool]:
+        """Record `user_id`'s retweet of `tweet_id` as `retweet_id` unless they have one already
+        (a lightweight transaction: one per user, however many requests race): the retweet's id
+        and whether it was recorded now."""
+        rows = await self._aexecute(self._retweet, (tweet_id, user_id, retweet_id, datetime.now(UTC)))
+        if rows and rows[0][0]:
+            return retweet_id, True
+        return int(rows[0].retweet_id), False
+
+    async def retweet_by(self, tweet_id: int, user_id: int) -> int | None:
+        """The id of `user_id`'s retweet of `tweet_id`, if they have one."""
+        rows = await self._aexecute(self._retweet_by, (tweet_id, user_id))
+        return int(rows[0].retweet_id) if rows else None
+
+    async def unretweet(self, tweet_id: int, user_id: int, retweet_id: int) -> None:
+        """Forget `user_id`'s retweet `retweet_id` of `tweet_id` (not a newer one)."""
+        await self._aexecute(self._unretweet, (tweet_id, user_id, retweet_id))
 
     async def claim_handle(self, handle: str, user_id: int) -> int:
         """Claim `handle` (any case) for `user_id` with a lightweight transaction, so two users

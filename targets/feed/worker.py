@@ -30,7 +30,10 @@ import orjson
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 from prometheus_client import Counter, Gauge, Histogram, start_http_server
 
-from targets.feed.cache import APPEND_SCRIPT, Command, LikeCounter, TimelineWriter
+from targets.feed.cache import APPEND_SCRIPT, Command, EngagementCounter, TimelineWriter
+from targets.feed.engagement import EVENTS as ENGAGEMENT_EVENTS
+from targets.feed.engagement import CounterKey
+from targets.feed.engagement import event as engagement_event
 from targets.feed.follow_sets import FollowerLists
 from targets.feed.settings import Defects, Settings
 from targets.feed.snowflake import timestamp_ms
@@ -46,8 +49,9 @@ TIMELINE_WRITES = Counter("feed_timeline_writes_total", "Timeline entries writte
 EVENTS = Counter("feed_fanout_events_total", "Events consumed", ["type"])
 TIERS = Counter("feed_fanout_tweets_total", "Tweets fanned out, by the author's tier", ["tier"])
 DROPPED = Counter("feed_fanout_defect_dropped_total", "Timeline writes skipped by the drop-fanout defect")
-LIKES_COUNTED = Counter("feed_likes_counted_total", "Likes counted by the aggregator (each once)")
-COUNTER_LAG = Histogram("feed_counter_lag_seconds", "Like accepted by the API -> counted in Redis",
+COUNTED = Counter("feed_engagement_counted_total", "Engagement events counted by the aggregator (each once)",
+                  ["counter"])
+COUNTER_LAG = Histogram("feed_counter_lag_seconds", "Engagement accepted by the API -> counted in Redis",
                         buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30))
 CONSUMER_LAG = Gauge("feed_kafka_consumer_lag", "Messages not yet consumed on this worker's partitions", ["group"])
 RETRIED = Counter("feed_worker_batch_retries_total", "Batches retried after an error", ["lane"])
@@ -118,6 +122,8 @@ def plan(events: list[dict[str, Any]], settings: Settings, *, followers_of: Call
             if tier is Tier.THROTTLED:   # pushed by the rate-capped lane, not here
                 batch.throttled.append(ev)
                 continue
+            if tweet.get("retweet_of") is not None and defects.skip_retweet_fanout:
+                continue                 # the retweeter's own timeline only
             signal = new_tweet_signal(tweet)
             for f in followers:
                 if dropped_by_defect(defects.drop_fanout_share, tweet_id, f):
@@ -175,20 +181,44 @@ def _field(ev: dict[str, Any], path: str) -> object:
     return value
 
 
-def likes_to_count(events: list[dict[str, Any]], defects: Defects) -> list[tuple[int, int, float]]:
-    """(tweet, user, sent time) of each like event the aggregator should count."""
+def to_count(events: list[dict[str, Any]], defects: Defects) -> list[tuple[CounterKey, int, float]]:
+    """((tweet, counter), member, sent time) of each engagement event the aggregator should count."""
     out = []
     for ev in events:
         try:
-            if ev.get("type") != "like":
-                raise ValueError(f"not a like event: {ev.get('type')!r}")
-            tweet_id, user_id = int(ev["tweet_id"]), int(ev["user_id"])
+            kind = ev.get("type")
+            if kind not in ENGAGEMENT_EVENTS:
+                raise ValueError(f"not an engagement event: {kind!r}")
+            counter, member_field = ENGAGEMENT_EVENTS[kind]
+            tweet_id, member = positive_id(ev["tweet_id"]), positive_id(ev[member_field])
+            if tweet_id is None or member is None:
+                raise ValueError("ids must be positive integers")
         except (AttributeError, KeyError, TypeError, ValueError) as exc:   # never kill the lane
-            log.warning("engagement: skipping an event that is not a like: %s: %.200r", exc, ev)
+            log.warning("engagement: skipping an event that cannot be counted: %s: %.200r", exc, ev)
             continue
-        if dropped_by_defect(defects.lose_counter_share, tweet_id, user_id):
+        if dropped_by_defect(defects.lose_counter_share, tweet_id, member):
             continue
-        out.append((tweet_id, user_id, float(ev.get("t", time.time()))))
+        if defects.skip_reply_counts and counter in ("replies", "unreplies"):
+            continue
+        out.append(((tweet_id, counter), member, float(ev.get("t", time.time()))))
+    return out
+
+
+def engagement_of(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The engagement events that tweet-path events imply (counted once each, however often
+    they are sent): a reply posted or deleted, a retweet made or undone. The API sends them
+    too, at once, for a quick count; this lane sends them durably, before its batch commits."""
+    out = []
+    for ev in events:
+        kind = ev.get("type", "tweet")
+        tweet = ev.get("tweet") if kind == "tweet" else ev
+        if kind not in ("tweet", "delete") or not isinstance(tweet, dict):
+            continue
+        own = positive_id(tweet.get("tweet_id"))
+        for parent_field, made, undone in (("reply_to", "reply", "unreply"), ("retweet_of", "retweet", "unretweet")):
+            parent = positive_id(tweet.get(parent_field))
+            if parent is not None and own is not None:
+                out.append(engagement_event(made if kind == "tweet" else undone, parent, own))
     return out
 
 
@@ -283,6 +313,9 @@ class FanoutWorker:
         if batch.throttled:   # queued before the offsets are committed: at-least-once
             self._produce_all(THROTTLED_TOPIC, [(str(ev["tweet"]["author_id"]).encode(), orjson.dumps(ev))
                                                 for ev in batch.throttled])
+        engagement = engagement_of(events)
+        if engagement:        # likewise: a reply or retweet is counted however the API fared
+            self._produce_all(ENGAGEMENT_TOPIC, [(ev["tweet_id"].encode(), orjson.dumps(ev)) for ev in engagement])
         TIMELINE_WRITES.inc(len(batch.entries))
         REDIS_RETRIES.set(self.writer.retries)
         self._observe_lag(batch.tweets, batch.throttled)
@@ -388,6 +421,8 @@ class FanoutWorker:
         marks a tweet deleted before its deletion is queued: either the check after the writes
         sees it, or the deletion fan-out runs after them.)"""
         tweet_id, author = int(tweet["tweet_id"]), int(tweet["author_id"])
+        if tweet.get("retweet_of") is not None and self.s.defects.skip_retweet_fanout:
+            return
         followers = [f for f in lists.of([author])[author]
                      if not dropped_by_defect(self.s.defects.drop_fanout_share, tweet_id, f)]
         entries = [(f, tweet_id) for f in followers]
@@ -441,16 +476,18 @@ class FanoutWorker:
 
 
 class CounterLane:
-    """The counter aggregator: like events -> Redis (each like once, `LikeCounter`),
-    checkpointed to the Cassandra counter table every CHECKPOINT_S.
+    """The counter aggregator: engagement events -> Redis (each member of each counter once,
+    `EngagementCounter`), checkpointed to the Cassandra counter table every CHECKPOINT_S. A
+    counter is one (tweet, counter name) pair: likes, retweets, unretweets, replies, unreplies
+    (engagement.py), all monotonic, so what follows holds for each alike.
 
     Offsets are committed only after a checkpoint, so a successor re-reads whatever the store
-    may lack. A checkpoint brings the store's count of each touched tweet up to date: by the
-    likes counted here since the last one (`pending`), or up to the cache's count where that
-    is higher. The cache's count covers a like counted in Redis just before a crash and
+    may lack. A checkpoint brings the store's count of each touched counter up to date: by the
+    events counted here since the last one (`pending`), or up to the cache's count where that
+    is higher. The cache's count covers an event counted in Redis just before a crash and
     re-delivered to the successor, which rightly does not count it again; `pending` covers a
     counter lost (or re-cached from the store, lower) since. Cassandra counters can only be
-    incremented, so two lanes reconciling the same tweet would both add: when partitions are
+    incremented, so two lanes reconciling the same counter would both add: when partitions are
     taken away the lane checkpoints and commits first (a rebalance), or forgets what it has
     (partitions lost: another lane owns them already and re-reads the uncommitted events)."""
 
@@ -458,12 +495,12 @@ class CounterLane:
         self.worker = worker
         self.store = worker.store
         self.consumer = worker._consumer("counters")
-        self.counter = LikeCounter(worker.s.redis_nodes)
-        self.pending: dict[int, int] = {}   # likes counted since the last checkpoint
-        self.touched: set[int] = set()      # tweets with like events since then, counted or re-read
-        # Failed adds, which may have landed all the same: tweet -> (its stored count if the add
-        # landed, the pending likes it carried). Settled by reading the store at the next checkpoint.
-        self.unsettled: dict[int, tuple[int, int]] = {}
+        self.counter = EngagementCounter(worker.s.redis_nodes)
+        self.pending: dict[CounterKey, int] = {}   # events counted since the last checkpoint
+        self.touched: set[CounterKey] = set()      # counters with events since then, counted or re-read
+        # Failed adds, which may have landed all the same: counter -> (its stored count if the add
+        # landed, the pending events it carried). Settled by reading the store at the next checkpoint.
+        self.unsettled: dict[CounterKey, tuple[int, int]] = {}
         self.last_checkpoint = time.monotonic()
         self.session_timeout_s = worker.s.kafka_session_timeout_ms / 1000
         self.quiet_until = 0.0   # no checkpoint before then (after a stall)
@@ -475,19 +512,19 @@ class CounterLane:
             started = time.monotonic()
             lag.update()
             msgs = self.consumer.consume(num_messages=500, timeout=0.2)
-            for tweet_id, user_id, sent_t in likes_to_count(_decoded(msgs), self.worker.s.defects):
-                self.touched.add(tweet_id)
-                base = functools.partial(self._like_base, tweet_id)
-                if self.counter.count(tweet_id, user_id, base):   # retries on its own until Redis takes it
-                    self.pending[tweet_id] = self.pending.get(tweet_id, 0) + 1
-                    LIKES_COUNTED.inc()
+            for key, member, sent_t in to_count(_decoded(msgs), self.worker.s.defects):
+                self.touched.add(key)
+                base = functools.partial(self._base, key)
+                if self.counter.count(key, member, base):   # retries on its own until Redis takes it
+                    self.pending[key] = self.pending.get(key, 0) + 1
+                    COUNTED.labels(key[1]).inc()
                     COUNTER_LAG.observe(max(0.0, time.time() - sent_t))
             if msgs and not self.touched:
                 _commit(self.consumer)   # nothing waits for a checkpoint
             # After a long stall (Redis or the store away while counting, or the process frozen,
             # even inside consume(), which then hands out what it had fetched for partitions
             # that may be someone else's already) only a heartbeat tells whether the group moved
-            # on (on_lost): until a session has passed, checkpointing could add likes the new
+            # on (on_lost): until a session has passed, checkpointing could add events the new
             # owner adds too.
             now = time.monotonic()
             if now - started > self.session_timeout_s / 2:
@@ -497,24 +534,28 @@ class CounterLane:
                 self.last_checkpoint = time.monotonic()
         self.consumer.close()   # leaves the group: _revoked checkpoints first
 
-    def _like_base(self, tweet_id: int) -> int:
-        """A tweet's count when its counter is missing from the cache (expired, or lost with its
-        shard): the store's checkpoint plus what this lane counted since."""
-        stored = self.store.like_count_sync(tweet_id)
-        self._settle({tweet_id: stored}, decide=False)
-        return stored + self.pending.get(tweet_id, 0)
+    def _stored(self, keys: list[CounterKey]) -> dict[CounterKey, int]:
+        rows = self.store.counts_sync(sorted({t for t, _ in keys}))
+        return {(t, c): rows.get(t, {}).get(c, 0) for t, c in keys}
 
-    def _settle(self, stored: dict[int, int], *, decide: bool) -> None:
-        """Failed adds (`unsettled`) whose count reached the store landed: the likes they
+    def _base(self, key: CounterKey) -> int:
+        """A counter's count when it is missing from the cache (expired, or lost with its
+        shard): the store's checkpoint plus what this lane counted since."""
+        stored = self._stored([key])[key]
+        self._settle({key: stored}, decide=False)
+        return stored + self.pending.get(key, 0)
+
+    def _settle(self, stored: dict[CounterKey, int], *, decide: bool) -> None:
+        """Failed adds (`unsettled`) whose count reached the store landed: the events they
         carried are stored. With `decide`, the others are taken as lost (the driver gave up on
-        them a checkpoint ago) and their likes are added again."""
-        for t in [t for t in self.unsettled if t in stored]:
-            landed_at, carried = self.unsettled[t]
-            if stored[t] >= landed_at:
-                self.pending[t] = self.pending.get(t, 0) - carried
-                del self.unsettled[t]
+        them a checkpoint ago) and their events are added again."""
+        for k in [k for k in self.unsettled if k in stored]:
+            landed_at, carried = self.unsettled[k]
+            if stored[k] >= landed_at:
+                self.pending[k] = self.pending.get(k, 0) - carried
+                del self.unsettled[k]
             elif decide:
-                del self.unsettled[t]
+                del self.unsettled[k]
 
     def _revoked(self, consumer: Consumer, partitions: list[Any]) -> None:
         if self.touched and not self._checkpoint_and_commit():
@@ -524,40 +565,40 @@ class CounterLane:
         self.pending, self.touched, self.unsettled = {}, set(), {}
 
     def _checkpoint_and_commit(self) -> bool:
-        """Checkpoint every touched tweet, then commit. A tweet whose add failed stays for the
-        next checkpoint (its delta is computed again then); one whose add succeeded is done,
+        """Checkpoint every touched counter, then commit. A counter whose add failed stays for
+        the next checkpoint (its delta is computed again then); one whose add succeeded is done,
         whatever fails after it. A failed add may have landed all the same (a timeout; counter
         updates are not idempotent, so it must not simply be made again): the next checkpoint
         reads the store, and the add landed if the count got there (this lane is the only
-        writer of its tweets' counts). False (and logged) when some tweet could not be
+        writer of its tweets' counts). False (and logged) when some counter could not be
         checkpointed."""
         try:
-            tweets = sorted(self.touched)
-            live = self.counter.counts(tweets)
-            stored = self.store.like_counts_sync(tweets)
+            keys = sorted(self.touched)
+            live = self.counter.counts(keys)
+            stored = self._stored(keys)
         except Exception:  # noqa: BLE001 - kept, and tried again at the next checkpoint
             log.warning("counter checkpoint failed; will retry", exc_info=True)
             return False
-        self._settle({t: stored.get(t, 0) for t in tweets}, decide=True)
-        deltas = {t: max(live.get(t, 0) - stored.get(t, 0), self.pending.get(t, 0)) for t in tweets}
+        self._settle(stored, decide=True)
+        deltas = {k: max(live.get(k, 0) - stored[k], self.pending.get(k, 0)) for k in keys}
         try:
-            failed = self.store.add_likes_sync(deltas)
+            failed = self.store.add_counts_sync(deltas)
         except Exception:  # noqa: BLE001 - e.g. the session shut down: nothing known to be added
             log.warning("counter checkpoint failed; will retry", exc_info=True)
-            failed = {t for t, d in deltas.items() if d}
-        for t in tweets:
-            if t in failed:
-                self.unsettled[t] = (stored.get(t, 0) + deltas[t], self.pending.get(t, 0))
+            failed = {k for k, d in deltas.items() if d}
+        for k in keys:
+            if k in failed:
+                self.unsettled[k] = (stored[k] + deltas[k], self.pending.get(k, 0))
             else:
-                self.touched.discard(t)
-                self.pending.pop(t, None)
+                self.touched.discard(k)
+                self.pending.pop(k, None)
         try:
-            self.counter.raise_to({t: n for t, d in deltas.items()
-                                   if t not in failed and t in live and live[t] < (n := stored.get(t, 0) + d)})
+            self.counter.raise_to({k: n for k, d in deltas.items()
+                                   if k not in failed and k in live and live[k] < (n := stored[k] + d)})
         except Exception:  # noqa: BLE001 - best effort: the counter stays low until its next checkpoint
-            log.warning("raising like counters to the store's count failed", exc_info=True)
+            log.warning("raising counters to the store's count failed", exc_info=True)
         if failed:
-            log.warning("counter checkpoint failed for %d tweets (perhaps applied: the next one reads the store"
+            log.warning("counter checkpoint failed for %d counters (perhaps applied: the next one reads the store"
                         " first); will retry", len(failed))
             return False
         _commit(self.consumer)

@@ -17,10 +17,10 @@ from targets.feed.cache import (
     SENTINEL,
     TimelineWriter,
     deleted_marker,
-    likes_key,
     timeline_key,
     tweet_key,
 )
+from targets.feed.engagement import COUNTERS, counter_key
 from targets.feed.guards import follow_lock_key
 from targets.feed.snowflake import Snowflake, timestamp_ms
 from targets.feed.store import Store
@@ -70,7 +70,8 @@ def test_deleted_tweets_disappear_for_readers_and_from_timelines(client: httpx.C
         assert eventually(lambda: rc.get(tweet_key(int(tid))) == deleted_marker(int(tid)).decode())
         # ...which a reader that read the live tweet from the store just before cannot overwrite
         live = orjson.dumps({"tweet_id": tid, "author_id": str(author), "text": "regrettable", "deleted": False})
-        rc.eval(_PUT_TWEET, 2, tweet_key(int(tid)), likes_key(int(tid)), live, 0, 600)
+        counters = [counter_key(c, int(tid)) for c in COUNTERS]
+        rc.eval(_PUT_TWEET, 1 + len(counters), tweet_key(int(tid)), *counters, live, 600, *[0] * len(counters))
         assert rc.get(tweet_key(int(tid))) == deleted_marker(int(tid)).decode()
     finally:
         rc.close()

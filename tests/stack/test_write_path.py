@@ -116,9 +116,9 @@ def test_media_must_be_registered_by_the_author(client: httpx.Client, stack: Sta
     assert ok.status_code == 201
     assert own_tweets(client, stack, author)[0]["media"] == [{"media_id": mid, "content_type": "image/png"}]
     foreign = client.post("/v1/tweets", headers=stack.auth(632), json={"text": "pic", "media_ids": [mid]})
-    assert foreign.status_code == 400 and foreign.json()["error"]["code"] == "unknown_media"
+    assert foreign.status_code == 404 and foreign.json()["error"]["code"] == "unknown_media"
     unknown = client.post("/v1/tweets", headers=stack.auth(author), json={"text": "pic", "media_ids": ["m_nope"]})
-    assert unknown.status_code == 400 and unknown.json()["error"]["code"] == "unknown_media"
+    assert unknown.status_code == 404 and unknown.json()["error"]["code"] == "unknown_media"
     bad = client.post("/v1/media", headers=stack.auth(author), json={"content_type": "text/html", "size_bytes": 1})
     assert bad.status_code == 400 and bad.json()["error"]["code"] == "bad_content_type"
 
@@ -129,17 +129,21 @@ def test_a_reply_must_answer_an_existing_tweet(client: httpx.Client, stack: Stac
     assert reply.status_code == 201
     assert own_tweets(client, stack, 642)[0]["reply_to"] == parent
     orphan = client.post("/v1/tweets", headers=stack.auth(642), json={"text": "re", "reply_to_tweet_id": "12345"})
-    assert orphan.status_code == 400 and orphan.json()["error"]["code"] == "unknown_reply_to"
+    assert orphan.status_code == 404 and orphan.json()["error"]["code"] == "unknown_reply_to"
 
 
 @pytest.mark.parametrize(("text", "ok"), [
-    ("👨‍👩‍👧" * 280, True),          # 280 family emoji: 280 characters as the user sees them
-    ("👨‍👩‍👧" * 281, False),
-    ("e\u0301" * 280, True),       # e + combining accent: one character each
+    ("é" * 280, True),             # 280 code points
+    ("é" * 281, False),
+    ("e\u0301" * 140, True),       # e + combining accent: two code points each, as JSON Schema counts
+    ("e\u0301" * 141, False),
+    ("👨‍👩‍👧" * 56, True),           # a family emoji is five code points
+    ("👨‍👩‍👧" * 57, False),
     ("   ", False),
+    ("\u3000\u2003", False),       # only white space, of other kinds
 ])
-def test_text_length_counts_characters_as_users_see_them(client: httpx.Client, stack: Stack, text: str,
-                                                         ok: bool) -> None:
+def test_text_length_counts_code_points_as_the_contract_does(client: httpx.Client, stack: Stack, text: str,
+                                                             ok: bool) -> None:
     r = client.post("/v1/tweets", headers=stack.auth(651), json={"text": text})
     assert r.status_code == (201 if ok else 400), r.text
 

@@ -6,9 +6,9 @@ from typing import Any
 
 import pytest
 
-from targets.feed.cache import display_count
+from targets.feed.engagement import Engagement, display_count
 from targets.feed.settings import Defects
-from targets.feed.worker import decode_events, likes_to_count
+from targets.feed.worker import decode_events, engagement_of, to_count
 
 pytestmark = pytest.mark.unit
 
@@ -20,23 +20,56 @@ def test_like_counts_above_a_thousand_are_shown_approximately(n: int, shown: str
     assert display_count(n) == shown
 
 
-EVENTS = [{"type": "like", "tweet_id": str(100 + i % 7), "user_id": str(i), "t": 1.0} for i in range(500)]
+EVENTS = [{"type": "like", "tweet_id": str(100 + i % 7), "user_id": str(i + 1), "t": 1.0} for i in range(500)]
 
 
 def test_every_like_event_is_counted() -> None:
-    assert len(likes_to_count(EVENTS, Defects())) == 500
+    assert len(to_count(EVENTS, Defects())) == 500
 
 
 def test_lose_counter_events_defect_drops_a_share() -> None:
-    kept = len(likes_to_count(EVENTS, Defects(lose_counter_share=0.3)))
+    kept = len(to_count(EVENTS, Defects(lose_counter_share=0.3)))
     assert 0.6 * 500 < kept < 0.8 * 500
 
 
-def test_events_that_are_not_likes_are_skipped_not_fatal() -> None:
+def test_each_kind_of_engagement_counts_its_own_member_under_its_own_counter() -> None:
+    events: list[dict[str, Any]] = [
+        {"type": "like", "tweet_id": "7", "user_id": "2", "t": 1.0},
+        {"type": "retweet", "tweet_id": "7", "retweet_id": "70", "t": 1.0},
+        {"type": "unretweet", "tweet_id": "7", "retweet_id": "70", "t": 1.0},
+        {"type": "reply", "tweet_id": "7", "reply_id": "71", "t": 1.0},
+        {"type": "unreply", "tweet_id": "7", "reply_id": "71", "t": 1.0}]
+    assert to_count(events, Defects()) == [((7, "likes"), 2, 1.0), ((7, "retweets"), 70, 1.0),
+                                           ((7, "unretweets"), 70, 1.0), ((7, "replies"), 71, 1.0),
+                                           ((7, "unreplies"), 71, 1.0)]
+    assert [k for k, _, _ in to_count(events, Defects(skip_reply_counts=True))] == [
+        (7, "likes"), (7, "retweets"), (7, "unretweets")]
+
+
+def test_served_counts_are_net_and_never_negative() -> None:
+    assert Engagement.from_counts({"likes": 3, "retweets": 5, "unretweets": 2, "replies": 1, "unreplies": 1}) \
+        == Engagement(3, 3, 0)
+    assert Engagement.from_counts({"retweets": 0, "unretweets": 1}) == Engagement(0, 0, 0)   # undo counted first
+
+
+def test_the_fan_out_lane_derives_reply_and_retweet_events_from_tweet_path_events() -> None:
+    events: list[dict[str, Any]] = [
+        {"type": "tweet", "tweet": {"tweet_id": "11", "author_id": "1", "reply_to": "5", "retweet_of": None}},
+        {"type": "tweet", "tweet": {"tweet_id": "12", "author_id": "1", "reply_to": None, "retweet_of": "6"}},
+        {"type": "tweet", "tweet": {"tweet_id": "13", "author_id": "1"}},
+        {"type": "delete", "tweet_id": "11", "author_id": "1", "reply_to": "5"},
+        {"type": "delete", "tweet_id": "12", "author_id": "1", "retweet_of": "6"},
+        {"type": "backfill", "follower_id": "2", "author_id": "1"}]
+    assert [(e["type"], e["tweet_id"], e.get("reply_id") or e.get("retweet_id")) for e in engagement_of(events)] == [
+        ("reply", "5", "11"), ("retweet", "6", "12"), ("unreply", "5", "11"), ("unretweet", "6", "12")]
+
+
+def test_events_that_cannot_be_counted_are_skipped_not_fatal() -> None:
     odd: list[dict[str, Any]] = [
-        {"type": "retweet", "tweet_id": "1", "user_id": "2"}, {"type": "like", "tweet_id": "x", "user_id": "2"},
-        {"type": "like", "user_id": "2"}, {"type": "like", "tweet_id": None, "user_id": "2"}]
-    assert likes_to_count([*odd, EVENTS[0]], Defects()) == [(100, 0, 1.0)]
+        {"type": "share", "tweet_id": "1", "user_id": "2"}, {"type": "like", "tweet_id": "x", "user_id": "2"},
+        {"type": "like", "user_id": "2"}, {"type": "like", "tweet_id": None, "user_id": "2"},
+        {"type": "retweet", "tweet_id": "1", "user_id": "2"}]                 # a retweet is counted by its id
+    assert to_count([*odd, EVENTS[0]], Defects()) == [((100, "likes"), 1, 1.0)]
 
 
 def test_payloads_that_are_not_json_objects_are_skipped() -> None:
