@@ -22,8 +22,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-CLIENT_OPS = ("feed", "delta", "profile", "post", "celebrity_post", "like", "follow", "unfollow", "rising_follow",
-              "rising_post")
+CLIENT_OPS = ("feed", "delta", "profile", "post", "celebrity_post", "like", "retweet", "unretweet", "reply", "follow",
+              "unfollow", "rising_follow", "rising_post")
 WINDOWS = ("run", "steady", "fault", "recovery")
 PHASE_PREFIX = "phase:"
 

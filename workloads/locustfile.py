@@ -12,7 +12,8 @@ Operations (who acts is drawn with Zipf weights: a few users are very active):
 feed (GET /v1/feed, a second page through the cursor 30 % of the time), delta (GET
 /v1/feed/delta since the newest id the reader has seen), profile (GET /v1/users/{id}/tweets),
 post and celebrity_post (POST /v1/tweets with an idempotency key; celebrity posts come from
-throttled-band and pull-tier authors), like (a tweet seen in a feed), follow, and unfollow
+throttled-band and pull-tier authors), reply (a post answering a tweet seen in a feed), like and
+retweet (a tweet seen in a feed), unretweet (a retweet this process made), follow, and unfollow
 (only of a follow this process made, so the seeded graph the checkers know stays intact).
 
 Every request is appended to history.jsonl, every 201 to ledger.jsonl, every follow change to
@@ -151,6 +152,7 @@ class FeedWorkload(User):
         self.seen: collections.deque[str] = collections.deque(maxlen=SEEN_TWEETS)
         self.newest: dict[int, str] = {}
         self.followed: list[tuple[int, int]] = []
+        self.retweeted: list[tuple[int, str]] = []   # (user, original) of retweets this process made
         self.rising_followers = set(SEEDED.followers_of(RISING)) | {RISING}   # who cannot follow it anew
         self.counts = Counts()
         self.pool = gevent.pool.Pool(MAX_IN_FLIGHT)
@@ -245,9 +247,13 @@ class FeedWorkload(User):
         self.call("GET", f"/v1/users/{self.active_user()}/tweets?limit=20", "profile", due, phase,
                   user=self.active_user())
 
-    def op_post(self, due: float, phase: str | None, author: int | None = None, op: str = "post") -> None:
+    def op_post(self, due: float, phase: str | None, author: int | None = None, op: str = "post",
+                reply_to: str | None = None) -> None:
         author = author or self.active_user()
-        body = {"text": f"load tweet {uuid.uuid4().hex[:12]} by {author}", "idempotency_key": str(uuid.uuid4())}
+        body: dict[str, Any] = {"text": f"load tweet {uuid.uuid4().hex[:12]} by {author}",
+                                "idempotency_key": str(uuid.uuid4())}
+        if reply_to is not None:
+            body["reply_to_tweet_id"] = reply_to
         r = self.call("POST", "/v1/tweets", op, due, phase, user=author, body=body)
         if r.status_code == 201:
             tweet_id = orjson.loads(r.content)["tweet_id"]
@@ -260,6 +266,24 @@ class FeedWorkload(User):
         if not self.seen:
             return   # nothing seen yet to like (counted as due and sent, not as a request)
         self.call("POST", f"/v1/tweets/{self.rng.choice(self.seen)}/like", "like", due, phase, user=self.active_user())
+
+    def op_reply(self, due: float, phase: str | None) -> None:
+        if self.seen:
+            self.op_post(due, phase, op="reply", reply_to=self.rng.choice(self.seen))
+
+    def op_retweet(self, due: float, phase: str | None) -> None:
+        if not self.seen:
+            return
+        user, original = self.active_user(), self.rng.choice(self.seen)
+        r = self.call("POST", f"/v1/tweets/{original}/retweet", "retweet", due, phase, user=user)
+        if r.status_code == 200:
+            self.retweeted.append((user, orjson.loads(r.content)["tweet_id"]))
+
+    def op_unretweet(self, due: float, phase: str | None) -> None:
+        if not self.retweeted:
+            return
+        user, original = self.retweeted.pop(self.rng.randrange(len(self.retweeted)))
+        self.call("DELETE", f"/v1/tweets/{original}/retweet", "unretweet", due, phase, user=user)
 
     def op_follow(self, due: float, phase: str | None) -> None:
         user, other = self.active_user(), self.active_user()

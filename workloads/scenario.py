@@ -83,6 +83,9 @@ class Op(StrEnum):
     POST = "post"                      # POST /v1/tweets by a power-law-chosen user
     CELEBRITY_POST = "celebrity_post"  # POST /v1/tweets by a pull-tier or throttled-band author
     LIKE = "like"                      # POST /v1/tweets/{id}/like of a tweet seen in a feed
+    RETWEET = "retweet"                # POST /v1/tweets/{id}/retweet of a tweet seen in a feed
+    UNRETWEET = "unretweet"            # DELETE /v1/tweets/{id}/retweet of a retweet this process made
+    REPLY = "reply"                    # POST /v1/tweets replying to a tweet seen in a feed
     FOLLOW = "follow"                  # POST /v1/users/{id}/follow
     UNFOLLOW = "unfollow"              # DELETE /v1/users/{id}/follow of an earlier follow
     RISING_FOLLOW = "rising_follow"    # a new follower of the rising account (graph.json "rising")
@@ -98,6 +101,9 @@ class Rates(Strict):
     post: NonNegativeFloat = 0.0
     celebrity_post: NonNegativeFloat = 0.0
     like: NonNegativeFloat = 0.0
+    retweet: NonNegativeFloat = 0.0
+    unretweet: NonNegativeFloat = 0.0
+    reply: NonNegativeFloat = 0.0
     follow: NonNegativeFloat = 0.0
     unfollow: NonNegativeFloat = 0.0
     rising_follow: NonNegativeFloat = 0.0
