@@ -17,7 +17,7 @@ from pathlib import Path
 
 import psutil
 
-from harness.records import GENERATOR, WORKLOAD, GeneratorSample, JsonlWriter, write_json
+from harness.records import GENERATOR, MACHINE, WORKLOAD, GeneratorSample, JsonlWriter, MachineSample, write_json
 from harness.runtime.process import _die_with_parent
 from workloads.arrivals import ArrivalPlan
 
@@ -25,6 +25,22 @@ LOCUSTFILE = Path(__file__).resolve().parent.parent / "workloads" / "locustfile.
 
 
 STARTUP_S = 3.0   # Locust's start-up, before the first arrival is due
+
+
+class MachineCpu:
+    """The machine's CPU between two calls, from the kernel's counters (psutil.cpu_times)."""
+
+    def __init__(self) -> None:
+        self._last = psutil.cpu_times()
+
+    def sample(self, t: float) -> MachineSample:
+        now = psutil.cpu_times()
+        delta = {f: getattr(now, f) - getattr(self._last, f) for f in now._fields}
+        self._last = now
+        total = sum(delta.values()) or 1.0
+        idle = delta.get("idle", 0.0) + delta.get("iowait", 0.0)
+        steal = delta.get("steal", 0.0)
+        return MachineSample(t=t, busy_percent=100 * (total - idle) / total, steal_percent=100 * steal / total)
 
 
 class LoadGenerator:
@@ -66,10 +82,12 @@ class LoadGenerator:
         return self.load_start
 
     def _sample(self) -> None:
-        """CPU of the Locust process and of each worker process it forked, once a second."""
+        """CPU of the Locust process and of each worker process it forked, and of the whole
+        machine (steal included), once a second."""
         assert self.proc is not None
         watched: dict[int, tuple[str, psutil.Process]] = {}
-        with JsonlWriter(self.run_dir / GENERATOR) as out:
+        machine = MachineCpu()
+        with JsonlWriter(self.run_dir / GENERATOR) as out, JsonlWriter(self.run_dir / MACHINE) as machine_out:
             try:
                 main = psutil.Process(self.proc.pid)
                 watched[main.pid] = ("locust" if self.processes == 1 else "locust-master", main)
@@ -80,6 +98,7 @@ class LoadGenerator:
                             watched[child.pid] = (f"locust-worker-{len(watched)}", child)
                             child.cpu_percent(None)
                     now = time.time()
+                    machine_out.write(machine.sample(now))
                     for name, proc in list(watched.values()):
                         try:
                             out.write(GeneratorSample(t=now, process=name, cpu_percent=proc.cpu_percent(None)))

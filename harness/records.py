@@ -25,6 +25,7 @@ PROBES = "probes.jsonl"            # one ProbeRecord per (canary, follower)
 FAULTS = "faults.jsonl"            # one FaultWindow per chaos action
 FINAL_READS = "final_reads.jsonl"  # one FinalRead per user read back after settle
 GENERATOR = "generator.jsonl"      # one GeneratorSample per second per load process
+MACHINE = "machine.jsonl"          # one MachineSample per second: the machine's CPU, steal included
 ARRIVALS = "arrivals.jsonl"        # one ArrivalSample per second per load process
 GRAPH_CHANGES = "graph_changes.jsonl"  # one FollowChange per follow/unfollow the workload made
 WORKLOAD = "workload.json"         # the arrival plan: the scenario's phases and rates
@@ -112,6 +113,16 @@ class GeneratorSample:
     t: float
     process: str
     cpu_percent: float     # of one core
+
+
+@dataclass(frozen=True, slots=True)
+class MachineSample:
+    """The whole machine's CPU over the last second, in percent of all its cores: busy (not
+    idle), and stolen (a hypervisor gave the time to another guest: /proc/stat "steal")."""
+
+    t: float
+    busy_percent: float
+    steal_percent: float
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,7 +15,16 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from harness import records
-from harness.records import Ack, ArrivalSample, FaultWindow, FinalRead, GeneratorSample, ProbeRecord, Request
+from harness.records import (
+    Ack,
+    ArrivalSample,
+    FaultWindow,
+    FinalRead,
+    GeneratorSample,
+    MachineSample,
+    ProbeRecord,
+    Request,
+)
 from workloads.graph import Graph
 
 DEFAULT_FAULT_GRACE_S = 10.0
@@ -33,6 +42,7 @@ class Slo:
     error_rate_max: float = 0.0001
     fault_error_seconds_max: int = 30
     generator_cpu_max_percent: float = 90.0
+    steal_max_percent: float = 10.0
 
     @classmethod
     def from_manifest(cls, manifest: dict[str, Any]) -> Slo:
@@ -55,6 +65,7 @@ class RunData:
     final_reads: list[FinalRead] = field(default_factory=list)
     generator: list[GeneratorSample] = field(default_factory=list)
     arrivals: list[ArrivalSample] = field(default_factory=list)
+    machine: list[MachineSample] = field(default_factory=list)
     target_metrics: dict[str, Any] = field(default_factory=dict)   # name -> {promql, unit, series}
     graph: Graph | None = None
 
@@ -156,6 +167,7 @@ def load_run(run_dir: Path) -> RunData:
         final_reads=_load(run_dir / records.FINAL_READS, FinalRead),
         generator=_load(run_dir / records.GENERATOR, GeneratorSample),
         arrivals=_load(run_dir / records.ARRIVALS, ArrivalSample),
+        machine=_load(run_dir / records.MACHINE, MachineSample),
         target_metrics=read_json(run_dir / records.TARGET_METRICS) if (run_dir / records.TARGET_METRICS).is_file()
         else {},
         graph=graph,

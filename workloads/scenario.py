@@ -223,12 +223,16 @@ class Slo(Strict):
     fault_error_seconds: Annotated[int, Field(ge=0)] = 30   # seconds with errors, per fault window
     generator_cpu: Annotated[float, BeforeValidator(lambda v: float(v.rstrip("%")) if isinstance(v, str) else v),
                              Field(gt=0, le=100)] = 90.0    # % of a core: above it the run is invalid
+    # % of the machine's CPU its hypervisor gave to other guests (steal), mean over the load:
+    # above it the run is invalid (the latencies are the host's)
+    steal: Annotated[float, BeforeValidator(lambda v: float(v.rstrip("%")) if isinstance(v, str) else v),
+                     Field(gt=0, le=100)] = 10.0
 
     def manifest(self) -> dict[str, float]:
         """The names harness.rundata.Slo reads back from the manifest."""
         return {"feed_p99_ms": self.feed_p99 * 1000, "freshness_median_s": self.freshness_median,
                 "error_rate_max": self.error_rate, "fault_error_seconds_max": self.fault_error_seconds,
-                "generator_cpu_max_percent": self.generator_cpu}
+                "generator_cpu_max_percent": self.generator_cpu, "steal_max_percent": self.steal}
 
 
 def _gates_as_written(specs: list[GateSpec]) -> dict[str, dict[str, list[dict[str, Any]]]]:
@@ -242,7 +246,7 @@ def _gates_as_written(specs: list[GateSpec]) -> dict[str, dict[str, list[dict[st
 Gates = Annotated[list[GateSpec], BeforeValidator(parse_gates), PlainSerializer(_gates_as_written)]
 
 # harness.checks.CHECKS (workloads does not import the harness; a unit test keeps them equal)
-CHECK_NAMES = ("generator", "feed_latency", "freshness", "errors", "nothing_lost")
+CHECK_NAMES = ("generator", "machine", "feed_latency", "freshness", "errors", "nothing_lost")
 
 
 class CheckUse(StrEnum):
@@ -320,8 +324,8 @@ class Scenario(Strict):
         for name, use in self.checks.items():
             if name not in CHECK_NAMES:
                 out.append(f"checks.{name}: unknown check (one of {', '.join(CHECK_NAMES)})")
-            elif name == "generator" and use is CheckUse.REPORT:
-                out.append("checks.generator: cannot be report-only: a saturated generator makes the run invalid")
+            elif name in ("generator", "machine") and use is CheckUse.REPORT:
+                out.append(f"checks.{name}: cannot be report-only: it decides whether the run measured anything")
         return out
 
     @property

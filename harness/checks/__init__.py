@@ -11,7 +11,7 @@ import traceback
 from collections.abc import Callable, Mapping
 from dataclasses import replace
 
-from harness.checks import errors, feed_latency, freshness, generator, nothing_lost
+from harness.checks import errors, feed_latency, freshness, generator, machine, nothing_lost
 from harness.checks.result import CheckResult, Verdict, exit_code, invalid, overall
 from harness.rundata import RunData
 
@@ -19,6 +19,7 @@ Check = Callable[[RunData], CheckResult]
 
 CHECKS: Mapping[str, Check] = {
     generator.NAME: generator.check,        # first: a saturated generator invalidates the rest
+    machine.NAME: machine.check,            # likewise a machine whose CPU was stolen
     feed_latency.NAME: feed_latency.check,
     freshness.NAME: freshness.check,
     errors.NAME: errors.check,

@@ -15,7 +15,16 @@ from typing import Any
 import pytest
 
 from harness import records
-from harness.records import Ack, ArrivalSample, FaultWindow, FinalRead, GeneratorSample, ProbeRecord, Request
+from harness.records import (
+    Ack,
+    ArrivalSample,
+    FaultWindow,
+    FinalRead,
+    GeneratorSample,
+    MachineSample,
+    ProbeRecord,
+    Request,
+)
 from harness.rundata import RunData, load_run
 
 T0 = 1_700_000_000.0
@@ -77,6 +86,9 @@ class RunSpec:
                       in_flight=2)
         for s in range(60) for p in range(2)
     ])
+    machine: list[MachineSample] = field(default_factory=lambda: [
+        MachineSample(t=T0 + s, busy_percent=60.0, steal_percent=1.0 if s % 10 else 8.0) for s in range(60)
+    ])
 
     target_metrics: dict[str, Any] = field(default_factory=dict)   # as target_metrics.json
 
@@ -90,7 +102,7 @@ class RunSpec:
         for name, items in ((records.HISTORY, self.requests), (records.LEDGER, self.acks),
                             (records.PROBES, self.probes), (records.FAULTS, self.faults),
                             (records.FINAL_READS, self.final_reads), (records.GENERATOR, self.generator),
-                            (records.ARRIVALS, self.arrivals)):
+                            (records.ARRIVALS, self.arrivals), (records.MACHINE, self.machine)):
             with records.JsonlWriter(run_dir / name) as writer:
                 for item in items:
                     writer.write(item)

@@ -1,0 +1,45 @@
+"""The machine check: a run whose CPU the hypervisor took away (steal) is invalid."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from harness.checks import Verdict, exit_code, machine, run_all_checks
+from tests.unit.conftest import T0, RunSpec
+
+pytestmark = pytest.mark.unit
+
+
+def test_a_little_steal_passes(spec: RunSpec, run_dir: Path) -> None:
+    result = machine.check(spec.write(run_dir))
+    assert result.verdict is Verdict.PASS, result.summary
+    assert result.evidence["steal_mean_percent"] == pytest.approx(1.7)
+
+
+def test_steal_above_the_bound_invalidates_the_run_whatever_else_passed(spec: RunSpec, run_dir: Path) -> None:
+    spec.machine = [replace(s, steal_percent=50.0 if 20 <= s.t - T0 < 40 else 2.0) for s in spec.machine]
+    run = spec.write(run_dir)
+    result = machine.check(run)
+    assert result.verdict is Verdict.FAIL and result.invalidates_run
+    assert "run invalid" in result.summary and "18.0 % mean" in result.summary
+    assert result.evidence["seconds_over_bound"] == 20
+    assert exit_code(run_all_checks(run)) == 2
+
+
+def test_the_bound_comes_from_the_scenario(spec: RunSpec, run_dir: Path) -> None:
+    spec.manifest["slo"] = {"steal_max_percent": 1.0}
+    assert machine.check(spec.write(run_dir)).verdict is Verdict.FAIL
+
+
+def test_steal_outside_the_load_window_does_not_count(spec: RunSpec, run_dir: Path) -> None:
+    spec.machine += [replace(spec.machine[0], t=T0 + 70 + s, steal_percent=90.0) for s in range(10)]   # settling
+    assert machine.check(spec.write(run_dir)).verdict is Verdict.PASS
+
+
+def test_without_samples_it_is_unknown_and_does_not_gate(spec: RunSpec, run_dir: Path) -> None:
+    spec.machine = []
+    result = machine.check(spec.write(run_dir))
+    assert result.verdict is Verdict.UNKNOWN and not result.gating
