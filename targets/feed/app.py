@@ -198,7 +198,7 @@ class Feed:
         self.pulled = PulledTweets(self.store.newest_by_authors)
         self.events = EventProducer(settings.kafka)
         self.ids = Snowflake(settings.datacenter_id, settings.machine_id)
-        self.idempotency = Idempotency(self.cache.rc, settings.idempotency_ttl_s,
+        self.idempotency = Idempotency(self.cache.rc, settings.idempotency_ttl_s, keys=self.store,
                                        ignore=settings.defects.ignore_idempotency)
         self.rate_limit = RateLimit(self.cache.rc, settings.rate_limit_tweets, settings.rate_limit_window_s)
         self.follow_lock = FollowLock(self.cache.rc)
@@ -633,31 +633,45 @@ async def post_tweet(request: Request) -> Response:
     claim = await feed.idempotency.claim(author, new.idempotency_key)
     if claim.replay is not None:
         return json_response(claim.replay, status=201, headers={"Idempotent-Replay": "true"})
+    resumed = claim.stored is not None
     if claim.stored is not None:
         resumable = True
         tweet = Tweet.from_json(claim.stored)
-        found = (await feed.store.tweets_by_ids([tweet.tweet_id])).get(tweet.tweet_id)
-        if found is None:
-            await feed.store.insert_tweet(tweet)   # the first attempt died before its write landed
-        elif found.deleted:   # its author deleted it since: queueing it again would bring it back
-            return await created(feed, author, new.idempotency_key, tweet)
     else:
         rate_token = uuid.uuid4().hex
         try:
             await feed.rate_limit.take(author, rate_token)
             media, reply_to = await feed.check_references(author, new.media_ids, new.reply_to)
             tweet = Tweet(feed.ids.next_id(), author, new.text, media, reply_to)
-            resumable = await feed.idempotency.mark_stored(author, new.idempotency_key, tweet.to_json())
+            held = await feed.idempotency.hold(author, new.idempotency_key, tweet.tweet_id)
+            if held != tweet.tweet_id:   # an earlier attempt made it (Redis could not say so): finish that one
+                await feed.rate_limit.give_back(author, rate_token)
+                tweet, resumed = Tweet(held, author, new.text, media, reply_to), True
+            await feed.idempotency.mark_stored(author, new.idempotency_key, tweet.to_json())
+            # The key is held in the store (whatever Redis recorded): a retry finishes this tweet.
+            resumable = new.idempotency_key is not None and not feed.s.defects.ignore_idempotency
         except BaseException:
             await feed.rate_limit.give_back(author, rate_token)
             await feed.idempotency.release(author, new.idempotency_key)
             raise
+    if resumed:
+        found = (await feed.store.tweets_by_ids([tweet.tweet_id])).get(tweet.tweet_id)
+        if found is None:
+            await feed.store.insert_tweet(tweet)   # the first attempt died before its write landed
+        elif found.deleted:   # its author deleted it since: queueing it again would bring it back
+            return await created(feed, author, new.idempotency_key, tweet)
+        else:
+            tweet = found
+    else:
         # Not released if this fails: a timed-out write may still land, and the retry then
         # stores (or finds) this very tweet instead of a second one.
         await feed.store.insert_tweet(tweet)
         await feed.cache_new(tweet)
+    event: dict[str, Any] = {"type": "tweet", "tweet": tweet.to_json()}
+    if resumed:
+        event["requeued"] = True   # a retry's: not a new tweet to signal, nor a fan-out lag to measure
     try:
-        await feed.events.publish(author, {"type": "tweet", "tweet": tweet.to_json()})
+        await feed.events.publish(author, event)
     except QueueUnavailable as exc:
         if resumable:
             # Stored but not queued: a retry with the same key re-queues this very tweet.
@@ -930,8 +944,11 @@ async def retweet(request: Request) -> Response:
         await feed.cache_new(rt)
     # Queued on every request, like a retried post: a first attempt may have died before it,
     # and fan-out (ZADD) and counting (once per retweet id) are idempotent.
+    event: dict[str, Any] = {"type": "tweet", "tweet": rt.to_json()}
+    if not made:
+        event["requeued"] = True
     try:
-        await feed.events.publish(me, {"type": "tweet", "tweet": rt.to_json()})
+        await feed.events.publish(me, event)
     except QueueUnavailable as exc:
         raise ApiError(503, "queue_unavailable", f"retweet recorded but not queued for fan-out: {exc}",
                        {"Retry-After": "1"}) from exc

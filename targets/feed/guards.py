@@ -9,6 +9,12 @@ attempt died anywhere between its claim's record and Kafka ("stored"): never a s
 never a lost one. A retry while the first is still validating gets 409 (retry later); a first
 attempt that failed before storing anything releases its claim, and one whose process died
 then leaves a claim that expires after PENDING_TTL_S, so the retry starts over either way.
+Redis is the fast path, not the record: before a new tweet is stored, its key is *held* in
+Cassandra (`feed.idempotency_keys`, a lightweight transaction, kept 24 h) for that tweet's id.
+A key already held names the tweet an earlier attempt made, which this attempt then finishes
+instead of making another. So a retry is deduplicated also when Redis could not answer for one
+of the attempts (a shard failing over), which the Redis claim alone failed open on: the default
+campaign's Redis kill made a retried post twice (found by the duplicates check, 2026-12-04).
 
 Rate limit: a sliding-window log per user (`rl:{user}`, a sorted set of request times), trimmed
 and counted atomically in one Lua script: at most N tweets in any rolling window, and the 429
@@ -20,9 +26,9 @@ cap check, write and recount run alone: a retry waits for its original instead o
 200 for a follow the original then takes back at the cap. One that cannot get the lock within
 FOLLOW_LOCK_WAIT_S gets 409 (retry later).
 
-All fail open, on an outage only (outage.py): with the user's shard unreachable a post or
-follow is still accepted (the store is the record of truth) and the skipped guard is counted in
-`feed_write_guard_skipped_total`; any other error propagates.
+The Redis guards fail open, on an outage only (outage.py): with the user's shard unreachable a
+post or follow is still accepted (the store is the record of truth, and holds the keys) and
+the skipped guard is counted in `feed_write_guard_skipped_total`; any other error propagates.
 """
 
 from __future__ import annotations
@@ -32,7 +38,7 @@ import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 from prometheus_client import Counter
@@ -67,8 +73,18 @@ return -1
 """
 
 
+def key_digest(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()[:32]
+
+
 def _idem_key(user: int, key: str) -> str:
-    return f"idem:{{{user}}}:{hashlib.sha256(key.encode()).hexdigest()[:32]}"
+    return f"idem:{{{user}}}:{key_digest(key)}"
+
+
+class KeyStore(Protocol):
+    """Where keys are held for good (the tweet store)."""
+
+    async def hold_key(self, user: int, digest: str, tweet_id: int, ttl_s: int) -> int: ...
 
 
 def _rl_key(user: int) -> str:
@@ -84,8 +100,15 @@ class Claim:
 
 
 class Idempotency:
-    def __init__(self, rc: RedisCluster, ttl_s: int, *, ignore: bool = False) -> None:
-        self.rc, self.ttl_s, self.ignore = rc, ttl_s, ignore
+    def __init__(self, rc: RedisCluster, ttl_s: int, *, keys: KeyStore, ignore: bool = False) -> None:
+        self.rc, self.ttl_s, self.keys, self.ignore = rc, ttl_s, keys, ignore
+
+    async def hold(self, user: int, key: str | None, tweet_id: int) -> int:
+        """Hold `key` in the store for `tweet_id`, unless an earlier attempt holds it already:
+        the id of the tweet the key makes (`tweet_id` when there is no key to hold)."""
+        if key is None or self.ignore:
+            return tweet_id
+        return await self.keys.hold_key(user, key_digest(key), tweet_id, self.ttl_s)
 
     async def claim(self, user: int, key: str | None) -> Claim:
         if key is None or self.ignore:

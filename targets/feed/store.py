@@ -196,6 +196,8 @@ class Store:
                           " IF NOT EXISTS")
         self._retweet_by = p("SELECT retweet_id FROM feed.retweets WHERE tweet_id = ? AND user_id = ?")
         self._unretweet = p("DELETE FROM feed.retweets WHERE tweet_id = ? AND user_id = ? IF retweet_id = ?")
+        self._hold_key = p("INSERT INTO feed.idempotency_keys (user_id, key_digest, tweet_id) VALUES (?, ?, ?)"
+                           " IF NOT EXISTS USING TTL ?")
         self._unfollow = p("DELETE FROM feed.follows WHERE follower_id = ? AND followee_id = ?")
         self._unfollow_rev = p("DELETE FROM feed.followers WHERE followee_id = ? AND follower_id = ?")
 
@@ -299,6 +301,12 @@ class Store:
         if rows and rows[0][0]:
             return retweet_id, True
         return int(rows[0].retweet_id), False
+
+    async def hold_key(self, user: int, digest: str, tweet_id: int, ttl_s: int) -> int:
+        """Hold an idempotency key for `tweet_id` unless it is held already (a lightweight
+        transaction): the tweet id it is held for."""
+        rows = await self._aexecute(self._hold_key, (user, digest, tweet_id, ttl_s))
+        return tweet_id if rows and rows[0][0] else int(rows[0].tweet_id)
 
     async def retweet_by(self, tweet_id: int, user_id: int) -> int | None:
         """The id of `user_id`'s retweet of `tweet_id`, if they have one."""

@@ -93,6 +93,7 @@ class Batch:
     throttled: list[dict[str, Any]] = field(default_factory=list)   # tweet events for the throttled lane
     tiers: dict[int, Tier] = field(default_factory=dict)            # author -> tier seen (pull registry)
     notify: list[tuple[int, bytes]] = field(default_factory=list)   # (follower, signal) for SSE
+    requeued: set[int] = field(default_factory=set)                 # tweets a retry queued again
 
 
 def new_tweet_signal(tweet: dict[str, Any]) -> bytes:
@@ -112,6 +113,8 @@ def plan(events: list[dict[str, Any]], settings: Settings, *, followers_of: Call
             tweet = ev["tweet"]
             tweet_id, author = int(tweet["tweet_id"]), int(tweet["author_id"])
             batch.tweets.append(tweet)
+            if ev.get("requeued"):
+                batch.requeued.add(tweet_id)
             batch.entries.append((author, tweet_id))
             followers = followers_of(author)
             tier = tier_of(author, len(followers))
@@ -124,13 +127,14 @@ def plan(events: list[dict[str, Any]], settings: Settings, *, followers_of: Call
                 continue
             if tweet.get("retweet_of") is not None and defects.skip_retweet_fanout:
                 continue                 # the retweeter's own timeline only
-            signal = new_tweet_signal(tweet)
+            signal = None if ev.get("requeued") else new_tweet_signal(tweet)   # a retry's: signalled before
             for f in followers:
                 if dropped_by_defect(defects.drop_fanout_share, tweet_id, f):
                     DROPPED.inc()
                     continue
                 batch.entries.append((f, tweet_id))
-                batch.notify.append((f, signal))
+                if signal is not None:
+                    batch.notify.append((f, signal))
         elif kind == "delete":
             # Design §08: a deletion is another fan-out: out of every timeline and the cache.
             if defects.skip_delete_fanout:
@@ -318,7 +322,7 @@ class FanoutWorker:
             self._produce_all(ENGAGEMENT_TOPIC, [(ev["tweet_id"].encode(), orjson.dumps(ev)) for ev in engagement])
         TIMELINE_WRITES.inc(len(batch.entries))
         REDIS_RETRIES.set(self.writer.retries)
-        self._observe_lag(batch.tweets, batch.throttled)
+        self._observe_lag([t for t in batch.tweets if int(t["tweet_id"]) not in batch.requeued], batch.throttled)
 
     def _park(self, commands: list[Command]) -> None:
         """Queue timeline commands a shard did not take for the retry lane, keyed by their
@@ -406,14 +410,15 @@ class FanoutWorker:
                 if not isinstance(tweet, dict):
                     log.warning("throttled lane: skipping an event without a tweet: %.200r", ev)
                     continue
-                until_done("throttled", functools.partial(self._fan_out_throttled, writer, pacer, lists, tweet),
+                until_done("throttled", functools.partial(self._fan_out_throttled, writer, pacer, lists, tweet,
+                                                          requeued=bool(ev.get("requeued"))),
                            lambda: self.running)
             if msgs and self.running:
                 _commit(consumer)
         consumer.close()
 
     def _fan_out_throttled(self, writer: TimelineWriter, pacer: SharedPacer, lists: FollowerLists,
-                           tweet: dict[str, Any]) -> None:
+                           tweet: dict[str, Any], *, requeued: bool = False) -> None:
         """Push one middle-band tweet. Its deletion fan-out runs on the main lane and may come
         before or during this one, removing only what was written by then; so a tweet deleted
         before its turn is not written (its entries are removed, in case this is a retry that
@@ -431,21 +436,22 @@ class FanoutWorker:
             return not self.s.defects.skip_delete_fanout and self.store.is_deleted_sync(tweet_id)
 
         if not deleted():
-            self._write_throttled(writer, pacer, entries, new_tweet_signal(tweet))
+            self._write_throttled(writer, pacer, entries, None if requeued else new_tweet_signal(tweet))
             if not deleted():
-                FANOUT_LAG.observe(max(0.0, time.time() - timestamp_ms(tweet_id) / 1000))
+                if not requeued:   # a retry's tweet: its age is not a fan-out lag
+                    FANOUT_LAG.observe(max(0.0, time.time() - timestamp_ms(tweet_id) / 1000))
                 return
         writer.write([], [], removals=entries)
 
     def _write_throttled(self, writer: TimelineWriter, pacer: SharedPacer, entries: list[tuple[int, int]],
-                         signal: bytes) -> None:
+                         signal: bytes | None) -> None:
         """Middle band: the writes go out in slices of a tenth of a second's cap, paced across workers."""
         rate = self.policy().throttle_writes_per_s
         step = max(1, rate // 10)
         for start in range(0, len(entries), step):
             chunk = entries[start:start + step]
             pacer.take(len(chunk), rate)
-            writer.write(chunk, [], notify=[(user, signal) for user, _ in chunk])
+            writer.write(chunk, [], notify=[] if signal is None else [(user, signal) for user, _ in chunk])
             TIMELINE_WRITES.inc(len(chunk))
 
     def run_counters(self) -> None:
