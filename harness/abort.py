@@ -17,7 +17,7 @@ from harness.checks.result import CheckResult, Verdict
 from harness.gates import judge
 from harness.progress import Tail
 from harness.records import FaultWindow, ProbeRecord, Request
-from harness.rundata import RunData, parse_records
+from harness.rundata import RunData, measured, parse_records
 from workloads.gate_spec import METRICS, GateSpec, Source
 
 # Fewer samples than this in the gate's window: not judged yet. Canaries are fewer than requests.
@@ -37,7 +37,7 @@ class AbortWatch:
         """The first abort gate failed on the run so far, else None."""
         if not self.specs:
             return None
-        self.requests += parse_records(self._history.new(), Request, self.run_dir / records.HISTORY)
+        self.requests += measured(parse_records(self._history.new(), Request, self.run_dir / records.HISTORY))
         self.probes += parse_records(self._probes.new(), ProbeRecord, self.run_dir / records.PROBES)
         run = RunData(self.run_dir, {**manifest, "load_end_t": None}, requests=self.requests,
                       probes=self.probes, faults=faults)

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from chaos.fault import Fault as ChaosFault
+from chaos.ranker import DegradeRanker
 from chaos.redis_primary import KillRedisPrimary
 from harness import records, seeding, target_metrics
 from harness.abort import AbortWatch
@@ -67,9 +68,27 @@ class RunContext:
         write_json(self.run_dir / records.MANIFEST, self.manifest)
 
 
+class StoreConfig:
+    """The target's runtime_config table, written through its store (chaos.ranker.RuntimeConfig)."""
+
+    def __init__(self, topo: Topology) -> None:
+        self.address = f"127.0.0.1:{topo.cassandra_proxy_port}"
+
+    def set(self, name: str, value: str) -> None:
+        from targets.feed.store import connect
+
+        cluster, session = connect(self.address, timeout=10, request_timeout=10)
+        try:
+            session.execute("INSERT INTO feed.runtime_config (name, value) VALUES (%s, %s)", (name, value))
+        finally:
+            cluster.shutdown()
+
+
 def build_fault(spec: Fault, runtime: LocalRuntime) -> ChaosFault:
     if spec.action is FaultAction.KILL_REDIS_PRIMARY:
         return KillRedisPrimary(runtime, runtime.redis, **spec.params())
+    if spec.action is FaultAction.DEGRADE_RANKER:
+        return DegradeRanker(StoreConfig(runtime.topo))
     raise ValueError(f"unknown fault action {spec.action!r}")
 
 
@@ -176,6 +195,8 @@ def run_campaign(ctx: RunContext) -> None:
         ctx.write_manifest(final_reads_max_timelines=MAX_TIMELINES)
         n = read_back(base_url=ctx.topo.api_url, secret=ctx.token_secret, graph=graph, acked=acked,
                       run_dir=ctx.run_dir, timeline_cap=800, seed=sc.seed, max_timelines=MAX_TIMELINES,
+                      extra_timelines=checked_readers(ctx.run_dir, graph, acked),
+                      extra_authors=engaged_authors(ctx.run_dir),
                       progress=lambda d, total: ctx.say(f"final reads: {d}/{total}"))
         ctx.write_manifest(final_reads=n, partial=False)
     finally:
@@ -183,6 +204,26 @@ def run_campaign(ctx: RunContext) -> None:
         ctx.say("stack: stopping")
         runtime.down()
         ctx.write_manifest(ended_t=time.time())
+
+
+def checked_readers(run_dir: Path, graph: Graph, acked: list[tuple[str, int]]) -> set[int]:
+    """Readers whose final feeds the checks need beyond nothing_lost's: who changed a follow
+    during the run (unfollow, backfill), and who follows a pull-tier author that tweeted
+    (celebrity merge)."""
+    changed = {int(c["follower"]) for c in read_jsonl(run_dir / records.GRAPH_CHANGES)}
+    pulled = {a for _, a in acked if not graph.is_push_tier(a)}
+    return changed | {f for a in pulled for f in graph.followers_of(a)}
+
+
+def engaged_authors(run_dir: Path) -> set[int]:
+    """Authors of the tweets the workload liked, retweeted or replied to, whose final counts the
+    engagement check reads (a tweet made by a post that got no answer is in no ledger)."""
+    engaged = {a["tweet"] for a in read_jsonl(run_dir / records.ACTIONS)
+               if a["kind"] in ("like", "retweet", "reply") and a.get("tweet")}
+    authors: set[int] = set()
+    for o in read_jsonl(run_dir / records.OBSERVATIONS):
+        authors.update(int(a) for t, a in zip(o["ids"], o["authors"], strict=False) if t in engaged)
+    return authors
 
 
 def _read_target_metrics(ctx: RunContext) -> None:

@@ -2,9 +2,12 @@
 
 For every follower of a push-tier author in the ledger, their home feed (up to
 `MAX_TIMELINES` of them: past that, a seeded sample, which the nothing-lost check draws again
-and reports); for every author in the ledger, their own tweets. Paging stops once a page
-reaches tweets older than the oldest acknowledged one (nothing older can be expected), or at
-the timeline cap. The records go to final_reads.jsonl, where the nothing-lost checker finds them.
+and reports); for every author in the ledger, their own tweets, with each one's text and
+counts (the duplicates and engagement checks read them); and the home feeds of the users the
+checks name besides (`extra_timelines`: who unfollowed, who followed a large account, who
+follows a pull-tier author, up to `MAX_TIMELINES` more). Paging stops once a page reaches
+tweets older than the oldest acknowledged one (nothing older can be expected), or at the
+timeline cap. The records go to final_reads.jsonl, where the checkers find them.
 """
 
 from __future__ import annotations
@@ -42,6 +45,14 @@ async def _read(client: httpx.AsyncClient, secret: str, kind: str, user: int, ol
     headers = {"Authorization": f"Bearer {issue_token(secret, user)}"}
     path = "/v1/feed" if kind == "timeline" else f"/v1/users/{user}/tweets"
     ids: list[str] = []
+    texts: dict[str, str] = {}
+    counts: dict[str, list[int]] = {}
+    originals: dict[str, str] = {}
+
+    def done(complete: bool = True, error: str | None = None) -> FinalRead:
+        return FinalRead(kind, user, ids, complete=complete, error=error, texts=texts, counts=counts,
+                         originals=originals)
+
     cursor = None
     for _ in range(max_pages):
         params = {"limit": str(PAGE), **({"cursor": cursor} if cursor else {})}
@@ -56,15 +67,23 @@ async def _read(client: httpx.AsyncClient, secret: str, kind: str, user: int, ol
             await asyncio.sleep(0.2 * (attempt + 1))
         if r is None or r.status_code != 200:
             status = "no response" if r is None else f"HTTP {r.status_code}"
-            return FinalRead(kind, user, ids, complete=False, error=f"{path}: {status}")
+            return done(False, f"{path}: {status}")
         body = r.json()
         page = [t["tweet_id"] for t in body["tweets"]]
         ids.extend(page)
+        for t in body["tweets"]:
+            if t.get("retweet_of"):
+                originals[t["tweet_id"]] = t["retweet_of"]["tweet_id"]
+            elif kind == "author":
+                texts[t["tweet_id"]] = t.get("text", "")
+                e = t.get("engagement") or {}
+                counts[t["tweet_id"]] = [int(e.get("likes") or 0), int(e.get("retweets") or 0),
+                                         int(e.get("replies") or 0)]
         cursor = body.get("next_cursor")
         if not body.get("has_more") or not cursor or (page and int(page[-1]) < oldest):
-            return FinalRead(kind, user, ids)
-    return FinalRead(kind, user, ids, complete=int(ids[-1]) < oldest if ids else True,
-                     error=None if ids and int(ids[-1]) < oldest else "page budget exhausted")
+            return done()
+    return done(int(ids[-1]) < oldest if ids else True,
+                None if ids and int(ids[-1]) < oldest else "page budget exhausted")
 
 
 def _interrupt_is_not_an_error(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
@@ -76,15 +95,18 @@ def _interrupt_is_not_an_error(loop: asyncio.AbstractEventLoop, context: dict[st
 
 def read_back(*, base_url: str, secret: str, graph: Graph, acked: list[tuple[str, int]], run_dir: Path,
               timeline_cap: int, seed: int, max_timelines: int | None = MAX_TIMELINES,
+              extra_timelines: Iterable[int] = (), extra_authors: Iterable[int] = (),
               progress: Callable[[int, int], None] | None = None, concurrency: int = 16) -> int:
-    """Read back everything the ledger `acked` [(tweet_id, author)] implies; returns reads made."""
+    """Read back everything the ledger `acked` [(tweet_id, author)] implies, the home feeds of
+    `extra_timelines` and the tweets of `extra_authors`; returns reads made."""
     if not acked:
         return 0
     oldest = min(int(t) for t, _ in acked)
-    authors = sorted({a for _, a in acked})
+    authors = sorted({a for _, a in acked} | set(extra_authors))
     followers = timelines_to_read((f for a in authors if graph.is_push_tier(a) for f in graph.followers_of(a)),
                                   max_timelines, seed)
-    jobs = [("author", a) for a in authors] + [("timeline", f) for f in followers]
+    extra = timelines_to_read(set(extra_timelines) - set(followers), max_timelines, seed)
+    jobs = [("author", a) for a in authors] + [("timeline", f) for f in followers + extra]
     max_pages = timeline_cap // PAGE + 2
 
     async def main() -> None:

@@ -58,7 +58,7 @@ class LiveProgress:
         self.last_t = load_start
 
     def line(self, now: float, active_faults: list[str]) -> str:
-        requests = self.history.new()
+        requests = [r for r in self.history.new() if not r.get("abandoned")]
         probes = self.probes.new()
         window = max(1e-6, now - self.last_t)
         self.last_t = now

@@ -28,6 +28,8 @@ GENERATOR = "generator.jsonl"      # one GeneratorSample per second per load pro
 MACHINE = "machine.jsonl"          # one MachineSample per second: the machine's CPU, steal included
 ARRIVALS = "arrivals.jsonl"        # one ArrivalSample per second per load process
 GRAPH_CHANGES = "graph_changes.jsonl"  # one FollowChange per follow/unfollow the workload made
+OBSERVATIONS = "observations.jsonl"    # one Observation per read that answered: what it served
+ACTIONS = "actions.jsonl"          # one Action per acknowledged change the checks hold the target to
 WORKLOAD = "workload.json"         # the arrival plan: the scenario's phases and rates
 TARGET_METRICS = "target_metrics.json"  # the target's Prometheus series over the run
 GRAPH = "graph.json"               # the seeded social graph's shape and thresholds (workloads/graph.py)
@@ -48,10 +50,60 @@ class Request:
     error: str | None = None
     service_ms: float | None = None   # from the actual send to the response
     phase: str | None = None          # the workload phase it was due in
+    user: int | None = None           # who acted (whose token it carried)
+    target: str | None = None         # the tweet it acted on (a like's or retweet's: the tweet it counts for)
+    # The client stopped waiting on purpose (a retried post's first attempt, its connection cut
+    # or its client impatient): kept in the history, left out of every latency and error figure.
+    abandoned: bool = False
 
     @property
     def ok(self) -> bool:
         return 0 < self.status < 500 and self.error is None
+
+
+@dataclass(frozen=True, slots=True)
+class Observation:
+    """What one read that answered 200 served, item by item in the order served: a feed page,
+    a delta, a user's tweets, a ranked page, or a page of a walk through a feed.
+
+    A retweet item has its own id and its retweeter as author; `originals` names the tweet it
+    retweets (None for a tweet), and `likes` is the like count shown with each item."""
+
+    sent_t: float          # when the request left (a change acknowledged before it counts)
+    t: float               # when the answer came
+    user: int              # the reader
+    op: str                # "feed", "feed_page", "delta", "profile", "ranked", "walk", "backfill"
+    ids: list[str]
+    authors: list[int]
+    originals: list[str | None]
+    likes: list[int]
+    walk: str | None = None    # the walk (or backfill wait) the page belongs to
+    page: int = 0              # its page number in the walk
+    of_user: int | None = None  # "profile": whose tweets
+    has_more: bool | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Action:
+    """A change the target acknowledged, which checks hold it to (the tweets a workload posts
+    are in the ledger; follows and unfollows in graph_changes).
+
+    kinds: "delete" (tweet: the tweet deleted), "like" (tweet: the tweet the like counted for,
+    its original for a retweet), "retweet" (tweet: the original; ids: the retweet's id),
+    "unretweet" (tweet: the original; ids: the retweet undone), "reply" (tweet: the tweet
+    replied to; ids: the reply), "post_retry" (ids: every tweet id the attempts with one
+    idempotency key answered; key, text), "follow_large" (other: the account followed; ids:
+    its newest tweets when it was followed)."""
+
+    t: float               # acknowledgement
+    kind: str
+    user: int
+    tweet: str | None = None
+    ids: list[str] = field(default_factory=list)
+    other: int | None = None
+    key: str | None = None
+    text: str | None = None
+    sent_t: float | None = None   # when the first attempt left
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,6 +156,10 @@ class FinalRead:
     tweet_ids: list[str]
     complete: bool = True
     error: str | None = None
+    # "author" reads: each own tweet's text and counts as served (retweets left out), by id
+    texts: dict[str, str] = field(default_factory=dict)
+    counts: dict[str, list[int]] = field(default_factory=dict)   # id -> [likes, retweets, replies]
+    originals: dict[str, str] = field(default_factory=dict)      # a retweet item's id -> its original
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,11 +17,14 @@ from typing import Any, TypeVar
 from harness import records
 from harness.records import (
     Ack,
+    Action,
     ArrivalSample,
     FaultWindow,
     FinalRead,
+    FollowChange,
     GeneratorSample,
     MachineSample,
+    Observation,
     ProbeRecord,
     Request,
 )
@@ -43,6 +46,9 @@ class Slo:
     fault_error_seconds_max: int = 30
     generator_cpu_max_percent: float = 90.0
     steal_max_percent: float = 10.0
+    deletion_lag_s: float = 60.0
+    counts_converge_s: float = 10.0
+    backfill_s: float = 10.0
 
     @classmethod
     def from_manifest(cls, manifest: dict[str, Any]) -> Slo:
@@ -66,6 +72,9 @@ class RunData:
     generator: list[GeneratorSample] = field(default_factory=list)
     arrivals: list[ArrivalSample] = field(default_factory=list)
     machine: list[MachineSample] = field(default_factory=list)
+    observations: list[Observation] = field(default_factory=list)
+    actions: list[Action] = field(default_factory=list)
+    graph_changes: list[FollowChange] = field(default_factory=list)
     target_metrics: dict[str, Any] = field(default_factory=dict)   # name -> {promql, unit, series}
     graph: Graph | None = None
 
@@ -134,6 +143,12 @@ def _load(path: Path, cls: Callable[..., T]) -> list[T]:
     return parse_records(records.read_jsonl(path), cls, path)
 
 
+def measured(requests: Iterable[Request]) -> list[Request]:
+    """The requests whose outcome measures the target: all but those the client abandoned on
+    purpose (records.Request.abandoned)."""
+    return [r for r in requests if not r.abandoned]
+
+
 def read_json(path: Path) -> Any:
     try:
         return json.loads(path.read_text())
@@ -160,7 +175,7 @@ def load_run(run_dir: Path) -> RunData:
     return RunData(
         run_dir=run_dir,
         manifest=manifest,
-        requests=_load(run_dir / records.HISTORY, Request),
+        requests=measured(_load(run_dir / records.HISTORY, Request)),
         acks=_load(run_dir / records.LEDGER, Ack),
         probes=_load(run_dir / records.PROBES, ProbeRecord),
         faults=_load(run_dir / records.FAULTS, FaultWindow),
@@ -168,6 +183,9 @@ def load_run(run_dir: Path) -> RunData:
         generator=_load(run_dir / records.GENERATOR, GeneratorSample),
         arrivals=_load(run_dir / records.ARRIVALS, ArrivalSample),
         machine=_load(run_dir / records.MACHINE, MachineSample),
+        observations=_load(run_dir / records.OBSERVATIONS, Observation),
+        actions=_load(run_dir / records.ACTIONS, Action),
+        graph_changes=_load(run_dir / records.GRAPH_CHANGES, FollowChange),
         target_metrics=read_json(run_dir / records.TARGET_METRICS) if (run_dir / records.TARGET_METRICS).is_file()
         else {},
         graph=graph,

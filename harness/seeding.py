@@ -165,8 +165,24 @@ def load(graph: Graph, folder: Path, topo: Topology, progress: Progress = _quiet
     from targets.feed.cache import preheat
 
     import_edges(graph, folder, topo)
+    register_pull_tier(graph, f"{topo.host}:{topo.cassandra_proxy_port}")
     progress("follow edges imported; preheating timelines")
     preheat(topo.redis_proxy_addresses(), list(graph.user_ids))
+
+
+def register_pull_tier(graph: Graph, cassandra_address: str) -> None:
+    """The seeded accounts at or above the pull threshold are in the pull tier from the start:
+    the registry says so before their first tweet (the workers otherwise register an account
+    when they first handle one of its tweets, so behind a fan-out backlog a seeded celebrity's
+    first tweets were merged into nobody's feed)."""
+    from targets.feed.store import connect
+
+    cluster, session = connect(cassandra_address, timeout=30, request_timeout=30)
+    try:
+        for author in graph.celebrities:
+            session.execute("INSERT INTO feed.pull_tier (bucket, author_id) VALUES (0, %s)", (author,), timeout=30)
+    finally:
+        cluster.shutdown()
 
 
 def import_edges(graph: Graph, folder: Path, topo: Topology) -> None:

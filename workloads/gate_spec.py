@@ -22,8 +22,9 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-CLIENT_OPS = ("feed", "delta", "profile", "post", "celebrity_post", "like", "retweet", "unretweet", "reply", "follow",
-              "unfollow", "rising_follow", "rising_post")
+CLIENT_OPS = ("feed", "ranked", "walk", "delta", "profile", "post", "retry_post", "delete", "celebrity_post", "like",
+              "retweet", "unretweet", "reply", "follow", "follow_large", "backfill", "unfollow", "rising_follow",
+              "rising_post")
 WINDOWS = ("run", "steady", "fault", "recovery")
 PHASE_PREFIX = "phase:"
 

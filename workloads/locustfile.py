@@ -9,15 +9,21 @@ the scheduler itself could only start late (its event loop was busy) is counted 
 to arrivals.jsonl once a second: the generator checker turns them into a validity verdict.
 
 Operations (who acts is drawn with Zipf weights: a few users are very active):
-feed (GET /v1/feed, a second page through the cursor 30 % of the time), delta (GET
+feed (GET /v1/feed, a second page through the cursor 30 % of the time), ranked (the ranked
+feed), deep_feed (a walk of WALK_PAGES pages through a feed while tweets arrive), delta (GET
 /v1/feed/delta since the newest id the reader has seen), profile (GET /v1/users/{id}/tweets),
 post and celebrity_post (POST /v1/tweets with an idempotency key; celebrity posts come from
-throttled-band and pull-tier authors), reply (a post answering a tweet seen in a feed), like and
-retweet (a tweet seen in a feed), unretweet (a retweet this process made), follow, and unfollow
+throttled-band and pull-tier authors), retry_post (a post whose first attempt gets no answer,
+retried with its key), reply (a post answering a tweet seen in a feed), delete (an author's own
+tweet, once followers had time to receive it), like and retweet (a tweet seen in a feed; some
+retweets sent twice), unretweet (a retweet this process made), follow, follow_large (of a
+throttled-band or pull-tier account, then watching the feed for its backfill), and unfollow
 (only of a follow this process made, so the seeded graph the checkers know stays intact).
 
 Every request is appended to history.jsonl, every 201 to ledger.jsonl, every follow change to
-graph_changes.jsonl. Configuration comes from the environment (harness/load.py):
+graph_changes.jsonl, what every read served to observations.jsonl, and every other acknowledged
+change the checks hold the target to (deletes, likes, retweets, replies, retried posts, large
+follows) to actions.jsonl. Configuration comes from the environment (harness/load.py):
 FEEDLAB_RUN_DIR, FEEDLAB_TOKEN_SECRET, FEEDLAB_SEED, FEEDLAB_LOAD_START (epoch seconds),
 FEEDLAB_PROCESSES; the plan is the run directory's workload.json, the graph its graph.json.
 """
@@ -36,21 +42,26 @@ from typing import Any, NamedTuple
 
 import gevent
 import gevent.pool
+import gevent.socket
 import orjson
 from geventhttpclient import HTTPClient
 from locust import User, constant, events, task
 
 from harness.records import (
+    ACTIONS,
     ARRIVALS,
     GRAPH,
     GRAPH_CHANGES,
     HISTORY,
     LEDGER,
+    OBSERVATIONS,
     WORKLOAD,
     Ack,
+    Action,
     ArrivalSample,
     FollowChange,
     JsonlWriter,
+    Observation,
     Request,
 )
 from targets.feed.auth import issue_token
@@ -70,7 +81,13 @@ LATE_S = 0.05               # an arrival started this much after its time is lat
 # are far below: they are sent on time, one by one.
 BATCH_FROM, BATCH_S = 1000.0, 0.0005
 SECOND_PAGE_SHARE = 0.3
-SEEN_TWEETS = 2000          # tweet ids remembered for likes
+SEEN_TWEETS = 2000          # tweet ids remembered for likes, retweets, replies, deletes
+IMPATIENT_S = 0.001         # a retried post's first attempt: the client stops waiting after this
+WALK_PAGES = 5              # pages of a walk through a feed (deep_feed)
+DELETE_AFTER_S = 3.0        # a tweet is deleted once its followers had this long to receive it
+RETWEET_AGAIN_SHARE = 0.2   # retweets sent twice, as a user tapping again
+BACKFILL_EXPECTED = 5       # a large account's newest tweets a new follower must get
+BACKFILL_WAIT_S = 15.0      # how long a new follower's feed is watched for them
 
 PLAN = ArrivalPlan.from_phases(json.loads((RUN_DIR / WORKLOAD).read_text())) if (RUN_DIR / WORKLOAD).exists() \
     else ArrivalPlan(())
@@ -80,6 +97,7 @@ SEEDED = Graph.read(RUN_DIR) if (RUN_DIR / GRAPH).exists() else Graph.from_follo
 USERS = SEEDED.spec.users
 # Throttled-band and pull-tier authors: whose tweets the celebrity workload bursts.
 CELEBRITIES = [a for a in SEEDED.authors if SEEDED.follower_count(a) >= SEEDED.spec.push_threshold] or [1]
+LARGE = frozenset(CELEBRITIES)
 # The account the celebrity workload pushes across the pull threshold with new followers.
 RISING = SEEDED.rising
 
@@ -88,6 +106,8 @@ _history = JsonlWriter(RUN_DIR / HISTORY, buffered=True)   # flushed once a seco
 _ledger = JsonlWriter(RUN_DIR / LEDGER)
 _changes = JsonlWriter(RUN_DIR / GRAPH_CHANGES)
 _arrivals = JsonlWriter(RUN_DIR / ARRIVALS)
+_observations = JsonlWriter(RUN_DIR / OBSERVATIONS, buffered=True)   # flushed once a second
+_actions = JsonlWriter(RUN_DIR / ACTIONS)
 _tokens: dict[int, str] = {}
 
 
@@ -100,7 +120,7 @@ def auth(user_id: int) -> dict[str, str]:
 
 @events.quitting.add_listener
 def close_files(**_: Any) -> None:
-    for f in (_history, _ledger, _changes, _arrivals):
+    for f in (_history, _ledger, _changes, _arrivals, _observations, _actions):
         f.close()
 
 
@@ -124,6 +144,19 @@ class Counts:
 class Answer(NamedTuple):
     status_code: int   # 0: no answer (connection refused, reset, timed out)
     content: bytes
+    sent_t: float      # when the request left
+    t: float           # when the answer (or the error) came
+
+
+def observation(answer: Answer, body: dict[str, Any], user: int, op: str, **where: Any) -> Observation:
+    """What a read that answered 200 served, item by item (see records.Observation)."""
+    items = body.get("tweets") or []
+    return Observation(
+        sent_t=answer.sent_t, t=answer.t, user=user, op=op, ids=[str(i["tweet_id"]) for i in items],
+        authors=[int((i.get("author") or {}).get("user_id") or i.get("author_id") or 0) for i in items],
+        originals=[str(i["retweet_of"]["tweet_id"]) if i.get("retweet_of") else None for i in items],
+        likes=[int((i.get("engagement") or {}).get("likes") or 0) for i in items],
+        has_more=body.get("has_more"), **where)
 
 
 class FeedWorkload(User):
@@ -143,16 +176,23 @@ class FeedWorkload(User):
             raise ValueError("no target: run Locust with --host (the harness always passes it)")
         self.http = HTTPClient.from_url(self.host, concurrency=self.concurrency, network_timeout=self.network_timeout,
                                         connection_timeout=self.connection_timeout)
+        # A client that gives up at once: a post whose answer never arrives, as after a timeout
+        self.impatient = HTTPClient.from_url(self.host, concurrency=10, network_timeout=IMPATIENT_S,
+                                             connection_timeout=self.connection_timeout)
         index = int(getattr(self.environment.runner, "worker_index", 0) or 0)
         self.process = f"locust-{index}"
         self.rng = random.Random(SEED * 7919 + index)
         self.ranks = list(range(1, USERS + 1))
         random.Random(SEED).shuffle(self.ranks)   # the same popular users in every process
         self.cum = list(itertools.accumulate(1.0 / (i + 1) ** 0.6 for i in range(USERS)))
-        self.seen: collections.deque[str] = collections.deque(maxlen=SEEN_TWEETS)
+        # (item id, the tweet it shows: a retweet's original) of items seen in feeds
+        self.seen: collections.deque[tuple[str, str]] = collections.deque(maxlen=SEEN_TWEETS)
+        self.seen_large: collections.deque[int] = collections.deque(maxlen=SEEN_TWEETS)   # large accounts seen tweeting
         self.newest: dict[int, str] = {}
         self.followed: list[tuple[int, int]] = []
-        self.retweeted: list[tuple[int, str]] = []   # (user, original) of retweets this process made
+        self.retweeted: list[tuple[int, str, str]] = []   # (user, original, retweet id) this process made
+        # (author, tweet id, acknowledged at) of this process's own posts: what it may delete
+        self.mine: collections.deque[tuple[int, str, float]] = collections.deque(maxlen=SEEN_TWEETS)
         self.rising_followers = set(SEEDED.followers_of(RISING)) | {RISING}   # who cannot follow it anew
         self.counts = Counts()
         self.pool = gevent.pool.Pool(MAX_IN_FLIGHT)
@@ -184,9 +224,10 @@ class FeedWorkload(User):
                 continue
             self.counts.sent += 1
             self.pool.spawn(ops[op], due, phase.name if phase else None)
-        self.pool.join(timeout=self.network_timeout + 1)
+        self.pool.join(timeout=self.network_timeout + BACKFILL_WAIT_S + 1)
         flusher.kill()
-        _history.flush()
+        for writer in (_history, _observations):
+            writer.flush()
         self.counts.flush(self.process, len(self.pool))
         while True:   # the plan is done; the harness stops Locust
             gevent.sleep(3600)
@@ -195,17 +236,19 @@ class FeedWorkload(User):
         while True:
             gevent.sleep(1.0)
             _history.flush()
+            _observations.flush()
             self.counts.flush(self.process, len(self.pool))
 
     def call(self, method: str, path: str, op: str, due: float, phase: str | None, *, user: int,
-             body: dict[str, Any] | None = None) -> Answer:
+             body: dict[str, Any] | None = None, client: HTTPClient | None = None,
+             target: str | None = None, abandoned: bool = False) -> Answer:
         """One request, recorded with its latency from the intended time `due`."""
         headers = auth(user) if body is None else {**auth(user), "Content-Type": "application/json"}
         status, content, error = 0, b"", None
         sent = time.time()
         try:
-            response = self.http.request(method, path, body=b"" if body is None else orjson.dumps(body),
-                                         headers=headers)
+            response = (client or self.http).request(method, path, body=b"" if body is None else orjson.dumps(body),
+                                                     headers=headers)
             try:
                 content = response.read()
             finally:
@@ -217,73 +260,174 @@ class FeedWorkload(User):
         if status >= 500:
             error = f"HTTP {status}"
         _history.write(Request(t=due, op=op, latency_ms=(end - due) * 1000, status=status, error=error,
-                               service_ms=(end - sent) * 1000, phase=phase))
-        return Answer(status, content)
+                               service_ms=(end - sent) * 1000, phase=phase, user=user, target=target,
+                               abandoned=abandoned))
+        return Answer(status, content, sent, end)
 
-    def op_feed(self, due: float, phase: str | None) -> None:
-        user = self.active_user()
-        r = self.call("GET", "/v1/feed?limit=20", "feed", due, phase, user=user)
+    def read(self, path: str, op: str, due: float, phase: str | None, *, user: int,
+             **where: Any) -> dict[str, Any] | None:
+        """A GET of a page of tweets: the page, recorded as an observation, or None."""
+        r = self.call("GET", path, op, due, phase, user=user)
         if r.status_code != 200:
-            return
-        page = orjson.loads(r.content)
-        self._saw(user, page["tweets"])
-        if page.get("next_cursor") and self.rng.random() < SECOND_PAGE_SHARE:
-            self.call("GET", f"/v1/feed?limit=20&cursor={page['next_cursor']}", "feed_page", time.time(), phase,
-                      user=user)
+            return None
+        page: dict[str, Any] = orjson.loads(r.content)
+        _observations.write(observation(r, page, user, op, **where))
+        return page
 
     def _saw(self, user: int, tweets: list[dict[str, Any]]) -> None:
         if tweets:
-            self.seen.extend(t["tweet_id"] for t in tweets)
+            self.seen.extend((str(t["tweet_id"]), str(t["retweet_of"]["tweet_id"]) if t.get("retweet_of")
+                              else str(t["tweet_id"])) for t in tweets)
+            self.seen_large.extend(a for t in tweets if (a := int(t["author"]["user_id"])) in LARGE)
             self.newest[user] = max((t["tweet_id"] for t in tweets), key=int)
+
+    def op_feed(self, due: float, phase: str | None) -> None:
+        user = self.active_user()
+        page = self.read("/v1/feed?limit=20", "feed", due, phase, user=user)
+        if page is None:
+            return
+        self._saw(user, page["tweets"])
+        if page.get("next_cursor") and self.rng.random() < SECOND_PAGE_SHARE:
+            self.read(f"/v1/feed?limit=20&cursor={page['next_cursor']}", "feed_page", time.time(), phase, user=user,
+                      page=1)
+
+    def op_ranked(self, due: float, phase: str | None) -> None:
+        user = self.active_user()
+        page = self.read("/v1/feed?algorithm=ranked&limit=20", "ranked", due, phase, user=user)
+        if page is not None:
+            self._saw(user, page["tweets"])
+
+    def op_deep_feed(self, due: float, phase: str | None) -> None:
+        """Walk a feed page after page (a cursor each) while tweets keep arriving."""
+        user, walk = self.active_user(), uuid.uuid4().hex[:12]
+        path = "/v1/feed?limit=20"
+        for n in range(WALK_PAGES):
+            page = self.read(path, "walk", due if n == 0 else time.time(), phase, user=user, walk=walk, page=n)
+            if page is None or not page.get("next_cursor"):
+                return
+            path = f"/v1/feed?limit=20&cursor={page['next_cursor']}"
 
     def op_delta(self, due: float, phase: str | None) -> None:
         user = self.active_user()
-        since = self.newest.get(user) or (self.seen[-1] if self.seen else "1")
-        r = self.call("GET", f"/v1/feed/delta?since={since}&limit=50", "delta", due, phase, user=user)
-        if r.status_code == 200:
-            self._saw(user, orjson.loads(r.content)["tweets"])
+        since = self.newest.get(user) or (self.seen[-1][0] if self.seen else "1")
+        page = self.read(f"/v1/feed/delta?since={since}&limit=50", "delta", due, phase, user=user)
+        if page is not None:
+            self._saw(user, page["tweets"])
 
     def op_profile(self, due: float, phase: str | None) -> None:
-        self.call("GET", f"/v1/users/{self.active_user()}/tweets?limit=20", "profile", due, phase,
-                  user=self.active_user())
+        of = self.active_user()
+        self.read(f"/v1/users/{of}/tweets?limit=20", "profile", due, phase, user=self.active_user(), of_user=of)
 
     def op_post(self, due: float, phase: str | None, author: int | None = None, op: str = "post",
-                reply_to: str | None = None) -> None:
+                reply_to: tuple[str, str] | None = None) -> None:
         author = author or self.active_user()
         body: dict[str, Any] = {"text": f"load tweet {uuid.uuid4().hex[:12]} by {author}",
                                 "idempotency_key": str(uuid.uuid4())}
         if reply_to is not None:
-            body["reply_to_tweet_id"] = reply_to
-        r = self.call("POST", "/v1/tweets", op, due, phase, user=author, body=body)
+            body["reply_to_tweet_id"] = reply_to[0]
+        r = self.call("POST", "/v1/tweets", op, due, phase, user=author, body=body,
+                      target=None if reply_to is None else reply_to[1])
         if r.status_code == 201:
             tweet_id = orjson.loads(r.content)["tweet_id"]
-            _ledger.write(Ack(tweet_id=tweet_id, author_id=author, ack_t=time.time(), source="load"))
+            _ledger.write(Ack(tweet_id=tweet_id, author_id=author, ack_t=r.t, source="load"))
+            self.mine.append((author, tweet_id, r.t))
+            if reply_to is not None:   # counted for the tweet it shows (a retweet's original)
+                _actions.write(Action(t=r.t, kind="reply", user=author, tweet=reply_to[1], ids=[tweet_id]))
+
+    def op_retry_post(self, due: float, phase: str | None) -> None:
+        """A post whose first attempt gets no answer (its connection cut after sending, or a
+        client that gives up at once), retried twice with the same idempotency key: every
+        answer must name one tweet, and the author's tweets must hold it once."""
+        author, key = self.active_user(), str(uuid.uuid4())
+        body = {"text": f"retried {key[:13]} by {author}", "idempotency_key": key}
+        first = time.time()
+        if self.rng.random() < 0.5:
+            self._send_and_cut("/v1/tweets", author, body)
+        else:
+            self.call("POST", "/v1/tweets", "retry_post", due, phase, user=author, body=body, client=self.impatient,
+                      abandoned=True)
+        answered = []
+        for _ in range(2):
+            r = self.call("POST", "/v1/tweets", "retry_post", time.time(), phase, user=author, body=body)
+            if r.status_code == 201:
+                answered.append(orjson.loads(r.content)["tweet_id"])
+            elif r.status_code == 409:   # the first attempt still in progress: retry shortly
+                gevent.sleep(0.5)
+        if answered:
+            _ledger.write(Ack(tweet_id=answered[0], author_id=author, ack_t=time.time(), source="load"))
+            _actions.write(Action(t=time.time(), kind="post_retry", user=author, ids=sorted(set(answered)), key=key,
+                                  text=body["text"], sent_t=first))
+
+    def _send_and_cut(self, path: str, user: int, body: dict[str, Any]) -> None:
+        """Send a whole request and close the connection before any answer: the client cannot
+        tell whether it was applied (recorded as a request with no answer)."""
+        payload = orjson.dumps(body)
+        head = (f"POST {path} HTTP/1.1\r\nHost: {self.http.host}\r\nContent-Type: application/json\r\n"
+                f"Authorization: {auth(user)['Authorization']}\r\nContent-Length: {len(payload)}\r\n"
+                "Connection: close\r\n\r\n").encode()
+        sent = time.time()
+        error = "cut by the client after sending"
+        try:
+            sock = gevent.socket.create_connection((self.http.host, self.http.port), timeout=self.connection_timeout)
+            try:
+                sock.sendall(head + payload)
+            finally:
+                sock.close()
+        except OSError as exc:
+            error = f"{type(exc).__name__}: {exc}"[:200]
+        _history.write(Request(t=sent, op="retry_post", latency_ms=(time.time() - sent) * 1000, status=0,
+                               error=error, service_ms=None, phase=None, user=user, abandoned=True))
 
     def op_celebrity_post(self, due: float, phase: str | None) -> None:
         self.op_post(due, phase, author=self.rng.choice(CELEBRITIES), op="celebrity_post")
 
+    def op_delete(self, due: float, phase: str | None) -> None:
+        """An author deletes one of its tweets that followers have had time to receive."""
+        ready = [m for m in self.mine if time.time() - m[2] >= DELETE_AFTER_S]
+        if not ready:
+            return
+        author, tweet_id, _ = pick = self.rng.choice(ready)
+        self.mine.remove(pick)
+        r = self.call("DELETE", f"/v1/tweets/{tweet_id}", "delete", due, phase, user=author, target=tweet_id)
+        if r.status_code == 200:
+            _actions.write(Action(t=r.t, kind="delete", user=author, tweet=tweet_id, sent_t=r.sent_t))
+
     def op_like(self, due: float, phase: str | None) -> None:
         if not self.seen:
             return   # nothing seen yet to like (counted as due and sent, not as a request)
-        self.call("POST", f"/v1/tweets/{self.rng.choice(self.seen)}/like", "like", due, phase, user=self.active_user())
+        user, (item, shows) = self.active_user(), self.rng.choice(self.seen)
+        r = self.call("POST", f"/v1/tweets/{item}/like", "like", due, phase, user=user, target=shows)
+        if r.status_code == 200:
+            _actions.write(Action(t=r.t, kind="like", user=user, tweet=orjson.loads(r.content)["tweet_id"]))
 
     def op_reply(self, due: float, phase: str | None) -> None:
         if self.seen:
             self.op_post(due, phase, op="reply", reply_to=self.rng.choice(self.seen))
 
     def op_retweet(self, due: float, phase: str | None) -> None:
+        """A retweet of a tweet seen in a feed; one in RETWEET_AGAIN_SHARE is sent twice (a
+        repeat must answer the same retweet)."""
         if not self.seen:
             return
-        user, original = self.active_user(), self.rng.choice(self.seen)
-        r = self.call("POST", f"/v1/tweets/{original}/retweet", "retweet", due, phase, user=user)
-        if r.status_code == 200:
-            self.retweeted.append((user, orjson.loads(r.content)["tweet_id"]))
+        user, (item, shows) = self.active_user(), self.rng.choice(self.seen)
+        for attempt in range(2 if self.rng.random() < RETWEET_AGAIN_SHARE else 1):
+            r = self.call("POST", f"/v1/tweets/{item}/retweet", "retweet", due if attempt == 0 else time.time(),
+                          phase, user=user, target=shows)
+            if r.status_code != 200:
+                return
+            body = orjson.loads(r.content)
+            _actions.write(Action(t=r.t, kind="retweet", user=user, tweet=body["tweet_id"], ids=[body["retweet_id"]]))
+        self.retweeted.append((user, body["tweet_id"], body["retweet_id"]))
 
     def op_unretweet(self, due: float, phase: str | None) -> None:
         if not self.retweeted:
             return
-        user, original = self.retweeted.pop(self.rng.randrange(len(self.retweeted)))
-        self.call("DELETE", f"/v1/tweets/{original}/retweet", "unretweet", due, phase, user=user)
+        user, original, retweet_id = self.retweeted.pop(self.rng.randrange(len(self.retweeted)))
+        r = self.call("DELETE", f"/v1/tweets/{original}/retweet", "unretweet", due, phase, user=user,
+                      target=original)
+        if r.status_code == 200:
+            _actions.write(Action(t=r.t, kind="unretweet", user=user, tweet=original, ids=[retweet_id],
+                                  sent_t=r.sent_t))
 
     def op_follow(self, due: float, phase: str | None) -> None:
         user, other = self.active_user(), self.active_user()
@@ -292,7 +436,36 @@ class FeedWorkload(User):
         r = self.call("POST", f"/v1/users/{other}/follow", "follow", due, phase, user=user)
         if r.status_code == 200 and not SEEDED.follows(user, other):   # seeded edges are never unfollowed
             self.followed.append((user, other))
-            _changes.write(FollowChange(t=time.time(), follower=user, followee=other, following=True))
+            _changes.write(FollowChange(t=r.t, follower=user, followee=other, following=True))
+
+    def op_follow_large(self, due: float, phase: str | None) -> None:
+        """A follow of a throttled-band or pull-tier account: its newest tweets (read just
+        before) must reach the new follower's feed (the backfill); the feed is read every
+        second until they all have, or BACKFILL_WAIT_S passes."""
+        user = self.active_user()
+        # an account seen tweeting, so that there is something to backfill
+        other = self.rng.choice(self.seen_large) if self.seen_large else self.rng.choice(CELEBRITIES)
+        if user == other or SEEDED.follows(user, other) or (user, other) in self.followed:
+            return
+        before = self.read(f"/v1/users/{other}/tweets?limit={BACKFILL_EXPECTED}", "profile", due, phase, user=user,
+                           of_user=other)
+        if before is None:
+            return
+        expected = [str(t["tweet_id"]) for t in before["tweets"]]
+        r = self.call("POST", f"/v1/users/{other}/follow", "follow_large", time.time(), phase, user=user)
+        if r.status_code != 200:
+            return
+        self.followed.append((user, other))
+        _changes.write(FollowChange(t=r.t, follower=user, followee=other, following=True))
+        _actions.write(Action(t=r.t, kind="follow_large", user=user, other=other, ids=expected, sent_t=r.sent_t))
+        walk = f"backfill-{uuid.uuid4().hex[:12]}"
+        deadline = r.t + BACKFILL_WAIT_S
+        for n in itertools.count():
+            gevent.sleep(1.0)
+            page = self.read("/v1/feed?limit=100", "backfill", time.time(), phase, user=user, walk=walk, page=n)
+            if (page is not None and set(expected) <= {str(t["tweet_id"]) for t in page["tweets"]}) \
+                    or time.time() > deadline:
+                return
 
     def op_rising_follow(self, due: float, phase: str | None) -> None:
         """A user who does not follow the rising account yet follows it. Never undone, so its
@@ -305,7 +478,7 @@ class FeedWorkload(User):
         r = self.call("POST", f"/v1/users/{RISING}/follow", "rising_follow", due, phase, user=user)
         if r.status_code == 200:
             self.rising_followers.add(user)
-            _changes.write(FollowChange(t=time.time(), follower=user, followee=RISING, following=True))
+            _changes.write(FollowChange(t=r.t, follower=user, followee=RISING, following=True))
 
     def op_rising_post(self, due: float, phase: str | None) -> None:
         self.op_post(due, phase, author=RISING, op="rising_post")
@@ -316,4 +489,4 @@ class FeedWorkload(User):
         user, other = self.followed.pop(self.rng.randrange(len(self.followed)))
         r = self.call("DELETE", f"/v1/users/{other}/follow", "unfollow", due, phase, user=user)
         if r.status_code == 200:
-            _changes.write(FollowChange(t=time.time(), follower=user, followee=other, following=False))
+            _changes.write(FollowChange(t=r.t, follower=user, followee=other, following=False))

@@ -78,15 +78,20 @@ class Op(StrEnum):
     """What the workload does; each is one kind of arrival with its own rate."""
 
     FEED = "feed"                      # GET /v1/feed (and sometimes its second page)
+    RANKED = "ranked"                  # GET /v1/feed?algorithm=ranked
+    DEEP_FEED = "deep_feed"            # a walk through 5 pages of a feed, cursor by cursor
     DELTA = "delta"                    # GET /v1/feed/delta?since=
     PROFILE = "profile"                # GET /v1/users/{id}/tweets
     POST = "post"                      # POST /v1/tweets by a power-law-chosen user
+    RETRY_POST = "retry_post"          # a post whose first attempt gets no answer, retried with its key
+    DELETE = "delete"                  # DELETE /v1/tweets/{id} of a tweet followers have received
     CELEBRITY_POST = "celebrity_post"  # POST /v1/tweets by a pull-tier or throttled-band author
     LIKE = "like"                      # POST /v1/tweets/{id}/like of a tweet seen in a feed
     RETWEET = "retweet"                # POST /v1/tweets/{id}/retweet of a tweet seen in a feed
     UNRETWEET = "unretweet"            # DELETE /v1/tweets/{id}/retweet of a retweet this process made
     REPLY = "reply"                    # POST /v1/tweets replying to a tweet seen in a feed
     FOLLOW = "follow"                  # POST /v1/users/{id}/follow
+    FOLLOW_LARGE = "follow_large"      # a follow of a throttled-band or pull-tier account, then its backfill watched
     UNFOLLOW = "unfollow"              # DELETE /v1/users/{id}/follow of an earlier follow
     RISING_FOLLOW = "rising_follow"    # a new follower of the rising account (graph.json "rising")
     RISING_POST = "rising_post"        # POST /v1/tweets by the rising account
@@ -96,15 +101,20 @@ class Rates(Strict):
     """Arrivals per second of each operation (open model: held whatever the response time)."""
 
     feed: NonNegativeFloat = 0.0
+    ranked: NonNegativeFloat = 0.0
+    deep_feed: NonNegativeFloat = 0.0
     delta: NonNegativeFloat = 0.0
     profile: NonNegativeFloat = 0.0
     post: NonNegativeFloat = 0.0
+    retry_post: NonNegativeFloat = 0.0
+    delete: NonNegativeFloat = 0.0
     celebrity_post: NonNegativeFloat = 0.0
     like: NonNegativeFloat = 0.0
     retweet: NonNegativeFloat = 0.0
     unretweet: NonNegativeFloat = 0.0
     reply: NonNegativeFloat = 0.0
     follow: NonNegativeFloat = 0.0
+    follow_large: NonNegativeFloat = 0.0
     unfollow: NonNegativeFloat = 0.0
     rising_follow: NonNegativeFloat = 0.0
     rising_post: NonNegativeFloat = 0.0
@@ -173,12 +183,15 @@ class Workload(Strict):
 
 class FaultAction(StrEnum):
     KILL_REDIS_PRIMARY = "kill-redis-primary"
+    DEGRADE_RANKER = "degrade-ranker"
 
 
 _TARGETS: dict[FaultAction, re.Pattern[str]] = {
     FaultAction.KILL_REDIS_PRIMARY: re.compile(rf"^redis-primary-([1-{REDIS_PRIMARIES}])$"),
+    FaultAction.DEGRADE_RANKER: re.compile(r"^ranker$"),
 }
-_TARGET_HELP = {FaultAction.KILL_REDIS_PRIMARY: f"redis-primary-1 .. redis-primary-{REDIS_PRIMARIES}"}
+_TARGET_HELP = {FaultAction.KILL_REDIS_PRIMARY: f"redis-primary-1 .. redis-primary-{REDIS_PRIMARIES}",
+                FaultAction.DEGRADE_RANKER: "ranker"}
 
 
 class Fault(Strict):
@@ -200,7 +213,7 @@ class Fault(Strict):
     def params(self) -> dict[str, Any]:
         m = _TARGETS[self.action].match(self.target)
         assert m is not None
-        return {"primary_index": int(m.group(1))}
+        return {"primary_index": int(m.group(1))} if self.action is FaultAction.KILL_REDIS_PRIMARY else {}
 
 
 class Graph(Strict):
@@ -246,7 +259,8 @@ def _gates_as_written(specs: list[GateSpec]) -> dict[str, dict[str, list[dict[st
 Gates = Annotated[list[GateSpec], BeforeValidator(parse_gates), PlainSerializer(_gates_as_written)]
 
 # harness.checks.CHECKS (workloads does not import the harness; a unit test keeps them equal)
-CHECK_NAMES = ("generator", "machine", "feed_latency", "freshness", "errors", "nothing_lost")
+CHECK_NAMES = ("generator", "machine", "feed_latency", "freshness", "errors", "nothing_lost", "deletion", "unfollow",
+               "duplicates", "engagement", "pagination", "backfill", "celebrity_merge", "ranking_fallback")
 
 
 class CheckUse(StrEnum):

@@ -11,7 +11,22 @@ import traceback
 from collections.abc import Callable, Mapping
 from dataclasses import replace
 
-from harness.checks import errors, feed_latency, freshness, generator, machine, nothing_lost
+from harness.checks import (
+    backfill,
+    celebrity_merge,
+    deletion,
+    duplicates,
+    engagement,
+    errors,
+    feed_latency,
+    freshness,
+    generator,
+    machine,
+    nothing_lost,
+    pagination,
+    ranking,
+    unfollow,
+)
 from harness.checks.result import CheckResult, Verdict, exit_code, invalid, overall
 from harness.rundata import RunData
 
@@ -24,6 +39,14 @@ CHECKS: Mapping[str, Check] = {
     freshness.NAME: freshness.check,
     errors.NAME: errors.check,
     nothing_lost.NAME: nothing_lost.check,
+    deletion.NAME: deletion.check,
+    unfollow.NAME: unfollow.check,
+    duplicates.NAME: duplicates.check,
+    engagement.NAME: engagement.check,
+    pagination.NAME: pagination.check,
+    backfill.NAME: backfill.check,
+    celebrity_merge.NAME: celebrity_merge.check,
+    ranking.NAME: ranking.check,
 }
 
 __all__ = ["CHECKS", "Check", "CheckResult", "Verdict", "exit_code", "invalid", "overall", "run_all_checks"]

@@ -17,7 +17,7 @@ from harness.checks.stats import latency_summary
 from harness.rundata import RunData, split_by_fault
 
 NAME = "feed_latency"
-FEED_OPS = frozenset({"feed", "feed_page"})
+FEED_OPS = frozenset({"feed", "feed_page", "walk"})   # GET /v1/feed pages (ranked and backfill watches apart)
 
 
 def check(run: RunData) -> CheckResult:

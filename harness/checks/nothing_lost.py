@@ -19,8 +19,9 @@ On a large graph the campaign reads back a seeded sample of the followers' timel
 Pull-tier ("celebrity") tweets are merged at read time, never fanned out, and not checked here.
 A user whose final read is missing or stopped early (complete False) cannot prove a tweet
 absent: such pairs make the check unknown, unless some other tweet is definitely missing.
-The graph is taken as static for the run: follows and unfollows during the run, and deleted
-tweets, are other checks' business and must not be in the ledger this check reads.
+The graph is taken as static for the run: follows and unfollows during the run are other
+checks' business. A tweet whose deletion was acknowledged is not expected anywhere (the
+deletion check holds it to being gone).
 """
 
 from __future__ import annotations
@@ -119,8 +120,9 @@ def _check_timelines(
 
 
 def check(run: RunData) -> CheckResult:
+    deleted = {a.tweet for a in run.actions if a.kind == "delete"}
     acks = list({str(a.tweet_id): Ack(str(a.tweet_id), int(a.author_id), a.ack_t, a.source)
-                 for a in run.acks}.values())
+                 for a in run.acks if str(a.tweet_id) not in deleted}.values())
     if not acks:
         return CheckResult(NAME, Verdict.UNKNOWN, "no acknowledged tweets in the ledger", {"acked": 0})
     reads = _index_reads(run.final_reads)

@@ -70,7 +70,7 @@ def test_report_of_an_empty_partial_run_says_no_data(tmp_path: Path) -> None:
     assert json.loads((tmp_path / SUMMARY).read_text())["verdict"] == "unknown"
     suite = ET.parse(tmp_path / JUNIT).getroot().find("testsuite")
     assert suite is not None and suite.get("errors") == str(sum(r.gating for r in results))
-    assert suite.get("skipped") == "1"   # the machine check: steal not measured, so not judged
+    assert suite.get("skipped") == str(sum(not r.gating for r in results)) != "0"   # not measured, not judged
 
 
 def test_infinite_figures_are_written_as_strict_json(spec: RunSpec, run_dir: Path) -> None:

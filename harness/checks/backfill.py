@@ -1,0 +1,79 @@
+"""Backfill (design §10, user follows celebrity): a new follower of a throttled-band or
+pull-tier account finds its newest tweets in their feed within the bound
+(`slo.backfill`, 10 s).
+
+Each large follow (action follow_large) names the account's newest tweets as read just before
+the follow; the workload then watches the follower's feed once a second. Anomaly: no read of
+the follower's feed within the bound showed all of them (those deleted since, and a follow
+undone within the bound, excused). The delay is the first read that showed them all.
+
+A run with no large follow cannot judge this (unknown, not gating); a follow whose watch ended
+before the bound without a verdict (the feed did not answer) is unknown.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections import defaultdict
+from typing import Any
+
+from harness.checks.result import EXAMPLES_MAX, CheckResult, Verdict
+from harness.checks.served import HOME_FEED, not_exercised, removals
+from harness.records import Observation
+from harness.rundata import RunData
+
+NAME = "backfill"
+
+
+def check(run: RunData) -> CheckResult:
+    bound = run.slo.backfill_s
+    follows = [(a, a.other) for a in run.actions if a.kind == "follow_large" and a.other is not None]
+    if not follows:
+        return not_exercised(NAME, "no follow of a large account in this run", bound_s=bound)
+    reads: dict[int, list[Observation]] = defaultdict(list)
+    for o in run.observations:
+        if o.op in HOME_FEED:
+            reads[o.user].append(o)
+    undone: dict[tuple[int, int], list[float]] = defaultdict(list)
+    for c in run.graph_changes:
+        if not c.following:
+            undone[(c.follower, c.followee)].append(c.t)
+    gone = removals(run)
+    delays: list[float] = []
+    late: list[dict[str, Any]] = []
+    unknown: list[dict[str, Any]] = []
+    for f, other in follows:
+        if any(f.t < t <= f.t + bound for t in undone[(f.user, other)]):
+            continue
+        expected = {i for i in f.ids if i not in gone}
+        if not expected:
+            delays.append(0.0)
+            continue
+        after = sorted((o for o in reads[f.user] if o.sent_t >= f.t), key=lambda o: o.t)
+        shown = next((o for o in after if expected <= set(o.ids)), None)
+        if shown is not None and shown.t - f.t <= bound:
+            delays.append(shown.t - f.t)
+            continue
+        if shown is None and not any(o.sent_t >= f.t + bound for o in after):
+            unknown.append({"follower": f.user, "followed": other, "t": f.t, "reads_after": len(after)})
+            continue
+        latest = max((o for o in after if o.sent_t <= f.t + bound), key=lambda o: o.t, default=None)
+        late.append({"follower": f.user, "followed": other, "followed_t": f.t,
+                     "missing": sorted(expected - set(latest.ids)) if latest else sorted(expected),
+                     "shown_after_s": None if shown is None else round(shown.t - f.t, 3)})
+    evidence: dict[str, Any] = {"bound_s": bound, "large_follows": len(follows), "judged": len(delays) + len(late),
+                                "delay_median_s": statistics.median(delays) if delays else None,
+                                "delay_max_s": max(delays) if delays else None,
+                                "late": len(late), "late_examples": late[:EXAMPLES_MAX],
+                                "unknown": len(unknown), "unknown_examples": unknown[:EXAMPLES_MAX]}
+    summary = (f"{len(follows)} follows of large accounts: {len(late)} new followers without the account's newest "
+               f"tweets {bound:g} s later (bound 0)"
+               + (f"; delay median {evidence['delay_median_s']:.1f} s, max {evidence['delay_max_s']:.1f} s"
+                  if delays else ""))
+    if late:
+        e = late[0]
+        return CheckResult(NAME, Verdict.FAIL, f"{summary}; e.g. user {e['follower']} followed {e['followed']} and "
+                           f"lacked {', '.join(e['missing'][:3])} after {bound:g} s", evidence)
+    if unknown and not delays:
+        return CheckResult(NAME, Verdict.UNKNOWN, f"{summary}; {len(unknown)} follows' feeds not read", evidence)
+    return CheckResult(NAME, Verdict.PASS, summary, evidence)

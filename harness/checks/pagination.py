@@ -1,0 +1,90 @@
+"""Pagination (design §05b: cursor pagination): pages of a feed read while tweets keep arriving
+neither repeat nor skip a tweet, and each is in order.
+
+Anomalies:
+- **out of order**: a home-feed page (feed, page, walk, backfill watch) whose ids are not
+  strictly decreasing, or a delta not strictly increasing: ids are time ordered;
+- **repeated**: an id twice in one page, or in two pages of one walk (a walk follows cursors
+  page after page);
+- **skipped**: between two consecutive pages of a walk, a tweet the reader's final feed holds,
+  older than the first page's request and not the work of an account the reader followed
+  during the run (a backfill may add those later), that neither page showed.
+
+A run with no walk cannot judge skips (the rest is still judged on every page).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Any
+
+from harness.checks.result import EXAMPLES_MAX, CheckResult, Verdict
+from harness.checks.served import CHRONOLOGICAL, authors_of, final_reads, not_exercised
+from harness.records import Observation
+from harness.rundata import RunData
+from targets.feed.snowflake import timestamp_ms
+
+NAME = "pagination"
+SLACK_S = 1.0   # a tweet this close to a walk's start may not have been in the feed yet
+
+
+def _page_anomalies(obs: Observation) -> list[str]:
+    ids = [int(i) for i in obs.ids]
+    out = []
+    if len(set(ids)) != len(ids):
+        out.append("an id twice in one page")
+    if obs.op in CHRONOLOGICAL and any(a <= b for a, b in zip(ids, ids[1:], strict=False)):
+        out.append("not newest first")
+    if obs.op == "delta" and any(a >= b for a, b in zip(ids, ids[1:], strict=False)):
+        out.append("not oldest first")
+    return out
+
+
+def check(run: RunData) -> CheckResult:
+    pages = [o for o in run.observations if o.op in CHRONOLOGICAL | {"delta"}]
+    if not pages:
+        return not_exercised(NAME, "no feed page was read in this run")
+    bad_pages = [{"reader": o.user, "op": o.op, "t": o.t, "problems": p} for o in pages if (p := _page_anomalies(o))]
+    walks: dict[str, list[Observation]] = defaultdict(list)
+    for o in pages:
+        if o.op == "walk" and o.walk:
+            walks[o.walk].append(o)
+    followed = {(c.follower, c.followee) for c in run.graph_changes if c.following}
+    authors = authors_of(run)
+    finals = final_reads(run, "timeline")
+    repeated: list[dict[str, Any]] = []
+    skipped: list[dict[str, Any]] = []
+    boundaries = 0
+    for walk, seq in walks.items():
+        seq.sort(key=lambda o: o.page)
+        seen: dict[str, int] = {}
+        for o in seq:
+            for tid in o.ids:
+                if tid in seen and seen[tid] != o.page:
+                    repeated.append({"walk": walk, "reader": o.user, "tweet": tid, "pages": [seen[tid], o.page]})
+                seen.setdefault(tid, o.page)
+        read = finals.get(seq[0].user)
+        started_ms = (seq[0].sent_t - SLACK_S) * 1000
+        for a, b in zip(seq, seq[1:], strict=False):
+            if not a.ids or not b.ids or b.page != a.page + 1:
+                continue
+            boundaries += 1
+            if read is None or not read.complete:
+                continue
+            hi, lo = int(a.ids[-1]), int(b.ids[0])
+            for tid in read.tweet_ids:
+                t = int(tid)
+                if lo < t < hi and timestamp_ms(t) < started_ms and str(tid) not in seen \
+                        and (a.user, authors.get(str(tid), 0)) not in followed:
+                    skipped.append({"walk": walk, "reader": a.user, "tweet": str(tid),
+                                    "between_pages": [a.page, b.page]})
+    evidence = {"pages": len(pages), "walks": len(walks), "page_boundaries": boundaries,
+                "bad_pages": len(bad_pages), "bad_pages_examples": bad_pages[:EXAMPLES_MAX],
+                "repeated_across_pages": len(repeated), "repeated_examples": repeated[:EXAMPLES_MAX],
+                "skipped": len(skipped), "skipped_examples": skipped[:EXAMPLES_MAX]}
+    summary = (f"{len(pages)} pages, {len(walks)} walks ({boundaries} page boundaries): {len(bad_pages)} pages out "
+               f"of order or with a repeat, {len(repeated)} tweets repeated across pages, {len(skipped)} skipped "
+               "(bound 0)")
+    if bad_pages or repeated or skipped:
+        return CheckResult(NAME, Verdict.FAIL, summary, evidence)
+    return CheckResult(NAME, Verdict.PASS, summary, evidence)
