@@ -206,13 +206,19 @@ def run_campaign(ctx: RunContext) -> None:
         ctx.write_manifest(ended_t=time.time())
 
 
+RETWEET_FOLLOWERS_READ = 3   # followers of each retweeter whose final feeds must show its retweets
+
+
 def checked_readers(run_dir: Path, graph: Graph, acked: list[tuple[str, int]]) -> set[int]:
     """Readers whose final feeds the checks need beyond nothing_lost's: who changed a follow
-    during the run (unfollow, backfill), and who follows a pull-tier author that tweeted
-    (celebrity merge)."""
+    during the run (unfollow, backfill), who follows a pull-tier author that tweeted (celebrity
+    merge), and who retweeted, with a few of their followers (a retweet reaches them, and an
+    undone one leaves)."""
     changed = {int(c["follower"]) for c in read_jsonl(run_dir / records.GRAPH_CHANGES)}
     pulled = {a for _, a in acked if not graph.is_push_tier(a)}
-    return changed | {f for a in pulled for f in graph.followers_of(a)}
+    retweeters = {int(a["user"]) for a in read_jsonl(run_dir / records.ACTIONS) if a["kind"] == "retweet"}
+    around = {f for r in retweeters for f in list(graph.followers_of(r))[:RETWEET_FOLLOWERS_READ]}
+    return changed | {f for a in pulled for f in graph.followers_of(a)} | retweeters | around
 
 
 def engaged_authors(run_dir: Path) -> set[int]:

@@ -190,6 +190,7 @@ class FeedWorkload(User):
         self.seen_large: collections.deque[int] = collections.deque(maxlen=SEEN_TWEETS)   # large accounts seen tweeting
         self.newest: dict[int, str] = {}
         self.followed: list[tuple[int, int]] = []
+        self.last_page: dict[int, list[int]] = {}   # reader -> authors of the tweets on its last first page
         self.retweeted: list[tuple[int, str, str]] = []   # (user, original, retweet id) this process made
         # (author, tweet id, acknowledged at) of this process's own posts: what it may delete
         self.mine: collections.deque[tuple[int, str, float]] = collections.deque(maxlen=SEEN_TWEETS)
@@ -287,6 +288,7 @@ class FeedWorkload(User):
         if page is None:
             return
         self._saw(user, page["tweets"])
+        self.last_page[user] = [int(t["author"]["user_id"]) for t in page["tweets"] if not t.get("retweet_of")]
         if page.get("next_cursor") and self.rng.random() < SECOND_PAGE_SHARE:
             self.read(f"/v1/feed?limit=20&cursor={page['next_cursor']}", "feed_page", time.time(), phase, user=user,
                       page=1)
@@ -386,7 +388,10 @@ class FeedWorkload(User):
         ready = [m for m in self.mine if time.time() - m[2] >= DELETE_AFTER_S]
         if not ready:
             return
-        author, tweet_id, _ = pick = self.rng.choice(ready)
+        retweeted = {original for _, original, _ in self.retweeted}
+        # half the time one that was retweeted: its retweets must go with it
+        passed_on = [m for m in ready if m[1] in retweeted]
+        author, tweet_id, _ = pick = self.rng.choice(passed_on if passed_on and self.rng.random() < 0.5 else ready)
         self.mine.remove(pick)
         r = self.call("DELETE", f"/v1/tweets/{tweet_id}", "delete", due, phase, user=author, target=tweet_id)
         if r.status_code == 200:
@@ -484,9 +489,19 @@ class FeedWorkload(User):
         self.op_post(due, phase, author=RISING, op="rising_post")
 
     def op_unfollow(self, due: float, phase: str | None) -> None:
-        if not self.followed:
+        """Half the time a follow this process made; else an account whose tweet the reader was
+        just served, whose feed is then read at once (the unfollowed account's tweets must be
+        gone from it)."""
+        seen = [(u, a) for u, authors in self.last_page.items() for a in authors if a != u]
+        if self.followed and (not seen or self.rng.random() < 0.5):
+            user, other = self.followed.pop(self.rng.randrange(len(self.followed)))
+        elif seen:
+            user, other = self.rng.choice(seen)
+            self.last_page.pop(user, None)
+        else:
             return
-        user, other = self.followed.pop(self.rng.randrange(len(self.followed)))
         r = self.call("DELETE", f"/v1/users/{other}/follow", "unfollow", due, phase, user=user)
-        if r.status_code == 200:
-            _changes.write(FollowChange(t=r.t, follower=user, followee=other, following=False))
+        if r.status_code != 200:
+            return
+        _changes.write(FollowChange(t=r.t, follower=user, followee=other, following=False))
+        self.read("/v1/feed?limit=20", "feed", time.time(), phase, user=user)

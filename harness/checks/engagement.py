@@ -145,6 +145,7 @@ def check(run: RunData) -> CheckResult:
                 "retweets_acknowledged": sum(len(t.retweets) for t in truths.values()),
                 "replies_acknowledged": sum(len(t.replies) for t in truths.values()),
                 "wrong_after_settle": len(wrong), "wrong_after_settle_examples": wrong[:EXAMPLES_MAX],
+                "wrong_by_count": {c: sum(1 for w in wrong if w["count"] == c) for c in COUNTS},
                 "reads_judged": judged, "not_converged": len(late), "not_converged_examples": late[:EXAMPLES_MAX]}
     summary = (f"{checked} of {len(truths)} engaged tweets checked after settle: {len(wrong)} counts wrong; "
                f"{len(late)} of {judged} reads showed fewer likes than acknowledged {bound:g} s before (bound 0)")

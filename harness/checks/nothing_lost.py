@@ -16,12 +16,16 @@ alongside the expected ones; one that landed but is not shown was itself trimmed
 On a large graph the campaign reads back a seeded sample of the followers' timelines (manifest
 "final_reads_max_timelines"); the check draws the same sample and says so in its summary.
 
+Retweets are tweets of the retweeter's: one acknowledged, not undone, whose original was not
+deleted, must be in the home timeline of each follower of a push-tier retweeter whose final
+feed was read (the campaign reads a few per retweeter) and whose feed has room for it.
+
 Pull-tier ("celebrity") tweets are merged at read time, never fanned out, and not checked here.
 A user whose final read is missing or stopped early (complete False) cannot prove a tweet
 absent: such pairs make the check unknown, unless some other tweet is definitely missing.
-The graph is taken as static for the run: follows and unfollows during the run are other
-checks' business. A tweet whose deletion was acknowledged is not expected anywhere (the
-deletion check holds it to being gone).
+The graph is the seeded one: a (follower, author) pair whose follow changed during the run
+(graph_changes) is the unfollow and backfill checks' business, not this one's. A tweet whose
+deletion was acknowledged is not expected anywhere (the deletion check holds it to being gone).
 """
 
 from __future__ import annotations
@@ -89,10 +93,12 @@ def _check_timelines(
     for a in acks:
         if graph.followers_of(a.author_id) and graph.is_push_tier(a.author_id):
             pushed[a.author_id].append(a)
+    changed = {(c.follower, c.followee) for c in run.graph_changes}
     followees: dict[int, list[int]] = defaultdict(list)
     for author in pushed:
         for follower in graph.followers_of(author):
-            followees[follower].append(author)
+            if (follower, author) not in changed:
+                followees[follower].append(author)
     in_fault = run.fault_predicate()
     cap = run.timeline_cap
     limit = run.manifest.get("final_reads_max_timelines")
@@ -119,6 +125,31 @@ def _check_timelines(
                 })
 
 
+def _check_retweets(tally: _Tally, run: RunData, graph: Graph, reads: dict[tuple[str, int], FinalRead]) -> int:
+    """Retweets missing from the timelines of the retweeter's followers that were read; the
+    number of (retweet, follower) pairs checked."""
+    undone = {rid for a in run.actions if a.kind == "unretweet" for rid in a.ids}
+    deleted = {a.tweet for a in run.actions if a.kind == "delete"}
+    changed = {(c.follower, c.followee) for c in run.graph_changes}
+    checked = 0
+    for a in run.actions:
+        if a.kind != "retweet" or a.tweet in deleted or not graph.is_push_tier(a.user):
+            continue
+        for rid in set(a.ids) - undone:
+            for follower in graph.followers_of(a.user):
+                read = reads.get(("timeline", follower))
+                if read is None or not read.complete or (follower, a.user) in changed:
+                    continue
+                shown = {str(t) for t in read.tweet_ids}
+                if len(shown) >= run.timeline_cap and int(rid) < min(int(t) for t in shown):
+                    continue   # trimmed by the cap
+                checked += 1
+                if rid not in shown:
+                    tally.missing_from_timeline.append({"tweet_id": rid, "retweet_of": a.tweet, "author": a.user,
+                                                        "follower": follower, "ack_t": a.t, "ack_in_fault": False})
+    return checked
+
+
 def check(run: RunData) -> CheckResult:
     deleted = {a.tweet for a in run.actions if a.kind == "delete"}
     acks = list({str(a.tweet_id): Ack(str(a.tweet_id), int(a.author_id), a.ack_t, a.source)
@@ -128,13 +159,16 @@ def check(run: RunData) -> CheckResult:
     reads = _index_reads(run.final_reads)
     tally = _Tally()
     _check_store(tally, acks, reads)
+    retweet_pairs = 0
     if run.graph is not None:
         _check_timelines(tally, run, run.graph, acks, reads)
+        retweet_pairs = _check_retweets(tally, run, run.graph, reads)
     lost, missing = tally.lost_from_store, tally.missing_from_timeline
     evidence: dict[str, Any] = {
         "acked": len(acks),
         "timeline_cap": run.timeline_cap,
         "checked_pairs": tally.checked_pairs,
+        "checked_retweet_pairs": retweet_pairs,
         "timelines_due": tally.timelines_due,
         "timelines_checked": tally.timelines_checked,
         "trimmed_by_cap": tally.trimmed_by_cap,

@@ -6,9 +6,10 @@ Anomalies:
   strictly decreasing, or a delta not strictly increasing: ids are time ordered;
 - **repeated**: an id twice in one page, or in two pages of one walk (a walk follows cursors
   page after page);
-- **skipped**: between two consecutive pages of a walk, a tweet the reader's final feed holds,
-  older than the first page's request and not the work of an account the reader followed
-  during the run (a backfill may add those later), that neither page showed.
+- **skipped**: within the span a walk covered (its first page's newest id to its last page's
+  oldest), a tweet the reader's final feed holds, older than the first page's request and not
+  the work of an account the reader followed during the run (a backfill may add those later),
+  that no page of the walk showed.
 
 A run with no walk cannot judge skips (the rest is still judged on every page).
 """
@@ -63,21 +64,19 @@ def check(run: RunData) -> CheckResult:
                 if tid in seen and seen[tid] != o.page:
                     repeated.append({"walk": walk, "reader": o.user, "tweet": tid, "pages": [seen[tid], o.page]})
                 seen.setdefault(tid, o.page)
+        boundaries += sum(1 for a, b in zip(seq, seq[1:], strict=False) if a.ids and b.ids)
         read = finals.get(seq[0].user)
+        shown = [int(t) for o in seq for t in o.ids]
+        if read is None or not read.complete or not shown:
+            continue
         started_ms = (seq[0].sent_t - SLACK_S) * 1000
-        for a, b in zip(seq, seq[1:], strict=False):
-            if not a.ids or not b.ids or b.page != a.page + 1:
-                continue
-            boundaries += 1
-            if read is None or not read.complete:
-                continue
-            hi, lo = int(a.ids[-1]), int(b.ids[0])
-            for tid in read.tweet_ids:
-                t = int(tid)
-                if lo < t < hi and timestamp_ms(t) < started_ms and str(tid) not in seen \
-                        and (a.user, authors.get(str(tid), 0)) not in followed:
-                    skipped.append({"walk": walk, "reader": a.user, "tweet": str(tid),
-                                    "between_pages": [a.page, b.page]})
+        hi, lo = int(seq[0].ids[0]) if seq[0].ids else max(shown), min(shown)
+        for tid in read.tweet_ids:
+            t = int(tid)
+            if lo < t < hi and timestamp_ms(t) < started_ms and str(tid) not in seen \
+                    and (seq[0].user, authors.get(str(tid), 0)) not in followed:
+                skipped.append({"walk": walk, "reader": seq[0].user, "tweet": str(tid),
+                                "after_page": max((o.page for o in seq if o.ids and int(o.ids[-1]) > t), default=0)})
     evidence = {"pages": len(pages), "walks": len(walks), "page_boundaries": boundaries,
                 "bad_pages": len(bad_pages), "bad_pages_examples": bad_pages[:EXAMPLES_MAX],
                 "repeated_across_pages": len(repeated), "repeated_examples": repeated[:EXAMPLES_MAX],

@@ -33,7 +33,9 @@ def test_smoke_campaign_passes_and_its_report_can_be_recomputed(tmp_path: Path) 
         assert (run / name).stat().st_size > 0, name
     headline = json.loads((run / records.SUMMARY).read_text())["headline"]
     # the steady mix ran every operation; Prometheus was read for the target's side
-    assert set(headline["p99_ms_by_op"]) >= {"feed", "delta", "profile", "post", "like", "follow", "unfollow"}
+    assert set(headline["p99_ms_by_op"]) >= {"feed", "delta", "profile", "post", "like", "follow", "unfollow",
+                                             "ranked", "walk", "retry_post", "delete", "retweet", "reply",
+                                             "follow_large", "backfill"}
     assert headline["arrivals"]["due"] > 5000 and headline["arrivals"]["dropped"] == 0
     assert headline["target"]["timeline_cache_hit_ratio_mean"] > 0.9
     assert headline["target"]["kafka_consumer_lag_max"] is not None
@@ -48,10 +50,15 @@ def test_smoke_campaign_passes_and_its_report_can_be_recomputed(tmp_path: Path) 
     assert manifest["graph"]["users"] == 2000 and manifest["graph"]["celebrities"] == 2
     assert manifest["graph"]["follows"] == Graph.read(run).edge_count > 0   # graph.edges came with the run
     faults = list(records.read_jsonl(run / records.FAULTS))
-    assert len(faults) == 1 and faults[0]["target"].startswith("redis-") and faults[0]["end_t"]
+    assert [f["name"] for f in faults] == ["kill-redis-primary", "degrade-ranker"] and all(f["end_t"] for f in faults)
+    assert faults[0]["target"].startswith("redis-")
     assert any(e["what"] == "failover-complete" for e in faults[0]["events"])
     got = checks(run)
-    assert {c["verdict"] for c in got.values()} == {"pass"}
+    assert {c["verdict"] for c in got.values()} == {"pass"}, {n: c["summary"] for n, c in got.items()
+                                                            if c["verdict"] != "pass"}
+    for behaviour in ("deletion", "unfollow", "duplicates", "engagement", "pagination", "backfill",
+                      "celebrity_merge", "ranking_fallback"):
+        assert got[behaviour]["gating"], behaviour   # exercised by the default mix, so judged
     assert got["nothing_lost"]["evidence"]["acked"] > 50
     gates = json.loads((run / records.SUMMARY).read_text())["gates"]
     assert len(gates) >= 10 and {g["verdict"] for g in gates} == {"pass"}, gates

@@ -17,11 +17,14 @@ import pytest
 from harness import records
 from harness.records import (
     Ack,
+    Action,
     ArrivalSample,
     FaultWindow,
     FinalRead,
+    FollowChange,
     GeneratorSample,
     MachineSample,
+    Observation,
     ProbeRecord,
     Request,
 )
@@ -90,6 +93,10 @@ class RunSpec:
         MachineSample(t=T0 + s, busy_percent=60.0, steal_percent=1.0 if s % 10 else 8.0) for s in range(60)
     ])
 
+    observations: list[Observation] = field(default_factory=list)
+    actions: list[Action] = field(default_factory=list)
+    graph_changes: list[FollowChange] = field(default_factory=list)
+
     target_metrics: dict[str, Any] = field(default_factory=dict)   # as target_metrics.json
 
     def write(self, run_dir: Path) -> RunData:
@@ -102,7 +109,10 @@ class RunSpec:
         for name, items in ((records.HISTORY, self.requests), (records.LEDGER, self.acks),
                             (records.PROBES, self.probes), (records.FAULTS, self.faults),
                             (records.FINAL_READS, self.final_reads), (records.GENERATOR, self.generator),
-                            (records.ARRIVALS, self.arrivals), (records.MACHINE, self.machine)):
+                            (records.ARRIVALS, self.arrivals), (records.MACHINE, self.machine),
+                            (records.OBSERVATIONS, self.observations), (records.ACTIONS, self.actions),
+                            (records.GRAPH_CHANGES, self.graph_changes)):
+            (run_dir / name).unlink(missing_ok=True)   # written again: the records as they are now
             with records.JsonlWriter(run_dir / name) as writer:
                 for item in items:
                     writer.write(item)

@@ -1,0 +1,73 @@
+"""Checker power on the real stack: the default campaign, run with the target's defect switches
+on, fails each behaviour check with evidence naming the defect's effect. The defects run in two
+groups whose effects do not overlap (each check's evidence says which effect it saw); the clean
+run passing every check is tests/campaign/test_smoke.py's. A check that cannot fail is a defect.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from harness import records
+from tests.campaign.conftest import feedlab
+
+pytestmark = pytest.mark.campaign
+
+
+def run_with(tmp_path: Path, name: str, *defects: str) -> dict[str, dict[str, Any]]:
+    run = tmp_path / name
+    args = ["run", "smoke", "--duration", "60", "--base-port", "22000", "--run-dir", str(run)]
+    for d in defects:
+        args += ["--defect", d]
+    out = feedlab(*args)
+    assert out.returncode == 1, out.stdout[-3000:] + out.stderr[-3000:]
+    summary = json.loads((run / records.SUMMARY).read_text())
+    checks = {c["name"]: c for c in summary["checks"]}
+    assert checks["generator"]["verdict"] == "pass" and checks["machine"]["verdict"] != "fail", \
+        "the run must be valid for its verdicts to prove anything"
+    return checks
+
+
+def test_deletion_idempotency_backfill_and_retweet_fan_out_defects_are_caught(tmp_path: Path) -> None:
+    got = run_with(tmp_path, "defects-a", "skip-delete-fanout", "ignore-idempotency", "never-backfill",
+                   "skip-retweet-fanout")
+    deletion = got["deletion"]
+    assert deletion["verdict"] == "fail" and deletion["evidence"]["served_by_reason"].get("deleted tweet", 0) > 0
+    duplicates = got["duplicates"]
+    assert duplicates["verdict"] == "fail"
+    assert duplicates["evidence"]["answered_two_tweets"] + duplicates["evidence"]["stored_twice"] > 0
+    backfill = got["backfill"]
+    assert backfill["verdict"] == "fail" and backfill["evidence"]["late"] > 0
+    lost = got["nothing_lost"]
+    assert lost["verdict"] == "fail"
+    assert any(m.get("retweet_of") for m in lost["evidence"]["missing_from_timeline_examples"]), lost["evidence"]
+    assert lost["evidence"]["missing_from_store"] == 0
+    for untouched in ("unfollow", "celebrity_merge", "ranking_fallback", "pagination"):
+        assert got[untouched]["verdict"] == "pass", (untouched, got[untouched]["summary"])
+
+
+def test_merge_counter_ranker_retweet_and_unfollow_defects_are_caught(tmp_path: Path) -> None:
+    got = run_with(tmp_path, "defects-b", "break-celebrity-merge", "lose-counter-events=0.5",
+                   "disable-breaker-fallback", "duplicate-retweets", "keep-deleted-retweets", "skip-retweet-undo",
+                   "skip-reply-counts", "skip-unfollow-filter")
+    merge = got["celebrity_merge"]
+    assert merge["verdict"] == "fail" and merge["evidence"]["missing"] > 0
+    engagement = got["engagement"]
+    assert engagement["verdict"] == "fail"
+    assert engagement["evidence"]["wrong_by_count"]["likes"] > 0        # lose-counter-events
+    assert engagement["evidence"]["wrong_by_count"]["replies"] > 0      # skip-reply-counts
+    ranking = got["ranking_fallback"]
+    assert ranking["verdict"] == "fail" and ranking["evidence"]["failed"] > 0
+    assert got["duplicates"]["verdict"] == "fail" and got["duplicates"]["evidence"]["duplicate_retweets"] > 0
+    reasons = got["deletion"]["evidence"]["served_by_reason"]
+    assert got["deletion"]["verdict"] == "fail"
+    assert reasons.get("retweet of a deleted tweet", 0) > 0            # keep-deleted-retweets
+    assert reasons.get("undone retweet", 0) > 0                        # skip-retweet-undo
+    unfollow = got["unfollow"]
+    assert unfollow["verdict"] == "fail" and unfollow["evidence"]["served_after_unfollow"] > 0
+    for untouched in ("backfill", "pagination"):
+        assert got[untouched]["verdict"] == "pass", (untouched, got[untouched]["summary"])

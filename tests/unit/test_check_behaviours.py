@@ -1,0 +1,312 @@
+"""The behaviour checkers on hand-written runs (Jepsen's way): each one's anomalies, a clean
+history passing, and its unknown case. The healthy run is tests/unit/conftest.py's: authors 1
+and 2 push tier (followers [2, 3] and [3]), 9 a pull-tier celebrity (followers 1-5); tweets
+1001-1003 by 1, 1004-1005 by 2, 1006 by 9, acked at T0+5..T0+10."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from harness.checks import (
+    Verdict,
+    backfill,
+    celebrity_merge,
+    deletion,
+    duplicates,
+    engagement,
+    pagination,
+    ranking,
+    run_all_checks,
+    unfollow,
+)
+from harness.records import Action, FaultWindow, FollowChange, Observation, Request
+from tests.unit.conftest import T0, RunSpec
+
+pytestmark = pytest.mark.unit
+
+AUTHORS = {"1001": 1, "1002": 1, "1003": 1, "1004": 2, "1005": 2, "1006": 9}
+
+
+def obs(t: float, user: int, ids: list[str], op: str = "feed", **kw: Any) -> Observation:
+    originals = kw.pop("originals", [None] * len(ids))
+    authors = kw.pop("authors", [AUTHORS.get(originals[n] or i, 5) for n, i in enumerate(ids)])
+    return Observation(sent_t=t, t=t + 0.02, user=user, op=op, ids=ids, authors=authors, originals=originals,
+                       likes=kw.pop("likes", [0] * len(ids)), **kw)
+
+
+def final(spec: RunSpec, kind: str, user: int, **changes: Any) -> None:
+    spec.final_reads = [replace(r, **changes) if (r.kind, r.user_id) == (kind, user) else r for r in spec.final_reads]
+
+
+# --- deletion
+
+
+def deleted_1002(spec: RunSpec) -> None:
+    spec.actions = [Action(t=T0 + 20, kind="delete", user=1, tweet="1002")]
+    final(spec, "author", 1, tweet_ids=["1003", "1001"])
+    final(spec, "timeline", 2, tweet_ids=["1006", "1003", "1001"])
+    final(spec, "timeline", 3, tweet_ids=["1006", "1005", "1004", "1003", "1001"])
+
+
+def test_deletion_passes_when_the_tweet_leaves_within_the_bound(spec: RunSpec, run_dir: Path) -> None:
+    deleted_1002(spec)
+    spec.observations = [obs(T0 + 21, 2, ["1003", "1002"]), obs(T0 + 50, 2, ["1003", "1001"])]
+    result = deletion.check(spec.write(run_dir))
+    assert result.verdict is Verdict.PASS, result.summary
+    assert result.evidence["lag_max_s"] == pytest.approx(1.02)
+
+
+def test_deletion_fails_on_a_tweet_served_past_the_bound_or_after_settle(spec: RunSpec, run_dir: Path) -> None:
+    deleted_1002(spec)
+    spec.observations = [obs(T0 + 81, 3, ["1003", "1002"])]                   # 61 s after the delete
+    final(spec, "timeline", 2, tweet_ids=["1006", "1003", "1002", "1001"])   # and still there after settle
+    result = deletion.check(spec.write(run_dir))
+    assert result.verdict is Verdict.FAIL
+    assert result.evidence["served_late_examples"][0]["reader"] == 3
+    assert result.evidence["served_after_settle_examples"][0] == {
+        "tweet": "1002", "served_as": "1002", "reader": 2, "read": "timeline", "reason": "deleted tweet",
+        "deleted_t": T0 + 20}
+    assert "tweet 1002 deleted, still served to user 3" in result.summary
+
+
+def test_a_retweet_of_a_deleted_tweet_counts_as_serving_it_and_an_undone_retweet_as_deleted(
+        spec: RunSpec, run_dir: Path) -> None:
+    deleted_1002(spec)
+    spec.actions.append(Action(t=T0 + 22, kind="unretweet", user=4, tweet="1004", ids=["2001"]))
+    spec.observations = [obs(T0 + 90, 3, ["2002", "2001"], originals=["1002", "1004"], authors=[5, 4])]
+    result = deletion.check(spec.write(run_dir))
+    assert result.verdict is Verdict.FAIL
+    assert {(e["tweet"], e["served_as"]) for e in result.evidence["served_late_examples"]} == {
+        ("1002", "2002"), ("2001", "2001")}
+    assert result.evidence["served_by_reason"] == {"retweet of a deleted tweet": 1, "undone retweet": 1}
+
+
+def test_deletion_is_not_exercised_without_deletes(spec: RunSpec, run_dir: Path) -> None:
+    result = deletion.check(spec.write(run_dir))
+    assert result.verdict is Verdict.UNKNOWN and not result.gating
+
+
+# --- unfollow
+
+
+def test_unfollow_fails_when_the_unfollowed_author_is_still_served(spec: RunSpec, run_dir: Path) -> None:
+    spec.graph_changes = [FollowChange(t=T0 + 30, follower=3, followee=2, following=False)]
+    spec.observations = [obs(T0 + 29, 3, ["1005"]), obs(T0 + 31, 3, ["1006", "1005"])]
+    result = unfollow.check(spec.write(run_dir))
+    assert result.verdict is Verdict.FAIL
+    assert result.evidence["served_after_unfollow"] == 1           # the read before the unfollow is fine
+    assert result.evidence["served_after_settle"] == 2              # 1004 and 1005 in 3's final feed
+    assert "user 3 served tweet 1005 of 2 after unfollowing it" in result.summary
+
+
+def test_unfollow_passes_once_filtered_and_a_refollow_ends_the_span(spec: RunSpec, run_dir: Path) -> None:
+    spec.graph_changes = [FollowChange(t=T0 + 30, follower=3, followee=2, following=False),
+                          FollowChange(t=T0 + 40, follower=3, followee=2, following=True)]
+    spec.observations = [obs(T0 + 31, 3, ["1006", "1003"]), obs(T0 + 41, 3, ["1006", "1005"])]
+    result = unfollow.check(spec.write(run_dir))
+    assert result.verdict is Verdict.PASS, result.summary
+    assert result.evidence["reads_checked"] == 1
+
+
+def test_unfollow_is_not_exercised_without_unfollows(spec: RunSpec, run_dir: Path) -> None:
+    assert not unfollow.check(spec.write(run_dir)).gating
+
+
+# --- duplicates
+
+
+def retried(spec: RunSpec, ids: list[str]) -> None:
+    spec.actions = [Action(t=T0 + 12, kind="post_retry", user=1, ids=ids, key="k1", text="retried k1")]
+    final(spec, "author", 1, texts={"1003": "retried k1", "1002": "b", "1001": "c"})
+
+
+def test_a_retried_post_made_once_passes(spec: RunSpec, run_dir: Path) -> None:
+    retried(spec, ["1003"])
+    assert duplicates.check(spec.write(run_dir)).verdict is Verdict.PASS
+
+
+def test_a_retry_answered_with_another_tweet_fails(spec: RunSpec, run_dir: Path) -> None:
+    retried(spec, ["1003", "1007"])
+    result = duplicates.check(spec.write(run_dir))
+    assert result.verdict is Verdict.FAIL and "made tweets 1003, 1007" in result.summary
+
+
+def test_an_unanswered_attempt_that_made_a_tweet_fails_by_its_text(spec: RunSpec, run_dir: Path) -> None:
+    retried(spec, ["1003"])
+    final(spec, "author", 1, texts={"1003": "retried k1", "1002": "retried k1", "1001": "c"})
+    result = duplicates.check(spec.write(run_dir))
+    assert result.verdict is Verdict.FAIL and result.evidence["stored_twice_examples"][0]["tweets"] == ["1002", "1003"]
+
+
+def test_a_repeated_retweet_must_answer_the_same_retweet_unless_undone_between(spec: RunSpec, run_dir: Path) -> None:
+    spec.actions = [Action(t=T0 + 1, kind="retweet", user=4, tweet="1001", ids=["2001"]),
+                    Action(t=T0 + 2, kind="retweet", user=4, tweet="1001", ids=["2001"]),
+                    Action(t=T0 + 3, kind="unretweet", user=4, tweet="1001", ids=["2001"]),
+                    Action(t=T0 + 4, kind="retweet", user=4, tweet="1001", ids=["2002"])]
+    assert duplicates.check(spec.write(run_dir)).verdict is Verdict.PASS
+    spec.actions.append(Action(t=T0 + 5, kind="retweet", user=4, tweet="1001", ids=["2003"]))
+    result = duplicates.check(spec.write(run_dir))
+    assert result.verdict is Verdict.FAIL and "user 4 retweeted 1001 twice: 2002, 2003" in result.summary
+
+
+def test_duplicates_is_not_exercised_without_retries(spec: RunSpec, run_dir: Path) -> None:
+    assert not duplicates.check(spec.write(run_dir)).gating
+
+
+# --- engagement
+
+
+def liked(spec: RunSpec, shown_after_settle: list[int]) -> None:
+    spec.actions = [Action(t=T0 + 20 + u, kind="like", user=u, tweet="1001") for u in (4, 5, 6)]
+    spec.actions += [Action(t=T0 + 30, kind="like", user=4, tweet="1001"),          # a repeat counts once
+                     Action(t=T0 + 21, kind="retweet", user=5, tweet="1001", ids=["2001"]),
+                     Action(t=T0 + 22, kind="reply", user=6, tweet="1001", ids=["1008"])]
+    final(spec, "author", 1, counts={"1001": shown_after_settle, "1002": [0, 0, 0], "1003": [0, 0, 0]})
+
+
+def test_engagement_passes_when_counts_match_what_was_acknowledged(spec: RunSpec, run_dir: Path) -> None:
+    liked(spec, [3, 1, 1])
+    spec.observations = [obs(T0 + 40, 2, ["1001"], likes=[3])]
+    result = engagement.check(spec.write(run_dir))
+    assert result.verdict is Verdict.PASS, result.summary
+    assert result.evidence["likes_acknowledged"] == 3
+
+
+def test_engagement_fails_on_a_lost_like_or_reply(spec: RunSpec, run_dir: Path) -> None:
+    liked(spec, [2, 1, 0])
+    result = engagement.check(spec.write(run_dir))
+    assert result.verdict is Verdict.FAIL
+    assert {(w["count"], w["shown"]) for w in result.evidence["wrong_after_settle_examples"]} == {
+        ("likes", 2), ("replies", 0)}
+
+
+def test_a_like_that_got_no_answer_widens_the_accepted_count(spec: RunSpec, run_dir: Path) -> None:
+    liked(spec, [4, 1, 1])
+    assert engagement.check(spec.write(run_dir)).verdict is Verdict.FAIL
+    spec.requests.append(Request(t=T0 + 25, op="like", latency_ms=10_000, status=0, error="timeout", user=7,
+                                 target="1001"))
+    assert engagement.check(spec.write(run_dir)).verdict is Verdict.PASS
+
+
+def test_engagement_fails_when_a_count_lags_past_the_bound_outside_faults(spec: RunSpec, run_dir: Path) -> None:
+    liked(spec, [3, 1, 1])
+    spec.observations = [obs(T0 + 27, 2, ["1001"], likes=[1]),     # 3 s after the 3rd like: not yet due
+                         obs(T0 + 33, 2, ["1001"], likes=[2]),     # inside the fault window: not judged
+                         obs(T0 + 50, 2, ["2009", "1001"], originals=["1001", None], authors=[8, 1], likes=[2, 2])]
+    result = engagement.check(spec.write(run_dir))
+    assert result.verdict is Verdict.FAIL
+    assert result.evidence["not_converged"] == 2 and result.evidence["reads_judged"] == 3
+    assert result.evidence["not_converged_examples"][0]["likes_acked_by_then"] == 3
+
+
+def test_engagement_is_unknown_without_a_final_read_and_not_exercised_without_actions(
+        spec: RunSpec, run_dir: Path) -> None:
+    assert not engagement.check(spec.write(run_dir)).gating
+    liked(spec, [3, 1, 1])
+    spec.final_reads = [r for r in spec.final_reads if r.kind != "author"]
+    result = engagement.check(spec.write(run_dir))
+    assert result.verdict is Verdict.UNKNOWN and result.gating
+
+
+# --- pagination
+
+
+def test_pages_out_of_order_or_repeating_an_id_fail(spec: RunSpec, run_dir: Path) -> None:
+    spec.observations = [obs(T0 + 1, 2, ["1003", "1001", "1002"]), obs(T0 + 2, 2, ["1003", "1003"]),
+                         obs(T0 + 3, 2, ["1001", "1002"], op="delta"), obs(T0 + 4, 2, ["1003", "1002"], op="delta")]
+    result = pagination.check(spec.write(run_dir))
+    assert result.verdict is Verdict.FAIL and result.evidence["bad_pages"] == 3
+
+
+def walk(ids_by_page: list[list[str]]) -> list[Observation]:
+    return [obs(T0 + 50 + n, 3, ids, op="walk", walk="w1", page=n) for n, ids in enumerate(ids_by_page)]
+
+
+def test_a_walk_neither_repeating_nor_skipping_passes(spec: RunSpec, run_dir: Path) -> None:
+    spec.observations = walk([["1006", "1005"], ["1004", "1003"], ["1002", "1001"]])
+    result = pagination.check(spec.write(run_dir))
+    assert result.verdict is Verdict.PASS and result.evidence["page_boundaries"] == 2
+
+
+def test_a_walk_repeating_or_skipping_a_tweet_fails(spec: RunSpec, run_dir: Path) -> None:
+    spec.observations = walk([["1006", "1005"], ["1005", "1003"], ["1002", "1001"]])   # 1005 again; 1004 skipped
+    result = pagination.check(spec.write(run_dir))
+    assert result.verdict is Verdict.FAIL
+    assert result.evidence["repeated_examples"][0]["tweet"] == "1005"
+    assert result.evidence["skipped_examples"][0]["tweet"] == "1004"
+
+
+# --- backfill
+
+
+def followed_large(spec: RunSpec) -> None:
+    spec.actions = [Action(t=T0 + 20, kind="follow_large", user=6, other=9, ids=["1006"])]
+    spec.graph_changes = [FollowChange(t=T0 + 20, follower=6, followee=9, following=True)]
+
+
+def test_backfill_within_the_bound_passes(spec: RunSpec, run_dir: Path) -> None:
+    followed_large(spec)
+    spec.observations = [obs(T0 + 21, 6, []), obs(T0 + 23, 6, ["1006"], op="backfill")]
+    result = backfill.check(spec.write(run_dir))
+    assert result.verdict is Verdict.PASS and result.evidence["delay_max_s"] == pytest.approx(3.02)
+
+
+def test_no_backfill_within_the_bound_fails(spec: RunSpec, run_dir: Path) -> None:
+    followed_large(spec)
+    spec.observations = [obs(T0 + 21 + s, 6, ["1001"], op="backfill") for s in range(12)]
+    result = backfill.check(spec.write(run_dir))
+    assert result.verdict is Verdict.FAIL and "user 6 followed 9 and lacked 1006" in result.summary
+
+
+def test_a_follow_whose_feed_was_never_read_is_unknown(spec: RunSpec, run_dir: Path) -> None:
+    followed_large(spec)
+    assert backfill.check(spec.write(run_dir)).verdict is Verdict.UNKNOWN
+
+
+# --- celebrity merge
+
+
+def test_a_follower_s_first_page_must_carry_the_pull_tier_tweet(spec: RunSpec, run_dir: Path) -> None:
+    spec.observations = [obs(T0 + 50, 3, ["1006", "1005"]), obs(T0 + 51, 2, ["1003", "1002"], has_more=False)]
+    result = celebrity_merge.check(spec.write(run_dir))
+    assert result.verdict is Verdict.FAIL
+    assert "user 2's feed lacked tweet 1006 of pull-tier account 9" in result.summary
+
+
+def test_a_page_too_early_or_too_full_to_hold_it_is_not_judged(spec: RunSpec, run_dir: Path) -> None:
+    spec.observations = [obs(T0 + 12, 2, ["1003"]),                           # 2 s after the celebrity's ack
+                         obs(T0 + 50, 3, ["1008", "1007"], has_more=True)]     # the page ends above it
+    result = celebrity_merge.check(spec.write(run_dir))
+    assert result.verdict is Verdict.UNKNOWN and not result.gating
+
+
+def test_a_final_feed_without_the_pull_tier_tweet_fails(spec: RunSpec, run_dir: Path) -> None:
+    spec.observations = [obs(T0 + 50, 3, ["1006", "1005"])]
+    final(spec, "timeline", 2, tweet_ids=["1003", "1002", "1001"])
+    result = celebrity_merge.check(spec.write(run_dir))
+    assert result.verdict is Verdict.FAIL and result.evidence["missing_from_final_feeds"] == 1
+
+
+# --- ranking fallback
+
+
+def test_ranked_reads_while_the_ranker_fails_must_be_answered(spec: RunSpec, run_dir: Path) -> None:
+    assert not ranking.check(spec.write(run_dir)).gating                    # no ranker fault: not exercised
+    spec.faults.append(FaultWindow(name="degrade-ranker", target="ranker", start_t=T0 + 40, end_t=T0 + 50))
+    spec.requests += [Request(t=T0 + 41 + s, op="ranked", latency_ms=30, status=200) for s in range(5)]
+    assert ranking.check(spec.write(run_dir)).verdict is Verdict.PASS
+    spec.requests.append(Request(t=T0 + 47, op="ranked", latency_ms=30, status=503, error="HTTP 503"))
+    result = ranking.check(spec.write(run_dir))
+    assert result.verdict is Verdict.FAIL and "5 of 6 ranked reads answered" in result.summary
+
+
+def test_a_crashing_behaviour_checker_is_an_unknown_not_a_crash(spec: RunSpec, run_dir: Path) -> None:
+    spec.actions = [Action(t=T0 + 20, kind="delete", user=1, tweet="1002")]
+    spec.observations = [Observation(sent_t=T0 + 90, t=T0 + 91, user=2, op="feed", ids=["x"], authors=[1],
+                                     originals=[None], likes=[0])]
+    by_name = {r.name: r for r in run_all_checks(spec.write(run_dir))}
+    assert by_name["pagination"].verdict is Verdict.UNKNOWN and "crashed" in by_name["pagination"].summary
