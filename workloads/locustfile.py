@@ -13,8 +13,8 @@ feed (GET /v1/feed, a second page through the cursor 30 % of the time), ranked (
 feed), deep_feed (a walk of WALK_PAGES pages through a feed while tweets arrive), delta (GET
 /v1/feed/delta since the newest id the reader has seen), profile (GET /v1/users/{id}/tweets),
 post and celebrity_post (POST /v1/tweets with an idempotency key; celebrity posts come from
-throttled-band and pull-tier authors), retry_post (a post whose first attempt gets no answer,
-retried with its key), reply (a post answering a tweet seen in a feed), delete (an author's own
+pull-tier authors half the time, throttled-band ones the other half), retry_post (a post whose
+first attempt gets no answer, retried with its key), reply (a post answering a tweet seen in a feed), delete (an author's own
 tweet, once followers had time to receive it), like and retweet (a tweet seen in a feed; some
 retweets sent twice), unretweet (a retweet this process made), follow, follow_large (of a
 throttled-band or pull-tier account, then watching the feed for its backfill), and unfollow
@@ -98,6 +98,7 @@ USERS = SEEDED.spec.users
 # Throttled-band and pull-tier authors: whose tweets the celebrity workload bursts.
 CELEBRITIES = [a for a in SEEDED.authors if SEEDED.follower_count(a) >= SEEDED.spec.push_threshold] or [1]
 LARGE = frozenset(CELEBRITIES)
+PULL_TIER = SEEDED.celebrities   # at or above the pull threshold
 # The account the celebrity workload pushes across the pull threshold with new followers.
 RISING = SEEDED.rising
 
@@ -381,7 +382,9 @@ class FeedWorkload(User):
                                error=error, service_ms=None, phase=None, user=user, abandoned=True))
 
     def op_celebrity_post(self, due: float, phase: str | None) -> None:
-        self.op_post(due, phase, author=self.rng.choice(CELEBRITIES), op="celebrity_post")
+        """Half by a pull-tier account (few, merged at read time), half by a throttled-band one."""
+        authors = PULL_TIER if PULL_TIER and self.rng.random() < 0.5 else CELEBRITIES
+        self.op_post(due, phase, author=self.rng.choice(authors), op="celebrity_post")
 
     def op_delete(self, due: float, phase: str | None) -> None:
         """An author deletes one of its tweets that followers have had time to receive."""

@@ -17,9 +17,8 @@ no deletion cannot judge this (unknown, not gating).
 from __future__ import annotations
 
 import statistics
-from typing import Any
-
 from collections import Counter
+from typing import Any
 
 from harness.checks.result import EXAMPLES_MAX, CheckResult, Verdict
 from harness.checks.served import final_shows, items, not_exercised, removals

@@ -12,6 +12,9 @@ acked tweets of the push-tier authors they follow (Snowflake ids are time ordere
 integers). Other tweets take slots too: the follower's own tweets, and writes that timed out on
 the client (indeterminate: they may have landed). So every id the timeline shows is ranked
 alongside the expected ones; one that landed but is not shown was itself trimmed and cannot matter.
+Some entries hold a slot without being shown: a retweet whose original was deleted (hydration
+drops it), and the tweets of an account the follower unfollowed (the read filter drops them);
+they are ranked alongside too (`hidden_slots`).
 
 On a large graph the campaign reads back a seeded sample of the followers' timelines (manifest
 "final_reads_max_timelines"); the check draws the same sample and says so in its summary.
@@ -35,6 +38,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from harness.checks.result import EXAMPLES_MAX, CheckResult, Verdict
+from harness.checks.served import authors_of
 from harness.final_reads import timelines_to_read
 from harness.records import Ack, FinalRead
 from harness.rundata import RunData
@@ -86,6 +90,29 @@ def _check_store(tally: _Tally, acks: list[Ack], reads: dict[tuple[str, int], Fi
                 tally.lost_from_store.append({"tweet_id": a.tweet_id, "author": author, "ack_t": a.ack_t})
 
 
+def hidden_slots(run: RunData, graph: Graph) -> dict[int, set[str]]:
+    """Per follower, the timeline entries that hold a slot without being shown: retweets (by an
+    account they follow) whose original was deleted, and what accounts they unfollowed during
+    the run wrote before the unfollow."""
+    deleted = {a.tweet for a in run.actions if a.kind == "delete"}
+    undone = {rid for a in run.actions if a.kind == "unretweet" for rid in a.ids}
+    written: dict[int, list[tuple[float, str]]] = defaultdict(list)   # author -> (ack, id)
+    for ack in run.acks:
+        written[int(ack.author_id)].append((ack.ack_t, str(ack.tweet_id)))
+    hidden: dict[int, set[str]] = defaultdict(set)
+    for a in run.actions:
+        if a.kind != "retweet":
+            continue
+        written[a.user] += [(a.t, rid) for rid in a.ids]
+        if a.tweet in deleted:
+            for follower in graph.followers_of(a.user):
+                hidden[follower].update(set(a.ids) - undone)
+    for c in run.graph_changes:
+        if not c.following:
+            hidden[c.follower].update(tid for t, tid in written[c.followee] if t < c.t)
+    return hidden
+
+
 def _check_timelines(
     tally: _Tally, run: RunData, graph: Graph, acks: list[Ack], reads: dict[tuple[str, int], FinalRead]
 ) -> None:
@@ -101,6 +128,7 @@ def _check_timelines(
                 followees[follower].append(author)
     in_fault = run.fault_predicate()
     cap = run.timeline_cap
+    hidden = hidden_slots(run, graph)
     limit = run.manifest.get("final_reads_max_timelines")
     sample = timelines_to_read(followees, int(limit) if limit else None, int(run.manifest.get("seed") or 0))
     tally.timelines_due, tally.timelines_checked = len(followees), len(sample)
@@ -110,7 +138,7 @@ def _check_timelines(
         shown = {str(t) for t in read.tweet_ids} if read else set()
         due = {a.tweet_id: a for author in authors for a in pushed[author]}
         # Anything else the timeline shows (own tweets, writes that timed out yet landed) holds a slot too.
-        others = {t for t in shown if t not in due and t.isdigit()}
+        others = {t for t in shown | hidden[follower] if t not in due and t.isdigit()}
         newest = sorted(due.keys() | others, key=int, reverse=True)[:cap]
         expected = [due[t] for t in newest if t in due]
         tally.trimmed_by_cap += len(due) - len(expected)
@@ -131,6 +159,9 @@ def _check_retweets(tally: _Tally, run: RunData, graph: Graph, reads: dict[tuple
     undone = {rid for a in run.actions if a.kind == "unretweet" for rid in a.ids}
     deleted = {a.tweet for a in run.actions if a.kind == "delete"}
     changed = {(c.follower, c.followee) for c in run.graph_changes}
+    authors = authors_of(run)
+    pulled = set(graph.celebrities)
+    hidden = hidden_slots(run, graph)
     checked = 0
     for a in run.actions:
         if a.kind != "retweet" or a.tweet in deleted or not graph.is_push_tier(a.user):
@@ -141,7 +172,11 @@ def _check_retweets(tally: _Tally, run: RunData, graph: Graph, reads: dict[tuple
                 if read is None or not read.complete or (follower, a.user) in changed:
                     continue
                 shown = {str(t) for t in read.tweet_ids}
-                if len(shown) >= run.timeline_cap and int(rid) < min(int(t) for t in shown):
+                # The timeline holds the newest `cap` pushed ids; pull-tier tweets are merged in
+                # at read time and hold no slot (an id of unknown author is taken as pushed).
+                pushed = sorted({int(t) for t in shown | hidden[follower] if authors.get(t) not in pulled},
+                                reverse=True)
+                if len(pushed) >= run.timeline_cap and int(rid) < pushed[run.timeline_cap - 1]:
                     continue   # trimmed by the cap
                 checked += 1
                 if rid not in shown:

@@ -7,9 +7,10 @@ Anomalies:
 - **repeated**: an id twice in one page, or in two pages of one walk (a walk follows cursors
   page after page);
 - **skipped**: within the span a walk covered (its first page's newest id to its last page's
-  oldest), a tweet the reader's final feed holds, older than the first page's request and not
-  the work of an account the reader followed during the run (a backfill may add those later),
-  that no page of the walk showed.
+  oldest), a tweet that the same reader had already been served before the walk began (so it
+  was in the feed: fan-out is asynchronous, and a tweet not yet fanned out may reach the feed
+  behind the walk) and that the reader's final feed still holds (so it was neither deleted nor
+  filtered since), which no page of the walk showed.
 
 A run with no walk cannot judge skips (the rest is still judged on every page).
 """
@@ -20,13 +21,11 @@ from collections import defaultdict
 from typing import Any
 
 from harness.checks.result import EXAMPLES_MAX, CheckResult, Verdict
-from harness.checks.served import CHRONOLOGICAL, authors_of, final_reads, not_exercised
+from harness.checks.served import CHRONOLOGICAL, final_reads, not_exercised
 from harness.records import Observation
 from harness.rundata import RunData
-from targets.feed.snowflake import timestamp_ms
 
 NAME = "pagination"
-SLACK_S = 1.0   # a tweet this close to a walk's start may not have been in the feed yet
 
 
 def _page_anomalies(obs: Observation) -> list[str]:
@@ -50,9 +49,11 @@ def check(run: RunData) -> CheckResult:
     for o in pages:
         if o.op == "walk" and o.walk:
             walks[o.walk].append(o)
-    followed = {(c.follower, c.followee) for c in run.graph_changes if c.following}
-    authors = authors_of(run)
     finals = final_reads(run, "timeline")
+    served_before: dict[int, list[tuple[float, str]]] = defaultdict(list)   # reader -> (answered, id)
+    for o in pages:
+        if o.op != "delta":
+            served_before[o.user] += [(o.t, tid) for tid in o.ids]
     repeated: list[dict[str, Any]] = []
     skipped: list[dict[str, Any]] = []
     boundaries = 0
@@ -69,12 +70,11 @@ def check(run: RunData) -> CheckResult:
         shown = [int(t) for o in seq for t in o.ids]
         if read is None or not read.complete or not shown:
             continue
-        started_ms = (seq[0].sent_t - SLACK_S) * 1000
+        earlier = {tid for t, tid in served_before[seq[0].user] if t < seq[0].sent_t}
         hi, lo = int(seq[0].ids[0]) if seq[0].ids else max(shown), min(shown)
         for tid in read.tweet_ids:
             t = int(tid)
-            if lo < t < hi and timestamp_ms(t) < started_ms and str(tid) not in seen \
-                    and (seq[0].user, authors.get(str(tid), 0)) not in followed:
+            if lo < t < hi and str(tid) in earlier and str(tid) not in seen:
                 skipped.append({"walk": walk, "reader": seq[0].user, "tweet": str(tid),
                                 "after_page": max((o.page for o in seq if o.ids and int(o.ids[-1]) > t), default=0)})
     evidence = {"pages": len(pages), "walks": len(walks), "page_boundaries": boundaries,

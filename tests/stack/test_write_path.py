@@ -223,3 +223,17 @@ def test_a_retry_is_deduplicated_when_its_first_attempt_found_redis_away(
     retry = client.post("/v1/tweets", headers=stack.auth(author), json={"text": "once", "idempotency_key": key})
     assert retry.status_code == 201 and retry.json()["tweet_id"] == first.json()["tweet_id"]
     assert [t["tweet_id"] for t in own_tweets(client, stack, author)] == [first.json()["tweet_id"]]
+
+
+def test_a_retry_made_while_redis_is_away_finds_the_tweet_its_first_attempt_made(
+        client: httpx.Client, stack: Stack, sibling_api: Callable[[dict[str, str]], str]) -> None:
+    """The other way round: the first attempt with Redis answering (the key held in the store
+    in the tweet's batch), the retry with the author's shard unreachable (the store arbitrates)."""
+    author, key = 679, str(uuid.uuid4())
+    first = client.post("/v1/tweets", headers=stack.auth(author), json={"text": "twice?", "idempotency_key": key})
+    assert first.status_code == 201, first.text
+    url = sibling_api({"FEED_REDIS": f"127.0.0.1:{stack.topo.base_port + NO_REDIS_PORT_OFFSET}"})
+    with httpx.Client(base_url=url, timeout=30) as no_redis:
+        retry = no_redis.post("/v1/tweets", headers=stack.auth(author), json={"text": "twice?", "idempotency_key": key})
+    assert retry.status_code == 201 and retry.json()["tweet_id"] == first.json()["tweet_id"]
+    assert [t["tweet_id"] for t in own_tweets(client, stack, author)] == [first.json()["tweet_id"]]

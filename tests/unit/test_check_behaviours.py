@@ -234,6 +234,8 @@ def test_a_walk_neither_repeating_nor_skipping_passes(spec: RunSpec, run_dir: Pa
 
 def test_a_walk_repeating_or_skipping_a_tweet_fails(spec: RunSpec, run_dir: Path) -> None:
     spec.observations = walk([["1006", "1005"], ["1005", "1003"], ["1002", "1001"]])   # 1005 again; 1004 skipped
+    assert pagination.check(spec.write(run_dir)).evidence["skipped"] == 0   # 1004 never seen: maybe not there yet
+    spec.observations.insert(0, obs(T0 + 40, 3, ["1005", "1004"]))             # it was
     result = pagination.check(spec.write(run_dir))
     assert result.verdict is Verdict.FAIL
     assert result.evidence["repeated_examples"][0]["tweet"] == "1005"
