@@ -14,11 +14,12 @@ feed), deep_feed (a walk of WALK_PAGES pages through a feed while tweets arrive)
 /v1/feed/delta since the newest id the reader has seen), profile (GET /v1/users/{id}/tweets),
 post and celebrity_post (POST /v1/tweets with an idempotency key; celebrity posts come from
 pull-tier authors half the time, throttled-band ones the other half), retry_post (a post whose
-first attempt gets no answer, retried with its key), reply (a post answering a tweet seen in a feed), delete (an author's own
-tweet, once followers had time to receive it), like and retweet (a tweet seen in a feed; some
-retweets sent twice), unretweet (a retweet this process made), follow, follow_large (of a
-throttled-band or pull-tier account, then watching the feed for its backfill), and unfollow
-(only of a follow this process made, so the seeded graph the checkers know stays intact).
+first attempt gets no answer, retried with its key), reply (a post answering a tweet seen in a
+feed), delete (an author's own tweet, once followers had time to receive it), like and retweet
+(a tweet seen in a feed; some retweets sent twice), unretweet (a retweet this process made),
+follow, follow_large (of a throttled-band or pull-tier account, then watching the feed for its
+backfill), and unfollow (half the time of a follow this process made, else of an account whose
+tweet the reader was just served, then its feed read at once).
 
 Every request is appended to history.jsonl, every 201 to ledger.jsonl, every follow change to
 graph_changes.jsonl, what every read served to observations.jsonl, and every other acknowledged
