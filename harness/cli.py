@@ -2,7 +2,8 @@
 
 Exit codes: 0 every check and gate passed; 1 a check or gate failed (an aborted run too); 2 an
 error (bad input, a component that would not start, an interrupted run), a verdict that could
-not be decided, or an invalid run (the load generator could not keep up).
+not be decided, or an invalid run (the load generator could not keep up, or the machine was
+busy with others' work).
 """
 
 from __future__ import annotations
@@ -214,7 +215,7 @@ def _compare(baseline_dir: Path, run_dir: Path, judged_by: Scenario | None) -> i
     if base.manifest.get("scenario") != cand.manifest.get("scenario"):
         _say(f"note: comparing runs of different scenarios ({base.manifest.get('scenario')} → "
              f"{cand.manifest.get('scenario')}); figures only one has are listed, not judged")
-    unusable = [f"{which} run is invalid (its load generator could not keep up)"
+    unusable = [f"{which} run is invalid (its load generator or the machine could not measure it)"
                 for which, r in (("the baseline", base), ("this", cand)) if invalid([generator.check(r)])]
     deltas = compare.compare(base, cand, tolerances)
     verdict = compare.result(deltas, str(base.manifest.get("run_id", baseline_dir.name)),

@@ -17,8 +17,10 @@ STYLES = {Verdict.PASS: "bold green", Verdict.FAIL: "bold red", Verdict.UNKNOWN:
 def print_verdict_table(results: Iterable[CheckResult], console: Console) -> None:
     results = list(results)
     verdict = overall(results)
-    caption = f"overall: {verdict.value.upper()}" + (" (INVALID RUN: the load generator could not keep up)"
-                                                     if invalid(results) else "")
+    spoilers = [r.name for r in results if r.invalidates_run and r.verdict is Verdict.FAIL]
+    caption = f"overall: {verdict.value.upper()}" + (
+        f" (INVALID RUN: the {' and the '.join(spoilers)} check{'s' if len(spoilers) > 1 else ''} found it "
+        "unmeasured; see their summaries)" if invalid(results) else "")
     table = Table(title="feedlab checks and gates", caption=caption, show_lines=False)
     table.add_column("check / gate", no_wrap=True)
     table.add_column("verdict", no_wrap=True)

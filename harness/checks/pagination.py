@@ -9,8 +9,10 @@ Anomalies:
 - **skipped**: within the span a walk covered (its first page's newest id to its last page's
   oldest), a tweet that the same reader had already been served before the walk began (so it
   was in the feed: fan-out is asynchronous, and a tweet not yet fanned out may reach the feed
-  behind the walk) and that the reader's final feed still holds (so it was neither deleted nor
-  filtered since), which no page of the walk showed.
+  behind the walk) and that the reader's final feed still holds, which no page of the walk
+  showed. A tweet the run took down (deleted, or a retweet undone or of a deleted tweet) or one
+  by an account the reader unfollowed is left to the deletion and unfollow checks: a target
+  that keeps serving those in some reads and not others is their failure, not pagination's.
 
 A run with no walk cannot judge skips (the rest is still judged on every page).
 """
@@ -21,7 +23,7 @@ from collections import defaultdict
 from typing import Any
 
 from harness.checks.result import EXAMPLES_MAX, CheckResult, Verdict
-from harness.checks.served import CHRONOLOGICAL, final_reads, not_exercised
+from harness.checks.served import CHRONOLOGICAL, authors_of, final_reads, final_shows, not_exercised, removals
 from harness.records import Observation
 from harness.rundata import RunData
 
@@ -54,6 +56,12 @@ def check(run: RunData) -> CheckResult:
     for o in pages:
         if o.op != "delta":
             served_before[o.user] += [(o.t, tid) for tid in o.ids]
+    taken_down = removals(run)
+    authors = authors_of(run)
+    unfollowed: dict[int, set[int]] = defaultdict(set)
+    for c in run.graph_changes:
+        if not c.following:
+            unfollowed[c.follower].add(c.followee)
     repeated: list[dict[str, Any]] = []
     skipped: list[dict[str, Any]] = []
     boundaries = 0
@@ -72,9 +80,12 @@ def check(run: RunData) -> CheckResult:
             continue
         earlier = {tid for t, tid in served_before[seq[0].user] if t < seq[0].sent_t}
         hi, lo = int(seq[0].ids[0]) if seq[0].ids else max(shown), min(shown)
-        for tid in read.tweet_ids:
+        reader = seq[0].user
+        for tid, shows in final_shows(read):
             t = int(tid)
-            if lo < t < hi and str(tid) in earlier and str(tid) not in seen:
+            if tid in taken_down or shows in taken_down or authors.get(tid) in unfollowed[reader]:
+                continue
+            if lo < t < hi and tid in earlier and tid not in seen:
                 skipped.append({"walk": walk, "reader": seq[0].user, "tweet": str(tid),
                                 "after_page": max((o.page for o in seq if o.ids and int(o.ids[-1]) > t), default=0)})
     evidence = {"pages": len(pages), "walks": len(walks), "page_boundaries": boundaries,

@@ -13,17 +13,17 @@ from typing import Any
 import pytest
 
 from harness import records
-from tests.campaign.conftest import feedlab
+from tests.campaign.conftest import feedlab_run
 
 pytestmark = pytest.mark.campaign
 
 
 def run_with(tmp_path: Path, name: str, *defects: str) -> dict[str, dict[str, Any]]:
     run = tmp_path / name
-    args = ["run", "smoke", "--duration", "60", "--base-port", "22000", "--run-dir", str(run)]
+    args = ["run", "smoke", "--duration", "60", "--base-port", "22000"]
     for d in defects:
         args += ["--defect", d]
-    out = feedlab(*args)
+    out = feedlab_run(run, *args)
     assert out.returncode == 1, out.stdout[-3000:] + out.stderr[-3000:]
     summary = json.loads((run / records.SUMMARY).read_text())
     checks = {c["name"]: c for c in summary["checks"]}

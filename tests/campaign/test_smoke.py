@@ -11,7 +11,7 @@ import pytest
 
 from harness import records
 from targets.feed.follow_sets import CHANGE_DEADLINE_S
-from tests.campaign.conftest import feedlab, scenario_with
+from tests.campaign.conftest import feedlab, feedlab_run, scenario_with
 from tests.unit.conftest import RunSpec
 from workloads.graph import Graph
 
@@ -25,7 +25,7 @@ def checks(run: Path) -> dict[str, dict]:  # type: ignore[type-arg]
 
 def test_smoke_campaign_passes_and_its_report_can_be_recomputed(tmp_path: Path) -> None:
     run = tmp_path / "smoke"
-    out = feedlab("run", "smoke", "--base-port", "22000", "--run-dir", str(run))
+    out = feedlab_run(run, "run", "smoke", "--base-port", "22000")
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     for name in (records.MANIFEST, records.HISTORY, records.LEDGER, records.PROBES, records.FAULTS,
                  records.FINAL_READS, records.GRAPH, records.REPORT, records.SUMMARY, records.JUNIT,
@@ -106,8 +106,8 @@ def test_drop_fanout_defect_fails_the_nothing_lost_check(tmp_path: Path) -> None
     baseline = RunSpec()
     baseline.requests = [replace(r, latency_ms=0.001) for r in baseline.requests]
     baseline.write(tmp_path / "baseline")
-    out = feedlab("run", "steady-small", "--duration", "20", "--defect", "drop-fanout=0.05", "--processes", "2",
-                  "--base-port", "22000", "--run-dir", str(run), "--baseline", str(tmp_path / "baseline"))
+    out = feedlab_run(run, "run", "steady-small", "--duration", "20", "--defect", "drop-fanout=0.05", "--processes",
+                      "2", "--base-port", "22000", "--baseline", str(tmp_path / "baseline"))
     assert out.returncode == 1, out.stdout[-3000:] + out.stderr[-3000:]
     summary = json.loads((run / records.SUMMARY).read_text())
     assert summary["baseline"]["verdict"] == "fail" and "feed.p99.steady" in summary["baseline"]["summary"]
@@ -126,7 +126,7 @@ def test_drop_fanout_defect_fails_the_nothing_lost_check(tmp_path: Path) -> None
 
 def test_the_celebrity_campaign_takes_an_account_across_the_pull_threshold(tmp_path: Path) -> None:
     run = tmp_path / "celebrity"
-    out = feedlab("run", "celebrity", "--base-port", "22000", "--run-dir", str(run))
+    out = feedlab_run(run, "run", "celebrity", "--base-port", "22000")
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     summary = json.loads((run / records.SUMMARY).read_text())
     rising = summary["headline"]["rising"]

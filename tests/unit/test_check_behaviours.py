@@ -242,6 +242,20 @@ def test_a_walk_repeating_or_skipping_a_tweet_fails(spec: RunSpec, run_dir: Path
     assert result.evidence["skipped_examples"][0]["tweet"] == "1004"
 
 
+def test_a_walk_not_showing_a_tweet_the_run_took_down_is_left_to_the_deletion_check(
+        spec: RunSpec, run_dir: Path) -> None:
+    """A target that keeps a deleted tweet in its timelines (skip-delete-fanout) shows it in some
+    reads and not in others: the deletion check fails that run, pagination does not."""
+    spec.observations = [obs(T0 + 40, 3, ["1005", "1004"]), *walk([["1006", "1005"], ["1003", "1002"]])]
+    spec.actions = [Action(t=T0 + 45, kind="delete", user=2, tweet="1004")]
+    assert pagination.check(spec.write(run_dir)).verdict is Verdict.PASS
+    spec.actions = [Action(t=T0 + 45, kind="unfollow", user=3, other=2)]
+    spec.graph_changes = [FollowChange(t=T0 + 45, follower=3, followee=2, following=False)]
+    assert pagination.check(spec.write(run_dir)).verdict is Verdict.PASS
+    spec.actions, spec.graph_changes = [], []
+    assert pagination.check(spec.write(run_dir)).evidence["skipped_examples"][0]["tweet"] == "1004"
+
+
 # --- backfill
 
 
