@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import re
 import time
 import uuid
@@ -25,7 +26,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, ge
 from starlette.applications import Starlette
 from starlette.background import BackgroundTask
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -73,7 +74,16 @@ def cache_failed(op: str, exc: BaseException) -> None:
     if not is_outage(exc):
         raise exc
     CACHE_ERRORS.labels(op, type(exc).__name__).inc()
-    log.warning("cache %s failed, using the store: %s: %s", op, type(exc).__name__, exc)
+    # Once a second per call site: in an outage every request fails the same way, and a line
+    # each (hundreds a second) costs the event loop more than the store path does.
+    now = time.monotonic()
+    if now - _last_logged.get(op, -math.inf) >= 1.0:
+        _last_logged[op] = now
+        log.warning("cache %s failed, using the store (logged once a second; feed_cache_errors_total counts "
+                    "all): %s: %s", op, type(exc).__name__, exc)
+
+
+_last_logged: dict[str, float] = {}
 
 MAX_LIMIT = 100
 MEDIA_TYPES = ("image/jpeg", "image/png", "image/gif", "image/webp", "video/mp4")
@@ -161,7 +171,13 @@ async def json_body(request: Request) -> bytes:
     media_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
     if media_type != "application/json":
         raise ApiError(415, "unsupported_media_type", "the body must be JSON, sent as Content-Type: application/json")
-    return await request.body()
+    try:
+        return await request.body()
+    except ClientDisconnect:
+        # The client hung up before sending its whole body: nothing was done, and nobody reads
+        # the answer (nginx's 499, "client closed request"); not an internal error.
+        raise ApiError(499, "client_closed_request", "the client closed the connection before its body arrived") \
+            from None
 
 
 def parse_limit(raw: str | None) -> int:
@@ -194,7 +210,7 @@ class Feed:
         self.users = Users(self.store)
         self.cache = FeedCache(settings.redis_nodes)
         self.follows = FollowSets(self.cache.rc)
-        self.preheater = Preheater(self.cache.rc, self.rebuild)
+        self.preheater = Preheater(self.cache.background_client(), self.rebuild)
         self.pulled = PulledTweets(self.store.newest_by_authors)
         self.events = EventProducer(settings.kafka)
         self.ids = Snowflake(settings.datacenter_id, settings.machine_id)
@@ -215,6 +231,7 @@ class Feed:
             task.cancel()
         self.events.close()
         await self.follows.close()
+        await self.preheater.rc.aclose()
         await self.cache.close()
         self.store.close()
 
@@ -533,33 +550,37 @@ class Feed:
         """Tweet objects for `ids` (deleted ones too, marked) and their counts: objects from the
         hydration cache, else the store; counts from the counters, else the store's last
         checkpoint."""
-        cache_up = True
         try:
-            cached, counts = await self.cache.get_tweets(ids)
+            hydrated = await self.cache.get_tweets(ids)
+            cached, counts = hydrated.objects, hydrated.counts
+            unread = {i for part, exc in hydrated.failed for i in part}
+            for _, exc in hydrated.failed:
+                cache_failed("hydrate_node", exc)   # a node that did not answer: its share from the store
         except MAYBE_DOWN as exc:
             cache_failed("hydrate", exc)
-            cached, cache_up = {}, False
-            counts = {t: Engagement.from_counts(c) for t, c in (await self.store.counts(ids)).items()}
+            cached, counts, unread = {}, {}, set(ids)
+        if unread:
+            counts.update({t: Engagement.from_counts(c) for t, c in (await self.store.counts(sorted(unread))).items()})
         missing = [i for i in ids if i not in cached]
         from_store: dict[int, dict[str, Any]] = {}
         if missing:
             HYDRATION_MISSES.inc(len(missing))
             from_store = {i: t.to_json() for i, t in (await self.store.tweets_by_ids(missing)).items()}
             cached.update(from_store)
-        if cache_up:
-            # Every tweet's counters are created when it is posted, so an object without them (read
-            # from the store, or cached again by a late fan-out, after the counters expired or
-            # their shard restarted empty) has counts this cache does not know: take the store's,
-            # and cache the two together.
-            uncounted = [i for i in ids if i in cached and i not in counts and not cached[i].get("deleted")]
-            stored = await self.store.counts(uncounted) if uncounted else {}
-            counts.update({t: Engagement.from_counts(c) for t, c in stored.items()})
-            again = {**from_store, **{i: cached[i] for i in uncounted}}
-            if again:
-                try:
-                    await self.cache.put_tweets(list(again.values()), stored)
-                except MAYBE_DOWN as exc:
-                    cache_failed("hydrate_write", exc)
+        # Every tweet's counters are created when it is posted, so an object without them (read
+        # from the store, or cached again by a late fan-out, after the counters expired or their
+        # shard restarted empty) has counts this cache does not know: take the store's, and cache
+        # the two together (not on a shard that just failed to answer).
+        uncounted = [i for i in ids if i in cached and i not in counts and i not in unread
+                     and not cached[i].get("deleted")]
+        stored = await self.store.counts(uncounted) if uncounted else {}
+        counts.update({t: Engagement.from_counts(c) for t, c in stored.items()})
+        again = {**{i: t for i, t in from_store.items() if i not in unread}, **{i: cached[i] for i in uncounted}}
+        if again:
+            try:
+                await self.cache.put_tweets(list(again.values()), stored)
+            except MAYBE_DOWN as exc:
+                cache_failed("hydrate_write", exc)
         return cached, counts
 
     async def rebuild(self, user_id: int) -> None:

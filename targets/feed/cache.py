@@ -41,6 +41,7 @@ from redis.backoff import ExponentialWithJitterBackoff
 from redis.cluster import ClusterNode, RedisCluster
 
 from targets.feed.engagement import COUNTERS, CounterKey, Engagement, counted_key, counter_key
+from targets.feed.redis_nodes import NodeGuardedCluster
 from targets.feed.snowflake import timestamp_ms
 
 log = logging.getLogger("feed.cache")
@@ -50,6 +51,11 @@ TWEET_TTL_S = 24 * 3600
 SENTINEL = "0"
 TIMELINE_TTL_S = 7 * 24 * 3600
 RANKING_TTL_S = 600   # how long a ranked feed's later pages follow its first page's order
+# How long a read waits for one Redis node before going to the store without it. A healthy
+# node answers in milliseconds (tens under load); a dead one would hold the request for the
+# client's socket timeout and retries, and every reader with it.
+NODE_READ_S = 0.3
+TIMELINE_READ_S = 0.6
 
 
 # One fan-out write: append to an existing timeline and keep its newest `cap` members (the
@@ -243,6 +249,16 @@ def _nodes(addresses: list[str]) -> list[tuple[str, int]]:
 
 
 @dataclasses.dataclass(frozen=True)
+class Hydrated:
+    """What the hydration cache answered for a page's tweets: objects, counts (where every
+    counter exists), and the tweets of shards that did not answer, with the error each gave."""
+
+    objects: dict[int, dict[str, Any]]
+    counts: dict[int, Engagement]
+    failed: list[tuple[list[int], Exception]]
+
+
+@dataclasses.dataclass(frozen=True)
 class BesideSet:
     """A set to read beside a timeline (in its slot), and the generation of the copy the reader
     already holds ('' for none)."""
@@ -263,16 +279,27 @@ class FeedCache:
     """The API's (asyncio) view of both caches."""
 
     def __init__(self, addresses: list[str]) -> None:
-        self.rc = AsyncRedisCluster(
-            startup_nodes=[AsyncClusterNode(h, p) for h, p in _nodes(addresses)],
+        self.addresses = addresses
+        # Requests' client: a node that fails is not asked again for a moment (redis_nodes.py).
+        self.rc: AsyncRedisCluster = NodeGuardedCluster(**self._client_options())
+        self._page_and_set_script = self.rc.register_script(_PAGE_AND_SET)
+        self._put_tweet_script = self.rc.register_script(_PUT_TWEET)
+        self._optimistic_script = self.rc.register_script(_OPTIMISTIC)
+
+    def _client_options(self) -> dict[str, Any]:
+        return dict(
+            startup_nodes=[AsyncClusterNode(h, p) for h, p in _nodes(self.addresses)],
             decode_responses=True, socket_timeout=0.5, socket_connect_timeout=0.5,
             require_full_coverage=False,
             # one retry on a cluster error (what cluster_error_retry_attempts=1 gave, now deprecated)
             retry=AsyncRetry(ExponentialWithJitterBackoff(base=0.01, cap=1), retries=1),
         )
-        self._page_and_set_script = self.rc.register_script(_PAGE_AND_SET)
-        self._put_tweet_script = self.rc.register_script(_PUT_TWEET)
-        self._optimistic_script = self.rc.register_script(_OPTIMISTIC)
+
+    def background_client(self) -> AsyncRedisCluster:
+        """A client of its own for background work that pipelines (the preheater): redis-py
+        closes a whole cluster client, every request's connections with it, when a pipeline
+        meets a dead node."""
+        return AsyncRedisCluster(**self._client_options())
 
     async def close(self) -> None:
         await self.rc.aclose()
@@ -291,10 +318,12 @@ class FeedCache:
 
     async def _page_and_set(self, user_id: int, beside: BesideSet, direction: str, cursor: int | None,
                             count: int) -> tuple[list[int] | None, SetRead]:
-        raw, exists, generation, members = await self._page_and_set_script(
+        # Bounded: a shard that died takes the client a socket timeout, a retry and a new slot
+        # map to give up on; its readers go to the store after TIMELINE_READ_S instead.
+        raw, exists, generation, members = await asyncio.wait_for(self._page_and_set_script(
             keys=[timeline_key(user_id), beside.key, beside.generation_key],
             args=[direction, "" if cursor is None else str(cursor), 0 if cursor is None else timestamp_ms(cursor),
-                  count, beside.known])
+                  count, beside.known]), TIMELINE_READ_S)
         got = SetRead(generation=generation, members=members)
         return ([int(m) for m in raw if m != SENTINEL] if exists else None), got
 
@@ -326,22 +355,34 @@ class FeedCache:
                                                            "" if minus_member is None else minus_member])
         return None if n is None else max(0, int(n))
 
-    async def get_tweets(self, ids: list[int]) -> tuple[dict[int, dict[str, Any]], dict[int, Engagement]]:
+    async def get_tweets(self, ids: list[int]) -> Hydrated:
         """Tweet objects, and their counts where every counter exists; one command per shard,
-        the shards in parallel."""
+        the shards in parallel, each given NODE_READ_S. A shard that does not answer in time
+        leaves its tweets unread (`failed`, with why), the others' stand: one dead node costs
+        the reader its share of the page, read from the store, not the whole page."""
         if not ids:
-            return {}, {}
-        await self.rc.initialize()   # a no-op once the slot map is known
+            return Hydrated({}, {}, [])
+        await asyncio.wait_for(self.rc.initialize(), NODE_READ_S)   # a no-op once the slot map is known
         by_node: dict[str, tuple[AsyncClusterNode, list[int]]] = {}
+        unserved: list[int] = []
         for i in ids:
             node = self.rc.get_node_from_key(tweet_key(i))   # its counters are in the same slot
             if node is None:
-                raise redis.exceptions.ClusterDownError(f"no node serves the slot of tweet {i}")
-            by_node.setdefault(node.name, (node, []))[1].append(i)
-        replies = await asyncio.gather(*(self._read_tweets(node, part) for node, part in by_node.values()))
-        objects: dict[int, dict[str, Any]] = {}
-        counts: dict[int, Engagement] = {}
+                unserved.append(i)
+            else:
+                by_node.setdefault(node.name, (node, []))[1].append(i)
+        replies = await asyncio.gather(*(asyncio.wait_for(self._read_tweets(node, part), NODE_READ_S)
+                                         for node, part in by_node.values()), return_exceptions=True)
+        out = Hydrated({}, {}, [])
+        if unserved:
+            out.failed.append((unserved, redis.exceptions.ClusterDownError("no node serves these tweets' slots")))
+        objects, counts = out.objects, out.counts
         for (_, part), values in zip(by_node.values(), replies, strict=True):
+            if isinstance(values, BaseException):
+                if not isinstance(values, Exception):
+                    raise values   # a cancellation is not a node's failure
+                out.failed.append((part, values))
+                continue
             for n, i in enumerate(part):
                 obj, packed = values[2 * n], values[2 * n + 1]
                 if obj:
@@ -349,7 +390,7 @@ class FeedCache:
                 if packed:
                     likes, retweets, replies_ = (int(v) for v in packed.split(","))
                     counts[i] = Engagement(likes, max(0, retweets), max(0, replies_))
-        return objects, counts
+        return out
 
     async def _read_tweets(self, node: AsyncClusterNode, ids: list[int]) -> list[str | None]:
         try:
