@@ -33,11 +33,13 @@ class KillRedisPrimary:
         if len(primaries) < self.primary_index:
             raise RuntimeError(f"redis-primary-{self.primary_index} does not exist (primaries: {primaries})")
         target = primaries[self.primary_index - 1]
+        # which users' data the fault takes away (the availability check's blast radius)
+        slots = self.cluster.slots_of(target)
         self.window.target = target
         self.window.start_t = time.time()
         self.runtime.kill(target)
         self._killed = target
-        self.window.event("killed", component=target, signal="SIGKILL")
+        self.window.event("killed", component=target, signal="SIGKILL", slots=[list(r) for r in slots])
         promoted_t = self.cluster.wait_failover(target, self.failover_deadline_s)
         self.window.event("failover-complete", seconds=round(promoted_t - self.window.start_t, 3),
                           roles=self.cluster.roles())

@@ -49,6 +49,7 @@ class Slo:
     deletion_lag_s: float = 60.0
     counts_converge_s: float = 10.0
     backfill_s: float = 10.0
+    cache_node_served_min: float = 0.999
 
     @classmethod
     def from_manifest(cls, manifest: dict[str, Any]) -> Slo:

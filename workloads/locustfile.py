@@ -442,7 +442,7 @@ class FeedWorkload(User):
         user, other = self.active_user(), self.active_user()
         if user == other:
             return
-        r = self.call("POST", f"/v1/users/{other}/follow", "follow", due, phase, user=user)
+        r = self.call("POST", f"/v1/users/{other}/follow", "follow", due, phase, user=user, target=str(other))
         if r.status_code == 200 and not SEEDED.follows(user, other):   # seeded edges are never unfollowed
             self.followed.append((user, other))
             _changes.write(FollowChange(t=r.t, follower=user, followee=other, following=True))
@@ -461,7 +461,8 @@ class FeedWorkload(User):
         if before is None:
             return
         expected = [str(t["tweet_id"]) for t in before["tweets"]]
-        r = self.call("POST", f"/v1/users/{other}/follow", "follow_large", time.time(), phase, user=user)
+        r = self.call("POST", f"/v1/users/{other}/follow", "follow_large", time.time(), phase, user=user,
+                      target=str(other))
         if r.status_code != 200:
             return
         self.followed.append((user, other))
@@ -484,7 +485,8 @@ class FeedWorkload(User):
         user = self.rng.randint(1, USERS)
         while user in self.rising_followers:
             user = self.rng.randint(1, USERS)
-        r = self.call("POST", f"/v1/users/{RISING}/follow", "rising_follow", due, phase, user=user)
+        r = self.call("POST", f"/v1/users/{RISING}/follow", "rising_follow", due, phase, user=user,
+                      target=str(RISING))
         if r.status_code == 200:
             self.rising_followers.add(user)
             _changes.write(FollowChange(t=r.t, follower=user, followee=RISING, following=True))
@@ -504,7 +506,7 @@ class FeedWorkload(User):
             self.last_page.pop(user, None)
         else:
             return
-        r = self.call("DELETE", f"/v1/users/{other}/follow", "unfollow", due, phase, user=user)
+        r = self.call("DELETE", f"/v1/users/{other}/follow", "unfollow", due, phase, user=user, target=str(other))
         if r.status_code != 200:
             return
         _changes.write(FollowChange(t=r.t, follower=user, followee=other, following=False))

@@ -12,6 +12,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import replace
 
 from harness.checks import (
+    availability,
     backfill,
     celebrity_merge,
     deletion,
@@ -38,6 +39,7 @@ CHECKS: Mapping[str, Check] = {
     feed_latency.NAME: feed_latency.check,
     freshness.NAME: freshness.check,
     errors.NAME: errors.check,
+    availability.NAME: availability.check,
     nothing_lost.NAME: nothing_lost.check,
     deletion.NAME: deletion.check,
     unfollow.NAME: unfollow.check,

@@ -19,7 +19,7 @@ from collections import defaultdict
 from typing import Any
 
 from harness.checks.result import EXAMPLES_MAX, CheckResult, Verdict
-from harness.checks.served import final_reads, items, not_exercised, removals
+from harness.checks.served import final_reads, indeterminate, items, not_exercised, removals
 from harness.records import FollowChange
 from harness.rundata import RunData
 from workloads.graph import Graph
@@ -34,14 +34,20 @@ FIRST_PAGES = frozenset({"feed", "backfill"})
 class _Follows:
     """Whether a reader followed a pull-tier account at a time: the seeded graph, then changes."""
 
-    def __init__(self, graph: Graph, changes: list[FollowChange], pulled: set[int]) -> None:
+    def __init__(self, graph: Graph, changes: list[FollowChange], pulled: set[int],
+                 unknown_from: dict[tuple[int, int], float]) -> None:
         self.graph = graph
+        self.unknown_from = unknown_from   # an unfollow that got no answer: from then on, who knows
         self.changes: dict[tuple[int, int], list[tuple[float, bool]]] = defaultdict(list)
         for c in sorted(changes, key=lambda c: c.t):
             if c.followee in pulled:
                 self.changes[(c.follower, c.followee)].append((c.t, c.following))
 
     def at(self, reader: int, account: int, t: float) -> bool:
+        """Whether `reader` followed `account` at `t` for certain."""
+        since = self.unknown_from.get((reader, account))
+        if since is not None and t >= since:
+            return False
         seq = self.changes.get((reader, account))
         before = [f for ct, f in seq if ct < t] if seq else []
         return before[-1] if before else self.graph.follows(reader, account)
@@ -52,7 +58,8 @@ def check(run: RunData) -> CheckResult:
     if graph is None:
         return not_exercised(NAME, "no graph.json: who follows whom is unknown")
     pulled = set(graph.celebrities)
-    gone = removals(run)
+    maybe = indeterminate(run)
+    gone = removals(run).keys() | maybe.maybe_removed
     tweets: dict[int, list[tuple[int, float]]] = defaultdict(list)   # account -> [(id, ack)] ascending
     for a in run.acks:
         if a.author_id in pulled and str(a.tweet_id) not in gone:
@@ -61,7 +68,7 @@ def check(run: RunData) -> CheckResult:
         return not_exercised(NAME, "no pull-tier account tweeted in this run")
     for seq in tweets.values():
         seq.sort()
-    follows = _Follows(graph, run.graph_changes, pulled)
+    follows = _Follows(graph, run.graph_changes, pulled, maybe.maybe_unfollowed)
     in_fault = run.fault_predicate()
     missing: list[dict[str, Any]] = []
     pages = expected_total = 0

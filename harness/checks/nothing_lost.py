@@ -27,7 +27,9 @@ Pull-tier ("celebrity") tweets are merged at read time, never fanned out, and no
 A user whose final read is missing or stopped early (complete False) cannot prove a tweet
 absent: such pairs make the check unknown, unless some other tweet is definitely missing.
 The graph is the seeded one: a (follower, author) pair whose follow changed during the run
-(graph_changes) is the unfollow and backfill checks' business, not this one's. A tweet whose
+(graph_changes) is the unfollow and backfill checks' business, not this one's. A delete,
+unretweet or unfollow that got no answer (no response, or a 5xx) may have landed: its tweet,
+retweet or pair is not expected either way (`served.indeterminate`). A tweet whose
 deletion was acknowledged is not expected anywhere (the deletion check holds it to being gone).
 """
 
@@ -38,7 +40,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from harness.checks.result import EXAMPLES_MAX, CheckResult, Verdict
-from harness.checks.served import authors_of
+from harness.checks.served import authors_of, indeterminate
 from harness.final_reads import timelines_to_read
 from harness.records import Ack, FinalRead
 from harness.rundata import RunData
@@ -94,7 +96,8 @@ def hidden_slots(run: RunData, graph: Graph) -> dict[int, set[str]]:
     """Per follower, the timeline entries that hold a slot without being shown: retweets (by an
     account they follow) whose original was deleted, and what accounts they unfollowed during
     the run wrote before the unfollow."""
-    deleted = {a.tweet for a in run.actions if a.kind == "delete"}
+    maybe = indeterminate(run)
+    deleted = {a.tweet for a in run.actions if a.kind == "delete"} | maybe.maybe_removed
     undone = {rid for a in run.actions if a.kind == "unretweet" for rid in a.ids}
     written: dict[int, list[tuple[float, str]]] = defaultdict(list)   # author -> (ack, id)
     for ack in run.acks:
@@ -110,6 +113,8 @@ def hidden_slots(run: RunData, graph: Graph) -> dict[int, set[str]]:
     for c in run.graph_changes:
         if not c.following:
             hidden[c.follower].update(tid for t, tid in written[c.followee] if t < c.t)
+    for follower, followee in maybe.maybe_unfollowed:   # if it landed, all of theirs is filtered out
+        hidden[follower].update(tid for _, tid in written[followee])
     return hidden
 
 
@@ -120,7 +125,7 @@ def _check_timelines(
     for a in acks:
         if graph.followers_of(a.author_id) and graph.is_push_tier(a.author_id):
             pushed[a.author_id].append(a)
-    changed = {(c.follower, c.followee) for c in run.graph_changes}
+    changed = {(c.follower, c.followee) for c in run.graph_changes} | indeterminate(run).maybe_unfollowed.keys()
     followees: dict[int, list[int]] = defaultdict(list)
     for author in pushed:
         for follower in graph.followers_of(author):
@@ -156,9 +161,10 @@ def _check_timelines(
 def _check_retweets(tally: _Tally, run: RunData, graph: Graph, reads: dict[tuple[str, int], FinalRead]) -> int:
     """Retweets missing from the timelines of the retweeter's followers that were read; the
     number of (retweet, follower) pairs checked."""
-    undone = {rid for a in run.actions if a.kind == "unretweet" for rid in a.ids}
-    deleted = {a.tweet for a in run.actions if a.kind == "delete"}
-    changed = {(c.follower, c.followee) for c in run.graph_changes}
+    maybe = indeterminate(run)
+    undone = {rid for a in run.actions if a.kind == "unretweet" for rid in a.ids} | maybe.maybe_removed
+    deleted = {a.tweet for a in run.actions if a.kind == "delete"} | maybe.maybe_removed
+    changed = {(c.follower, c.followee) for c in run.graph_changes} | maybe.maybe_unfollowed.keys()
     authors = authors_of(run)
     pulled = set(graph.celebrities)
     hidden = hidden_slots(run, graph)
@@ -186,7 +192,7 @@ def _check_retweets(tally: _Tally, run: RunData, graph: Graph, reads: dict[tuple
 
 
 def check(run: RunData) -> CheckResult:
-    deleted = {a.tweet for a in run.actions if a.kind == "delete"}
+    deleted = {a.tweet for a in run.actions if a.kind == "delete"} | indeterminate(run).maybe_removed
     acks = list({str(a.tweet_id): Ack(str(a.tweet_id), int(a.author_id), a.ack_t, a.source)
                  for a in run.acks if str(a.tweet_id) not in deleted}.values())
     if not acks:

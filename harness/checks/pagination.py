@@ -11,8 +11,9 @@ Anomalies:
   was in the feed: fan-out is asynchronous, and a tweet not yet fanned out may reach the feed
   behind the walk) and that the reader's final feed still holds, which no page of the walk
   showed. A tweet the run took down (deleted, or a retweet undone or of a deleted tweet) or one
-  by an account the reader unfollowed is left to the deletion and unfollow checks: a target
-  that keeps serving those in some reads and not others is their failure, not pagination's.
+  by an account the reader unfollowed (acknowledged, or asked with no answer) is left to the
+  deletion and unfollow checks: a target that keeps serving those in some reads and not others
+  is their failure, not pagination's.
 
 A run with no walk cannot judge skips (the rest is still judged on every page).
 """
@@ -23,7 +24,15 @@ from collections import defaultdict
 from typing import Any
 
 from harness.checks.result import EXAMPLES_MAX, CheckResult, Verdict
-from harness.checks.served import CHRONOLOGICAL, authors_of, final_reads, final_shows, not_exercised, removals
+from harness.checks.served import (
+    CHRONOLOGICAL,
+    authors_of,
+    final_reads,
+    final_shows,
+    indeterminate,
+    not_exercised,
+    removals,
+)
 from harness.records import Observation
 from harness.rundata import RunData
 
@@ -56,12 +65,15 @@ def check(run: RunData) -> CheckResult:
     for o in pages:
         if o.op != "delta":
             served_before[o.user] += [(o.t, tid) for tid in o.ids]
-    taken_down = removals(run)
+    maybe = indeterminate(run)
+    taken_down = removals(run).keys() | maybe.maybe_removed
     authors = authors_of(run)
     unfollowed: dict[int, set[int]] = defaultdict(set)
     for c in run.graph_changes:
         if not c.following:
             unfollowed[c.follower].add(c.followee)
+    for follower, followee in maybe.maybe_unfollowed:
+        unfollowed[follower].add(followee)
     repeated: list[dict[str, Any]] = []
     skipped: list[dict[str, Any]] = []
     boundaries = 0

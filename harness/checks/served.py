@@ -70,6 +70,36 @@ def authors_of(run: RunData) -> dict[str, int]:
     return out
 
 
+@dataclass(frozen=True, slots=True)
+class Indeterminate:
+    """Changes the run asked for and got no answer to (no response, or a 5xx): each may or may
+    not have been applied (Jepsen's indeterminate operations), so no check may count on either.
+    A DELETE that timed out at nginx can still have deleted the tweet; an unfollow the same."""
+
+    maybe_removed: frozenset[str]                   # tweets maybe deleted; retweet ids maybe undone
+    maybe_unfollowed: dict[tuple[int, int], float]  # (follower, followee) -> from when
+
+
+def indeterminate(run: RunData) -> Indeterminate:
+    retweet_ids: dict[tuple[int, str], list[str]] = {}
+    for a in run.actions:
+        if a.kind == "retweet" and a.tweet:
+            retweet_ids[(a.user, a.tweet)] = list(a.ids)
+    removed: set[str] = set()
+    unfollowed: dict[tuple[int, int], float] = {}
+    for r in run.requests:
+        if r.ok or r.target is None or r.user is None:
+            continue
+        if r.op == "delete":
+            removed.add(r.target)
+        elif r.op == "unretweet":
+            removed.update(retweet_ids.get((r.user, r.target), []))
+        elif r.op == "unfollow" and r.target.isdigit():
+            pair = (r.user, int(r.target))
+            unfollowed[pair] = min(unfollowed.get(pair, r.t), r.t)
+    return Indeterminate(frozenset(removed), unfollowed)
+
+
 def final_reads(run: RunData, kind: str) -> dict[int, FinalRead]:
     """One final read per user of `kind`: a complete read wins over an incomplete one."""
     out: dict[int, FinalRead] = {}

@@ -133,6 +133,23 @@ class RedisCluster(Component):
                     return [by_port[int(a.split("@")[0].rsplit(":", 1)[1])] for a in (addr, *replicas)]
         raise RuntimeError(f"no running node knows the slot of {key!r}")
 
+    def slots_of(self, primary: str) -> list[tuple[int, int]]:
+        """The slot ranges `primary` serves, as the running nodes see them (empty if none)."""
+        port = {n: self.topo.redis_proxy_port(i) for i, n in enumerate(self.topo.redis_names(), start=1)}[primary]
+        for name, proc in self.procs.items():
+            if not proc.running() or proc.paused:
+                continue
+            try:
+                nodes = str(self._direct(name).execute_command("CLUSTER", "NODES")).splitlines()
+            except redis.RedisError:
+                continue
+            for line in nodes:
+                _id, addr, flags, _master, *rest = line.split()
+                if "master" in flags and int(addr.split("@")[0].rsplit(":", 1)[1]) == port:
+                    return [(int(r.split("-")[0]), int(r.split("-")[-1])) for r in rest[4:] if not r.startswith("[")]
+            return []
+        return []
+
     def primaries(self) -> list[str]:
         return sorted(n for n, r in self.roles().items() if r == "master")
 

@@ -57,8 +57,12 @@ def test_smoke_campaign_passes_and_its_report_can_be_recomputed(tmp_path: Path) 
     assert {c["verdict"] for c in got.values()} == {"pass"}, {n: c["summary"] for n, c in got.items()
                                                             if c["verdict"] != "pass"}
     for behaviour in ("deletion", "unfollow", "duplicates", "engagement", "pagination", "backfill",
-                      "celebrity_merge", "ranking_fallback"):
+                      "celebrity_merge", "ranking_fallback", "availability"):
         assert got[behaviour]["gating"], behaviour   # exercised by the default mix, so judged
+    # The Redis primary's death reached only the reads of users whose data it held, and those
+    # were served from the store: both sides of the blast radius were read.
+    window = got["availability"]["evidence"]["windows"][0]
+    assert window["affected_reads"] > 0 and window["healthy_reads"] > 0 and window["healthy_failed"] == 0
     assert got["nothing_lost"]["evidence"]["acked"] > 50
     gates = json.loads((run / records.SUMMARY).read_text())["gates"]
     assert len(gates) >= 10 and {g["verdict"] for g in gates} == {"pass"}, gates

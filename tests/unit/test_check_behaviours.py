@@ -307,6 +307,18 @@ def test_a_final_feed_without_the_pull_tier_tweet_fails(spec: RunSpec, run_dir: 
     assert result.verdict is Verdict.FAIL and result.evidence["missing_from_final_feeds"] == 1
 
 
+def test_an_unfollow_that_got_no_answer_may_have_landed(spec: RunSpec, run_dir: Path) -> None:
+    """A 504 from nginx is no answer: the unfollow may have been applied (Jepsen's indeterminate
+    operation), so the follower's feed is not expected to hold the account's tweets either way."""
+    spec.observations = [obs(T0 + 50, 3, ["1006", "1005"])]
+    final(spec, "timeline", 2, tweet_ids=["1003", "1002", "1001"])
+    spec.requests.append(Request(t=T0 + 30, op="unfollow", latency_ms=6000, status=504, error="HTTP 504",
+                                 user=2, target="9"))
+    assert celebrity_merge.check(spec.write(run_dir)).verdict is Verdict.PASS
+    spec.requests[-1] = replace(spec.requests[-1], status=404, error=None)   # a 4xx is an answer: nothing changed
+    assert celebrity_merge.check(spec.write(run_dir)).verdict is Verdict.FAIL
+
+
 # --- ranking fallback
 
 

@@ -1,12 +1,13 @@
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from harness.checks import Verdict, nothing_lost
 from harness.final_reads import timelines_to_read
-from harness.records import Ack, FinalRead
+from harness.records import Ack, FinalRead, Request
 
 from .conftest import T0, RunSpec
 
@@ -139,3 +140,17 @@ def test_the_timeline_sample_is_seeded_and_bounded() -> None:
     sample = timelines_to_read(everyone, 100, 1)
     assert len(sample) == 100 and sample == sorted(sample) and sample == timelines_to_read(everyone, 100, 1)
     assert sample != timelines_to_read(everyone, 100, 2)
+
+
+def test_a_delete_that_got_no_answer_may_have_landed(spec: RunSpec, run_dir: Path) -> None:
+    """The author's DELETE timed out at nginx, yet the tweet is gone: not lost, and not expected
+    in timelines; the same tweet with its DELETE refused (a 4xx) is lost."""
+    _replace_read(spec, FinalRead("author", 1, ["1003", "1001"]))
+    _replace_read(spec, FinalRead("timeline", 2, ["1006", "1003", "1001"]))
+    _replace_read(spec, FinalRead("timeline", 3, ["1006", "1005", "1004", "1003", "1001"]))
+    spec.requests.append(Request(t=T0 + 30, op="delete", latency_ms=3000, status=502, error="HTTP 502",
+                                 user=1, target="1002"))
+    assert nothing_lost.check(spec.write(run_dir)).verdict is Verdict.PASS
+    spec.requests[-1] = replace(spec.requests[-1], status=403, error=None)
+    result = nothing_lost.check(spec.write(run_dir))
+    assert result.verdict is Verdict.FAIL and result.evidence["missing_from_store"] == 1

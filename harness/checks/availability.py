@@ -1,0 +1,105 @@
+"""Availability and blast radius of a cache-node fault (design §10, timeline cache node failure:
+"serve from Cassandra while the cache rebuilds").
+
+For each fault window that took a Redis primary away (its "killed" event names the slot ranges
+the node served), the home-feed reads sent in the window (feed, pages, walks, deltas, ranked,
+backfill watches; abandoned attempts aside) are split by where the reader's data lives: a
+user's timeline and follow sets are keyed with the hash tag `{user_id}` (the reference
+target's layout), so a reader whose id hashes to the killed node's slots is *affected*, anyone
+else is on a healthy shard.
+
+Anomalies, per window:
+- **not served**: fewer than `slo.cache_node_served_min` (default 99.9 %) of all feed reads
+  answered 200 (a degraded read from the store counts as served);
+- **healthy-shard errors**: any feed read of a reader on a healthy shard not answered 200:
+  one node's failure must not reach users whose data it does not hold.
+
+A run with no such fault says nothing (unknown, not gating).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Any
+
+from redis.crc import key_slot
+
+from harness.checks.result import EXAMPLES_MAX, CheckResult, Verdict
+from harness.checks.served import HOME_FEED, not_exercised
+from harness.records import FaultWindow, Request
+from harness.rundata import RunData, measured
+
+NAME = "availability"
+FEED_READS = HOME_FEED | {"backfill"}
+
+
+def user_slot(user: int) -> int:
+    """The Redis Cluster slot of every key tagged `{user}` (hash tags hash only the tag)."""
+    return int(key_slot(str(user).encode()))
+
+
+def _node_faults(run: RunData) -> list[tuple[FaultWindow, list[tuple[int, int]]]]:
+    out = []
+    for f in run.faults:
+        killed = next((e for e in f.events if e.get("what") == "killed" and "slots" in e), None)
+        if killed is not None and f.target.startswith("redis-"):
+            out.append((f, [(int(lo), int(hi)) for lo, hi in killed["slots"]]))
+    return out
+
+
+def _judge(f: FaultWindow, slots: list[tuple[int, int]], reads: list[Request], served_min: float
+           ) -> tuple[dict[str, Any], list[str]]:
+    end = f.end_t if f.end_t is not None else max((r.t for r in reads), default=f.start_t)
+    inside = [r for r in reads if f.start_t <= r.t <= end]
+    affected: dict[bool, list[Request]] = defaultdict(list)
+    for r in inside:
+        slot = user_slot(r.user) if r.user is not None else -1
+        affected[any(lo <= slot <= hi for lo, hi in slots)].append(r)
+    served = sum(1 for r in inside if r.status == 200)
+    share = served / len(inside) if inside else 1.0
+    healthy_failed = [r for r in affected[False] if r.status != 200]
+    figures = {
+        "fault": f.name, "target": f.target, "start_t": f.start_t, "end_t": f.end_t, "slots": slots,
+        "feed_reads": len(inside), "served": served, "served_share": share, "served_min": served_min,
+        "affected_reads": len(affected[True]), "affected_served": sum(1 for r in affected[True] if r.status == 200),
+        "healthy_reads": len(affected[False]), "healthy_failed": len(healthy_failed),
+        "healthy_failed_examples": [{"reader": r.user, "op": r.op, "t": r.t, "status": r.status, "error": r.error}
+                                    for r in healthy_failed[:EXAMPLES_MAX]],
+        "latency_p99_ms": _p99([r.latency_ms for r in inside if r.status == 200]),
+    }
+    problems = []
+    if share < served_min:
+        problems.append(f"{f.name} on {f.target}: {share:.2%} of {len(inside)} feed reads served "
+                        f"(bound ≥ {served_min:.1%})")
+    if healthy_failed:
+        problems.append(f"{f.name} on {f.target}: {len(healthy_failed)} feed reads failed for readers on healthy "
+                        "shards (bound 0)")
+    return figures, problems
+
+
+def _p99(values: list[float]) -> float | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))]
+
+
+def check(run: RunData) -> CheckResult:
+    faults = _node_faults(run)
+    if not faults:
+        return not_exercised(NAME, "no Redis node fault in this run")
+    reads = [r for r in measured(run.requests) if r.op in FEED_READS]
+    windows, problems = [], []
+    for f, slots in faults:
+        figures, found = _judge(f, slots, reads, run.slo.cache_node_served_min)
+        windows.append(figures)
+        problems += found
+    summary = "; ".join(
+        f"{w['fault']} on {w['target']}: {w['served']} of {w['feed_reads']} feed reads served "
+        f"({w['served_share']:.2%}, bound ≥ {w['served_min']:.1%}), {w['healthy_failed']} of {w['healthy_reads']} "
+        f"failed on healthy shards (bound 0)" + (f", p99 {w['latency_p99_ms']:.0f} ms" if w["latency_p99_ms"] else "")
+        for w in windows)
+    evidence = {"windows": windows}
+    if problems:
+        return CheckResult(NAME, Verdict.FAIL, "; ".join(problems), evidence)
+    return CheckResult(NAME, Verdict.PASS, summary, evidence)

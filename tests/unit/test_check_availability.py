@@ -1,0 +1,74 @@
+"""The availability check on hand-written runs: a Redis primary's fault window, feed reads of
+readers whose data the killed node held (affected) and of everyone else (healthy shards)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from redis.crc import key_slot
+
+from harness.checks import Verdict, availability
+from harness.records import FaultWindow, Request
+from targets.feed.cache import timeline_key
+from targets.feed.follow_sets import following_key
+
+from .conftest import FAULT_END, FAULT_START, T0, RunSpec
+
+pytestmark = pytest.mark.unit
+
+SLOTS = [(0, 5460)]
+AFFECTED = next(u for u in range(1, 100) if availability.user_slot(u) <= 5460)
+HEALTHY = next(u for u in range(1, 100) if availability.user_slot(u) > 5460)
+
+
+def killed_primary(spec: RunSpec, reads: list[tuple[int, int]]) -> None:
+    """A kill of redis-1 (slots 0-5460) and, inside its window, one feed read per (reader, status)."""
+    spec.faults = [FaultWindow(name="kill-redis-primary", target="redis-1", start_t=FAULT_START, end_t=FAULT_END,
+                               events=[{"t": FAULT_START, "what": "killed", "slots": [list(r) for r in SLOTS]}])]
+    step = (FAULT_END - FAULT_START) / (len(reads) + 1)
+    spec.requests = [Request(t=FAULT_START + step * (n + 1), op="feed", latency_ms=40, status=status, user=user,
+                             error=None if status == 200 else f"HTTP {status}")
+                     for n, (user, status) in enumerate(reads)]
+
+
+def test_the_slot_of_a_user_is_the_slot_of_the_reference_targets_keys_for_them() -> None:
+    for user in (1, 42, 1999):
+        assert availability.user_slot(user) == key_slot(timeline_key(user).encode()) == key_slot(
+            following_key(user).encode())
+
+
+def test_every_feed_read_served_passes(spec: RunSpec, run_dir: Path) -> None:
+    killed_primary(spec, [(AFFECTED, 200)] * 500 + [(HEALTHY, 200)] * 500)
+    result = availability.check(spec.write(run_dir))
+    assert result.verdict is Verdict.PASS, result.summary
+    window = result.evidence["windows"][0]
+    assert (window["affected_reads"], window["healthy_reads"], window["served_share"]) == (500, 500, 1.0)
+
+
+def test_one_failed_read_on_a_healthy_shard_fails(spec: RunSpec, run_dir: Path) -> None:
+    killed_primary(spec, [(AFFECTED, 200)] * 999 + [(HEALTHY, 502)])   # 99.9 % served: the share holds
+    result = availability.check(spec.write(run_dir))
+    assert result.verdict is Verdict.FAIL and "1 feed reads failed for readers on healthy shards" in result.summary
+    assert result.evidence["windows"][0]["healthy_failed_examples"][0]["reader"] == HEALTHY
+
+
+def test_too_few_reads_served_for_affected_readers_fails(spec: RunSpec, run_dir: Path) -> None:
+    killed_primary(spec, [(AFFECTED, 200)] * 997 + [(AFFECTED, 504)] * 3)   # healthy shards untouched
+    result = availability.check(spec.write(run_dir))
+    assert result.verdict is Verdict.FAIL and "99.70% of 1000 feed reads served" in result.summary
+    spec.manifest["slo"] = {"cache_node_served_min": 0.99}
+    assert availability.check(spec.write(run_dir)).verdict is Verdict.PASS
+
+
+def test_reads_outside_the_window_and_abandoned_ones_do_not_count(spec: RunSpec, run_dir: Path) -> None:
+    killed_primary(spec, [(HEALTHY, 200)] * 10)
+    spec.requests += [Request(t=T0 + 1, op="feed", latency_ms=40, status=502, user=HEALTHY, error="HTTP 502"),
+                      Request(t=FAULT_START + 1, op="feed", latency_ms=40, status=0, user=HEALTHY,
+                              error="cut by the client", abandoned=True)]
+    assert availability.check(spec.write(run_dir)).verdict is Verdict.PASS
+
+
+def test_without_a_redis_node_fault_it_is_not_exercised(spec: RunSpec, run_dir: Path) -> None:
+    result = availability.check(spec.write(run_dir))   # the conftest's fault names no slots
+    assert result.verdict is Verdict.UNKNOWN and not result.gating
