@@ -22,6 +22,7 @@ from typing import Any
 from chaos.fault import Fault as ChaosFault
 from chaos.ranker import DegradeRanker
 from chaos.redis_primary import KillRedisPrimary
+from chaos.sweep import sweep
 from harness import records, seeding, target_metrics
 from harness.abort import AbortWatch
 from harness.final_reads import MAX_TIMELINES, read_back
@@ -75,11 +76,17 @@ class StoreConfig:
         self.address = f"127.0.0.1:{topo.cassandra_proxy_port}"
 
     def set(self, name: str, value: str) -> None:
+        self._execute("INSERT INTO feed.runtime_config (name, value) VALUES (%s, %s)", (name, value))
+
+    def get_all(self) -> dict[str, str]:
+        return {r.name: r.value for r in self._execute("SELECT name, value FROM feed.runtime_config")}
+
+    def _execute(self, cql: str, params: tuple[str, ...] = ()) -> list[Any]:
         from targets.feed.store import connect
 
         cluster, session = connect(self.address, timeout=10, request_timeout=10)
         try:
-            session.execute("INSERT INTO feed.runtime_config (name, value) VALUES (%s, %s)", (name, value))
+            return list(session.execute(cql, params))
         finally:
             cluster.shutdown()
 
@@ -97,7 +104,9 @@ class FaultSchedule:
 
     def __init__(self, ctx: RunContext, runtime: LocalRuntime, load_start: float) -> None:
         self.ctx = ctx
+        self.runtime = runtime
         self.items = [(spec, build_fault(spec, runtime)) for spec in ctx.scenario.faults]
+        self._invoked: set[int] = set()   # faults whose invoke began (id): each is healed, however it ended
         self.load_start = load_start
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="chaos", daemon=True)
@@ -111,6 +120,7 @@ class FaultSchedule:
             if self._stop.wait(max(0.0, self.load_start + spec.at - time.time())):
                 return
             self.ctx.say(f"chaos: {fault.name} invoking")
+            self._invoked.add(id(fault))
             try:
                 fault.invoke()
                 self.ctx.say(f"chaos: {fault.name} on {fault.window.target}: "
@@ -128,8 +138,8 @@ class FaultSchedule:
                 if f.window.start_t is not None and f.window.end_t is None]
 
     def _heal_one(self, fault: ChaosFault) -> None:
-        if fault.window.end_t is not None or fault.window.start_t is None:
-            return  # healed already, or never broke anything
+        if fault.window.end_t is not None or id(fault) not in self._invoked:
+            return  # healed already, or never invoked (an invoke that failed half-way is healed)
         try:
             fault.heal()
             self.ctx.say(f"chaos: {fault.name} healed")
@@ -153,6 +163,21 @@ class FaultSchedule:
         with JsonlWriter(self.ctx.run_dir / FAULTS) as out:
             for window in self.windows():
                 out.write(window)
+        if self.items:
+            self.sweep()
+
+    def sweep(self) -> None:
+        """Prove nothing is left broken (chaos/sweep.py), repairing what is; recorded for the
+        `sweep` check."""
+        rt = self.runtime
+        result = sweep(rt.toxiproxy.client, rt, rt.redis, StoreConfig(rt.topo))
+        write_json(self.ctx.run_dir / records.SWEEP, result.to_json())
+        if result.clean:
+            self.ctx.say(f"chaos: sweep clean ({'; '.join(result.looked_at)})")
+        else:
+            self.ctx.say("chaos: sweep found " + "; ".join(
+                f"{f.broken} ({'repaired' if f.repaired else 'NOT repaired: ' + str(f.error)})"
+                for f in result.findings))
 
 
 def run_campaign(ctx: RunContext) -> None:

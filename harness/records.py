@@ -32,6 +32,7 @@ OBSERVATIONS = "observations.jsonl"    # one Observation per read that answered:
 ACTIONS = "actions.jsonl"          # one Action per acknowledged change the checks hold the target to
 WORKLOAD = "workload.json"         # the arrival plan: the scenario's phases and rates
 TARGET_METRICS = "target_metrics.json"  # the target's Prometheus series over the run
+SWEEP = "sweep.json"               # the heal sweep after the last fault (chaos/sweep.py)
 GRAPH = "graph.json"               # the seeded social graph's shape and thresholds (workloads/graph.py)
 GRAPH_EDGES = "graph.edges"        # its follow edges, binary (workloads/graph.py explains the layout)
 SUMMARY = "summary.json"

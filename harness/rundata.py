@@ -73,6 +73,7 @@ class RunData:
     generator: list[GeneratorSample] = field(default_factory=list)
     arrivals: list[ArrivalSample] = field(default_factory=list)
     machine: list[MachineSample] = field(default_factory=list)
+    sweep: dict[str, Any] | None = None   # the heal sweep's result (None: none recorded)
     observations: list[Observation] = field(default_factory=list)
     actions: list[Action] = field(default_factory=list)
     graph_changes: list[FollowChange] = field(default_factory=list)
@@ -190,6 +191,7 @@ def load_run(run_dir: Path) -> RunData:
         target_metrics=read_json(run_dir / records.TARGET_METRICS) if (run_dir / records.TARGET_METRICS).is_file()
         else {},
         graph=graph,
+        sweep=read_json(run_dir / records.SWEEP) if (run_dir / records.SWEEP).is_file() else None,
     )
 
 

@@ -26,6 +26,7 @@ from harness.checks import (
     nothing_lost,
     pagination,
     ranking,
+    sweep,
     unfollow,
 )
 from harness.checks.result import CheckResult, Verdict, exit_code, invalid, overall
@@ -36,6 +37,7 @@ Check = Callable[[RunData], CheckResult]
 CHECKS: Mapping[str, Check] = {
     generator.NAME: generator.check,        # first: a saturated generator invalidates the rest
     machine.NAME: machine.check,            # likewise a machine whose CPU was stolen
+    sweep.NAME: sweep.check,                # a fault left behind spoils what was measured
     feed_latency.NAME: feed_latency.check,
     freshness.NAME: freshness.check,
     errors.NAME: errors.check,

@@ -149,5 +149,9 @@ class LocalRuntime:
             out.append(ProcessStatus(name, comp.role, proc.pid, state))
         return out
 
+    def states(self) -> dict[str, str]:
+        """name -> state, as `status` gives it (chaos.sweep.Processes)."""
+        return {s.name: s.state for s in self.status()}
+
     def log_path(self, name: str) -> Path:
         return self._lookup(name)[1].spec.log

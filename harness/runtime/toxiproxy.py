@@ -86,6 +86,10 @@ class ToxiproxyApi:
         r.raise_for_status()
         return r.json() if r.content else None
 
+    def list_proxies(self) -> dict[str, dict[str, Any]]:
+        """Every proxy by name, with `enabled` and its `toxics`."""
+        return dict(self._call("GET", "/proxies"))
+
     def set_enabled(self, proxy: str, enabled: bool) -> None:
         """Disabled: its connections are closed and new ones refused."""
         self._call("POST", f"/proxies/{proxy}", {"enabled": enabled})

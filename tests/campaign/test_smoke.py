@@ -29,7 +29,8 @@ def test_smoke_campaign_passes_and_its_report_can_be_recomputed(tmp_path: Path) 
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     for name in (records.MANIFEST, records.HISTORY, records.LEDGER, records.PROBES, records.FAULTS,
                  records.FINAL_READS, records.GRAPH, records.REPORT, records.SUMMARY, records.JUNIT,
-                 records.WORKLOAD, records.ARRIVALS, records.GRAPH_CHANGES, records.TARGET_METRICS):
+                 records.WORKLOAD, records.ARRIVALS, records.GRAPH_CHANGES, records.TARGET_METRICS,
+                 records.SWEEP):
         assert (run / name).stat().st_size > 0, name
     headline = json.loads((run / records.SUMMARY).read_text())["headline"]
     # the steady mix ran every operation; Prometheus was read for the target's side
@@ -57,7 +58,7 @@ def test_smoke_campaign_passes_and_its_report_can_be_recomputed(tmp_path: Path) 
     assert {c["verdict"] for c in got.values()} == {"pass"}, {n: c["summary"] for n, c in got.items()
                                                             if c["verdict"] != "pass"}
     for behaviour in ("deletion", "unfollow", "duplicates", "engagement", "pagination", "backfill",
-                      "celebrity_merge", "ranking_fallback", "availability"):
+                      "celebrity_merge", "ranking_fallback", "availability", "sweep"):
         assert got[behaviour]["gating"], behaviour   # exercised by the default mix, so judged
     # The Redis primary's death reached only the reads of users whose data it held, and those
     # were served from the store: both sides of the blast radius were read.

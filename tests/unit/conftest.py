@@ -98,6 +98,10 @@ class RunSpec:
     graph_changes: list[FollowChange] = field(default_factory=list)
 
     target_metrics: dict[str, Any] = field(default_factory=dict)   # as target_metrics.json
+    # the heal sweep after the faults (None: not recorded)
+    sweep: dict[str, Any] | None = field(default_factory=lambda: {
+        "t": T0 + 62, "clean": True, "looked_at": ["toxiproxy: 8 proxies", "processes: 20"], "seconds": 0.2,
+        "findings": []})
 
     def write(self, run_dir: Path) -> RunData:
         run_dir.mkdir(parents=True, exist_ok=True)
@@ -106,6 +110,9 @@ class RunSpec:
             records.write_json(run_dir / records.TARGET_METRICS, self.target_metrics)
         if self.graph is not None:
             records.write_json(run_dir / records.GRAPH, self.graph)
+        (run_dir / records.SWEEP).unlink(missing_ok=True)
+        if self.sweep is not None:
+            records.write_json(run_dir / records.SWEEP, self.sweep)
         for name, items in ((records.HISTORY, self.requests), (records.LEDGER, self.acks),
                             (records.PROBES, self.probes), (records.FAULTS, self.faults),
                             (records.FINAL_READS, self.final_reads), (records.GENERATOR, self.generator),

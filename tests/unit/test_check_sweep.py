@@ -1,0 +1,38 @@
+"""The sweep check on hand-written runs: clean, a leftover found (repaired or not), none recorded."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from harness.checks import Verdict, run_all_checks, sweep
+
+from .conftest import RunSpec
+
+pytestmark = pytest.mark.unit
+
+
+def test_a_clean_sweep_passes(spec: RunSpec, run_dir: Path) -> None:
+    result = sweep.check(spec.write(run_dir))
+    assert result.verdict is Verdict.PASS and "toxiproxy: 8 proxies" in result.summary
+
+
+def test_a_leftover_fails_the_run_even_when_the_sweep_repaired_it(spec: RunSpec, run_dir: Path) -> None:
+    assert spec.sweep is not None
+    spec.sweep["findings"] = [
+        {"what": "toxiproxy", "broken": "toxic lag (latency) on redis-2", "repaired": True, "error": None},
+        {"what": "process", "broken": "worker-1 exited(-9)", "repaired": False, "error": "ComponentError: no"}]
+    results = run_all_checks(spec.write(run_dir))
+    got = next(r for r in results if r.name == "sweep")
+    assert got.verdict is Verdict.FAIL and got.gating
+    assert "toxic lag (latency) on redis-2 (repaired)" in got.summary
+    assert "worker-1 exited(-9) (not repaired: ComponentError: no)" in got.summary
+
+
+def test_faults_without_a_sweep_are_unknown_and_no_faults_nothing_to_sweep(spec: RunSpec, run_dir: Path) -> None:
+    spec.sweep = None
+    assert sweep.check(spec.write(run_dir)).verdict is Verdict.UNKNOWN
+    spec.faults = []
+    result = sweep.check(spec.write(run_dir))
+    assert result.verdict is Verdict.UNKNOWN and not result.gating
