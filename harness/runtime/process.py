@@ -14,6 +14,7 @@ import signal
 import subprocess
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,6 +25,14 @@ def _die_with_parent() -> None:  # runs in the child between fork and exec
     libc = ctypes.CDLL("libc.so.6", use_errno=True)
     libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
     os.setpgid(0, 0)
+
+
+# Linux sends the parent-death signal when the *thread* that forked the child exits, not the
+# process: a component restarted by a fault's heal on the chaos thread was SIGKILLed when that
+# thread finished its schedule (the heal sweep found redis-1 dead after every campaign). Every
+# component is therefore forked by one thread that lives as long as the harness (an executor's
+# worker stays alive while idle).
+_SPAWNER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="spawner")
 
 
 @dataclass(frozen=True)
@@ -58,10 +67,10 @@ class ManagedProcess:
             log.write(f"\n--- feedlab: starting {self.name} at {time.ctime()}: {' '.join(self.spec.argv)}\n".encode())
             log.flush()
             try:
-                self._popen = subprocess.Popen(
-                    list(self.spec.argv), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                    cwd=self.spec.cwd, env=env, preexec_fn=_die_with_parent,
-                )
+                self._popen = _SPAWNER.submit(
+                    subprocess.Popen, list(self.spec.argv), stdout=log, stderr=subprocess.STDOUT,
+                    stdin=subprocess.DEVNULL, cwd=self.spec.cwd, env=env, preexec_fn=_die_with_parent,
+                ).result()
             except FileNotFoundError as exc:
                 raise ComponentError(self.name, f"cannot execute {self.spec.argv[0]}: {exc.strerror}") from exc
         self.paused = False
