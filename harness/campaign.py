@@ -22,7 +22,7 @@ from typing import Any
 from chaos.fault import Fault as ChaosFault
 from chaos.ranker import DegradeRanker
 from chaos.redis_primary import KillRedisPrimary
-from chaos.sweep import sweep
+from chaos.sweep import Finding, SweepResult, sweep
 from harness import records, seeding, target_metrics
 from harness.abort import AbortWatch
 from harness.final_reads import MAX_TIMELINES, read_back
@@ -170,7 +170,11 @@ class FaultSchedule:
         """Prove nothing is left broken (chaos/sweep.py), repairing what is; recorded for the
         `sweep` check."""
         rt = self.runtime
-        result = sweep(rt.toxiproxy.client, rt, rt.redis, StoreConfig(rt.topo))
+        try:
+            result = sweep(rt.toxiproxy.client, rt, rt.redis, StoreConfig(rt.topo))
+        except Exception as exc:  # noqa: BLE001 - a sweep that could not finish proves nothing: a finding
+            result = SweepResult(time.time(), [], [Finding("sweep", "the sweep itself failed", False,
+                                                           f"{type(exc).__name__}: {exc}")], 0.0)
         write_json(self.ctx.run_dir / records.SWEEP, result.to_json())
         if result.clean:
             self.ctx.say(f"chaos: sweep clean ({'; '.join(result.looked_at)})")
