@@ -26,6 +26,7 @@ from redis.crc import key_slot
 
 from harness.checks.result import EXAMPLES_MAX, CheckResult, Verdict
 from harness.checks.served import HOME_FEED, not_exercised
+from harness.checks.stats import new_histogram, percentile_ms, record_ms
 from harness.records import FaultWindow, Request
 from harness.rundata import RunData, measured
 
@@ -65,7 +66,8 @@ def _judge(f: FaultWindow, slots: list[tuple[int, int]], reads: list[Request], s
         "healthy_reads": len(affected[False]), "healthy_failed": len(healthy_failed),
         "healthy_failed_examples": [{"reader": r.user, "op": r.op, "t": r.t, "status": r.status, "error": r.error}
                                     for r in healthy_failed[:EXAMPLES_MAX]],
-        "latency_p99_ms": _p99([r.latency_ms for r in inside if r.status == 200]),
+        "latency_p99_ms": percentile_ms(record_ms(new_histogram(), (r.latency_ms for r in inside if r.status == 200)),
+                                        99),
     }
     problems = []
     if share < served_min:
@@ -75,13 +77,6 @@ def _judge(f: FaultWindow, slots: list[tuple[int, int]], reads: list[Request], s
         problems.append(f"{f.name} on {f.target}: {len(healthy_failed)} feed reads failed for readers on healthy "
                         "shards (bound 0)")
     return figures, problems
-
-
-def _p99(values: list[float]) -> float | None:
-    if not values:
-        return None
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))]
 
 
 def check(run: RunData) -> CheckResult:
