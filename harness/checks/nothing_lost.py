@@ -40,7 +40,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from harness.checks.result import EXAMPLES_MAX, CheckResult, Verdict
-from harness.checks.served import authors_of, indeterminate
+from harness.checks.served import Indeterminate, authors_of, indeterminate
 from harness.final_reads import timelines_to_read
 from harness.records import Ack, FinalRead
 from harness.rundata import RunData
@@ -92,11 +92,10 @@ def _check_store(tally: _Tally, acks: list[Ack], reads: dict[tuple[str, int], Fi
                 tally.lost_from_store.append({"tweet_id": a.tweet_id, "author": author, "ack_t": a.ack_t})
 
 
-def hidden_slots(run: RunData, graph: Graph) -> dict[int, set[str]]:
+def hidden_slots(run: RunData, graph: Graph, maybe: Indeterminate) -> dict[int, set[str]]:
     """Per follower, the timeline entries that hold a slot without being shown: retweets (by an
     account they follow) whose original was deleted, and what accounts they unfollowed during
     the run wrote before the unfollow."""
-    maybe = indeterminate(run)
     deleted = {a.tweet for a in run.actions if a.kind == "delete"} | maybe.maybe_removed
     undone = {rid for a in run.actions if a.kind == "unretweet" for rid in a.ids}
     written: dict[int, list[tuple[float, str]]] = defaultdict(list)   # author -> (ack, id)
@@ -118,14 +117,14 @@ def hidden_slots(run: RunData, graph: Graph) -> dict[int, set[str]]:
     return hidden
 
 
-def _check_timelines(
-    tally: _Tally, run: RunData, graph: Graph, acks: list[Ack], reads: dict[tuple[str, int], FinalRead]
-) -> None:
+def _check_timelines(tally: _Tally, run: RunData, graph: Graph, acks: list[Ack],
+                     reads: dict[tuple[str, int], FinalRead], maybe: Indeterminate,
+                     hidden: dict[int, set[str]]) -> None:
     pushed: dict[int, list[Ack]] = defaultdict(list)
     for a in acks:
         if graph.followers_of(a.author_id) and graph.is_push_tier(a.author_id):
             pushed[a.author_id].append(a)
-    changed = {(c.follower, c.followee) for c in run.graph_changes} | indeterminate(run).maybe_unfollowed.keys()
+    changed = {(c.follower, c.followee) for c in run.graph_changes} | maybe.maybe_unfollowed.keys()
     followees: dict[int, list[int]] = defaultdict(list)
     for author in pushed:
         for follower in graph.followers_of(author):
@@ -133,7 +132,6 @@ def _check_timelines(
                 followees[follower].append(author)
     in_fault = run.fault_predicate()
     cap = run.timeline_cap
-    hidden = hidden_slots(run, graph)
     limit = run.manifest.get("final_reads_max_timelines")
     sample = timelines_to_read(followees, int(limit) if limit else None, int(run.manifest.get("seed") or 0))
     tally.timelines_due, tally.timelines_checked = len(followees), len(sample)
@@ -158,16 +156,15 @@ def _check_timelines(
                 })
 
 
-def _check_retweets(tally: _Tally, run: RunData, graph: Graph, reads: dict[tuple[str, int], FinalRead]) -> int:
+def _check_retweets(tally: _Tally, run: RunData, graph: Graph, reads: dict[tuple[str, int], FinalRead],
+                    maybe: Indeterminate, hidden: dict[int, set[str]]) -> int:
     """Retweets missing from the timelines of the retweeter's followers that were read; the
     number of (retweet, follower) pairs checked."""
-    maybe = indeterminate(run)
     undone = {rid for a in run.actions if a.kind == "unretweet" for rid in a.ids} | maybe.maybe_removed
     deleted = {a.tweet for a in run.actions if a.kind == "delete"} | maybe.maybe_removed
     changed = {(c.follower, c.followee) for c in run.graph_changes} | maybe.maybe_unfollowed.keys()
     authors = authors_of(run)
     pulled = set(graph.celebrities)
-    hidden = hidden_slots(run, graph)
     checked = 0
     for a in run.actions:
         if a.kind != "retweet" or a.tweet in deleted or not graph.is_push_tier(a.user):
@@ -192,7 +189,8 @@ def _check_retweets(tally: _Tally, run: RunData, graph: Graph, reads: dict[tuple
 
 
 def check(run: RunData) -> CheckResult:
-    deleted = {a.tweet for a in run.actions if a.kind == "delete"} | indeterminate(run).maybe_removed
+    maybe = indeterminate(run)
+    deleted = {a.tweet for a in run.actions if a.kind == "delete"} | maybe.maybe_removed
     acks = list({str(a.tweet_id): Ack(str(a.tweet_id), int(a.author_id), a.ack_t, a.source)
                  for a in run.acks if str(a.tweet_id) not in deleted}.values())
     if not acks:
@@ -202,8 +200,9 @@ def check(run: RunData) -> CheckResult:
     _check_store(tally, acks, reads)
     retweet_pairs = 0
     if run.graph is not None:
-        _check_timelines(tally, run, run.graph, acks, reads)
-        retweet_pairs = _check_retweets(tally, run, run.graph, reads)
+        hidden = hidden_slots(run, run.graph, maybe)
+        _check_timelines(tally, run, run.graph, acks, reads, maybe, hidden)
+        retweet_pairs = _check_retweets(tally, run, run.graph, reads, maybe, hidden)
     lost, missing = tally.lost_from_store, tally.missing_from_timeline
     evidence: dict[str, Any] = {
         "acked": len(acks),
