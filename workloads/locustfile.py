@@ -453,7 +453,11 @@ class FeedWorkload(User):
         second until they all have, or BACKFILL_WAIT_S passes."""
         user = self.active_user()
         # an account seen tweeting, so that there is something to backfill
-        other = self.rng.choice(self.seen_large) if self.seen_large else self.rng.choice(CELEBRITIES)
+        # Mostly a throttled-band one: a pull-tier account's tweets reach a new follower by the
+        # read-time merge, so only a pushed account's follow shows whether the backfill ran.
+        throttled = [a for a in self.seen_large if a not in PULL_TIER]
+        pool = throttled if throttled and self.rng.random() < 0.75 else list(self.seen_large) or CELEBRITIES
+        other = self.rng.choice(pool)
         if user == other or SEEDED.follows(user, other) or (user, other) in self.followed:
             return
         before = self.read(f"/v1/users/{other}/tweets?limit={BACKFILL_EXPECTED}", "profile", due, phase, user=user,
