@@ -30,6 +30,17 @@ _SEEDED_HANDLE = re.compile(r"user[0-9]+", re.IGNORECASE)
 # an id (the OpenAPI document's patterns say so, and two spellings of one id would be two
 # cache keys in a client).
 _DECIMAL = re.compile(r"0|[1-9][0-9]{0,18}")
+# "Not only white space" with white space as the OpenAPI document's pattern counts it: ECMA-262's
+# \s (JSON Schema's regex dialect), spelled out so that no engine's own idea of \s decides. Python's
+# str.isspace() also counts U+001C..U+001F and U+0085, so a text of one U+0085, valid by the
+# document, was refused (schemathesis, seed 1518162835).
+ECMA_WHITE_SPACE = r"\t\n\u000b\f\r \u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\ufeff"
+_NOT_WHITE_SPACE = re.compile(f"[^{ECMA_WHITE_SPACE}]")
+
+
+def visible(text: str) -> bool:
+    """True if text has a character that is not white space."""
+    return _NOT_WHITE_SPACE.search(text) is not None
 
 
 def decimal(raw: object) -> int | None:
@@ -81,7 +92,7 @@ def parse_profile(body: bytes) -> NewProfile:
     if _SEEDED_HANDLE.fullmatch(handle):   # well formed, and taken: a 409 like any handle taken
         raise ApiError(409, "reserved_handle", "handles of the form user<digits> are reserved for seeded accounts")
     name = data.get("display_name")
-    if name is not None and not (isinstance(name, str) and name.strip() and len(name) <= MAX_DISPLAY_NAME):
+    if name is not None and not (isinstance(name, str) and visible(name) and len(name) <= MAX_DISPLAY_NAME):
         raise ApiError(400, "bad_display_name", f"display_name must be 1 to {MAX_DISPLAY_NAME} characters, "
                                                 "not only white space")
     return NewProfile(handle, name)
@@ -90,7 +101,7 @@ def parse_profile(body: bytes) -> NewProfile:
 def parse_new_tweet(body: bytes) -> NewTweet:
     data = json_object(body)
     text = data.get("text")
-    if not isinstance(text, str) or not text.strip() or len(text) > MAX_TEXT:
+    if not isinstance(text, str) or not visible(text) or len(text) > MAX_TEXT:
         raise ApiError(400, "bad_text", f"text must be 1 to {MAX_TEXT} characters, not only white space")
     media = data.get("media_ids", [])   # absent is none; null is not a list (the OpenAPI document)
     if not isinstance(media, list) or len(media) > MAX_MEDIA or \
