@@ -100,6 +100,7 @@ USERS = SEEDED.spec.users
 CELEBRITIES = [a for a in SEEDED.authors if SEEDED.follower_count(a) >= SEEDED.spec.push_threshold] or [1]
 LARGE = frozenset(CELEBRITIES)
 PULL_TIER = SEEDED.celebrities   # at or above the pull threshold
+THROTTLED_BAND = [a for a in CELEBRITIES if a not in PULL_TIER] or CELEBRITIES   # pushed, rate-capped
 # The account the celebrity workload pushes across the pull threshold with new followers.
 RISING = SEEDED.rising
 
@@ -192,6 +193,7 @@ class FeedWorkload(User):
         self.seen_large: collections.deque[int] = collections.deque(maxlen=SEEN_TWEETS)   # large accounts seen tweeting
         self.newest: dict[int, str] = {}
         self.followed: list[tuple[int, int]] = []
+        self.pushed_large_follows = 0   # follows of throttled-band accounts this process made
         self.last_page: dict[int, list[int]] = {}   # reader -> authors of the tweets on its last first page
         self.retweeted: list[tuple[int, str, str]] = []   # (user, original, retweet id) this process made
         # (author, tweet id, acknowledged at) of this process's own posts: what it may delete
@@ -455,8 +457,13 @@ class FeedWorkload(User):
         # an account seen tweeting, so that there is something to backfill
         # Mostly a throttled-band one: a pull-tier account's tweets reach a new follower by the
         # read-time merge, so only a pushed account's follow shows whether the backfill ran.
+        # Until this process has made one such follow, always one (the checker-power campaign's
+        # never-backfill run judged two follows, both of pull-tier accounts, and passed).
         throttled = [a for a in self.seen_large if a not in PULL_TIER]
-        pool = throttled if throttled and self.rng.random() < 0.75 else list(self.seen_large) or CELEBRITIES
+        if not self.pushed_large_follows:
+            pool = throttled or THROTTLED_BAND
+        else:
+            pool = throttled if throttled and self.rng.random() < 0.75 else list(self.seen_large) or CELEBRITIES
         other = self.rng.choice(pool)
         if user == other or SEEDED.follows(user, other) or (user, other) in self.followed:
             return
@@ -470,6 +477,7 @@ class FeedWorkload(User):
         if r.status_code != 200:
             return
         self.followed.append((user, other))
+        self.pushed_large_follows += bool(expected) and other not in PULL_TIER
         _changes.write(FollowChange(t=r.t, follower=user, followee=other, following=True))
         _actions.write(Action(t=r.t, kind="follow_large", user=user, other=other, ids=expected, sent_t=r.sent_t))
         walk = f"backfill-{uuid.uuid4().hex[:12]}"
