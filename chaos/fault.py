@@ -18,6 +18,7 @@ class Runtime(Protocol):
     """What faults may do to components, by name (any runtime: local processes, containers)."""
 
     def kill(self, name: str) -> None: ...
+    def stop(self, name: str) -> None: ...
     def pause(self, name: str) -> None: ...
     def resume(self, name: str) -> None: ...
     def restart(self, name: str, deadline_s: float = ...) -> None: ...
@@ -27,6 +28,7 @@ class RedisClusterView(Protocol):
     """What a Redis fault needs to know: current roles by component name, and failover progress."""
 
     def primaries(self) -> list[str]: ...
+    def replicas(self) -> list[str]: ...
     def roles(self) -> dict[str, str]: ...
     def slots_of(self, primary: str) -> list[tuple[int, int]]: ...
     def wait_failover(self, killed: str, deadline_s: float) -> float: ...
@@ -43,6 +45,28 @@ class Window:
 
     def event(self, what: str, **details: Any) -> None:
         self.events.append({"t": time.time(), "what": what, **details})
+
+
+class Links(Protocol):
+    """The network between clients and stores (Toxiproxy): links by name."""
+
+    def add_toxic(self, proxy: str, name: str, kind: str, stream: str, toxicity: float = 1.0,
+                  **attributes: int) -> None: ...
+    def remove_toxic(self, proxy: str, name: str) -> None: ...
+    def set_enabled(self, proxy: str, enabled: bool) -> None: ...
+
+
+def resolve_redis_role(target: str, cluster: RedisClusterView) -> str:
+    """`redis-primary-N` / `redis-replica-N` → the node that has that role now (N-th by name);
+    any other name is itself."""
+    for role, members in (("redis-primary-", cluster.primaries), ("redis-replica-", cluster.replicas)):
+        if target.startswith(role):
+            index = int(target.removeprefix(role))
+            nodes = members()
+            if not 1 <= index <= len(nodes):
+                raise RuntimeError(f"{target} does not exist now (those nodes: {', '.join(nodes) or 'none'})")
+            return nodes[index - 1]
+    return target
 
 
 class Fault(Protocol):

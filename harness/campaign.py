@@ -12,16 +12,15 @@ from __future__ import annotations
 import os
 import secrets
 import subprocess
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from chaos.fault import Fault as ChaosFault
-from chaos.ranker import DegradeRanker
-from chaos.redis_primary import KillRedisPrimary
+from chaos.build import ChaosStack, build
+from chaos.fault import Window
+from chaos.schedule import FaultSchedule
 from chaos.sweep import Finding, SweepResult, sweep
 from harness import records, seeding, target_metrics
 from harness.abort import AbortWatch
@@ -35,7 +34,7 @@ from harness.settle import wait_for_fanout
 from harness.topology import Topology
 from workloads.arrivals import ArrivalPlan
 from workloads.graph import Graph
-from workloads.scenario import Fault, FaultAction, Scenario
+from workloads.scenario import Scenario
 
 PROGRESS_EVERY_S = 5.0
 DRAIN_S = 12.0   # after the last arrival: the requests in flight get this long to answer
@@ -91,97 +90,51 @@ class StoreConfig:
             cluster.shutdown()
 
 
-def build_fault(spec: Fault, runtime: LocalRuntime) -> ChaosFault:
-    if spec.action is FaultAction.KILL_REDIS_PRIMARY:
-        return KillRedisPrimary(runtime, runtime.redis, **spec.params())
-    if spec.action is FaultAction.DEGRADE_RANKER:
-        return DegradeRanker(StoreConfig(runtime.topo))
-    raise ValueError(f"unknown fault action {spec.action!r}")
+def chaos_stack(runtime: LocalRuntime) -> ChaosStack:
+    """What faults may act on in the local runtime."""
+    return ChaosStack(runtime=runtime, cluster=runtime.redis, links=runtime.toxiproxy.client,
+                      config=StoreConfig(runtime.topo))
 
 
-class FaultSchedule:
-    """Runs each fault at its time in a thread; heal() heals them all, at most once each."""
+def fault_records(windows: list[Window]) -> list[records.FaultWindow]:
+    """The faults invoked so far, as records (a window not healed yet has no end)."""
+    return [records.FaultWindow(name=w.name, target=w.target, start_t=w.start_t, end_t=w.end_t, events=list(w.events))
+            for w in windows if w.start_t is not None]
 
-    def __init__(self, ctx: RunContext, runtime: LocalRuntime, load_start: float) -> None:
-        self.ctx = ctx
-        self.runtime = runtime
-        self.items = [(spec, build_fault(spec, runtime)) for spec in ctx.scenario.faults]
-        self._invoked: set[int] = set()   # faults whose invoke began (id): each is healed, however it ended
-        self.load_start = load_start
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="chaos", daemon=True)
-        self.errors: list[str] = []
 
-    def start(self) -> None:
-        self._thread.start()
+def schedule_faults(ctx: RunContext, runtime: LocalRuntime, load_start: float) -> FaultSchedule:
+    stack = chaos_stack(runtime)
+    return FaultSchedule(list(ctx.scenario.faults), lambda p: build(p.action, p.target, p.params, stack),
+                         load_start=load_start, load_duration=ctx.scenario.workload.duration, say=ctx.say)
 
-    def _run(self) -> None:
-        for spec, fault in self.items:
-            if self._stop.wait(max(0.0, self.load_start + spec.at - time.time())):
-                return
-            self.ctx.say(f"chaos: {fault.name} invoking")
-            self._invoked.add(id(fault))
-            try:
-                fault.invoke()
-                self.ctx.say(f"chaos: {fault.name} on {fault.window.target}: "
-                             f"{fault.window.events[-1]['what']}")
-            except Exception as exc:  # noqa: BLE001 - recorded; heal still runs
-                fault.window.event("invoke-failed", error=str(exc))
-                self.errors.append(f"{fault.name}: {exc}")
-            if self._stop.wait(spec.heal_after):
-                return
-            self._heal_one(fault)
 
-    def active(self) -> list[str]:
-        """Faults invoked and not yet healed, as "name @ target"."""
-        return [f"{f.name} @ {f.window.target}" for _, f in self.items
-                if f.window.start_t is not None and f.window.end_t is None]
+def end_faults(ctx: RunContext, runtime: LocalRuntime, schedule: FaultSchedule) -> None:
+    """Always called: heal whatever is broken, record the windows, prove nothing is left."""
+    schedule.heal_all()
+    with JsonlWriter(ctx.run_dir / FAULTS) as out:
+        for window in fault_records(schedule.windows()):
+            out.write(window)
+    if schedule.errors:
+        ctx.write_manifest(chaos_errors=schedule.errors)
+    if schedule.planned:
+        sweep_stack(ctx, runtime)
 
-    def _heal_one(self, fault: ChaosFault) -> None:
-        if fault.window.end_t is not None or id(fault) not in self._invoked:
-            return  # healed already, or never invoked (an invoke that failed half-way is healed)
-        try:
-            fault.heal()
-            self.ctx.say(f"chaos: {fault.name} healed")
-        except Exception as exc:  # noqa: BLE001
-            fault.window.event("heal-failed", error=str(exc))
-            self.errors.append(f"heal {fault.name}: {exc}")
 
-    def windows(self) -> list[records.FaultWindow]:
-        """The faults invoked so far, as records (a window not healed yet has no end)."""
-        return [records.FaultWindow(name=f.window.name, target=f.window.target, start_t=f.window.start_t,
-                                    end_t=f.window.end_t, events=list(f.window.events))
-                for _, f in self.items if f.window.start_t is not None]
-
-    def heal_all(self) -> None:
-        """Always called: stop the schedule, heal whatever was broken, record the windows."""
-        self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join(timeout=120)
-        for _, fault in self.items:
-            self._heal_one(fault)
-        with JsonlWriter(self.ctx.run_dir / FAULTS) as out:
-            for window in self.windows():
-                out.write(window)
-        if self.items:
-            self.sweep()
-
-    def sweep(self) -> None:
-        """Prove nothing is left broken (chaos/sweep.py), repairing what is; recorded for the
-        `sweep` check."""
-        rt = self.runtime
-        try:
-            result = sweep(rt.toxiproxy.client, rt, rt.redis, StoreConfig(rt.topo))
-        except Exception as exc:  # noqa: BLE001 - a sweep that could not finish proves nothing: a finding
-            result = SweepResult(time.time(), [], [Finding("sweep", "the sweep itself failed", False,
-                                                           f"{type(exc).__name__}: {exc}")], 0.0)
-        write_json(self.ctx.run_dir / records.SWEEP, result.to_json())
-        if result.clean:
-            self.ctx.say(f"chaos: sweep clean ({'; '.join(result.looked_at)})")
-        else:
-            self.ctx.say("chaos: sweep found " + "; ".join(
-                f"{f.broken} ({'repaired' if f.repaired else 'NOT repaired: ' + str(f.error)})"
-                for f in result.findings))
+def sweep_stack(ctx: RunContext, runtime: LocalRuntime) -> None:
+    """Prove nothing is left broken (chaos/sweep.py), repairing what is; recorded for the
+    `sweep` check."""
+    try:
+        result = sweep(runtime.toxiproxy.client, runtime, runtime.redis, StoreConfig(runtime.topo))
+    except Exception as exc:  # noqa: BLE001 - a sweep that could not finish proves nothing: a finding
+        result = SweepResult(time.time(), [], [Finding("sweep", "the sweep itself failed", False,
+                                                       f"{type(exc).__name__}: {exc}")], 0.0)
+    write_json(ctx.run_dir / records.SWEEP, result.to_json())
+    if result.clean:
+        ctx.say(f"chaos: sweep clean ({'; '.join(result.looked_at)})")
+    else:
+        ctx.say("chaos: sweep found " + "; ".join(
+            f"{f.broken} ({'repaired' if f.repaired else 'NOT repaired: ' + str(f.error)})"
+            for f in result.findings))
 
 
 def run_campaign(ctx: RunContext) -> None:
@@ -288,10 +241,10 @@ def _load_phase(ctx: RunContext, runtime: LocalRuntime, graph: Graph) -> None:
     ctx.write_manifest(load_start_t=load_start,
                        phases=[{"name": p.name, "start_t": load_start + p.start_s, "end_t": load_start + p.end_s}
                                for p in plan.phases])
-    schedule = FaultSchedule(ctx, runtime, load_start)
+    schedule = schedule_faults(ctx, runtime, load_start)
     ctx.say(f"load: {len(plan.phases)} phase(s), {plan.duration_s:.0f} s, "
             f"{sum(plan.expected(op) for op in plan.ops):.0f} arrivals planned "
-            f"({len(schedule.items)} fault(s) scheduled, {ctx.processes} load process(es))")
+            f"({len(schedule.planned)} fault(s) scheduled, {ctx.processes} load process(es))")
     try:
         probe.start()
         schedule.start()
@@ -306,7 +259,7 @@ def _load_phase(ctx: RunContext, runtime: LocalRuntime, graph: Graph) -> None:
             if time.time() >= next_note:
                 next_note += PROGRESS_EVERY_S
                 ctx.say(progress.line(time.time(), schedule.active()))
-                breach = watch.breach(ctx.manifest, schedule.windows())
+                breach = watch.breach(ctx.manifest, fault_records(schedule.windows()))
                 if breach is not None:
                     ctx.say(f"abort: gate {breach.name} failed: {breach.summary}; stopping the load")
                     ctx.write_manifest(aborted={"gate": breach.name, "summary": breach.summary, "t": time.time()})
@@ -316,9 +269,7 @@ def _load_phase(ctx: RunContext, runtime: LocalRuntime, graph: Graph) -> None:
         gen.stop()
         ctx.write_manifest(load_end_t=min(time.time(), gen.load_end) if gen.load_start else time.time())
         probe.stop()
-        schedule.heal_all()
-        if schedule.errors:
-            ctx.write_manifest(chaos_errors=schedule.errors)
+        end_faults(ctx, runtime, schedule)
 
 
 def _wait_for_in_flight(run_dir: Path, deadline: float) -> None:

@@ -262,6 +262,43 @@ def list_scenarios() -> None:
     console.print(table)
 
 
+@app.command("faults")
+def list_faults() -> None:
+    """List the fault catalogue: each fault, what it can target, its parameters and its heal."""
+    from chaos.catalogue import KINDS
+
+    for k in KINDS:
+        console.print(f"[bold]{k.name}[/]  [dim]({k.family})[/]  {escape(k.summary)}")
+        console.print(f"    targets: {escape(k.targets.help)}")
+        for p in k.params:
+            console.print(f"    param    {escape(p.describe())}")
+        console.print(f"    heal:    {escape(k.heal)}")
+    console.print("\nA scenario schedules them as `faults: [{action, target, at, heal_after, every, seed, params}]`: "
+                  "`every` repeats a fault while the load runs, `seed` makes the gaps random (averaging `every`); "
+                  "several faults may overlap, each on its own clock.", markup=False)
+
+
+@app.command()
+def validate(files: Annotated[list[Path], typer.Argument(help="Scenario files (YAML).")]) -> None:
+    """Validate scenario files without starting anything; every problem is named with its field."""
+    from workloads.scenario import ScenarioError, load_file
+
+    bad = 0
+    for path in files:
+        try:
+            sc = load_file(path)
+        except ScenarioError as exc:
+            bad += 1
+            for line in str(exc).splitlines():
+                err.print(f"[red]invalid:[/] {escape(line)}")
+            continue
+        faults = ", ".join(f"{f.action}@{f.target}" for f in sc.faults) or "no faults"
+        console.print(f"{escape(str(path))}: valid: {escape(sc.name)}, {sc.workload.kind.value}, "
+                      f"{sc.workload.duration:.0f} s of load, {len(sc.gates)} gate(s), {escape(faults)}")
+    if bad:
+        raise typer.Exit(2)
+
+
 # --- the long-lived stack: up / status / down / logs / kill / pause / resume / restart
 
 

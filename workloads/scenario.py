@@ -29,11 +29,11 @@ from pydantic import (
     model_validator,
 )
 
+from chaos.catalogue import CATALOGUE
 from workloads.gate_spec import PHASE_PREFIX, GateSpec, parse_figure, parse_gates
 from workloads.graph import GraphSize, GraphSpec
 
 SCENARIO_DIR = Path(__file__).resolve().parent / "scenarios"
-REDIS_PRIMARIES = 3
 MIN_LOAD_S = 10.0
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
@@ -181,39 +181,34 @@ class Workload(Strict):
             t += p.duration
 
 
-class FaultAction(StrEnum):
-    KILL_REDIS_PRIMARY = "kill-redis-primary"
-    DEGRADE_RANKER = "degrade-ranker"
-
-
-_TARGETS: dict[FaultAction, re.Pattern[str]] = {
-    FaultAction.KILL_REDIS_PRIMARY: re.compile(rf"^redis-primary-([1-{REDIS_PRIMARIES}])$"),
-    FaultAction.DEGRADE_RANKER: re.compile(r"^ranker$"),
-}
-_TARGET_HELP = {FaultAction.KILL_REDIS_PRIMARY: f"redis-primary-1 .. redis-primary-{REDIS_PRIMARIES}",
-                FaultAction.DEGRADE_RANKER: "ranker"}
-
-
 class Fault(Strict):
-    """One chaos action: `action` on `target` at `at` seconds into the load, healed
-    `heal_after` seconds after it took effect (the heal also runs if the run is cut short)."""
+    """One scheduled fault from the catalogue (`feedlab faults`): `action` on `target` at `at`
+    seconds into the load, healed `heal_after` seconds after it took effect (the heal also runs
+    if the run is cut short); again every `every` seconds while the load runs, at random gaps
+    averaging `every` when a `seed` is given (chaos/schedule.py)."""
 
-    action: FaultAction
+    action: str
     target: str
     at: Seconds
     heal_after: Seconds
+    every: Seconds | None = None
+    seed: int | None = None
+    params: dict[str, float | str] = {}
 
     @model_validator(mode="after")
-    def _known_target(self) -> Fault:
-        if not _TARGETS[self.action].match(self.target):
-            raise ValueError(f"target {self.target!r} is not a component {self.action.value} can act on "
-                             f"(expected {_TARGET_HELP[self.action]})")
+    def _in_the_catalogue(self) -> Fault:
+        if self.action not in CATALOGUE:
+            raise ValueError(f"action: unknown fault {self.action!r} (`feedlab faults` describes each of "
+                             f"{', '.join(CATALOGUE)})")
+        problems = [f"{where}: {why}" for where, why in CATALOGUE[self.action].problems(self.target, self.params)]
+        if self.every is not None and self.every <= self.heal_after:
+            problems.append(f"every: {self.every:g}s must be longer than heal_after ({self.heal_after:g}s): "
+                            "one fault of a schedule is healed before the next")
+        if self.seed is not None and self.every is None:
+            problems.append("seed: random gaps need `every` (their average)")
+        if problems:
+            raise ValueError("; ".join(problems))
         return self
-
-    def params(self) -> dict[str, Any]:
-        m = _TARGETS[self.action].match(self.target)
-        assert m is not None
-        return {"primary_index": int(m.group(1))} if self.action is FaultAction.KILL_REDIS_PRIMARY else {}
 
 
 class Graph(Strict):
@@ -363,6 +358,8 @@ class Scenario(Strict):
             for f in data["faults"]:
                 f["at"] *= factor
                 f["heal_after"] *= factor
+                if f["every"] is not None:
+                    f["every"] *= factor
         if rate_scale is not None:
             if rate_scale <= 0:
                 raise ScenarioError(f"{source}: --rate-scale: must be positive, not {rate_scale:g}")
@@ -375,6 +372,9 @@ class Scenario(Strict):
         if target_env:
             data["target_env"] = {**data["target_env"], **target_env}
         return validate(data, source)
+
+
+_FIELD_FIRST = re.compile(r"^([a-z_][a-z0-9_]*(?:\.[A-Za-z0-9_]+)*): (.*)$", re.DOTALL)
 
 
 def _where(loc: tuple[int | str, ...]) -> str:
@@ -391,8 +391,18 @@ def validate(data: Any, source: str) -> Scenario:
         problems = []
         for e in exc.errors():
             loc = tuple(p for p in e["loc"] if not (isinstance(p, str) and "[" in p))  # drop validator tags
-            msg = e["msg"].removeprefix("Value error, ")
-            problems.append(f"{source}: {_where(loc)}: {msg}")
+            msg = e["msg"].removeprefix("Value error, ") if e["type"] == "value_error" else e["msg"]
+            if e["type"] != "value_error":
+                problems.append(f"{source}: {_where(loc)}: {msg}")
+                continue
+            # a validator's "field: problem; field: problem" names fields below its own place
+            parts = [_FIELD_FIRST.match(part) for part in msg.split("; ")]
+            if not all(parts):
+                problems.append(f"{source}: {_where(loc)}: {msg}")
+                continue
+            for m in parts:
+                assert m is not None
+                problems.append(f"{source}: {(_where(loc) + '.') if loc else ''}{m.group(1)}: {m.group(2)}")
         raise ScenarioError("\n".join(problems)) from None
 
 

@@ -1,11 +1,12 @@
 """Availability and blast radius of a cache-node fault (design §10, timeline cache node failure:
 "serve from Cassandra while the cache rebuilds").
 
-For each fault window that took a Redis primary away (its "killed" event names the slot ranges
-the node served), the home-feed reads sent in the window (feed, pages, walks, deltas, ranked,
+For each fault window that took a Redis primary away from its clients (killed, stopped,
+paused, its link down or cut: the fault's first event with `slots` names the ranges the node
+served), the home-feed reads sent in the window (feed, pages, walks, deltas, ranked,
 backfill watches; abandoned attempts aside) are split by where the reader's data lives: a
 user's timeline and follow sets are keyed with the hash tag `{user_id}` (the reference
-target's layout), so a reader whose id hashes to the killed node's slots is *affected*, anyone
+target's layout), so a reader whose id hashes to the node's slots is *affected*, anyone
 else is on a healthy shard.
 
 Anomalies, per window:
@@ -42,9 +43,9 @@ def user_slot(user: int) -> int:
 def _node_faults(run: RunData) -> list[tuple[FaultWindow, list[tuple[int, int]]]]:
     out = []
     for f in run.faults:
-        killed = next((e for e in f.events if e.get("what") == "killed" and "slots" in e), None)
-        if killed is not None and f.target.startswith("redis-"):
-            out.append((f, [(int(lo), int(hi)) for lo, hi in killed["slots"]]))
+        took = next((e for e in f.events if e.get("slots")), None)
+        if took is not None and f.target.startswith("redis-"):
+            out.append((f, [(int(lo), int(hi)) for lo, hi in took["slots"]]))
     return out
 
 

@@ -125,6 +125,10 @@ class LocalRuntime:
     def kill(self, name: str) -> None:
         self._lookup(name)[1].kill()
 
+    def stop(self, name: str) -> None:
+        """SIGTERM, SIGKILL after 15 s (a graceful stop)."""
+        self._lookup(name)[1].stop()
+
     def pause(self, name: str) -> None:
         self._lookup(name)[1].pause()
 

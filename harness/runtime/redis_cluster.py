@@ -153,6 +153,9 @@ class RedisCluster(Component):
     def primaries(self) -> list[str]:
         return sorted(n for n, r in self.roles().items() if r == "master")
 
+    def replicas(self) -> list[str]:
+        return sorted(n for n, r in self.roles().items() if r == "slave")
+
     def wait_failover(self, killed: str, deadline_s: float) -> float:
         """After `killed` (a primary) died: wait until another node serves its slots. Returns when."""
         def promoted() -> bool:

@@ -94,14 +94,20 @@ class ToxiproxyApi:
         """Disabled: its connections are closed and new ones refused."""
         self._call("POST", f"/proxies/{proxy}", {"enabled": enabled})
 
-    def add_toxic(self, proxy: str, name: str, kind: str, stream: str, **attributes: int) -> None:
+    def add_toxic(self, proxy: str, name: str, kind: str, stream: str, toxicity: float = 1.0,
+                  **attributes: int) -> None:
         """A toxic (`kind`: latency, timeout, bandwidth, ...) on the `stream` ("upstream": to the
-        store, "downstream": its replies)."""
+        store, "downstream": its replies), on a `toxicity` share of the connections."""
         self._call("POST", f"/proxies/{proxy}/toxics",
-                   {"name": name, "type": kind, "stream": stream, "attributes": attributes})
+                   {"name": name, "type": kind, "stream": stream, "toxicity": toxicity, "attributes": attributes})
 
     def remove_toxic(self, proxy: str, name: str) -> None:
-        self._call("DELETE", f"/proxies/{proxy}/toxics/{name}")
+        """Gone afterwards: a toxic that is not there (an add that never arrived) is no error."""
+        try:
+            self._call("DELETE", f"/proxies/{proxy}/toxics/{name}")
+        except httpx.HTTPStatusError as exc:
+            if exc.response.status_code != 404:
+                raise
 
     def create_proxy(self, name: str, upstream: str) -> str:
         """A new proxy to `upstream` ("127.0.0.1:port") on a free loopback port; the address it

@@ -43,7 +43,7 @@ def test_durations_and_shares_take_units(tmp_path: Path) -> None:
     data = with_change(["slo"], {"feed_p99": "150ms", "error_rate": "1%", "freshness_median": 4})
     sc = load_file(write(tmp_path, data))
     assert sc.slo.feed_p99 == pytest.approx(0.15) and sc.slo.error_rate == pytest.approx(0.01)
-    assert sc.workload.duration == 60 and sc.faults[0].at == 20 and sc.faults[0].params() == {"primary_index": 2}
+    assert sc.workload.duration == 60 and sc.faults[0].at == 20 and sc.faults[0].target == "redis-primary-2"
 
 
 @pytest.mark.parametrize(("path", "value", "expected"), [
@@ -53,14 +53,14 @@ def test_durations_and_shares_take_units(tmp_path: Path) -> None:
     (["workload", "phases", 0, "ramp"], "2m", "workload.phases[0]: ramp (120 s) is longer than the phase (60 s)"),
     (["workload", "phases", 0, "duration"], "5s", "workload: the phases last 5 s in all; at least 10 s"),
     (["workload", "kind"], "marathon", "workload.kind: Input should be 'steady', 'worldcup' or 'celebrity'"),
-    (["faults", 0, "target"], "redis-primary-9", "faults[0]: target 'redis-primary-9' is not a component"),
-    (["faults", 0, "action"], "kill-the-moon", "faults[0].action: Input should be 'kill-redis-primary'"),
+    (["faults", 0, "target"], "redis-primary-9", "faults[0].target: 'redis-primary-9' is not something"),
+    (["faults", 0, "action"], "kill-the-moon", "faults[0].action: unknown fault 'kill-the-moon' (`feedlab faults`"),
     (["faults", 0, "at"], "90s", "faults[0].at=90s: must fall within the load (0 .. 60 s)"),
     (["slo"], {"p99_feed": "200ms"}, "slo.p99_feed: Extra inputs are not permitted"),
     (["slo"], {"error_rate": "150%"}, "slo.error_rate: Input should be less than or equal to 1"),
     (["gates"], {"fed": {"steady": "p99 < 1s"}},
-     "gates: fed.steady: unknown metric 'fed' (one of feed, ranked, walk, delta"),
-    (["gates"], {"feed": {"later": "p99 < 1s"}}, "gates: feed.later: unknown window 'later'"),
+     "gates.fed.steady: unknown metric 'fed' (one of feed, ranked, walk, delta"),
+    (["gates"], {"feed": {"later": "p99 < 1s"}}, "gates.feed.later: unknown window 'later'"),
     (["gates"], {"feed": {"steady": "p98 < 1s"}}, "feed.steady: 'p98' is not an aggregate of feed (one of p50"),
     (["gates"], {"feed": {"steady": "p99 < 200"}}, "feed.steady: 'p99 < 200': feed p99 is a duration; give a unit"),
     (["gates"], {"errors": {"run": ["rate < 1%", "rate < 150%"]}}, "errors.run[1]: 'rate < 150%': a share is at most"),

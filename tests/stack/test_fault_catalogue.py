@@ -1,0 +1,127 @@
+"""The fault catalogue on the real stack: every family acts on the component or link it names
+(by name or by role, never by PID), records what it did, and its heal leaves nothing for the
+sweep to find. Every Toxiproxy toxic is accepted with the catalogue's parameter names."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from chaos.build import build
+from chaos.catalogue import CATALOGUE
+from chaos.fault import Fault
+from chaos.sweep import sweep
+from harness.campaign import StoreConfig, chaos_stack
+from tests.stack.conftest import Stack
+
+pytestmark = pytest.mark.stack
+
+TOXICS = ("latency", "bandwidth", "slow_close", "timeout", "reset_peer", "slicer", "limit_data")
+
+
+@pytest.fixture
+def whole(stack: Stack) -> Iterator[Stack]:
+    """The shared stack, proven whole after the test whatever the assertions said."""
+    yield stack
+    rt = stack.runtime
+    left = sweep(rt.toxiproxy.client, rt, rt.redis, StoreConfig(rt.topo))
+    assert left.clean, left.to_json()
+
+
+def act(stack: Stack, action: str, target: str, **params: object) -> Fault:
+    fault = build(action, target, dict(params), chaos_stack(stack.runtime))
+    fault.invoke()
+    return fault
+
+
+def test_process_faults_act_on_components_by_name_and_by_role_and_heal(whole: Stack) -> None:
+    rt = whole.runtime
+    paused = act(whole, "pause", "worker-2")
+    try:
+        assert rt.states()["worker-2"] == "paused" and paused.window.events[-1]["signal"] == "SIGSTOP"
+    finally:
+        paused.heal()
+    assert rt.states()["worker-2"] == "running" and paused.window.end_t is not None
+
+    stopped = act(whole, "stop", "api-2")
+    try:
+        assert rt.states()["api-2"] != "running"
+        with httpx.Client(base_url=whole.url, timeout=10) as c:   # nginx serves from the other instance
+            assert all(c.get("/v1/feed", headers=whole.auth(7)).status_code == 200 for _ in range(10))
+    finally:
+        stopped.heal()
+    assert httpx.get(f"http://127.0.0.1:{whole.topo.api_port(2)}/healthz", timeout=5).status_code == 200
+
+    replica = act(whole, "kill", "redis-replica-1")
+    try:
+        node = replica.window.target
+        assert node in rt.topo.redis_names() and rt.states()[node].startswith("exited")
+        assert replica.window.events[0]["role"] == "redis-replica-1" and "slots" not in replica.window.events[0]
+    finally:
+        replica.heal()
+    assert sorted(rt.redis.roles().values()) == ["master"] * 3 + ["slave"] * 3
+
+    restarted = act(whole, "restart", "nginx")   # the invoke returns once it is ready again
+    restarted.heal()
+    assert httpx.get(f"{whole.url}/v1/feed", headers=whole.auth(7), timeout=10).status_code == 200
+    assert [e["what"] for e in restarted.window.events] == ["restarted", "healed"]
+
+
+def test_every_toxic_is_added_with_its_parameters_and_removed_by_its_heal(whole: Stack) -> None:
+    proxies = whole.runtime.toxiproxy.client.list_proxies
+    for name in TOXICS:
+        fault = act(whole, name, "kafka", stream="upstream", toxicity=0.5)
+        try:
+            (toxic,) = proxies()["kafka"]["toxics"]
+            defaults = CATALOGUE[name].with_defaults({})
+            assert toxic["type"] == name and toxic["stream"] == "upstream" and toxic["toxicity"] == 0.5, toxic
+            assert toxic["attributes"] == {k: v for k, v in defaults.items() if k not in ("stream", "toxicity")}, toxic
+        finally:
+            fault.heal()
+        assert proxies()["kafka"]["toxics"] == [], name
+
+
+def test_a_latency_toxic_slows_the_link_it_names(whole: Stack) -> None:
+    store = StoreConfig(whole.topo)   # a new connection through the link, and one query
+
+    def timed() -> float:
+        t0 = time.monotonic()
+        store.get_all()
+        return time.monotonic() - t0
+
+    fault = act(whole, "latency", "cassandra", latency=400, jitter=0)
+    try:
+        slowed = timed()
+    finally:
+        fault.heal()
+    healed = timed()
+    assert slowed >= 0.4 and healed < slowed, (slowed, healed)
+
+
+def test_a_partition_of_a_redis_primary_takes_its_link_down_records_its_slots_and_heals(whole: Stack) -> None:
+    rt = whole.runtime
+    fault = act(whole, "partition", "redis-primary-1")
+    try:
+        node = fault.window.target
+        assert node == rt.redis.primaries()[0] and not rt.toxiproxy.client.list_proxies()[node]["enabled"]
+        (event,) = fault.window.events
+        assert event["what"] == "link-down" and event["slots"] == [list(r) for r in rt.redis.slots_of(node)]
+        with pytest.raises(httpx.TransportError):   # the client side of the link refuses
+            httpx.get(f"http://127.0.0.1:{rt.topo.redis_proxy_port(rt.topo.redis_names().index(node) + 1)}",
+                      timeout=2)
+    finally:
+        fault.heal()
+    assert rt.toxiproxy.client.list_proxies()[node]["enabled"]
+
+
+def test_an_invoke_that_fails_half_way_is_still_healed(whole: Stack) -> None:
+    fault = build("kill", "redis-primary-1", {}, chaos_stack(whole.runtime))
+    fault.failover_deadline_s = 0.01   # type: ignore[attr-defined]  # the kill happens, the wait for failover fails
+    with pytest.raises(Exception, match="failover"):
+        fault.invoke()
+    fault.heal()
+    assert sorted(whole.runtime.redis.roles().values()) == ["master"] * 3 + ["slave"] * 3
+    assert [e["what"] for e in fault.window.events][-2:] == ["restarting", "healed"]
