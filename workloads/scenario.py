@@ -255,10 +255,10 @@ def _gates_as_written(specs: list[GateSpec]) -> dict[str, dict[str, list[dict[st
 
 Gates = Annotated[list[GateSpec], BeforeValidator(parse_gates), PlainSerializer(_gates_as_written)]
 
-# harness.checks.CHECKS (workloads does not import the harness; a unit test keeps them equal)
-CHECK_NAMES = ("generator", "machine", "sweep", "feed_latency", "freshness", "errors", "availability", "nothing_lost",
-               "deletion", "unfollow", "duplicates", "engagement", "pagination", "backfill", "celebrity_merge",
-               "ranking_fallback")
+# harness.checks.CHECKS (workloads does not import the checks; a unit test keeps them equal)
+CHECK_NAMES = ("generator", "machine", "sweep", "steady_state", "feed_latency", "freshness", "errors", "availability",
+               "nothing_lost", "deletion", "unfollow", "duplicates", "engagement", "pagination", "backfill",
+               "celebrity_merge", "ranking_fallback")
 
 
 class CheckUse(StrEnum):

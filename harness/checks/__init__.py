@@ -26,6 +26,7 @@ from harness.checks import (
     nothing_lost,
     pagination,
     ranking,
+    steady_state,
     sweep,
     unfollow,
 )
@@ -38,6 +39,7 @@ CHECKS: Mapping[str, Check] = {
     generator.NAME: generator.check,        # first: a saturated generator invalidates the rest
     machine.NAME: machine.check,            # likewise a machine whose CPU was stolen
     sweep.NAME: sweep.check,                # a fault left behind spoils what was measured
+    steady_state.NAME: steady_state.check,  # a target broken before the faults says nothing of them
     feed_latency.NAME: feed_latency.check,
     freshness.NAME: freshness.check,
     errors.NAME: errors.check,
