@@ -262,6 +262,79 @@ def list_scenarios() -> None:
     console.print(table)
 
 
+def _judge_quietly(run_dir: Path) -> list[object]:
+    from harness.gates import judge_run
+    from harness.rundata import load_run
+    from reports import write_reports
+
+    run = load_run(run_dir)
+    results = judge_run(run)
+    write_reports(run_dir, run, results)
+    return list(results)
+
+
+@app.command("verify")
+def verify_design(
+    only: Annotated[list[str], typer.Option(help="Run only this experiment (repeatable); see --list.")] = [],  # noqa: B006
+    defect: Annotated[list[str], typer.Option(
+        help=f"Turn on a target defect in every experiment: NAME[=SHARE]; one of {', '.join(DEFECTS)}.")] = [],  # noqa: B006
+    list_only: Annotated[bool, typer.Option("--list", help="List the experiments and exit.")] = False,
+    base_port: BasePort = 19000,
+    out: Annotated[Path | None, typer.Option(help="Where to write the runs (default: runs/<time>-verify).")] = None,
+) -> None:
+    """Run every failure mode of the design (§10) as an experiment; print the table with each
+    row's verdict and evidence. Exit 0 only when every row tried passes."""
+    from harness.verify import exit_code, run_experiment, table_order, waiting_rows, write_verify
+    from workloads.scenario import ScenarioError, experiments, load_file
+
+    known = experiments()
+    unknown = [n for n in only if n not in known]
+    if unknown:
+        raise _fail(f"--only {', '.join(unknown)}: no such experiment (one of {', '.join(known)})")
+    try:
+        chosen = [load_file(known[n]).with_overrides(target_env=_parse_defects(defect))
+                  for n in (only or list(known))]
+        chosen.sort(key=lambda sc: table_order(sc.experiment.row if sc.experiment else ""))
+    except ScenarioError as exc:
+        raise _fail(str(exc)) from None
+    if list_only:
+        table = Table("experiment", "§10 row", "faults", "judged by", box=None)
+        for sc in chosen:
+            assert sc.experiment is not None
+            table.add_row(sc.name, sc.experiment.row, ", ".join(f"{f.action}@{f.target}" for f in sc.faults) or "-",
+                          ", ".join(sc.experiment.judged_by))
+        console.print(table, markup=False)
+        return
+    out_dir = out or runs_dir() / f"{time.strftime('%Y%m%d-%H%M%S')}-verify"
+    if out_dir.exists() and any(out_dir.iterdir()):
+        raise _fail(f"verify directory {out_dir} exists and is not empty")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    signal.signal(signal.SIGTERM, _sigterm_as_interrupt)
+    _say(f"verify: {len(chosen)} experiment(s) into {out_dir}")
+    rows = []
+    try:
+        for i, sc in enumerate(chosen, start=1):
+            _say(f"verify: {i}/{len(chosen)} {sc.name}: {sc.description}")
+            row = run_experiment(sc, out_dir / sc.name, base_port, _say, _judge_quietly)  # type: ignore[arg-type]
+            _say(f"verify: {sc.name}: {row.verdict.upper()} in {row.seconds:.0f} s")
+            rows.append(row)
+    except KeyboardInterrupt:
+        err.print("[bold red]error:[/] interrupted: faults healed, stack stopped; the table shows the rows run")
+        rows.append(None)  # type: ignore[arg-type]
+    interrupted = rows and rows[-1] is None
+    rows = sorted([r for r in rows if r is not None] + ([] if only else waiting_rows()),
+                  key=lambda r: table_order(r.row))
+    path = write_verify(out_dir, rows, _parse_defects(defect))
+    table = Table("§10 row", "experiment", "verdict", "evidence", box=None, show_lines=True)
+    colour = {"pass": "green", "fail": "red", "waits": "dim"}
+    for r in rows:
+        table.add_row(escape(r.row), r.experiment, f"[{colour.get(r.verdict, 'yellow')}]{r.verdict.upper()}[/]",
+                      escape("\n".join(r.evidence)))
+    console.print(table)
+    console.print(f"verify: {path}")
+    raise typer.Exit(2 if interrupted else exit_code(rows))
+
+
 @app.command("faults")
 def list_faults() -> None:
     """List the fault catalogue: each fault, what it can target, its parameters and its heal."""

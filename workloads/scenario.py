@@ -34,6 +34,7 @@ from workloads.gate_spec import PHASE_PREFIX, GateSpec, parse_figure, parse_gate
 from workloads.graph import GraphSize, GraphSpec
 
 SCENARIO_DIR = Path(__file__).resolve().parent / "scenarios"
+EXPERIMENT_DIR = Path(__file__).resolve().parent / "experiments"
 MIN_LOAD_S = 10.0
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
@@ -297,6 +298,23 @@ class Settle(Strict):
     deadline: Seconds = 90.0
 
 
+class Experiment(Strict):
+    """What makes a scenario one of `feedlab verify`'s experiments: the row of the design's
+    failure-mode table (§10) it tries, and the checks whose evidence the table shows (every check
+    and gate still decides the row's verdict)."""
+
+    row: Annotated[str, Field(min_length=1, max_length=80)]
+    design: Annotated[str, Field(min_length=1, max_length=300)]   # what the design says should happen
+    judged_by: Annotated[list[str], Field(min_length=1)]
+
+    @model_validator(mode="after")
+    def _known_checks(self) -> Experiment:
+        unknown = [c for c in self.judged_by if c not in CHECK_NAMES]
+        if unknown:
+            raise ValueError(f"judged_by: unknown check(s) {', '.join(unknown)} (one of {', '.join(CHECK_NAMES)})")
+        return self
+
+
 class Scenario(Strict):
     name: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]*$")]
     description: Annotated[str, Field(min_length=1, max_length=200)]
@@ -309,6 +327,7 @@ class Scenario(Strict):
     baseline: Baseline = Baseline()
     settle: Settle = Settle()
     target_env: dict[str, str] = {}   # target settings and defect switches (FEED_*)
+    experiment: Experiment | None = None   # a row of `feedlab verify` (workloads/experiments/)
 
     @model_validator(mode="after")
     def _faults_within_load(self) -> Scenario:
@@ -416,6 +435,11 @@ def load_file(path: Path) -> Scenario:
     if not isinstance(data, dict):
         raise ScenarioError(f"{path.name}: a scenario is a mapping of fields, not {type(data).__name__}")
     return validate(data, path.name)
+
+
+def experiments() -> dict[str, Path]:
+    """`feedlab verify`'s experiments, one per failure mode (workloads/experiments/*.yaml)."""
+    return {p.stem: p for p in sorted(EXPERIMENT_DIR.glob("*.yaml"))}
 
 
 def builtin() -> dict[str, Path]:

@@ -1,0 +1,48 @@
+"""`feedlab verify`'s experiments and its verdict, without a stack: every row of the design's
+failure-mode table is an experiment or says what it waits for; the exit code is the table's."""
+
+from __future__ import annotations
+
+import pytest
+import yaml
+
+from harness.verify import DESIGN_ROWS, WAITING, Row, exit_code, table_order
+from workloads.scenario import ScenarioError, experiments, load_file, validate
+
+pytestmark = pytest.mark.unit
+
+
+def test_every_row_of_the_design_s_table_is_an_experiment_or_waits_for_something() -> None:
+    rows = {load_file(p).experiment.row for p in experiments().values()}  # type: ignore[union-attr]
+    assert set(DESIGN_ROWS) <= rows | set(WAITING), set(DESIGN_ROWS) - rows - set(WAITING)
+    assert not rows & set(WAITING)
+
+
+@pytest.mark.parametrize("name", sorted(experiments()))
+def test_each_experiment_is_valid_judged_and_faulted(name: str) -> None:
+    sc = load_file(experiments()[name])
+    assert sc.experiment is not None and sc.name == name
+    assert sc.faults or sc.workload.kind.value == "worldcup", "an experiment breaks something"
+
+
+def test_an_experiment_names_only_checks_that_exist() -> None:
+    data = yaml.safe_load(experiments()["kafka-pause"].read_text())
+    data["experiment"]["judged_by"] = ["nothing_lost", "vibes"]
+    with pytest.raises(ScenarioError, match=r"experiment.judged_by: unknown check\(s\) vibes"):
+        validate(data, "x.yaml")
+
+
+def test_the_exit_code_is_the_table_s() -> None:
+    def rows(*verdicts: str) -> list[Row]:
+        return [Row(f"row {i}", f"e{i}", v) for i, v in enumerate(verdicts)]
+
+    assert exit_code(rows("pass", "pass", "waits")) == 0
+    assert exit_code(rows("pass", "fail", "invalid")) == 1
+    assert exit_code(rows("pass", "unknown")) == 2 and exit_code(rows("pass", "invalid")) == 2
+    assert exit_code(rows("pass", "error")) == 2
+    assert exit_code(rows("waits")) == 2   # nothing tried proves nothing
+
+
+def test_the_table_keeps_the_design_s_order_then_the_extra_rows() -> None:
+    assert [table_order(r) for r in DESIGN_ROWS] == list(range(len(DESIGN_ROWS)))
+    assert table_order("Kafka broker pause") == len(DESIGN_ROWS)
