@@ -134,7 +134,10 @@ http {{
       proxy_set_header Host $host;
       # An API instance that is down or dies mid-request: try the other one (GETs only;
       # a POST is never replayed by the balancer, the client's idempotency key does that).
-      proxy_next_upstream error timeout http_502 http_503;
+      # Not on a 503: that is the API's answer about a store (or its request deadline), the same
+      # from every instance, and nginx counts each such attempt against the instance: during
+      # a store outage both were ejected and every request, reads included, got a 502.
+      proxy_next_upstream error timeout http_502;
       # A frozen instance (paused, or stuck) accepts connections but never answers: give up
       # after 3 s, well above any healthy response, and retry idempotent requests elsewhere.
       proxy_connect_timeout 1s;

@@ -65,6 +65,7 @@ REBUILDS = Counter("feed_timeline_rebuilds_total", "Missing timelines rebuilt fr
 CELEBRITY_MERGES = Counter("feed_celebrity_merges_total", "Feed pages that merged in pull-tier tweets")
 INTERNAL_ERRORS = Counter("feed_internal_errors_total", "Requests that ended in an unhandled error (503 for an"
                           " outage, 500 for anything else)", ["kind", "error"])
+DEADLINES = Counter("feed_request_deadlines_total", "Requests answered 503 at the request deadline", ["endpoint"])
 CACHE_ERRORS = Counter("feed_cache_errors_total", "Cache calls that failed (served from the store)", ["op", "error"])
 
 
@@ -95,6 +96,13 @@ PAGE_FILL_IDS = 200
 CONFIG_TTL_S = 5.0
 ENGAGEMENT_TOPIC = "engagement"
 KEEPALIVE_S = 15.0
+# Every request is answered within this, whatever a store does: the balancer gives up on an
+# instance after 3 s (proxy_read_timeout) and counts that against it, so an instance waiting on a
+# hung store past 3 s was ejected, and with both ejected every request failed, reads included
+# (`feedlab verify`: all requests 502 for the whole of an 8 s Kafka or Cassandra pause). Only
+# an instance that is itself frozen now times out at the balancer.
+REQUEST_DEADLINE_S = 2.5
+STREAM_PATH = "/v1/stream"   # endless by design: no deadline
 
 
 # Cursors are plain, so that the OpenAPI document can say exactly which are valid (a pattern):
@@ -1063,7 +1071,8 @@ _ID = re.compile(r"/\d+")
 
 
 class ErrorsAndMetrics:
-    """Pure ASGI middleware: every error is JSON with a code; every request is timed."""
+    """Pure ASGI middleware: every error is JSON with a code; every request is timed and answered
+    within REQUEST_DEADLINE_S (a 503 `deadline` if the handler has not answered by then)."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -1084,7 +1093,14 @@ class ErrorsAndMetrics:
             await send(message)
 
         try:
-            await self.app(scope, receive, tracking_send)
+            await self._within_deadline(scope, receive, tracking_send)
+        except DeadlineExceeded:
+            DEADLINES.labels(_ID.sub("/{id}", scope["path"])).inc()
+            if not sent:
+                status = 503
+                await json_response({"error": {"code": "deadline", "message": f"no answer within "
+                                               f"{REQUEST_DEADLINE_S:g} s: a store is slow or away; retry later"}},
+                                    503)(scope, receive, send)
         except ApiError as exc:
             status = exc.status
             await exc.response()(scope, receive, send)
@@ -1099,6 +1115,22 @@ class ErrorsAndMetrics:
         finally:
             endpoint = _ID.sub("/{id}", scope["path"])
             REQUEST_SECONDS.labels(endpoint, scope["method"], str(status)).observe(time.perf_counter() - start)
+
+    async def _within_deadline(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["path"] == STREAM_PATH:
+            await self.app(scope, receive, send)
+            return
+        try:
+            async with asyncio.timeout(REQUEST_DEADLINE_S) as deadline:
+                await self.app(scope, receive, send)
+        except TimeoutError:
+            if deadline.expired():   # ours, not a store's own timeout
+                raise DeadlineExceeded from None
+            raise
+
+
+class DeadlineExceeded(Exception):
+    """The request was not answered within REQUEST_DEADLINE_S."""
 
 
 # Starlette tries them in order (the load balancer's Allow map follows the same order: nginx.py).

@@ -12,6 +12,11 @@ from confluent_kafka import KafkaError, KafkaException, Message, Producer
 from targets.feed.outage import QueueUnavailable
 
 TOPIC = "tweets"
+# How long a request waits for the broker's acknowledgement before it answers 503: under the
+# API's request deadline (app.REQUEST_DEADLINE_S), so a post during a broker outage is a clear
+# "queue unavailable", not a generic deadline. The event may still be delivered later (the
+# producer keeps it for message.timeout.ms): a client retries with its idempotency key.
+PUBLISH_WAIT_S = 2.0
 
 
 class EventProducer:
@@ -53,7 +58,10 @@ class EventProducer:
             self.producer.produce(topic, key=str(key).encode(), value=orjson.dumps(event), on_delivery=delivered)
         except (BufferError, KafkaException) as exc:   # the local queue is full: the broker has been away
             raise QueueUnavailable(f"kafka: {exc}") from exc
-        await fut
+        try:
+            await asyncio.wait_for(fut, PUBLISH_WAIT_S)
+        except TimeoutError:
+            raise QueueUnavailable(f"kafka: no acknowledgement within {PUBLISH_WAIT_S:g} s") from None
 
     def close(self) -> None:
         self.producer.flush(5)
