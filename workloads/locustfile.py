@@ -88,7 +88,7 @@ WALK_PAGES = 5              # pages of a walk through a feed (deep_feed)
 DELETE_AFTER_S = 3.0        # a tweet is deleted once its followers had this long to receive it
 RETWEET_AGAIN_SHARE = 0.2   # retweets sent twice, as a user tapping again
 BACKFILL_EXPECTED = 5       # a large account's newest tweets a new follower must get
-BACKFILL_WAIT_S = 15.0      # how long a new follower's feed is watched for them
+BACKFILL_WAIT_S = 25.0      # a new follower's feed is watched this long: the 10 s bound plus fault time in it
 
 PLAN = ArrivalPlan.from_phases(json.loads((RUN_DIR / WORKLOAD).read_text())) if (RUN_DIR / WORKLOAD).exists() \
     else ArrivalPlan(())

@@ -23,7 +23,7 @@ from collections import defaultdict
 from typing import Any
 
 from harness.checks.result import EXAMPLES_MAX, CheckResult, Verdict
-from harness.checks.served import authors_of, final_reads, items, not_exercised
+from harness.checks.served import authors_of, final_reads, indeterminate, items, not_exercised
 from harness.rundata import RunData
 
 NAME = "engagement"
@@ -123,12 +123,17 @@ def check(run: RunData) -> CheckResult:
     authors = {i.shows: i.author for o in run.observations for i in items(o) if i.id == i.shows}
     authors.update(authors_of(run))   # the ledger: also tweets no read showed
     finals = final_reads(run, "author")
+    maybe_removed = indeterminate(run).maybe_removed
     wrong: list[dict[str, Any]] = []
     unknown: list[str] = []
+    gone: list[str] = []
     checked = 0
     for tweet, truth in truths.items():
         read = finals.get(authors.get(tweet, -1))
         shown = read.counts.get(tweet) if read is not None else None
+        if shown is None and tweet in maybe_removed and read is not None and read.complete:
+            gone.append(tweet)   # a delete with no answer took effect: a tweet that is gone has no counts
+            continue
         if shown is None:
             unknown.append(tweet)
             continue
@@ -141,6 +146,7 @@ def check(run: RunData) -> CheckResult:
     judged, late = _not_converged(run, bound)
     evidence = {"bound_s": bound, "tweets": len(truths), "tweets_checked": checked, "tweets_unknown": len(unknown),
                 "tweets_unknown_examples": unknown[:EXAMPLES_MAX],
+                "tweets_gone_by_unanswered_delete": gone[:EXAMPLES_MAX],
                 "likes_acknowledged": sum(len(t.likers) for t in truths.values()),
                 "retweets_acknowledged": sum(len(t.retweets) for t in truths.values()),
                 "replies_acknowledged": sum(len(t.replies) for t in truths.values()),

@@ -74,6 +74,12 @@ class PulledTweets:
                 for a, ids in by_author.items():
                     self._entries[a] = (read_at, sorted(ids, reverse=True))
                 done.set_result(None)
+            except asyncio.CancelledError:
+                # this request's deadline ran out (app.REQUEST_DEADLINE_S): the requests waiting
+                # on the same refresh get a timeout (an outage: their 503), not a cancellation
+                done.set_exception(TimeoutError("the pull-tier refresh was cut short by its request's deadline"))
+                done.exception()
+                raise
             except BaseException as exc:
                 done.set_exception(exc)
                 done.exception()   # retrieved here: this caller raises it, any waiter gets it too

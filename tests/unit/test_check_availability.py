@@ -72,3 +72,42 @@ def test_reads_outside_the_window_and_abandoned_ones_do_not_count(spec: RunSpec,
 def test_without_a_redis_node_fault_it_is_not_exercised(spec: RunSpec, run_dir: Path) -> None:
     result = availability.check(spec.write(run_dir))   # the conftest's fault names no slots
     assert result.verdict is Verdict.UNKNOWN and not result.gating
+
+
+def paused(spec: RunSpec, target: str, statuses: list[int], *, also: FaultWindow | None = None) -> None:
+    """A pause of `target` (no slots taken) and, inside it, one feed read per status."""
+    spec.faults = [FaultWindow(name="pause", target=target, start_t=FAULT_START, end_t=FAULT_END,
+                               events=[{"t": FAULT_START, "what": "paused", "component": target}])]
+    spec.faults += [also] if also is not None else []
+    step = (FAULT_END - FAULT_START) / (len(statuses) + 1)
+    spec.requests = [Request(t=FAULT_START + step * (n + 1), op="feed", latency_ms=40, status=status, user=HEALTHY,
+                             error=None if status == 200 else f"HTTP {status}") for n, status in enumerate(statuses)]
+
+
+def test_a_read_failed_while_a_component_the_read_path_does_not_use_is_down_fails(spec: RunSpec,
+                                                                                   run_dir: Path) -> None:
+    paused(spec, "kafka", [200] * 999 + [502])
+    result = availability.check(spec.write(run_dir))
+    assert result.verdict is Verdict.FAIL and result.gating
+    assert result.summary == ("pause on kafka: 1 of 1000 feed reads failed, and the read path does not use kafka "
+                              "(bound 0)")
+    paused(spec, "worker-1", [200] * 1000)
+    result = availability.check(spec.write(run_dir))
+    assert result.verdict is Verdict.PASS and "the read path does not use it: bound all" in result.summary
+
+
+def test_reads_in_another_fault_s_window_are_not_charged_to_one_the_read_path_does_not_use(
+        spec: RunSpec, run_dir: Path) -> None:
+    redis_kill = FaultWindow(name="kill", target="redis-1", start_t=FAULT_START + 2, end_t=FAULT_END,
+                             events=[{"t": FAULT_START + 2, "what": "killed", "slots": [[0, 5460]]}])
+    paused(spec, "kafka", [200] * 500 + [502] * 2, also=redis_kill)   # the 502s fall in the kill too
+    result = availability.check(spec.write(run_dir))
+    kafka = next(w for w in result.evidence["windows"] if w["target"] == "kafka")
+    assert kafka["healthy_failed"] == 0, kafka
+
+
+def test_a_fault_of_what_every_read_needs_is_not_judged_here(spec: RunSpec, run_dir: Path) -> None:
+    paused(spec, "cassandra", [502] * 100)
+    result = availability.check(spec.write(run_dir))
+    assert result.verdict is Verdict.UNKNOWN and not result.gating
+    assert result.evidence["not_judged"] == ["pause on cassandra"]

@@ -212,6 +212,17 @@ def test_engagement_is_unknown_without_a_final_read_and_not_exercised_without_ac
     assert result.verdict is Verdict.UNKNOWN and result.gating
 
 
+def test_a_liked_tweet_gone_after_a_delete_that_got_no_answer_is_not_an_unknown_count(
+        spec: RunSpec, run_dir: Path) -> None:
+    liked(spec, [3, 1, 1])
+    final(spec, "author", 1, counts={"1002": [0, 0, 0], "1003": [0, 0, 0]})   # 1001 is not there any more
+    assert engagement.check(spec.write(run_dir)).verdict is Verdict.UNKNOWN
+    spec.requests.append(Request(t=T0 + 40, op="delete", latency_ms=3000, status=502, error="HTTP 502", user=1,
+                                 target="1001"))   # its author's delete, answered by the balancer's 502
+    result = engagement.check(spec.write(run_dir))
+    assert result.verdict is Verdict.PASS and result.evidence["tweets_gone_by_unanswered_delete"] == ["1001"]
+
+
 # --- pagination
 
 
@@ -260,27 +271,39 @@ def test_a_walk_not_showing_a_tweet_the_run_took_down_is_left_to_the_deletion_ch
 
 
 def followed_large(spec: RunSpec) -> None:
-    spec.actions = [Action(t=T0 + 20, kind="follow_large", user=6, other=9, ids=["1006"])]
-    spec.graph_changes = [FollowChange(t=T0 + 20, follower=6, followee=9, following=True)]
+    spec.actions = [Action(t=T0 + 10, kind="follow_large", user=6, other=9, ids=["1006"])]   # bound ends before
+    spec.graph_changes = [FollowChange(t=T0 + 10, follower=6, followee=9, following=True)]   # the fault (30 s)
 
 
 def test_backfill_within_the_bound_passes(spec: RunSpec, run_dir: Path) -> None:
     followed_large(spec)
-    spec.observations = [obs(T0 + 21, 6, []), obs(T0 + 23, 6, ["1006"], op="backfill")]
+    spec.observations = [obs(T0 + 11, 6, []), obs(T0 + 13, 6, ["1006"], op="backfill")]
     result = backfill.check(spec.write(run_dir))
     assert result.verdict is Verdict.PASS and result.evidence["delay_max_s"] == pytest.approx(3.02)
 
 
 def test_no_backfill_within_the_bound_fails(spec: RunSpec, run_dir: Path) -> None:
     followed_large(spec)
-    spec.observations = [obs(T0 + 21 + s, 6, ["1001"], op="backfill") for s in range(12)]
+    spec.observations = [obs(T0 + 11 + s, 6, ["1001"], op="backfill") for s in range(12)]
     result = backfill.check(spec.write(run_dir))
     assert result.verdict is Verdict.FAIL and "user 6 followed 9 and lacked 1006" in result.summary
 
 
-def test_a_follow_whose_feed_was_never_read_is_unknown(spec: RunSpec, run_dir: Path) -> None:
+def test_a_read_sent_within_the_bound_is_on_time_and_fault_time_does_not_count_against_it(
+        spec: RunSpec, run_dir: Path) -> None:
     followed_large(spec)
-    assert backfill.check(spec.write(run_dir)).verdict is Verdict.UNKNOWN
+    late_answer = replace(obs(T0 + 19.9, 6, ["1006"], op="backfill"), t=T0 + 20.3)   # sent in time, answered after
+    spec.observations = [obs(T0 + 11 + s, 6, ["1001"], op="backfill") for s in range(8)] + [late_answer]
+    result = backfill.check(spec.write(run_dir))
+    assert result.verdict is Verdict.PASS and result.evidence["delay_max_s"] == pytest.approx(10.3)
+    # followed at 25 s: the fault (30-35 s) adds its 5 s to the bound, so a backfill seen at 39 s is on time
+    spec.actions = [replace(a, t=T0 + 25) for a in spec.actions]
+    spec.observations = [obs(T0 + 26 + s, 6, ["1001"], op="backfill") for s in range(13)] + [
+        obs(T0 + 39, 6, ["1006"], op="backfill")]
+    result = backfill.check(spec.write(run_dir))
+    assert result.verdict is Verdict.PASS and result.evidence["bound_extended_by_faults"] == 1, result.summary
+    spec.observations = [obs(T0 + 26 + s, 6, ["1001"], op="backfill") for s in range(16)]   # never: late
+    assert backfill.check(spec.write(run_dir)).verdict is Verdict.FAIL
 
 
 # --- celebrity merge
