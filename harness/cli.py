@@ -311,7 +311,7 @@ def verify_design(
     out_dir.mkdir(parents=True, exist_ok=True)
     signal.signal(signal.SIGTERM, _sigterm_as_interrupt)
     _say(f"verify: {len(chosen)} experiment(s) into {out_dir}")
-    rows = []
+    rows, interrupted = [], False
     try:
         for i, sc in enumerate(chosen, start=1):
             _say(f"verify: {i}/{len(chosen)} {sc.name}: {sc.description}")
@@ -320,10 +320,8 @@ def verify_design(
             rows.append(row)
     except KeyboardInterrupt:
         err.print("[bold red]error:[/] interrupted: faults healed, stack stopped; the table shows the rows run")
-        rows.append(None)  # type: ignore[arg-type]
-    interrupted = rows and rows[-1] is None
-    rows = sorted([r for r in rows if r is not None] + ([] if only else waiting_rows()),
-                  key=lambda r: table_order(r.row))
+        interrupted = True
+    rows = sorted(rows + ([] if only else waiting_rows()), key=lambda r: table_order(r.row))
     path = write_verify(out_dir, rows, _parse_defects(defect))
     table = Table("§10 row", "experiment", "verdict", "evidence", box=None, show_lines=True)
     colour = {"pass": "green", "fail": "red", "waits": "dim"}
