@@ -13,7 +13,7 @@ from __future__ import annotations
 import random
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 from chaos.fault import Fault, Window
@@ -50,9 +50,9 @@ def start_times(p: Planned, until: float) -> list[float]:
 
 
 class FaultSchedule:
-    def __init__(self, planned: list[Planned], make: Callable[[Planned], Fault], *, load_start: float,
+    def __init__(self, planned: Sequence[Planned], make: Callable[[Planned], Fault], *, load_start: float,
                  load_duration: float, say: Say) -> None:
-        self.planned = planned
+        self.planned = list(planned)
         self.make = make
         self.load_start = load_start
         self.load_duration = load_duration

@@ -20,7 +20,7 @@ def test_a_refresh_cut_short_gives_its_waiters_a_timeout() -> None:
         await asyncio.sleep(3600)   # a paused Cassandra
         return []
 
-    async def scenario() -> tuple[BaseException | None, BaseException | None]:
+    async def scenario() -> tuple[object, object]:
         pulled = PulledTweets(hung_store)
         owner = asyncio.create_task(pulled.ids([9], 2**63 - 1, 20))
         await asyncio.sleep(0.01)
