@@ -102,5 +102,5 @@ def test_a_bad_gate_is_refused_before_anything_starts(tmp_path: Path) -> None:
     scenario = scenario_with(tmp_path / "bad-gate.yaml", "smoke", gates={"cpu": {"steady": "max < 50"}})
     out = feedlab("run", str(scenario), "--base-port", "22000", "--run-dir", str(tmp_path / "never"))
     assert out.returncode == 2
-    assert "bad-gate.yaml: gates: cpu.steady: unknown metric 'cpu'" in out.stderr
+    assert "bad-gate.yaml: gates.cpu.steady: unknown metric 'cpu'" in out.stderr
     assert not (tmp_path / "never").exists()

@@ -35,5 +35,5 @@ def test_a_row_of_the_design_s_table_passes_on_the_clean_target_and_fails_with_i
     if row["verdict"] == "invalid":   # the machine, twice: nothing was measured (said, not hidden)
         pytest.fail(f"both runs of the row were invalid: {row['evidence']}")
     assert code == 1 and row["verdict"] == "fail", output[-3000:]
-    assert row["evidence"][0].startswith("ranking_fallback: FAIL: ") and "failed (HTTP 503" in row["evidence"][0]
+    assert row["evidence"][0].startswith("ranking_fallback: FAIL: ") and "failed (HTTP [503]" in row["evidence"][0]
     assert table["defects"] == {"FEED_DEFECT_DISABLE_BREAKER_FALLBACK": "1"}
