@@ -28,6 +28,7 @@ from harness.runtime.process import ComponentError, pid_alive
 from harness.topology import MAX_BASE_PORT, PORT_BLOCK, Topology
 
 if TYPE_CHECKING:
+    from harness.checks import CheckResult
     from workloads.scenario import Scenario
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
@@ -154,20 +155,26 @@ def run(
 
 def _report(run_dir: Path, judged_by: Scenario | None = None) -> int:
     from harness.checks import exit_code
+    from reports.terminal import print_verdict_table
+
+    results, path = _judge(run_dir, judged_by)
+    print_verdict_table(results, console)
+    console.print(f"report: {path}")
+    return exit_code(results)
+
+
+def _judge(run_dir: Path, judged_by: Scenario | None = None) -> tuple[list[CheckResult], Path]:
+    """Every check and gate of a run directory, its reports written; (results, report path)."""
     from harness.gates import judge_run
     from harness.rundata import load_run
     from reports import write_reports
-    from reports.terminal import print_verdict_table
 
     run = load_run(run_dir)
     if judged_by is not None:   # another scenario's bounds, gates and check uses; the run stays as recorded
         run.manifest.update(slo=judged_by.slo.manifest(), gates=[g.to_json() for g in judged_by.gates],
                             checks={k: v.value for k, v in judged_by.checks.items()}, judged_by=judged_by.name)
-    results = judge_run(run)
-    path = write_reports(run_dir, run, results)
-    print_verdict_table(results, console)
-    console.print(f"report: {path}")
-    return exit_code(results)
+    results = list(judge_run(run))
+    return results, write_reports(run_dir, run, results)
 
 
 @app.command()
@@ -262,17 +269,6 @@ def list_scenarios() -> None:
     console.print(table)
 
 
-def _judge_quietly(run_dir: Path) -> list[object]:
-    from harness.gates import judge_run
-    from harness.rundata import load_run
-    from reports import write_reports
-
-    run = load_run(run_dir)
-    results = judge_run(run)
-    write_reports(run_dir, run, results)
-    return list(results)
-
-
 @app.command("verify")
 def verify_design(
     only: Annotated[list[str], typer.Option(help="Run only this experiment (repeatable); see --list.")] = [],  # noqa: B006
@@ -315,7 +311,7 @@ def verify_design(
     try:
         for i, sc in enumerate(chosen, start=1):
             _say(f"verify: {i}/{len(chosen)} {sc.name}: {sc.description}")
-            row = run_experiment(sc, out_dir / sc.name, base_port, _say, _judge_quietly)  # type: ignore[arg-type]
+            row = run_experiment(sc, out_dir / sc.name, base_port, _say, lambda d: _judge(d)[0])
             _say(f"verify: {sc.name}: {row.verdict.upper()} in {row.seconds:.0f} s")
             rows.append(row)
     except KeyboardInterrupt:

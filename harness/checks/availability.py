@@ -129,7 +129,8 @@ def check(run: RunData) -> CheckResult:
     reads = [r for r in measured(run.requests) if r.op in FEED_READS]
     windows, problems = [], []
     for f, slots in faults:
-        mine = reads if slots else [r for r in reads if not any(lo <= r.t <= hi for lo, hi in _others(run, f))]
+        others = [] if slots else _others(run, f)
+        mine = [r for r in reads if not any(lo <= r.t <= hi for lo, hi in others)]
         bound = run.slo.cache_node_served_min if slots else 1.0
         figures, found = _judge(f, slots, mine, bound)
         windows.append(figures)

@@ -205,3 +205,16 @@ def sibling_worker(stack: Stack, tmp_path: Path) -> Iterator[Callable[[dict[str,
         yield start
     finally:
         hand_back()
+
+
+@pytest.fixture
+def whole(stack: Stack) -> Iterator[Stack]:
+    """The shared stack for a test that breaks it: proven whole afterwards, whatever the
+    assertions said (the heal sweep finds nothing left behind)."""
+    from chaos.sweep import sweep
+    from harness.campaign import StoreConfig
+
+    yield stack
+    rt = stack.runtime
+    left = sweep(rt.toxiproxy.client, rt, rt.redis, StoreConfig(rt.topo))
+    assert left.clean, left.to_json()

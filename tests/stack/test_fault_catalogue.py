@@ -5,7 +5,6 @@ sweep to find. Every Toxiproxy toxic is accepted with the catalogue's parameter 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 
 import httpx
 import pytest
@@ -13,22 +12,12 @@ import pytest
 from chaos.build import build
 from chaos.catalogue import CATALOGUE
 from chaos.fault import Fault
-from chaos.sweep import sweep
 from harness.campaign import StoreConfig, chaos_stack
 from tests.stack.conftest import Stack
 
 pytestmark = pytest.mark.stack
 
 TOXICS = ("latency", "bandwidth", "slow_close", "timeout", "reset_peer", "slicer", "limit_data")
-
-
-@pytest.fixture
-def whole(stack: Stack) -> Iterator[Stack]:
-    """The shared stack, proven whole after the test whatever the assertions said."""
-    yield stack
-    rt = stack.runtime
-    left = sweep(rt.toxiproxy.client, rt, rt.redis, StoreConfig(rt.topo))
-    assert left.clean, left.to_json()
 
 
 def act(stack: Stack, action: str, target: str, **params: object) -> Fault:

@@ -7,14 +7,12 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Iterator
 
 import httpx
 import pytest
 
 from chaos.build import build
-from chaos.sweep import sweep
-from harness.campaign import StoreConfig, chaos_stack
+from harness.campaign import chaos_stack
 from targets.feed.app import REQUEST_DEADLINE_S
 from tests.stack.conftest import Stack
 
@@ -22,13 +20,6 @@ pytestmark = pytest.mark.stack
 
 PAUSE_S = 6.0
 MARGIN_S = 0.4   # the balancer's own hop on a busy 2-core machine
-
-
-@pytest.fixture
-def whole(stack: Stack) -> Iterator[Stack]:
-    yield stack
-    rt = stack.runtime
-    assert sweep(rt.toxiproxy.client, rt, rt.redis, StoreConfig(rt.topo)).clean
 
 
 def during_pause(stack: Stack, component: str) -> list[tuple[str, int, float, str]]:
