@@ -43,6 +43,7 @@ from targets.feed.outage import MAYBE_DOWN, QueueUnavailable, fail_open, is_outa
 from targets.feed.preheat import Preheater
 from targets.feed.pulled import PulledTweets
 from targets.feed.ranking import CANDIDATES, Ranker, RankingGateway
+from targets.feed.resync import WATCH_S, ShardHolds
 from targets.feed.settings import Settings
 from targets.feed.snowflake import Snowflake
 from targets.feed.store import Media, Store, Tweet
@@ -228,6 +229,7 @@ class Feed:
         self.follow_lock = FollowLock(self.cache.rc)
         self._background: set[asyncio.Task[None]] = set()
         self._rebuilding: set[int] = set()
+        self.shard_holds = ShardHolds()
         self._pull_tier: tuple[float, set[int]] = (-PULL_TIER_TTL_S, set())
         self._config: dict[str, str] = {}
         self._config_at = -CONFIG_TTL_S
@@ -267,20 +269,27 @@ class Feed:
         (or the store fan-in when it is missing or its shard is down), with the followed pull-tier
         authors merged in; and the accounts the user follows now (read beside the timeline)."""
         self.preheater.saw(user)
-        try:
-            ids, beside = await self.cache.timeline_page(user, before, n, beside=self.follows.beside(user))
-        except MAYBE_DOWN as exc:
-            cache_failed("timeline", exc)
-            DEGRADED.labels("redis_error").inc()
-            following: AbstractSet[int] = set(await self.store.followees(user))
-            ids = await self.fan_in(user, before, n, following=following)
+        ids: list[int] | None = None
+        following: AbstractSet[int]
+        if self.shard_holds.held(self.cache.timeline_slot(user)):
+            DEGRADED.labels("resync").inc()
+            following = set(await self.store.followees(user))
         else:
-            following = await self.following(user, beside)
-            TIMELINE_CACHE.labels("hit" if ids is not None else "miss").inc()
-            if ids is None:
-                DEGRADED.labels("cache_miss").inc()
-                ids = await self.fan_in(user, before, n, following=following)
-                self.rebuild_later(user)
+            try:
+                ids, beside = await self.cache.timeline_page(user, before, n, beside=self.follows.beside(user))
+            except MAYBE_DOWN as exc:
+                cache_failed("timeline", exc)
+                DEGRADED.labels("redis_error").inc()
+                self.shard_holds.failed(self.cache.timeline_slot(user))
+                following = set(await self.store.followees(user))
+            else:
+                following = await self.following(user, beside)
+                TIMELINE_CACHE.labels("hit" if ids is not None else "miss").inc()
+                if ids is None:
+                    DEGRADED.labels("cache_miss").inc()
+                    self.rebuild_later(user)
+        if ids is None:
+            ids = await self.fan_in(user, before, n, following=following)
         return await self.merge_celebrities(before, n, ids, following), following
 
     async def delta_ids(self, user: int, since: int, n: int) -> tuple[list[int], AbstractSet[int]]:
@@ -290,16 +299,21 @@ class Feed:
         self.preheater.saw(user)
         ids: list[int] | None = None
         following: AbstractSet[int]
-        try:
-            ids, beside = await self.cache.timeline_since(user, since, n, beside=self.follows.beside(user))
-        except MAYBE_DOWN as exc:
-            cache_failed("timeline_delta", exc)
-            DEGRADED.labels("redis_error").inc()
+        if self.shard_holds.held(self.cache.timeline_slot(user)):
+            DEGRADED.labels("resync").inc()
             following = set(await self.store.followees(user))
         else:
-            following = await self.following(user, beside)
-            if ids is None:
-                DEGRADED.labels("cache_miss").inc()
+            try:
+                ids, beside = await self.cache.timeline_since(user, since, n, beside=self.follows.beside(user))
+            except MAYBE_DOWN as exc:
+                cache_failed("timeline_delta", exc)
+                DEGRADED.labels("redis_error").inc()
+                self.shard_holds.failed(self.cache.timeline_slot(user))
+                following = set(await self.store.followees(user))
+            else:
+                following = await self.following(user, beside)
+                if ids is None:
+                    DEGRADED.labels("cache_miss").inc()
         if ids is None:
             ids = await self._delta_fan_in(user, [user, *sorted(following)], since, n)
         followed = await self.followed_pull_authors(following)
@@ -606,6 +620,17 @@ class Feed:
                 await self.cache.rebuild(user_id, ids, self.s.timeline_cap)
         except Exception:  # noqa: BLE001 - logged; a cache or store outage must not escape
             log.warning("timeline rebuild for %s failed", user_id, exc_info=True)
+
+    async def watch_shards(self) -> None:
+        """Poll the cluster for failing and promoted primaries (resync.py): every instance
+        holds a failed-over shard's readers on the store, whether or not it served them."""
+        while True:
+            try:
+                self.shard_holds.cluster_nodes(await self.cache.rc.cluster_nodes())
+            except MAYBE_DOWN as exc:   # the node asked is down (another next time), or a bug
+                if not is_outage(exc):
+                    log.exception("shard watch: could not read CLUSTER NODES")
+            await asyncio.sleep(WATCH_S)
 
     def rebuild_later(self, user_id: int) -> None:
         """Cache miss: repopulate the timeline in the background (design §06), once at a time
@@ -1159,6 +1184,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         app.state.openapi = yaml.safe_load(OPENAPI.read_text())
         app.state.feed = Feed(settings or Settings.from_env())
         app.state.feed.in_background(app.state.feed.preheater.run())
+        app.state.feed.in_background(app.state.feed.watch_shards())
         yield
         await app.state.feed.close()
 

@@ -58,6 +58,7 @@ RETRIED = Counter("feed_worker_batch_retries_total", "Batches retried after an e
 SKIPPED = Counter("feed_fanout_events_skipped_total", "Malformed fan-out events skipped")
 PARKED = Counter("feed_timeline_writes_parked_total",
                  "Timeline commands parked in Kafka because their Redis shard did not confirm them in time")
+REPLAYED = Counter("feed_timeline_writes_replayed_total", "Parked timeline commands the retry lane applied")
 REDIS_RETRIES = Gauge("feed_fanout_redis_retries", "Batches re-sent to Redis since start")
 
 OVERRIDE_TTL_S = 5.0
@@ -369,6 +370,9 @@ class FanoutWorker:
                 continue
             if msgs:
                 _commit(consumer)
+            if pending:
+                REPLAYED.inc(len(pending))
+                log.warning("retry lane applied %d parked timeline commands", len(pending))
         consumer.close()
 
     def _deleted_among(self, commands: list[Command]) -> set[int]:
