@@ -53,6 +53,7 @@ DEFECTS: dict[str, tuple[str, str]] = {
     "skip-retweet-fanout": ("FEED_DEFECT_SKIP_RETWEET_FANOUT", "flag"),
     "skip-retweet-undo": ("FEED_DEFECT_SKIP_RETWEET_UNDO", "flag"),
     "skip-reply-counts": ("FEED_DEFECT_SKIP_REPLY_COUNTS", "flag"),
+    "slow-retry": ("FEED_DEFECT_SLOW_RETRY_S", "seconds"),
 }
 BasePort = Annotated[int, typer.Option(help=f"First port of the stack's {PORT_BLOCK}-port block (all on 127.0.0.1).",
                                        min=1024, max=MAX_BASE_PORT)]
@@ -80,6 +81,14 @@ def _parse_defects(values: list[str]) -> dict[str, str]:
                 raise _fail(f"--defect {v!r}: {name} is on or off; give it without '='")
             env[var] = "1"
             continue
+        if kind == "seconds":
+            try:
+                if not 0 < float(value) <= 3600:
+                    raise ValueError
+            except ValueError:
+                raise _fail(f"--defect {v!r}: {name} needs seconds after '=', a number within (0, 3600]") from None
+            env[var] = value
+            continue
         try:
             if not 0 <= float(value or "1") <= 1:
                 raise ValueError
@@ -105,7 +114,7 @@ def run(
     processes: Annotated[int, typer.Option(
         help="Locust processes for the load (its multi-process mode; one per core at most).", min=1)] = 1,
     defect: Annotated[list[str], typer.Option(
-        help=f"Turn on a target defect: NAME[=SHARE]; one of {', '.join(DEFECTS)}.")] = [],  # noqa: B006
+        help=f"Turn on a target defect: NAME[=SHARE|=SECONDS]; one of {', '.join(DEFECTS)}.")] = [],  # noqa: B006
     base_port: BasePort = 19000,
     run_dir: Annotated[Path | None, typer.Option(help="Where to write the run (default: runs/<time>-<name>).")] = None,
     abort_on_fail: Annotated[bool, typer.Option(
@@ -273,7 +282,7 @@ def list_scenarios() -> None:
 def verify_design(
     only: Annotated[list[str], typer.Option(help="Run only this experiment (repeatable); see --list.")] = [],  # noqa: B006
     defect: Annotated[list[str], typer.Option(
-        help=f"Turn on a target defect in every experiment: NAME[=SHARE]; one of {', '.join(DEFECTS)}.")] = [],  # noqa: B006
+        help=f"Turn on a target defect in every experiment: NAME[=SHARE|=SECONDS]; one of {', '.join(DEFECTS)}.")] = [],  # noqa: B006
     list_only: Annotated[bool, typer.Option("--list", help="List the experiments and exit.")] = False,
     base_port: BasePort = 19000,
     out: Annotated[Path | None, typer.Option(help="Where to write the runs (default: runs/<time>-verify).")] = None,

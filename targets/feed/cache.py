@@ -489,8 +489,9 @@ class TimelineWriter:
     caller's retry loop can notice the worker stopping.
     """
 
-    def __init__(self, addresses: list[str], cap: int) -> None:
+    def __init__(self, addresses: list[str], cap: int, backoff: tuple[float, float] = (0.05, 1.0)) -> None:
         self.cap = cap
+        self.backoff = backoff   # a shard's share sent again after (first, at most: doubling)
         self.rc = RedisCluster(
             startup_nodes=[ClusterNode(h, p) for h, p in _nodes(addresses)], decode_responses=True,
             socket_timeout=2, socket_connect_timeout=1, require_full_coverage=False,
@@ -561,14 +562,14 @@ class TimelineWriter:
     def send(self, pending: list[Command], deadline_s: float | None = None) -> list[Command]:
         """Send `pending` until every shard confirmed its share, or `deadline_s` passed: what
         is left then."""
-        started, delay = time.monotonic(), 0.05
+        started, (delay, most) = time.monotonic(), self.backoff
         while pending:
             pending = self._send(pending)
             if not pending or (deadline_s is not None and time.monotonic() - started >= deadline_s):
                 break
             self.retries += 1
             time.sleep(delay)
-            delay = min(delay * 2, 1.0)
+            delay = min(delay * 2, most)
             try:
                 self.rc.nodes_manager.initialize()
             except (redis.RedisError, redis.exceptions.RedisClusterException, OSError):

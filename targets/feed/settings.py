@@ -40,6 +40,17 @@ def _share(env: dict[str, str], name: str) -> float:
     return value
 
 
+def _seconds(env: dict[str, str], name: str) -> float:
+    raw = env.get(name, "0")
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{name}={raw!r}: not a number") from None
+    if not 0.0 <= value <= 3600.0:
+        raise ConfigError(f"{name}={value}: seconds must be within [0, 3600]")
+    return value
+
+
 def _flag(env: dict[str, str], name: str) -> bool:
     raw = env.get(name, "0").strip().lower()
     if raw not in ("0", "1", "true", "false", ""):
@@ -64,6 +75,7 @@ class Defects:
     skip_retweet_fanout: bool = False    # retweets reach the retweeter's own timeline only
     skip_retweet_undo: bool = False      # undoing a retweet answers 200 and changes nothing
     skip_reply_counts: bool = False      # the counter aggregator never counts replies
+    slow_retry_s: float = 0.0            # every fan-out retry (a failed batch, an unconfirmed write) waits this long
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -127,5 +139,6 @@ class Settings:
                             keep_deleted_retweets=_flag(env, "FEED_DEFECT_KEEP_DELETED_RETWEETS"),
                             skip_retweet_fanout=_flag(env, "FEED_DEFECT_SKIP_RETWEET_FANOUT"),
                             skip_retweet_undo=_flag(env, "FEED_DEFECT_SKIP_RETWEET_UNDO"),
-                            skip_reply_counts=_flag(env, "FEED_DEFECT_SKIP_REPLY_COUNTS")),
+                            skip_reply_counts=_flag(env, "FEED_DEFECT_SKIP_REPLY_COUNTS"),
+                            slow_retry_s=_seconds(env, "FEED_DEFECT_SLOW_RETRY_S")),
         )

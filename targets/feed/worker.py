@@ -261,7 +261,10 @@ class FanoutWorker:
     def __init__(self, settings: Settings) -> None:
         self.s = settings
         self.store = Store(settings.cassandra)
-        self.writer = TimelineWriter(settings.redis_nodes, settings.timeline_cap)
+        slow = settings.defects.slow_retry_s   # the defect: every retry waits far past any outage
+        self.backoff = (slow, slow) if slow else (0.1, 5.0)              # a batch that failed
+        self.write_backoff = (slow, slow) if slow else (0.05, 1.0)       # a shard that did not confirm
+        self.writer = TimelineWriter(settings.redis_nodes, settings.timeline_cap, self.write_backoff)
         self.follower_lists = FollowerLists(self.writer.rc, self.store.followers_sync)
         self.pull_registry = PullRegistry(self.store)
         self._overrides: dict[int, tuple[float, str | None]] = {}
@@ -352,11 +355,10 @@ class FanoutWorker:
         """The parked commands' lane: applied in order once their shard answers again. A shard
         that came back empty has no timelines to append to (they are rebuilt from the store)."""
         consumer = self._consumer("fanout-retry")
-        writer = TimelineWriter(self.s.redis_nodes, self.s.timeline_cap)
+        writer = TimelineWriter(self.s.redis_nodes, self.s.timeline_cap, self.write_backoff)
         consumer.subscribe([RETRY_TOPIC])
-        lag = LagGauge(consumer, "fanout-retry")
+        LagGauge(consumer, "fanout-retry", lambda: self.running)
         while self.running:
-            lag.update()
             msgs = consumer.consume(num_messages=500, timeout=0.2)
             commands = parked_commands(_decoded(msgs))
             deleted = self._deleted_among(commands)
@@ -401,13 +403,12 @@ class FanoutWorker:
         """The middle band's lane: its own consumer group and Redis connection, writes capped at
         `throttle_writes_per_s`, so a burst of large accounts never delays the push tier."""
         consumer = self._consumer("fanout-throttled")
-        writer = TimelineWriter(self.s.redis_nodes, self.s.timeline_cap)
+        writer = TimelineWriter(self.s.redis_nodes, self.s.timeline_cap, self.write_backoff)
         lists = FollowerLists(writer.rc, self.store.followers_sync)   # this thread's own client
         pacer = SharedPacer(writer.rc)
         consumer.subscribe([THROTTLED_TOPIC])
-        lag = LagGauge(consumer, "fanout-throttled")
+        LagGauge(consumer, "fanout-throttled", lambda: self.running)
         while self.running:
-            lag.update()
             msgs = consumer.consume(num_messages=50, timeout=0.2)
             for ev in _decoded(msgs):
                 tweet = ev.get("tweet")
@@ -416,7 +417,7 @@ class FanoutWorker:
                     continue
                 until_done("throttled", functools.partial(self._fan_out_throttled, writer, pacer, lists, tweet,
                                                           requeued=bool(ev.get("requeued"))),
-                           lambda: self.running)
+                           lambda: self.running, backoff=self.backoff)
             if msgs and self.running:
                 _commit(consumer)
         consumer.close()
@@ -468,15 +469,15 @@ class FanoutWorker:
         for lane in lanes:
             lane.start()
         self.consumer.subscribe([TWEETS_TOPIC])
-        lag = LagGauge(self.consumer, "fanout")
+        LagGauge(self.consumer, "fanout", lambda: self.running)
         while self.running:
-            lag.update()
             msgs = self.consumer.consume(num_messages=500, timeout=0.2)
             if not msgs:
                 continue
             events = _decoded(msgs)
             if events:
-                until_done("fanout", functools.partial(self.handle, events), lambda: self.running)
+                until_done("fanout", functools.partial(self.handle, events), lambda: self.running,
+                           backoff=self.backoff)
             if self.running:
                 _commit(self.consumer)
         for lane in lanes:
@@ -517,10 +518,9 @@ class CounterLane:
 
     def run(self) -> None:
         self.consumer.subscribe([ENGAGEMENT_TOPIC], on_revoke=self._revoked, on_lost=self._lost)
-        lag = LagGauge(self.consumer, "counters")
+        LagGauge(self.consumer, "counters", lambda: self.worker.running)
         while self.worker.running:
             started = time.monotonic()
-            lag.update()
             msgs = self.consumer.consume(num_messages=500, timeout=0.2)
             for key, member, sent_t in to_count(_decoded(msgs), self.worker.s.defects):
                 self.touched.add(key)
@@ -674,34 +674,39 @@ def decode_events(values: list[bytes]) -> list[dict[str, Any]]:
 
 
 class LagGauge:
-    """Every few seconds: high watermark - position, summed over a consumer's partitions."""
+    """The group's lag on this process's partitions (high watermark - committed offset, both
+    asked of the broker), every `every_s` from a thread of its own: a lane stalled in a batch
+    must not stall its own gauge at the value it had (the consumer's position and its cached
+    watermarks stand still with it)."""
 
-    def __init__(self, consumer: Consumer, group: str, every_s: float = 2.0) -> None:
-        self.consumer, self.group, self.every_s = consumer, group, every_s
-        self._at = 0.0
+    def __init__(self, consumer: Consumer, group: str, running: Callable[[], bool], every_s: float = 2.0) -> None:
+        self.consumer, self.group, self.running, self.every_s = consumer, group, running, every_s
+        threading.Thread(target=self._run, name=f"lag-{group}", daemon=True).start()
+
+    def _run(self) -> None:
+        while self.running():
+            self.update()
+            time.sleep(self.every_s)
 
     def update(self) -> None:
-        if time.monotonic() - self._at < self.every_s:
-            return
-        self._at = time.monotonic()
         try:
             parts = self.consumer.assignment()
             lag = 0
-            for tp in self.consumer.position(parts) if parts else []:
-                _, high = self.consumer.get_watermark_offsets(tp, cached=True)
-                if tp.offset >= 0 and high >= 0:
-                    lag += max(0, high - tp.offset)
+            for tp in self.consumer.committed(parts, timeout=5) if parts else []:
+                low, high = self.consumer.get_watermark_offsets(tp, timeout=5, cached=False)
+                done = tp.offset if tp.offset >= 0 else low    # nothing committed yet: all of it
+                lag += max(0, high - done)
             CONSUMER_LAG.labels(self.group).set(lag)
-        except KafkaException:
+        except (KafkaException, RuntimeError):   # the broker away, or the consumer closed at exit
             pass
 
 
 def until_done(what: str, step: Callable[[], None], running: Callable[[], bool],
-               sleep: Callable[[float], None] = time.sleep) -> bool:
-    """Run `step` until it succeeds (or the worker stops). A batch is never skipped: the
-    consumer's position is already past it, so giving up would lose it until a rebalance.
-    Returns whether it succeeded."""
-    delay = 0.1
+               sleep: Callable[[float], None] = time.sleep, backoff: tuple[float, float] = (0.1, 5.0)) -> bool:
+    """Run `step` until it succeeds (or the worker stops), waiting `backoff` (first, at most:
+    doubling) between attempts. A batch is never skipped: the consumer's position is already
+    past it, so giving up would lose it until a rebalance. Returns whether it succeeded."""
+    delay, most = backoff
     while running():
         try:
             step()
@@ -710,7 +715,7 @@ def until_done(what: str, step: Callable[[], None], running: Callable[[], bool],
             RETRIED.labels(what).inc()
             log.warning("%s failed; retrying the same batch in %.1f s", what, delay, exc_info=True)
             sleep(delay)
-            delay = min(delay * 2, 5.0)
+            delay = min(delay * 2, most)
     return False
 
 
