@@ -50,6 +50,7 @@ class Slo:
     counts_converge_s: float = 10.0
     backfill_s: float = 10.0
     cache_node_served_min: float = 0.999
+    recovery_s: float = 30.0
 
     @classmethod
     def from_manifest(cls, manifest: dict[str, Any]) -> Slo:

@@ -231,6 +231,7 @@ class Slo(Strict):
     error_rate: Share = 0.0001              # failed share of requests outside fault windows
     fault_error_seconds: Annotated[int, Field(ge=0)] = 30   # seconds with errors, per fault window
     cache_node_served: Share = 0.999        # feed reads answered 200 while a Redis primary is down
+    recovery: Seconds = 30.0                # a fault's heal -> Kafka lag and freshness back (checks/recovery.py)
     generator_cpu: Annotated[float, BeforeValidator(lambda v: float(v.rstrip("%")) if isinstance(v, str) else v),
                              Field(gt=0, le=100)] = 90.0    # % of a core: above it the run is invalid
     # % of the machine's CPU its hypervisor gave to other guests (steal), mean over the load:
@@ -242,7 +243,7 @@ class Slo(Strict):
         """The names harness.rundata.Slo reads back from the manifest."""
         return {"feed_p99_ms": self.feed_p99 * 1000, "freshness_median_s": self.freshness_median,
                 "error_rate_max": self.error_rate, "fault_error_seconds_max": self.fault_error_seconds,
-                "cache_node_served_min": self.cache_node_served,
+                "cache_node_served_min": self.cache_node_served, "recovery_s": self.recovery,
                 "generator_cpu_max_percent": self.generator_cpu, "steal_max_percent": self.steal}
 
 
@@ -258,7 +259,7 @@ Gates = Annotated[list[GateSpec], BeforeValidator(parse_gates), PlainSerializer(
 
 # harness.checks.CHECKS (workloads does not import the checks; a unit test keeps them equal)
 CHECK_NAMES = ("generator", "machine", "sweep", "steady_state", "feed_latency", "freshness", "errors", "availability",
-               "nothing_lost", "deletion", "unfollow", "duplicates", "engagement", "pagination", "backfill",
+               "recovery", "nothing_lost", "deletion", "unfollow", "duplicates", "engagement", "pagination", "backfill",
                "celebrity_merge", "ranking_fallback")
 
 

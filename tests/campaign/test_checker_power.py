@@ -72,3 +72,30 @@ def test_merge_counter_ranker_retweet_and_unfollow_defects_are_caught(tmp_path: 
     assert unfollow["verdict"] == "fail" and unfollow["evidence"]["served_after_unfollow"] > 0
     for untouched in ("backfill", "pagination"):
         assert got[untouched]["verdict"] == "pass", (untouched, got[untouched]["summary"])
+
+
+def experiment_checks(tmp_path: Path, name: str, *defects: str) -> dict[str, dict[str, Any]]:
+    """The cache-node-failure experiment stretched to 90 s of load: a Redis primary killed at
+    30 s and restarted 22.5 s later, which leaves 37 s after the heal (recovery's bound is 30 s)."""
+    run = tmp_path / name
+    args = ["run", "workloads/experiments/cache-node-failure.yaml", "--duration", "90", "--base-port", "22000"]
+    for d in defects:
+        args += ["--defect", d]
+    out = feedlab_run(run, *args)
+    summary = json.loads((run / records.SUMMARY).read_text())
+    checks = {c["name"]: c for c in summary["checks"]}
+    assert out.returncode in (0, 1) and checks["generator"]["verdict"] == "pass", out.stdout[-3000:]
+    return checks
+
+
+def test_a_fan_out_that_retries_long_after_the_shard_came_back_fails_recovery(tmp_path: Path) -> None:
+    """`slow-retry=60`: a timeline write the dead shard did not confirm is sent again 60 s later
+    instead of within a second, so the fan-out stalls long after the failover and the heal."""
+    clean = experiment_checks(tmp_path, "clean")["recovery"]
+    assert clean["verdict"] == "pass", clean["summary"]
+    slow = experiment_checks(tmp_path, "slow-retry", "slow-retry=60")["recovery"]
+    assert slow["verdict"] == "fail", slow["summary"]
+    (group,) = slow["evidence"]["groups"]
+    assert group["faults"][0].startswith("kill @ redis-"), group
+    assert group["recovery_s"] is None and group["lag_back_by_group_s"]["fanout"] is None, group
+    assert group["stale_canaries_after_heal"], group   # canaries acknowledged after the heal, seen late or never

@@ -58,10 +58,12 @@ def test_smoke_campaign_passes_and_its_report_can_be_recomputed(tmp_path: Path) 
     assert {c["verdict"] for c in got.values()} == {"pass"}, {n: c["summary"] for n, c in got.items()
                                                             if c["verdict"] != "pass"}
     for behaviour in ("deletion", "unfollow", "duplicates", "engagement", "pagination", "backfill",
-                      "celebrity_merge", "ranking_fallback", "availability", "sweep", "steady_state"):
+                      "celebrity_merge", "ranking_fallback", "availability", "sweep", "steady_state", "recovery"):
         assert got[behaviour]["gating"], behaviour   # exercised by the default mix, so judged
     # the steady-state hypothesis was judged on both sides of the faults
     assert "back in it after the last heal" in got["steady_state"]["summary"], got["steady_state"]["summary"]
+    # each fault's recovery was measured on both of its signs, Kafka lag and freshness
+    assert all(g["recovery_s"] is not None for g in got["recovery"]["evidence"]["groups"]), got["recovery"]["summary"]
     # The Redis primary's death reached only the reads of users whose data it held, and those
     # were served from the store: both sides of the blast radius were read.
     window = got["availability"]["evidence"]["windows"][0]

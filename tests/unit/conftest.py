@@ -97,7 +97,10 @@ class RunSpec:
     actions: list[Action] = field(default_factory=list)
     graph_changes: list[FollowChange] = field(default_factory=list)
 
-    target_metrics: dict[str, Any] = field(default_factory=dict)   # as target_metrics.json
+    # as target_metrics.json: the fan-out's Kafka lag, 0 to 2 messages all along
+    target_metrics: dict[str, Any] = field(default_factory=lambda: {"kafka_consumer_lag": {
+        "promql": "sum by (group) (feed_kafka_consumer_lag)", "unit": "messages", "what": "Kafka consumer lag",
+        "series": [{"labels": {"group": "fanout"}, "points": [[T0 + s, float(s % 3)] for s in range(61)]}]}})
     # the heal sweep after the faults (None: not recorded)
     sweep: dict[str, Any] | None = field(default_factory=lambda: {
         "t": T0 + 62, "clean": True, "looked_at": ["toxiproxy: 8 proxies", "processes: 20"], "seconds": 0.2,

@@ -69,7 +69,9 @@ def test_a_faster_run_improves_and_passes(tmp_path: Path) -> None:
 def test_figures_only_one_run_has_are_listed_not_judged(tmp_path: Path) -> None:
     baseline = RunSpec()
     baseline.target_metrics = {"kafka_consumer_lag": {"series": [{"labels": {}, "points": [[T0 + 1, 5.0]]}]}}
-    base, cand = baseline.write(tmp_path / "a"), RunSpec().write(tmp_path / "b")   # Prometheus not read
+    candidate = RunSpec()
+    candidate.target_metrics = {}                                                  # Prometheus not read
+    base, cand = baseline.write(tmp_path / "a"), candidate.write(tmp_path / "b")
     deltas = by_figure(compare.compare(base, cand))
     assert deltas["kafka_lag.max.run"].verdict == "only in baseline"
     assert compare.result(list(deltas.values()), "a").verdict is Verdict.PASS
