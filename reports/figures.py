@@ -44,7 +44,7 @@ def per_second_percentiles(
     return seconds, series
 
 
-def _figure(title: str, y_title: str) -> go.Figure:
+def base_figure(title: str, y_title: str) -> go.Figure:
     fig = go.Figure()
     fig.update_layout(
         title=title, template="plotly_white", xaxis_title=X_TITLE, yaxis_title=y_title,
@@ -73,7 +73,7 @@ def latency(run: RunData) -> go.Figure | None:
     groups: dict[str, Callable[[Request], bool]] = {
         "feed": lambda r: r.op in FEED_OPS, "post": lambda r: r.op == "post",
     }
-    fig = _figure("Client-side latency per second, from the intended send time (HDR)", "latency (ms)")
+    fig = base_figure("Client-side latency per second, from the intended send time (HDR)", "latency (ms)")
     for label, wanted in groups.items():
         seconds, series = per_second_percentiles((r for r in run.requests if r.status > 0 and wanted(r)), t0)
         for p, values in series.items():
@@ -96,7 +96,7 @@ def throughput(run: RunData) -> go.Figure | None:
     for r in run.requests:
         (ok if r.ok else bad)[int(r.t - t0)] += 1
     seconds = sorted(ok.keys() | bad.keys())
-    fig = _figure("Requests per second", "requests / s")
+    fig = base_figure("Requests per second", "requests / s")
     fig.add_scatter(x=seconds, y=[ok[s] for s in seconds], mode="lines", name="ok")
     fig.add_scatter(x=seconds, y=[bad[s] for s in seconds], mode="lines", name="errors",
                     line={"color": FAULT_COLOUR})
@@ -110,7 +110,7 @@ def freshness_histogram(run: RunData) -> go.Figure | None:
     faulty = [p.freshness_s for p in run.probes if p.freshness_s is not None and in_fault(p.ack_t)]
     if not steady and not faulty:
         return None
-    fig = _figure("Freshness: ack to first seen in a follower's feed", "canary reads")
+    fig = base_figure("Freshness: ack to first seen in a follower's feed", "canary reads")
     fig.update_layout(xaxis_title="freshness (s)", barmode="overlay")
     fig.add_histogram(x=steady, name="steady state", opacity=0.75)
     fig.add_histogram(x=faulty, name="acked in a fault window", opacity=0.6, marker_color=FAULT_COLOUR)
@@ -124,7 +124,7 @@ def freshness_over_time(run: RunData) -> go.Figure | None:
     t0 = origin(run)
     seen = [p for p in run.probes if p.freshness_s is not None]
     unseen = [p for p in run.probes if p.freshness_s is None]
-    fig = _figure("Freshness by ack time", "freshness (s)")
+    fig = base_figure("Freshness by ack time", "freshness (s)")
     fig.add_scatter(x=[p.ack_t - t0 for p in seen], y=[p.freshness_s for p in seen], mode="markers",
                     name="seen", marker={"size": 5})
     ceiling = max((p.freshness_s or 0.0 for p in seen), default=run.slo.freshness_median_s) * 1.1
@@ -142,7 +142,7 @@ def generator_cpu(run: RunData) -> go.Figure | None:
     by_process: dict[str, list[tuple[float, float]]] = defaultdict(list)
     for s in sorted(run.generator, key=lambda s: s.t):
         by_process[s.process].append((s.t - t0, s.cpu_percent))
-    fig = _figure("Load generator CPU per process", "CPU % of one core")
+    fig = base_figure("Load generator CPU per process", "CPU % of one core")
     for process, points in sorted(by_process.items()):
         fig.add_scatter(x=[x for x, _ in points], y=[y for _, y in points], mode="lines", name=process)
     fig.add_hline(y=run.slo.generator_cpu_max_percent, line_dash="dash", annotation_text="saturation gate")
@@ -163,7 +163,7 @@ def operations_p99(run: RunData) -> go.Figure | None:
     """p99 per second of every operation but the feed (drawn on its own above)."""
     t0 = origin(run)
     ops = sorted({r.op for r in run.requests} - FEED_OPS)
-    fig = _figure("Other operations: p99 per second, from the intended send time", "latency (ms)")
+    fig = base_figure("Other operations: p99 per second, from the intended send time", "latency (ms)")
     for op in ops:
         seconds, series = per_second_percentiles((r for r in run.requests if r.op == op and r.status > 0), t0, (99,))
         if seconds:
@@ -191,7 +191,7 @@ def _target_figure(run: RunData, name: str, title: str, y_title: str, scale: flo
     if not series:
         return None
     t0 = origin(run)
-    fig = _figure(title, y_title)
+    fig = base_figure(title, y_title)
     for label, xs, ys in series:
         fig.add_scatter(x=xs, y=[None if y is None else y * scale for y in ys], mode="lines", name=label)
     if gate is not None:
@@ -234,7 +234,7 @@ def arrivals(run: RunData) -> go.Figure | None:
         dropped[second] += a.dropped
         late[second] += a.late
     seconds = sorted(due)
-    fig = _figure("Arrivals per second: due, dropped (too many in flight), late (> 50 ms)", "arrivals / s")
+    fig = base_figure("Arrivals per second: due, dropped (too many in flight), late (> 50 ms)", "arrivals / s")
     fig.add_scatter(x=seconds, y=[due[s] for s in seconds], mode="lines", name="due")
     fig.add_scatter(x=seconds, y=[dropped[s] for s in seconds], mode="lines", name="dropped",
                     line={"color": FAULT_COLOUR})

@@ -18,13 +18,13 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from harness import compare
 from harness.checks import CheckResult, exit_code, overall
 from harness.rundata import RunData
-from reports import figures
+from reports import faults, figures
 from workloads.gate_spec import CLIENT_OPS
 
 TEMPLATES = Path(__file__).parent / "templates"
 
 SECTIONS: list[tuple[str, str]] = [
-    ("verdict", "Verdict"), ("latency", "Latency"), ("throughput", "Throughput"),
+    ("verdict", "Verdict"), ("faults", "Faults"), ("latency", "Latency"), ("throughput", "Throughput"),
     ("freshness", "Freshness"), ("target", "Target metrics"), ("generator", "Load generator"),
     ("baseline", "Baseline"), ("manifest", "Manifest"),
 ]
@@ -74,6 +74,7 @@ def render(run: RunData, results: list[CheckResult], jsonable: Callable[[Any], A
         charts[section] = [(i, f) for i, f in fragments if f] or [("", None)]
     drawn = {i for section in charts.values() for i, f in section if f}
     links = {r.name: link for r in results if (link := chart_of(r)) in drawn}
+    fault_chart = _fragment(faults.timeline(run, results))
     env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(["html", "j2"]))
     return env.get_template("report.html.j2").render(
         run_id=run.manifest.get("run_id", run.run_dir.name),
@@ -90,6 +91,9 @@ def render(run: RunData, results: list[CheckResult], jsonable: Callable[[Any], A
         gates=[r for r in results if r.kind == "gate"],
         links=links,
         evidence={r.name: json.dumps(jsonable(r.evidence), indent=2, sort_keys=True) for r in results},
+        faults=faults.rows(run, results),
+        fault_chart=fault_chart,
+        sweep=run.sweep,
         sections=SECTIONS,
         charts=charts,
         plotly_js=plotly.offline.get_plotlyjs(),

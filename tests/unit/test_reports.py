@@ -4,6 +4,7 @@ import io
 import json
 import re
 import xml.etree.ElementTree as ET
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -11,9 +12,9 @@ from rich.console import Console
 
 from harness.checks import run_all_checks
 from harness.gates import judge_run
-from harness.records import JUNIT, MANIFEST, REPORT, SUMMARY, FinalRead, GeneratorSample
+from harness.records import JUNIT, MANIFEST, REPORT, SUMMARY, FaultWindow, FinalRead, GeneratorSample
 from harness.rundata import load_run
-from reports import write_reports
+from reports import faults, write_reports
 from reports.html import SECTIONS
 from reports.terminal import print_verdict_table
 
@@ -132,3 +133,34 @@ def test_the_report_header_names_the_graph(spec: RunSpec, run_dir: Path) -> None
     run = spec.write(run_dir)
     words = " ".join(write_reports(run_dir, run, run_all_checks(run)).read_text().split())
     assert "graph 200,000 users, 44,054,872 follows, 20 celebrities</div>" in words
+
+
+def test_the_fault_section_gives_each_fault_its_events_blast_radius_recovery_and_the_sweep(
+        spec: RunSpec, run_dir: Path) -> None:
+    spec.faults = [replace(spec.faults[0], events=[
+        {"t": T0 + 30, "what": "killed", "component": "redis-2", "slots": [[5461, 10922]]},
+        {"t": T0 + 33.5, "what": "failover-complete", "roles": {"redis-2": "down"}}]),
+        FaultWindow(name="pause", target="cassandra", start_t=T0 + 50, end_t=None)]
+    spec.sweep = {"t": T0 + 62, "clean": False, "looked_at": ["toxiproxy: 8 proxies"], "seconds": 0.1,
+                  "findings": ["toxic latency left on redis-2"]}
+    run = spec.write(run_dir)
+    results = run_all_checks(run)
+    rows = faults.rows(run, results)
+    assert [r.label for r in rows] == ["kill-redis-primary @ redis-2", "pause @ cassandra"]
+    assert rows[0].events == ["+0.0 s killed (component redis-2, slots [[5461, 10922]])",
+                              "+3.5 s failover-complete"]                   # the cluster map stays in the evidence
+    radius = rows[0].blast_radius
+    assert radius.startswith("48 of 51 feed reads served (94.12%), p99 2001 ms; readers on its slots: "), radius
+    assert rows[0].recovery.startswith("back 1.0 s after the heal") and rows[0].recovered_after_s == 1.0
+    assert rows[1].duration_s is None and rows[1].blast_radius.startswith("not judged")
+    html = write_reports(run_dir, run, results).read_text()
+    section = html[html.index('<section id="faults">'):html.index("</section>", html.index('<section id="faults">'))]
+    assert "chart-fault_timeline" in section and "Plotly.newPlot" in section
+    assert "never healed" in section and "not clean" in section and "toxic latency left on redis-2" in section
+
+
+def test_a_run_without_faults_says_so_in_the_fault_section(spec: RunSpec, run_dir: Path) -> None:
+    spec.faults = []
+    run = spec.write(run_dir)
+    html = write_reports(run_dir, run, run_all_checks(run)).read_text()
+    assert "this scenario injects no fault" in html and "chart-fault_timeline" not in html
