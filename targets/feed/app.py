@@ -14,7 +14,7 @@ import math
 import re
 import time
 import uuid
-from collections.abc import AsyncIterator, Coroutine
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from collections.abc import Set as AbstractSet
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -32,7 +32,7 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from targets.feed.auth import user_from_header
-from targets.feed.cache import FeedCache, SetRead, notify_channel
+from targets.feed.cache import BesideSet, FeedCache, SetRead, notify_channel
 from targets.feed.engagement import Engagement, display_count
 from targets.feed.engagement import event as engagement_event
 from targets.feed.errors import ApiError, json_response
@@ -264,30 +264,36 @@ class Feed:
             raise ApiError(404, "unknown_user", f"user {uid} does not exist")
         return uid
 
+    async def _timeline(self, user: int, read: Callable[[BesideSet], Awaitable[tuple[list[int] | None, SetRead]]],
+                        what: str) -> tuple[list[int] | None, AbstractSet[int], bool]:
+        """`read` of the user's timeline (with the follow set beside it), unless its shard is
+        held (resync.py) or does not answer: the ids (None: the caller reads the store), whom
+        the user follows now, and whether the cache answered."""
+        self.preheater.saw(user)
+        if self.shard_holds.held(self.cache.timeline_slot(user)):
+            DEGRADED.labels("resync").inc()
+            return None, set(await self.store.followees(user)), False
+        try:
+            ids, beside = await read(self.follows.beside(user))
+        except MAYBE_DOWN as exc:
+            cache_failed(what, exc)
+            DEGRADED.labels("redis_error").inc()
+            self.shard_holds.failed(self.cache.timeline_slot(user))
+            return None, set(await self.store.followees(user)), False
+        if ids is None:
+            DEGRADED.labels("cache_miss").inc()
+        return ids, await self.following(user, beside), True
+
     async def candidates(self, user: int, before: int | None, n: int) -> tuple[list[int], AbstractSet[int]]:
         """The newest `n` tweet ids of the user's feed older than `before`: the pushed timeline
         (or the store fan-in when it is missing or its shard is down), with the followed pull-tier
         authors merged in; and the accounts the user follows now (read beside the timeline)."""
-        self.preheater.saw(user)
-        ids: list[int] | None = None
-        following: AbstractSet[int]
-        if self.shard_holds.held(self.cache.timeline_slot(user)):
-            DEGRADED.labels("resync").inc()
-            following = set(await self.store.followees(user))
-        else:
-            try:
-                ids, beside = await self.cache.timeline_page(user, before, n, beside=self.follows.beside(user))
-            except MAYBE_DOWN as exc:
-                cache_failed("timeline", exc)
-                DEGRADED.labels("redis_error").inc()
-                self.shard_holds.failed(self.cache.timeline_slot(user))
-                following = set(await self.store.followees(user))
-            else:
-                following = await self.following(user, beside)
-                TIMELINE_CACHE.labels("hit" if ids is not None else "miss").inc()
-                if ids is None:
-                    DEGRADED.labels("cache_miss").inc()
-                    self.rebuild_later(user)
+        ids, following, answered = await self._timeline(
+            user, lambda beside: self.cache.timeline_page(user, before, n, beside=beside), "timeline")
+        if answered:
+            TIMELINE_CACHE.labels("hit" if ids is not None else "miss").inc()
+            if ids is None:
+                self.rebuild_later(user)
         if ids is None:
             ids = await self.fan_in(user, before, n, following=following)
         return await self.merge_celebrities(before, n, ids, following), following
@@ -296,24 +302,8 @@ class Feed:
         """The first `n` ids after `since` in the user's feed, oldest first (timeline, or the
         store when it is missing or down, plus the followed pull-tier authors); and the
         accounts the user follows now."""
-        self.preheater.saw(user)
-        ids: list[int] | None = None
-        following: AbstractSet[int]
-        if self.shard_holds.held(self.cache.timeline_slot(user)):
-            DEGRADED.labels("resync").inc()
-            following = set(await self.store.followees(user))
-        else:
-            try:
-                ids, beside = await self.cache.timeline_since(user, since, n, beside=self.follows.beside(user))
-            except MAYBE_DOWN as exc:
-                cache_failed("timeline_delta", exc)
-                DEGRADED.labels("redis_error").inc()
-                self.shard_holds.failed(self.cache.timeline_slot(user))
-                following = set(await self.store.followees(user))
-            else:
-                following = await self.following(user, beside)
-                if ids is None:
-                    DEGRADED.labels("cache_miss").inc()
+        ids, following, _ = await self._timeline(
+            user, lambda beside: self.cache.timeline_since(user, since, n, beside=beside), "timeline_delta")
         if ids is None:
             ids = await self._delta_fan_in(user, [user, *sorted(following)], since, n)
         followed = await self.followed_pull_authors(following)

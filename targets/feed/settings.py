@@ -29,26 +29,23 @@ def _int(env: dict[str, str], name: str, default: int, lo: int, hi: int) -> int:
     return value
 
 
-def _share(env: dict[str, str], name: str) -> float:
+def _float(env: dict[str, str], name: str, hi: float, what: str) -> float:
     raw = env.get(name, "0")
     try:
         value = float(raw)
     except ValueError:
         raise ConfigError(f"{name}={raw!r}: not a number") from None
-    if not 0.0 <= value <= 1.0:
-        raise ConfigError(f"{name}={value}: a share must be within [0, 1]")
+    if not 0.0 <= value <= hi:
+        raise ConfigError(f"{name}={value}: {what} must be within [0, {hi:g}]")
     return value
+
+
+def _share(env: dict[str, str], name: str) -> float:
+    return _float(env, name, 1.0, "a share")
 
 
 def _seconds(env: dict[str, str], name: str) -> float:
-    raw = env.get(name, "0")
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ConfigError(f"{name}={raw!r}: not a number") from None
-    if not 0.0 <= value <= 3600.0:
-        raise ConfigError(f"{name}={value}: seconds must be within [0, 3600]")
-    return value
+    return _float(env, name, 3600.0, "seconds")
 
 
 def _flag(env: dict[str, str], name: str) -> bool:
