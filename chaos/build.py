@@ -12,6 +12,7 @@ from chaos.fault import Fault, Links, RedisClusterView, Runtime
 from chaos.network import LinkDown, ToxicFault
 from chaos.process import ProcessFault
 from chaos.ranker import DegradeRanker, RuntimeConfig
+from chaos.shard import ShardWipe
 
 
 @dataclass(frozen=True)
@@ -29,6 +30,8 @@ def build(action: str, target: str, params: dict[str, Any], stack: ChaosStack) -
     if problems:
         raise ValueError("; ".join(f"{where}: {why}" for where, why in problems))
     p = k.with_defaults(params)
+    if action == "wipe-shard":
+        return ShardWipe(target, stack.runtime, stack.cluster)
     if k.family == "process":
         process_action = "kill" if action == "kill-redis-primary" else action
         return ProcessFault(process_action, target, stack.runtime, stack.cluster, name=action)

@@ -134,6 +134,10 @@ KINDS: tuple[FaultKind, ...] = (
              "nothing more (the fault window ends at the heal time)"),
     _process("kill-redis-primary", "kill on a Redis primary (design §10: timeline cache node failure)",
              "as kill", REDIS_PRIMARY),
+    FaultKind("wipe-shard", "process", "SIGKILL a Redis primary and its replica together (design §10: a whole "
+              "shard lost): nothing to fail over to, and the nodes keep nothing on disk",
+              "both started again, empty; the cluster whole (the shard's data is rebuilt from the store)",
+              REDIS_PRIMARY),
     _toxic("latency", "delay every chunk of data",
            Param("latency", "added delay, ms", 100, 0, _DAY_MS),
            Param("jitter", "± this much at random, ms", 0, 0, _DAY_MS)),

@@ -38,8 +38,6 @@ def table_order(row: str) -> int:
 # §10 rows (and extra experiments) that cannot be tried on this topology yet
 WAITING = {
     "Cross-region timeline inconsistency": "a multi-region topology: the reference stack is one region",
-    "Whole Redis shard lost": "a fault that takes a shard's primary and replica with their data "
-                              "(not in the fault catalogue yet)",
 }
 
 

@@ -150,6 +150,23 @@ class RedisCluster(Component):
             return []
         return []
 
+    def replicas_of(self, primary: str) -> list[str]:
+        """The nodes replicating `primary`, as the running nodes see it (names)."""
+        by_port = {self.topo.redis_proxy_port(i): n for i, n in enumerate(self.topo.redis_names(), start=1)}
+        port = {n: p for p, n in by_port.items()}[primary]
+        for name, proc in self.procs.items():
+            if not proc.running() or proc.paused:
+                continue
+            try:
+                text = str(self._direct(name).execute_command("CLUSTER", "NODES"))
+            except redis.RedisError:
+                continue
+            nodes = [line.split() for line in text.splitlines()]
+            ids = {n[0]: int(n[1].split("@")[0].rsplit(":", 1)[1]) for n in nodes}
+            primary_id = next((i for i, p in ids.items() if p == port), None)
+            return sorted(by_port[ids[n[0]]] for n in nodes if n[3] == primary_id and ids[n[0]] in by_port)
+        return []
+
     def primaries(self) -> list[str]:
         return sorted(n for n, r in self.roles().items() if r == "master")
 

@@ -8,6 +8,8 @@ import time
 
 import httpx
 import pytest
+import redis
+from redis.crc import key_slot
 
 from chaos.build import build
 from chaos.catalogue import CATALOGUE
@@ -104,6 +106,31 @@ def test_a_partition_of_a_redis_primary_takes_its_link_down_records_its_slots_an
     finally:
         fault.heal()
     assert rt.toxiproxy.client.list_proxies()[node]["enabled"]
+
+
+def test_a_shard_wipe_kills_a_primary_with_its_replica_and_the_shard_comes_back_empty(whole: Stack) -> None:
+    rt = whole.runtime
+    primary = rt.redis.primaries()[1]
+    slots = rt.redis.slots_of(primary)
+    key = next(k for k in (f"wipe-probe:{i}" for i in range(100_000))
+               if any(lo <= key_slot(k.encode()) <= hi for lo, hi in slots))
+    node = redis.Redis(port=rt.topo.redis_port(rt.topo.redis_names().index(primary) + 1), decode_responses=True)
+    assert node.set(key, "held") and node.wait(1, 2000) == 1   # on the replica too
+    fault = act(whole, "wipe-shard", "redis-primary-2")
+    try:
+        (event,) = fault.window.events
+        assert event["components"][0] == primary and len(event["components"]) == 2
+        assert all(rt.states()[n].startswith("exited") for n in event["components"]), rt.states()
+        assert event["slots"] == [list(r) for r in slots] and fault.window.target == primary
+        with httpx.Client(base_url=whole.url, timeout=10) as c:   # the store serves that shard's readers
+            assert all(c.get("/v1/feed", headers=whole.auth(u)).status_code == 200 for u in range(1, 21))
+    finally:
+        fault.heal()
+    assert sorted(rt.redis.roles().values()) == ["master"] * 3 + ["slave"] * 3
+    shard = rt.redis.shard_of(key)
+    node = redis.Redis(port=rt.topo.redis_port(rt.topo.redis_names().index(shard[0]) + 1), decode_responses=True)
+    assert sorted(shard) == sorted(event["components"]) and node.get(key) is None   # gone from both
+    assert [e["what"] for e in fault.window.events] == ["killed", "restarting", "healed"]
 
 
 def test_an_invoke_that_fails_half_way_is_still_healed(whole: Stack) -> None:
