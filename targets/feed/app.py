@@ -43,7 +43,6 @@ from targets.feed.outage import MAYBE_DOWN, QueueUnavailable, fail_open, is_outa
 from targets.feed.preheat import Preheater
 from targets.feed.pulled import PulledTweets
 from targets.feed.ranking import CANDIDATES, Ranker, RankingGateway
-from targets.feed.resync import WATCH_S, ShardHolds
 from targets.feed.settings import Settings
 from targets.feed.snowflake import Snowflake
 from targets.feed.store import Media, Store, Tweet
@@ -229,7 +228,6 @@ class Feed:
         self.follow_lock = FollowLock(self.cache.rc)
         self._background: set[asyncio.Task[None]] = set()
         self._rebuilding: set[int] = set()
-        self.shard_holds = ShardHolds()
         self._pull_tier: tuple[float, set[int]] = (-PULL_TIER_TTL_S, set())
         self._config: dict[str, str] = {}
         self._config_at = -CONFIG_TTL_S
@@ -266,19 +264,15 @@ class Feed:
 
     async def _timeline(self, user: int, read: Callable[[BesideSet], Awaitable[tuple[list[int] | None, SetRead]]],
                         what: str) -> tuple[list[int] | None, AbstractSet[int], bool]:
-        """`read` of the user's timeline (with the follow set beside it), unless its shard is
-        held (resync.py) or does not answer: the ids (None: the caller reads the store), whom
-        the user follows now, and whether the cache answered."""
+        """`read` of the user's timeline (with the follow set beside it), unless its shard does
+        not answer: the ids (None: the caller reads the store), whom the user follows now, and
+        whether the cache answered."""
         self.preheater.saw(user)
-        if self.shard_holds.held(self.cache.timeline_slot(user)):
-            DEGRADED.labels("resync").inc()
-            return None, set(await self.store.followees(user)), False
         try:
             ids, beside = await read(self.follows.beside(user))
         except MAYBE_DOWN as exc:
             cache_failed(what, exc)
             DEGRADED.labels("redis_error").inc()
-            self.shard_holds.failed(self.cache.timeline_slot(user))
             return None, set(await self.store.followees(user)), False
         if ids is None:
             DEGRADED.labels("cache_miss").inc()
@@ -610,17 +604,6 @@ class Feed:
                 await self.cache.rebuild(user_id, ids, self.s.timeline_cap)
         except Exception:  # noqa: BLE001 - logged; a cache or store outage must not escape
             log.warning("timeline rebuild for %s failed", user_id, exc_info=True)
-
-    async def watch_shards(self) -> None:
-        """Poll the cluster for failing and promoted primaries (resync.py): every instance
-        holds a failed-over shard's readers on the store, whether or not it served them."""
-        while True:
-            try:
-                self.shard_holds.cluster_nodes(await self.cache.rc.cluster_nodes())
-            except MAYBE_DOWN as exc:   # the node asked is down (another next time), or a bug
-                if not is_outage(exc):
-                    log.exception("shard watch: could not read CLUSTER NODES")
-            await asyncio.sleep(WATCH_S)
 
     def rebuild_later(self, user_id: int) -> None:
         """Cache miss: repopulate the timeline in the background (design §06), once at a time
@@ -1174,7 +1157,6 @@ def create_app(settings: Settings | None = None) -> Starlette:
         app.state.openapi = yaml.safe_load(OPENAPI.read_text())
         app.state.feed = Feed(settings or Settings.from_env())
         app.state.feed.in_background(app.state.feed.preheater.run())
-        app.state.feed.in_background(app.state.feed.watch_shards())
         yield
         await app.state.feed.close()
 

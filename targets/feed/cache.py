@@ -316,9 +316,6 @@ class FeedCache:
         last item; None when the timeline is absent); and the set `beside`."""
         return await self._page_and_set(user_id, beside, "since", since_id, limit)
 
-    def timeline_slot(self, user_id: int) -> int:
-        return int(self.rc.keyslot(timeline_key(user_id)))
-
     async def _page_and_set(self, user_id: int, beside: BesideSet, direction: str, cursor: int | None,
                             count: int) -> tuple[list[int] | None, SetRead]:
         # Bounded: a shard that died takes the client a socket timeout, a retry and a new slot
