@@ -2,8 +2,9 @@
 
 For each group of overlapping faults, from its last heal:
 - **Kafka lag** (the target's `feed_kafka_consumer_lag` per consumer group, from Prometheus):
-  every group back at or below its steady level (the highest it was before the first fault)
-  and staying there STABLE_S: a worker that resumes late lets the lag build *after* the heal;
+  every group back at or below its steady level (the highest it was before the first fault,
+  at least LAG_FLOOR messages) and staying there STABLE_S: a worker that resumes late lets
+  the lag build *after* the heal;
 - **freshness** back under its bound (`slo.freshness_median`): the first canary acknowledged
   after the heal whose median follower saw it in time.
 
@@ -28,6 +29,8 @@ from harness.rundata import RunData
 
 NAME = "recovery"
 LAG_SERIES = "kafka_consumer_lag"
+LAG_FLOOR = 10.0         # messages: a group's lag this small is back, whatever it was before (a paced lane
+                         # wanders a few messages around its level: its pre-fault maximum is no ceiling)
 STABLE_S = 5.0           # the lag must stay at its steady level this long to count as back
 BEFORE_MARGIN_S = 2.0    # the steady level is read until this long before the first invoke
 
@@ -97,8 +100,8 @@ def check(run: RunData) -> CheckResult:
     first = min(w.start_t for w in faults)
     lags = lag_points(run)
     steady_from, steady_to = run.load_start_t or 0.0, first - BEFORE_MARGIN_S
-    levels = {g: max(v for t, v in points if steady_from <= t < steady_to) for g, points in lags.items()
-              if any(steady_from <= t < steady_to for t, _ in points)}
+    levels = {g: max(LAG_FLOOR, *(v for t, v in points if steady_from <= t < steady_to))
+              for g, points in lags.items() if any(steady_from <= t < steady_to for t, _ in points)}
     tweets = canaries(run.probes)
     fresh_before = [f for t, f, _ in tweets if t < first - BEFORE_MARGIN_S]
     stale_before = bool(fresh_before) and statistics.median(fresh_before) >= fresh_bound

@@ -685,7 +685,10 @@ class LagGauge:
 
     def _run(self) -> None:
         while self.running():
-            self.update()
+            try:
+                self.update()
+            except Exception:  # noqa: BLE001 - a gauge that dies would report its last value for ever
+                log.warning("consumer lag of %s not measured this time", self.group, exc_info=True)
             time.sleep(self.every_s)
 
     def update(self) -> None:
@@ -693,7 +696,10 @@ class LagGauge:
             parts = self.consumer.assignment()
             lag = 0
             for tp in self.consumer.committed(parts, timeout=5) if parts else []:
-                low, high = self.consumer.get_watermark_offsets(tp, timeout=5, cached=False)
+                marks = self.consumer.get_watermark_offsets(tp, timeout=5, cached=False)
+                if marks is None:   # the broker did not answer in time: no figure rather than a wrong one
+                    return
+                low, high = marks
                 done = tp.offset if tp.offset >= 0 else low    # nothing committed yet: all of it
                 lag += max(0, high - done)
             CONSUMER_LAG.labels(self.group).set(lag)

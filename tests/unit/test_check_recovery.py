@@ -29,11 +29,11 @@ def lag(fanout: Callable[[float], float]) -> dict[str, Any]:
 
 def test_lag_and_freshness_back_within_the_bound_pass_with_the_later_of_the_two(
         spec: RunSpec, run_dir: Path) -> None:
-    spec.target_metrics = lag(lambda s: 40.0 if 30 <= s < 39 else (s % 3))   # 0-2 before: its level is 2
+    spec.target_metrics = lag(lambda s: 40.0 if 30 <= s < 39 else (s % 3))   # 0-2 before: the floor, 10
     result = recovery.check(spec.write(run_dir))
     assert result.verdict is Verdict.PASS, result.summary
     group = result.evidence["groups"][0]
-    assert result.evidence["lag_steady_levels"] == {"counters": 1.0, "fanout": 2.0}
+    assert result.evidence["lag_steady_levels"] == {"counters": 10.0, "fanout": 10.0}   # LAG_FLOOR
     assert group["lag_back_by_group_s"] == {"counters": 0.0, "fanout": 4.0}
     assert group["lag_back_s"] == 4.0 and group["freshness_back_s"] == 1.0 and group["recovery_s"] == 4.0
     assert "kill-redis-primary @ redis-2: back 4.0 s after the heal (Kafka lag 4.0 s, fanout, freshness 1.0 s)" \
