@@ -674,10 +674,11 @@ def decode_events(values: list[bytes]) -> list[dict[str, Any]]:
 
 
 class LagGauge:
-    """The group's lag on this process's partitions (high watermark - committed offset, both
-    asked of the broker), every `every_s` from a thread of its own: a lane stalled in a batch
-    must not stall its own gauge at the value it had (the consumer's position and its cached
-    watermarks stand still with it)."""
+    """The group's lag on this process's partitions (high watermark - committed offset), every
+    `every_s` from a thread of its own: a lane stalled in a batch must not stall its own gauge
+    at the value it had, and its position stands still with it. The committed offsets are asked
+    of the broker (one request); the high watermarks are librdkafka's, which its fetcher keeps
+    current while the lane is stalled (until its queue is full: 100,000 messages)."""
 
     def __init__(self, consumer: Consumer, group: str, running: Callable[[], bool], every_s: float = 2.0) -> None:
         self.consumer, self.group, self.running, self.every_s = consumer, group, running, every_s
@@ -696,11 +697,11 @@ class LagGauge:
             parts = self.consumer.assignment()
             lag = 0
             for tp in self.consumer.committed(parts, timeout=5) if parts else []:
-                marks = self.consumer.get_watermark_offsets(tp, timeout=5, cached=False)
-                if marks is None:   # the broker did not answer in time: no figure rather than a wrong one
+                marks = self.consumer.get_watermark_offsets(tp, cached=True)
+                if marks is None or marks[1] < 0:   # not fetched yet: no figure rather than a wrong one
                     return
                 low, high = marks
-                done = tp.offset if tp.offset >= 0 else low    # nothing committed yet: all of it
+                done = tp.offset if tp.offset >= 0 else max(low, 0)   # nothing committed yet: all of it
                 lag += max(0, high - done)
             CONSUMER_LAG.labels(self.group).set(lag)
         except (KafkaException, RuntimeError):   # the broker away, or the consumer closed at exit
