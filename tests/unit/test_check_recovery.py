@@ -89,3 +89,16 @@ def test_a_run_without_faults_is_not_exercised(spec: RunSpec, run_dir: Path) -> 
     spec.faults = []
     result = recovery.check(spec.write(run_dir))
     assert result.verdict is Verdict.UNKNOWN and not result.gating
+
+
+def test_a_next_fault_that_comes_before_the_lag_is_back_does_not_hide_a_recovery_within_the_bound(
+        spec: RunSpec, run_dir: Path) -> None:
+    spec.faults.append(FaultWindow(name="degrade-ranker", target="ranker", start_t=T0 + 40, end_t=T0 + 45))
+    spec.target_metrics = lag(lambda s: 40.0 if 30 <= s < 43 else 0.0)   # back 8 s after the heal, mid-ranker
+    result = recovery.check(spec.write(run_dir))
+    assert result.verdict is Verdict.PASS, result.summary
+    first = result.evidence["groups"][0]
+    assert first["lag_back_s"] == 8.0 and first["next_fault_after_s"] == 5.0
+    spec.target_metrics = lag(lambda s: 40.0 if s >= 30 else 0.0)          # never back: the ranker may be why
+    result = recovery.check(spec.write(run_dir))
+    assert result.verdict is Verdict.UNKNOWN and "the next fault 5 s after it" in result.summary, result.summary
