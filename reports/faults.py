@@ -23,6 +23,7 @@ class FaultRow:
     start_s: float              # since load start
     duration_s: float | None    # None: never healed
     events: list[str] = field(default_factory=list)
+    event_s: list[float] = field(default_factory=list)   # each event's time, since load start
     blast_radius: str = "not judged"
     recovery: str = "not judged"
     recovered_after_s: float | None = None
@@ -64,6 +65,7 @@ def rows(run: RunData, results: list[CheckResult]) -> list[FaultRow]:
             label=f"{w.name} @ {w.target}", start_s=w.start_t - t0,
             duration_s=None if w.end_t is None else w.end_t - w.start_t,
             events=[_event(e, w.start_t) for e in w.events if "t" in e],
+            event_s=[float(e["t"]) - t0 for e in w.events if "t" in e],
             blast_radius=_blast_radius(seen) if seen else "not judged (no availability bound for this fault)",
             recovery=_recovery(group) if group else "not judged",
             recovered_after_s=None if group is None else group["recovery_s"]))
@@ -87,13 +89,12 @@ def timeline(run: RunData, results: list[CheckResult]) -> go.Figure | None:
                 base=[r.start_s + e for r, e in zip(table, ends, strict=True)], orientation="h",
                 name="recovery (heal to back)", marker_color=figures.FAULT_COLOUR, opacity=0.35,
                 hovertext=[r.recovery for r in table])
-    marks = [(label, w.start_t, e) for label, w in zip(labels, sorted(
-        (f for f in run.faults if f.start_t is not None), key=lambda f: f.start_t), strict=True)
-        for e in w.events if "t" in e]
+    marks = [(label, x, text) for label, r in zip(labels, table, strict=True)
+             for x, text in zip(r.event_s, r.events, strict=True)]
     if marks:
-        fig.add_scatter(y=[m[0] for m in marks], x=[float(m[2]["t"]) - t0 for m in marks], mode="markers",
+        fig.add_scatter(y=[m[0] for m in marks], x=[m[1] for m in marks], mode="markers",
                         name="events", marker={"symbol": "line-ns-open", "size": 14, "color": "#333"},
-                        hovertext=[_event(m[2], m[1]) for m in marks])
+                        hovertext=[m[2] for m in marks])
     load_s = (run.load_end_t or t0) - t0
     fig.update_layout(barmode="overlay", height=200 + 40 * len(table), yaxis={"autorange": "reversed"},
                       xaxis={"range": [0, max(load_s, *(r.start_s + e for r, e in zip(table, ends, strict=True)))]},
