@@ -193,6 +193,9 @@ class FeedWorkload(User):
         self.seen_large: collections.deque[int] = collections.deque(maxlen=SEEN_TWEETS)   # large accounts seen tweeting
         self.newest: dict[int, str] = {}
         self.followed: list[tuple[int, int]] = []
+        # large follows whose backfill is being watched: never unfollowed until the watch ends
+        # (an unfollow 0.2 s after the follow left the never-backfill run one judged follow)
+        self.watching: set[tuple[int, int]] = set()
         self.pushed_large_follows = 0   # follows of throttled-band accounts this process made
         self.last_page: dict[int, list[int]] = {}   # reader -> authors of the tweets on its last first page
         self.retweeted: list[tuple[int, str, str]] = []   # (user, original, retweet id) this process made
@@ -465,7 +468,8 @@ class FeedWorkload(User):
         else:
             pool = throttled if throttled and self.rng.random() < 0.75 else list(self.seen_large) or CELEBRITIES
         other = self.rng.choice(pool)
-        if user == other or SEEDED.follows(user, other) or (user, other) in self.followed:
+        if user == other or SEEDED.follows(user, other) or (user, other) in self.followed \
+                or (user, other) in self.watching:
             return
         before = self.read(f"/v1/users/{other}/tweets?limit={BACKFILL_EXPECTED}", "profile", due, phase, user=user,
                            of_user=other)
@@ -476,18 +480,22 @@ class FeedWorkload(User):
                       target=str(other))
         if r.status_code != 200:
             return
-        self.followed.append((user, other))
         self.pushed_large_follows += bool(expected) and other not in PULL_TIER
         _changes.write(FollowChange(t=r.t, follower=user, followee=other, following=True))
         _actions.write(Action(t=r.t, kind="follow_large", user=user, other=other, ids=expected, sent_t=r.sent_t))
         walk = f"backfill-{uuid.uuid4().hex[:12]}"
         deadline = r.t + BACKFILL_WAIT_S
-        for n in itertools.count():
-            gevent.sleep(1.0)
-            page = self.read("/v1/feed?limit=100", "backfill", time.time(), phase, user=user, walk=walk, page=n)
-            if (page is not None and set(expected) <= {str(t["tweet_id"]) for t in page["tweets"]}) \
-                    or time.time() > deadline:
-                return
+        self.watching.add((user, other))
+        try:
+            for n in itertools.count():
+                gevent.sleep(1.0)
+                page = self.read("/v1/feed?limit=100", "backfill", time.time(), phase, user=user, walk=walk, page=n)
+                if (page is not None and set(expected) <= {str(t["tweet_id"]) for t in page["tweets"]}) \
+                        or time.time() > deadline:
+                    return
+        finally:
+            self.watching.discard((user, other))
+            self.followed.append((user, other))
 
     def op_rising_follow(self, due: float, phase: str | None) -> None:
         """A user who does not follow the rising account yet follows it. Never undone, so its
@@ -510,7 +518,8 @@ class FeedWorkload(User):
         """Half the time a follow this process made; else an account whose tweet the reader was
         just served, whose feed is then read at once (the unfollowed account's tweets must be
         gone from it)."""
-        seen = [(u, a) for u, authors in self.last_page.items() for a in authors if a != u]
+        seen = [(u, a) for u, authors in self.last_page.items() for a in authors
+                if a != u and (u, a) not in self.watching]
         if self.followed and (not seen or self.rng.random() < 0.5):
             user, other = self.followed.pop(self.rng.randrange(len(self.followed)))
         elif seen:
