@@ -102,3 +102,27 @@ def test_a_next_fault_that_comes_before_the_lag_is_back_does_not_hide_a_recovery
     spec.target_metrics = lag(lambda s: 40.0 if s >= 30 else 0.0)          # never back: the ranker may be why
     result = recovery.check(spec.write(run_dir))
     assert result.verdict is Verdict.UNKNOWN and "the next fault 5 s after it" in result.summary, result.summary
+
+
+def test_a_lane_that_commits_in_batches_is_back_when_it_swings_around_its_level_again(
+        spec: RunSpec, run_dir: Path) -> None:
+    """The counter lane's lag is a sawtooth (it commits at checkpoints): a smoke run's went to 44
+    after the heal against a pre-fault maximum of 34 and never counted as back."""
+    def sawtooth(s: float) -> float:
+        if 30 <= s < 38:
+            return 200.0                      # the backlog of the fault, drained 3 s after the heal
+        peak = 30.0 if s < 30 else 40.0       # after the heal: above the pre-fault maximum now and then
+        return peak if s % 4 == 0 else 5.0
+
+    spec.target_metrics = lag(sawtooth)
+    result = recovery.check(spec.write(run_dir))
+    assert result.verdict is Verdict.PASS, result.summary
+    assert result.evidence["lag_steady_levels"]["fanout"] == 30.0
+    assert result.evidence["groups"][0]["lag_back_by_group_s"]["fanout"] == 3.0
+
+
+def test_a_lane_whose_lag_stays_over_its_level_on_average_is_not_back(spec: RunSpec, run_dir: Path) -> None:
+    spec.manifest["slo"] = {"recovery_s": 10}
+    spec.target_metrics = lag(lambda s: (30.0 if s % 4 == 0 else 5.0) if s < 30 else 35.0)   # under 1.5 x, above
+    result = recovery.check(spec.write(run_dir))
+    assert result.verdict is Verdict.FAIL, result.summary
