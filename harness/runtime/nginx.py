@@ -94,9 +94,14 @@ class Nginx(Component):
         t = self.topo
         data = self.ctx.data(self.name)
         # max_fails=3: one slow response (a degraded read during a failover) must not eject an
-        # instance; a frozen one still is, after three timeouts.
-        upstreams = "\n".join(f"    server 127.0.0.1:{t.api_port(i)} max_fails=3 fail_timeout=5s;"
-                              for i in range(1, t.api_instances + 1))
+        # instance; a frozen one still is, after three timeouts. Every instance is listed again
+        # as a backup that is never ejected: when all are ejected at once (both stalled past
+        # proxy_read_timeout on a machine saturated by a store failover), nginx answered every
+        # request with a 502 "no live upstreams" for the 5 s of fail_timeout; slow answers are
+        # better than none.
+        ports = [t.api_port(i) for i in range(1, t.api_instances + 1)]
+        upstreams = "\n".join([f"    server 127.0.0.1:{p} max_fails=3 fail_timeout=5s;" for p in ports]
+                               + [f"    server 127.0.0.1:{p} backup max_fails=0;" for p in ports])
         conf = f"""
 daemon off;
 # One process: the kernel kills it with its owner (PR_SET_PDEATHSIG), which would not reach the
@@ -138,6 +143,9 @@ http {{
       # from every instance, and nginx counts each such attempt against the instance: during
       # a store outage both were ejected and every request, reads included, got a 502.
       proxy_next_upstream error timeout http_502;
+      # Two tries at most: with the backups listed, a request could otherwise wait out
+      # proxy_read_timeout on every entry of the upstream.
+      proxy_next_upstream_tries 2;
       # A frozen instance (paused, or stuck) accepts connections but never answers: give up
       # after 3 s, well above any healthy response, and retry idempotent requests elsewhere.
       proxy_connect_timeout 1s;
