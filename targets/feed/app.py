@@ -22,6 +22,7 @@ from typing import Any
 
 import anyio
 import yaml
+from cachetools import TTLCache
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, generate_latest
 from starlette.applications import Starlette
 from starlette.background import BackgroundTask
@@ -94,6 +95,8 @@ PULL_TIER_TTL_S = 2.0
 PAGE_FILL_ROUNDS = 4
 PAGE_FILL_IDS = 200
 CONFIG_TTL_S = 5.0
+OUTAGE_TWEETS = 20_000      # tweets read from the store for a failed cache node, kept per process ...
+OUTAGE_TWEETS_TTL_S = 2.0   # ... this long (a deletion's 60 s bound, counts' 10 s, are far above)
 ENGAGEMENT_TOPIC = "engagement"
 KEEPALIVE_S = 15.0
 # Every request is answered within this, whatever a store does: the balancer gives up on an
@@ -219,7 +222,7 @@ class Feed:
         self.cache = FeedCache(settings.redis_nodes)
         self.follows = FollowSets(self.cache.rc)
         self.preheater = Preheater(self.cache.background_client(), self.rebuild)
-        self.pulled = PulledTweets(self.store.newest_by_authors)
+        self.pulled = PulledTweets(self.store.newest_by_authors, self.store.oldest_since_by_authors)
         self.events = EventProducer(settings.kafka)
         self.ids = Snowflake(settings.datacenter_id, settings.machine_id)
         self.idempotency = Idempotency(self.cache.rc, settings.idempotency_ttl_s, keys=self.store,
@@ -228,6 +231,11 @@ class Feed:
         self.follow_lock = FollowLock(self.cache.rc)
         self._background: set[asyncio.Task[None]] = set()
         self._rebuilding: set[int] = set()
+        # Tweets (and counts) read from the store because their cache node failed, kept a
+        # moment: while a shard is away a third of every page's tweets come from the store, one
+        # query each, and they are mostly the same recent tweets for every reader.
+        self._from_store: TTLCache[int, tuple[dict[str, Any], Engagement]] = TTLCache(
+            maxsize=OUTAGE_TWEETS, ttl=OUTAGE_TWEETS_TTL_S)
         self._pull_tier: tuple[float, set[int]] = (-PULL_TIER_TTL_S, set())
         self._config: dict[str, str] = {}
         self._config_at = -CONFIG_TTL_S
@@ -299,15 +307,15 @@ class Feed:
         ids, following, _ = await self._timeline(
             user, lambda beside: self.cache.timeline_since(user, since, n, beside=beside), "timeline_delta")
         if ids is None:
-            ids = await self._delta_fan_in(user, [user, *sorted(following)], since, n)
+            ids = await self._delta_fan_in([user, *sorted(following)], since, n)
         followed = await self.followed_pull_authors(following)
         if followed:
-            ids = sorted(set(ids) | set(await self._delta_fan_in(user, sorted(followed), since, n)))
+            ids = sorted(set(ids) | set(await self._delta_fan_in(sorted(followed), since, n)))
         return sorted(ids)[:n], following
 
-    async def _delta_fan_in(self, user: int, authors: list[int], since: int, n: int) -> list[int]:
-        tweets = await self.store.oldest_since_by_authors(authors, since, n)
-        return sorted(t.tweet_id for t in tweets)[:n]   # deleted ones too: counted for has_more, hydration drops them
+    async def _delta_fan_in(self, authors: list[int], since: int, n: int) -> list[int]:
+        ids = await self.pulled.oldest_since(authors, since, n)
+        return sorted(ids)[:n]   # deleted ones too: counted for has_more, hydration drops them
 
     async def refresh_config(self) -> None:
         """runtime_config, re-read at most every CONFIG_TTL_S (the ranker's fault injection)."""
@@ -565,14 +573,21 @@ class Feed:
         except MAYBE_DOWN as exc:
             cache_failed("hydrate", exc)
             cached, counts, unread = {}, {}, set(ids)
-        if unread:
-            counts.update({t: Engagement.from_counts(c) for t, c in (await self.store.counts(sorted(unread))).items()})
+        kept = {i: self._from_store[i] for i in unread if i in self._from_store}
+        for i, (obj, count) in kept.items():
+            cached[i], counts[i] = obj, count
+        unkept = sorted(unread - kept.keys())
+        if unkept:
+            counts.update({t: Engagement.from_counts(c) for t, c in (await self.store.counts(unkept)).items()})
         missing = [i for i in ids if i not in cached]
         from_store: dict[int, dict[str, Any]] = {}
         if missing:
             HYDRATION_MISSES.inc(len(missing))
             from_store = {i: t.to_json() for i, t in (await self.store.tweets_by_ids(missing)).items()}
             cached.update(from_store)
+            for i in unkept:
+                if i in from_store:
+                    self._from_store[i] = (from_store[i], counts.get(i, Engagement()))
         # Every tweet's counters are created when it is posted, so an object without them (read
         # from the store, or cached again by a late fan-out, after the counters expired or their
         # shard restarted empty) has counts this cache does not know: take the store's, and cache
@@ -604,6 +619,11 @@ class Feed:
                 await self.cache.rebuild(user_id, ids, self.s.timeline_cap)
         except Exception:  # noqa: BLE001 - logged; a cache or store outage must not escape
             log.warning("timeline rebuild for %s failed", user_id, exc_info=True)
+
+    def forget(self, tweet_id: int) -> None:
+        """A deleted tweet is not served from this process's copies of the store's (the other
+        instance's copy lapses within OUTAGE_TWEETS_TTL_S)."""
+        self._from_store.pop(tweet_id, None)
 
     def rebuild_later(self, user_id: int) -> None:
         """Cache miss: repopulate the timeline in the background (design §06), once at a time
@@ -638,13 +658,17 @@ class Feed:
         authors = [user_id, *followees]
         upper = before if before is not None else 2**63 - 1
         per = per_author or limit
-        tweets = await self.store.newest_by_authors(authors, upper, per)
-        read: dict[int, list[int]] = {}
-        for t in tweets:
-            read.setdefault(t.user_id, []).append(t.tweet_id)
+        dead: set[int] = set()
+        if live_only:   # a rebuild: straight from the store, the deleted ones known
+            tweets = await self.store.newest_by_authors(authors, upper, per)
+            read: dict[int, list[int]] = {}
+            for t in tweets:
+                read.setdefault(t.user_id, []).append(t.tweet_id)
+            dead = {t.tweet_id for t in tweets if t.deleted}
+        else:           # a reader: the authors' lists this process keeps a moment (pulled.py)
+            read = await self.pulled.by_author(authors, upper, per)
         floor = max((min(ids) for ids in read.values() if len(ids) >= per), default=0)
-        return sorted((t.tweet_id for t in tweets if t.tweet_id >= floor and not (live_only and t.deleted)),
-                      reverse=True)[:limit]
+        return sorted((i for ids in read.values() for i in ids if i >= floor and i not in dead), reverse=True)[:limit]
 
 
 def _feed(request: Request) -> Feed:
@@ -899,6 +923,7 @@ async def take_down(feed: Feed, found: Tweet) -> None:
     deletion fanned out; a retweet is also forgotten as its user's retweet of the original."""
     if not found.deleted:
         await feed.store.soft_delete(found)
+    feed.forget(found.tweet_id)
     if found.retweet_of is not None:
         await feed.store.unretweet(found.retweet_of, found.user_id, found.tweet_id)
     # Queued again on a repeated DELETE too: a first attempt may have died before queueing,

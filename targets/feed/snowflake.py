@@ -40,3 +40,9 @@ class Snowflake:
 def timestamp_ms(tweet_id: int) -> int:
     """Milliseconds since the UNIX epoch at which `tweet_id` was made."""
     return (tweet_id >> (_SEQ_BITS + _MACHINE_BITS + _DC_BITS)) + EPOCH_MS
+
+
+def first_id_at(unix_ms: int) -> int:
+    """The smallest id made at `unix_ms` (milliseconds since the UNIX epoch): every id made
+    earlier is below it."""
+    return max(0, unix_ms - EPOCH_MS) << (_SEQ_BITS + _MACHINE_BITS + _DC_BITS)

@@ -9,14 +9,15 @@ import asyncio
 import pytest
 
 from targets.feed.outage import is_outage
-from targets.feed.pulled import PulledTweets
-from targets.feed.store import Tweet
+from targets.feed.pulled import EVICT_AFTER_S, KEEP, PulledTweets
+from targets.feed.snowflake import first_id_at
+from targets.feed.store import TweetRef
 
 pytestmark = pytest.mark.unit
 
 
 def test_a_refresh_cut_short_gives_its_waiters_a_timeout() -> None:
-    async def hung_store(_authors: list[int], _before: int, _n: int) -> list[Tweet]:
+    async def hung_store(_authors: list[int], _before: int, _n: int) -> list[TweetRef]:
         await asyncio.sleep(3600)   # a paused Cassandra
         return []
 
@@ -33,3 +34,84 @@ def test_a_refresh_cut_short_gives_its_waiters_a_timeout() -> None:
     owner, waiter = asyncio.run(scenario())
     assert isinstance(owner, asyncio.CancelledError)
     assert isinstance(waiter, TimeoutError) and is_outage(waiter), repr(waiter)
+
+
+class Authors:
+    """Authors' tweets as the store would answer (ids newest first per author), and the reads."""
+
+    def __init__(self, tweets: dict[int, list[int]]) -> None:
+        self.tweets = tweets
+        self.reads: list[tuple[str, list[int]]] = []
+
+    async def newest(self, authors: list[int], before: int, n: int) -> list[TweetRef]:
+        self.reads.append(("newest", authors))
+        return [TweetRef(i, a, False) for a in authors
+                for i in sorted((i for i in self.tweets.get(a, []) if i < before), reverse=True)[:n]]
+
+    async def oldest_since(self, authors: list[int], since: int, n: int) -> list[TweetRef]:
+        self.reads.append(("since", authors))
+        return [TweetRef(i, a, False) for a in authors
+                for i in sorted(i for i in self.tweets.get(a, []) if i > since)[:n]]
+
+
+class Clocks:
+    def __init__(self) -> None:
+        self.t = 100.0                     # monotonic
+        self.wall_ms = 1_796_000_000_000   # wall clock, milliseconds
+
+    def advance(self, s: float) -> None:
+        self.t += s
+        self.wall_ms += int(s * 1000)
+
+
+def made_at(ms: int, seq: int = 0) -> int:
+    return first_id_at(ms) + seq
+
+
+def test_a_read_serves_nothing_newer_than_the_oldest_list_it_merges() -> None:
+    """Author 1's list is read; 0.6 s later author 2 (new to this process) is read with a tweet
+    made 0.1 s before: a list of author 1 read then could hold a tweet of its own made between
+    the two reads, so author 2's newer tweet waits until both lists are that fresh."""
+    clocks = Clocks()
+    t0 = clocks.wall_ms
+    store = Authors({1: [made_at(t0 - 500)], 2: [made_at(t0 - 900)]})
+    pulled = PulledTweets(store.newest, store.oldest_since, clock=lambda: clocks.t, wall=lambda: clocks.wall_ms / 1000)
+
+    async def scenario() -> tuple[dict[int, list[int]], dict[int, list[int]], list[int], dict[int, list[int]]]:
+        await pulled.by_author([1], 2**63 - 1, 20)
+        clocks.advance(0.6)
+        store.tweets[2].append(made_at(t0 + 500))
+        store.tweets[1].append(made_at(t0 + 300))   # made after author 1's list was read
+        early = await pulled.by_author([1, 2], 2**63 - 1, 20)
+        deeper = await pulled.by_author([1, 2], made_at(t0 - 600), 20)
+        delta = await pulled.oldest_since([1, 2], made_at(t0 - 1000), 20)
+        clocks.advance(0.5)   # author 1's list expires and is read again
+        later = await pulled.by_author([1, 2], 2**63 - 1, 20)
+        return early, deeper, sorted(delta), later
+
+    early, deeper, delta, later = asyncio.run(scenario())
+    assert early == {1: [made_at(t0 - 500)], 2: [made_at(t0 - 900)]}   # neither t0+300 nor t0+500 yet
+    assert deeper == {1: [], 2: [made_at(t0 - 900)]}
+    assert delta == sorted([made_at(t0 - 500), made_at(t0 - 900)])
+    assert later == {1: [made_at(t0 + 300), made_at(t0 - 500)], 2: [made_at(t0 + 500), made_at(t0 - 900)]}
+
+
+def test_a_page_or_delta_past_the_kept_ids_reads_the_store_and_old_lists_are_dropped() -> None:
+    clocks = Clocks()
+    t0 = clocks.wall_ms
+    prolific = [made_at(t0 - 10_000 + k) for k in range(KEEP + 10)]
+    store = Authors({1: prolific, 2: [made_at(t0 - 20_000)]})
+    pulled = PulledTweets(store.newest, store.oldest_since, clock=lambda: clocks.t, wall=lambda: clocks.wall_ms / 1000)
+
+    async def scenario() -> tuple[dict[int, list[int]], list[int], int]:
+        page = await pulled.by_author([1, 2], sorted(prolific)[15], 20)   # below the newest KEEP of author 1
+        delta = await pulled.oldest_since([1, 2], made_at(t0 - 30_000), 5)
+        clocks.advance(EVICT_AFTER_S + 1)
+        await pulled.by_author([2], 2**63 - 1, 20)
+        return page, sorted(delta), len(pulled._lists)
+
+    page, delta, kept = asyncio.run(scenario())
+    assert page[1] == sorted(prolific, reverse=True)[KEEP + 10 - 15:][:20] and page[2] == [made_at(t0 - 20_000)]
+    assert delta == sorted(sorted(prolific)[:5] + [made_at(t0 - 20_000)])
+    assert [r for r, _ in store.reads] == ["newest", "newest", "since", "newest"]
+    assert kept == 1   # author 1's list, unread for EVICT_AFTER_S, was dropped
