@@ -494,6 +494,7 @@ class TimelineWriter:
             socket_timeout=2, socket_connect_timeout=1, require_full_coverage=False,
         )
         self.retries = 0
+        self.last_failure = ""   # why the last round left commands unconfirmed (for the logs)
         self._parked_at: dict[str, float] = {}   # shard (node name, or "slot:N" if none) -> when parked
         self._last_park = -PARKED_LATELY_S
 
@@ -581,8 +582,9 @@ class TimelineWriter:
         for key, cmd in pending:
             try:
                 node = self.rc.nodes_manager.get_node_from_slot(self.rc.keyslot(key))
-            except (redis.RedisError, redis.exceptions.RedisClusterException):   # no node for the slot
+            except (redis.RedisError, redis.exceptions.RedisClusterException) as exc:   # no node for the slot
                 failed.append((key, cmd))
+                self.last_failure = f"slot of {key}: {type(exc).__name__}: {exc}"
                 continue
             by_node[node.name].append((key, cmd))
             nodes[node.name] = node
@@ -594,11 +596,13 @@ class TimelineWriter:
             pipe.execute_command("WAIT", 1, 500)
             try:
                 results = pipe.execute(raise_on_error=True)
-            except (redis.RedisError, OSError):
+            except (redis.RedisError, OSError) as exc:
                 failed.extend(items)
+                self.last_failure = f"{name}: {type(exc).__name__}: {exc}"
                 continue
             if int(results[-1]) < 1 and self._has_replica(conn):
                 failed.extend(items)   # not yet on a replica: send again
+                self.last_failure = f"{name}: not confirmed by its replica (WAIT 1 gave 0)"
         return failed
 
     @staticmethod

@@ -367,6 +367,9 @@ class FanoutWorker:
             if left or not self.running:
                 # Not applied (the shard is still down): read the batch again next round, which
                 # keeps this consumer polling (and in its group) however long the outage lasts.
+                if left:
+                    log.warning("retry lane: %d of %d parked timeline commands not applied in %.0f s (last: %s); "
+                                "reading them again", len(left), len(pending), RETRY_ROUND_S, writer.last_failure)
                 for tp in _first_offsets(msgs):
                     consumer.seek(tp)
                 continue
