@@ -22,6 +22,7 @@ from outside. Pipelines do not pass there: a client whose pipelines may meet a d
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Any
 
@@ -49,6 +50,33 @@ class NodeGuardedCluster(RedisCluster):
         self.open_s = open_s
         self._open_until: dict[str, float] = {}
         self._probing: set[str] = set()
+        self._map_read: asyncio.Future[Any] | None = None
+        self._mapped = False   # a map read has completed (the slots are filled in before the read ends)
+
+    async def initialize(self, *args: Any, **kwargs: Any) -> NodeGuardedCluster:
+        """The slot map, read in a task of its own that no request can cancel.
+
+        redis-py re-reads the map inline, in the first command after any node error (~25 ms of
+        CPU: CLUSTER SLOTS and COMMAND), and a read that is cancelled (by a request's deadline,
+        or a caller's `wait_for`, both short while a node fails over on a busy machine) closes
+        every connection of the client: the requests in flight on every healthy node failed with
+        it, read around from the store, loaded the machine further, and the next read was
+        cancelled too. Here one read runs at a time; a client that has a map goes on routing
+        with it meanwhile (a command to the failed node fails fast at its breaker), and one that
+        has none yet waits for the first read without being able to cancel it."""
+        if not self._initialize:
+            return self
+        if self._map_read is None or self._map_read.done():
+            self._map_read = asyncio.ensure_future(super().initialize(*args, **kwargs))
+            self._map_read.add_done_callback(self._map_read_done)
+        if not self._mapped:
+            await asyncio.shield(self._map_read)
+        return self
+
+    def _map_read_done(self, read: asyncio.Future[Any]) -> None:
+        """A failure is for the commands that follow to see (they read the map again)."""
+        if not read.cancelled() and read.exception() is None:
+            self._mapped = True
 
     def node_open(self, name: str) -> bool:
         """Whether commands to node `name` are failing fast now."""
@@ -77,3 +105,4 @@ class NodeGuardedCluster(RedisCluster):
         finally:
             if probe:
                 self._probing.discard(name)
+
