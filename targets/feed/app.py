@@ -1182,6 +1182,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         app.state.openapi = yaml.safe_load(OPENAPI.read_text())
         app.state.feed = Feed(settings or Settings.from_env())
         app.state.feed.in_background(app.state.feed.preheater.run())
+        app.state.feed.in_background(app.state.feed.cache.warm())
         yield
         await app.state.feed.close()
 

@@ -34,11 +34,12 @@ from typing import Any, cast
 
 import orjson
 import redis
+from prometheus_client import Counter
 from redis.asyncio.cluster import ClusterNode as AsyncClusterNode
 from redis.asyncio.cluster import RedisCluster as AsyncRedisCluster
 from redis.asyncio.retry import Retry as AsyncRetry
 from redis.backoff import ExponentialWithJitterBackoff
-from redis.cluster import ClusterNode, RedisCluster
+from redis.cluster import ClusterNode, LoadBalancingStrategy, RedisCluster
 
 from targets.feed.engagement import COUNTERS, CounterKey, Engagement, counted_key, counter_key
 from targets.feed.redis_nodes import NodeGuardedCluster
@@ -56,6 +57,19 @@ RANKING_TTL_S = 600   # how long a ranked feed's later pages follow its first pa
 # client's socket timeout and retries, and every reader with it.
 NODE_READ_S = 0.3
 TIMELINE_READ_S = 0.6
+
+# A primary that cannot be reached (killed and not yet failed over, or every client link to it
+# down) still has a replica that can: the shard's reads go there (READONLY; both read scripts
+# declare no-writes) before the store. A replica is as fresh as its primary was when it was cut
+# off, and costs a Redis read where the store fan-in costs a query over ~150 partitions: with
+# the fan-in only, a 15 s partition of one primary saturated this 2-core machine (62.8 % of the
+# window's feed reads served). A primary that timed out is tried there too: the replica's
+# NODE_READ_S comes on top of TIMELINE_READ_S, well inside the request's deadline.
+REPLICA_READS = Counter("feed_cache_replica_reads_total",
+                        "Cache reads sent to a replica because the primary could not be reached", ["op", "outcome"])
+REPLICAS_EVERY_S = 5.0
+_UNREACHABLE = (redis.exceptions.ConnectionError, redis.exceptions.ClusterDownError, redis.exceptions.TimeoutError,
+                TimeoutError)
 
 
 # One fan-out write: append to an existing timeline and keep its newest `cap` members (the
@@ -282,6 +296,12 @@ class FeedCache:
         self.addresses = addresses
         # Requests' client: a node that fails is not asked again for a moment (redis_nodes.py).
         self.rc: AsyncRedisCluster = NodeGuardedCluster(**self._client_options())
+        # Reads of a shard whose primary cannot be reached: every connection READONLY (the
+        # load-balancing option is what makes redis-py send it); the node is always named.
+        self.replicas: AsyncRedisCluster = NodeGuardedCluster(
+            **self._client_options(), load_balancing_strategy=LoadBalancingStrategy.RANDOM_REPLICA)
+        self._replica_failure_logged = 0.0
+        self._replicas_of: dict[str, list[AsyncClusterNode]] = {}   # primary -> its replicas, as last known
         self._page_and_set_script = self.rc.register_script(_PAGE_AND_SET)
         self._put_tweet_script = self.rc.register_script(_PUT_TWEET)
         self._optimistic_script = self.rc.register_script(_OPTIMISTIC)
@@ -303,6 +323,70 @@ class FeedCache:
 
     async def close(self) -> None:
         await self.rc.aclose()
+        await self.replicas.aclose()
+
+    async def on_replica(self, op: str, key: str, cause: BaseException, *command: Any) -> Any:
+        """`command` on a replica of the shard serving `key`, for a primary that could not be
+        reached (`cause`, raised again when no replica answers: the caller's store path judges
+        it; why the replicas did not answer is logged and counted)."""
+        try:
+            await asyncio.wait_for(self.replicas.initialize(), NODE_READ_S)   # a no-op once the map is known
+        except Exception as exc:  # noqa: BLE001 - logged; the primary's failure stands
+            REPLICA_READS.labels(op, "no_map").inc()
+            self._replica_failed(f"{op} read on a replica: the replicas' slot map is not read yet", exc)
+            raise cause from exc
+        nodes = self.replicas.nodes_manager.slots_cache.get(self.replicas.keyslot(key)) or []
+        replicas = [n for n in nodes[1:] if n.server_type == "replica"]
+        if nodes and not replicas:
+            # A replica whose link to its primary is down (the primary killed or cut off: the
+            # replication goes through the same link) is left out of CLUSTER SLOTS, so a map
+            # read during the failure knows none: the last map that had them says who they are.
+            replicas = self._replicas_of.get(nodes[0].name, [])
+        if not replicas:
+            REPLICA_READS.labels(op, "no_replica").inc()
+            self._replica_failed(f"{op} read on a replica", LookupError(f"no replica known for the slot of {key}"))
+            raise cause
+        failure: BaseException | None = None
+        for node in replicas:
+            try:
+                reply = await asyncio.wait_for(self.replicas.execute_command(*command, target_nodes=node), NODE_READ_S)
+            except Exception as exc:  # noqa: BLE001 - the next replica, else the caller's store path
+                failure = exc
+                continue
+            REPLICA_READS.labels(op, "served").inc()
+            return reply
+        REPLICA_READS.labels(op, "failed").inc()
+        self._replica_failed(f"{op} read on {[n.name for n in replicas]}", failure)
+        raise cause from failure
+
+    def _replica_failed(self, what: str, exc: BaseException | None) -> None:
+        if time.monotonic() - self._replica_failure_logged > 1.0:
+            self._replica_failure_logged = time.monotonic()
+            log.warning("%s failed, using the store (logged once a second; feed_cache_replica_reads_total counts "
+                        "all): %s: %s", what, type(exc).__name__, exc)
+
+    async def warm(self) -> None:
+        """Read both clients' slot maps at start-up, before a failure needs the replicas'; then,
+        every REPLICAS_EVERY_S, note each primary's replicas (reading the map again while a
+        primary has none known)."""
+        for client in (self.rc, self.replicas):
+            try:
+                await client.initialize()
+            except Exception:  # noqa: BLE001 - read again on first use
+                log.warning("Redis slot map not read at start-up; reading it on first use", exc_info=True)
+        while True:
+            primaries: set[str] = set()
+            for nodes in self.replicas.nodes_manager.slots_cache.values():
+                replicas = [n for n in nodes[1:] if n.server_type == "replica"]
+                primaries.update(n.name for n in nodes[:1])
+                if nodes and replicas:
+                    self._replicas_of[nodes[0].name] = replicas
+            if primaries - self._replicas_of.keys():
+                # a replica still syncing is left out of CLUSTER SLOTS too (at start-up): read
+                # the map again until every primary's replicas are known
+                self.replicas._initialize = True   # redis-py's own flag for "read the map again"
+                await self.replicas.initialize()
+            await asyncio.sleep(REPLICAS_EVERY_S)
 
     async def timeline_page(self, user_id: int, before_id: int | None, limit: int,
                             beside: BesideSet) -> tuple[list[int] | None, SetRead]:
@@ -319,11 +403,20 @@ class FeedCache:
     async def _page_and_set(self, user_id: int, beside: BesideSet, direction: str, cursor: int | None,
                             count: int) -> tuple[list[int] | None, SetRead]:
         # Bounded: a shard that died takes the client a socket timeout, a retry and a new slot
-        # map to give up on; its readers go to the store after TIMELINE_READ_S instead.
-        raw, exists, generation, members = await asyncio.wait_for(self._page_and_set_script(
-            keys=[timeline_key(user_id), beside.key, beside.generation_key],
-            args=[direction, "" if cursor is None else str(cursor), 0 if cursor is None else timestamp_ms(cursor),
-                  count, beside.known]), TIMELINE_READ_S)
+        # map to give up on; its readers go to its replica after TIMELINE_READ_S instead (then
+        # the store).
+        keys = [timeline_key(user_id), beside.key, beside.generation_key]
+        args: list[str | int] = [direction, "" if cursor is None else str(cursor),
+                                 0 if cursor is None else timestamp_ms(cursor), count, beside.known]
+        try:
+            reply = await asyncio.wait_for(self._page_and_set_script(keys=keys, args=args), TIMELINE_READ_S)
+        except _UNREACHABLE as exc:
+            reply = await self.on_replica("timeline", keys[0], exc, "EVAL_RO", _PAGE_AND_SET, len(keys), *keys, *args)
+            # Not the follow set, though: a follow change the primary could not take is not on
+            # its replica, and the unfollow filter must not serve a stale set (read as "not
+            # cached", the reader's set comes from the store).
+            reply = [reply[0], reply[1], "", []]
+        raw, exists, generation, members = reply
         got = SetRead(generation=generation, members=members)
         return ([int(m) for m in raw if m != SENTINEL] if exists else None), got
 
@@ -373,6 +466,14 @@ class FeedCache:
                 by_node.setdefault(node.name, (node, []))[1].append(i)
         replies = await asyncio.gather(*(asyncio.wait_for(self._read_tweets(node, part), NODE_READ_S)
                                          for node, part in by_node.values()), return_exceptions=True)
+        cut_off = {n: r for n, r in enumerate(replies) if isinstance(r, _UNREACHABLE)}
+        if cut_off:   # their replicas, before the store
+            parts = list(by_node.values())
+            again = await asyncio.gather(*(self.on_replica("hydrate", tweet_key(parts[n][1][0]), cause,
+                                                           "EVAL_RO", _READ_TWEETS, 0, *parts[n][1])
+                                           for n, cause in cut_off.items()), return_exceptions=True)
+            for n, r in zip(cut_off, again, strict=True):
+                replies[n] = r   # an answer, or the primary's failure as it was
         out = Hydrated({}, {}, [])
         if unserved:
             out.failed.append((unserved, redis.exceptions.ClusterDownError("no node serves these tweets' slots")))

@@ -123,3 +123,43 @@ def rc_has(stack: Stack, user: int, tweet_id: str) -> bool:
     finally:
         rc.close()
 
+
+
+def api_metric(stack: Stack, name: str, **labels: str) -> float:
+    """A counter of the API, summed over its instances (0 where it has no sample yet)."""
+    total = 0.0
+    for i in range(1, stack.topo.api_instances + 1):
+        for line in httpx.get(f"http://127.0.0.1:{stack.topo.api_port(i)}/metrics").text.splitlines():
+            if line.startswith(name + "{") and all(f'{k}="{v}"' in line for k, v in labels.items()):
+                total += float(line.rsplit(" ", 1)[1])
+    return total
+
+
+def test_a_primary_its_clients_cannot_reach_is_read_from_its_replica(stack: Stack) -> None:
+    """Every client link to the primary of the reader's shard down (the node lives, so the cluster
+    does not fail it over): the reader's timeline and the page's tweets on that shard are read
+    from its replica, not the store fan-in, and the feed holds what it held, less the account
+    the reader unfollowed meanwhile (the replica's copy of the follow set still has it)."""
+    author, dropped, reader = 1001, 1003, 1002
+    preheat(stack.topo.redis_proxy_addresses(), [reader])
+    primary = stack.runtime.redis.shard_of(timeline_key(reader))[0]
+    with httpx.Client(base_url=stack.url, timeout=15) as c:
+        for followed in (author, dropped):
+            c.post(f"/v1/users/{followed}/follow", headers=stack.auth(reader))
+        tweets = [post(c, stack, author, f"before the partition {i}") for i in range(3)]
+        gone = post(c, stack, dropped, "from an account unfollowed during the partition")
+        assert eventually(lambda: set(tweets) | {gone} <= set(feed_ids(c, stack, reader)))
+        store_path = functools.partial(api_metric, stack, "feed_degraded_requests_total", reason="redis_error")
+        replica = functools.partial(api_metric, stack, "feed_cache_replica_reads_total", op="timeline",
+                                    outcome="served")
+        before_store, before_replica = store_path(), replica()
+        with stack.runtime.toxiproxy.client.down([primary]):
+            assert c.delete(f"/v1/users/{dropped}/follow", headers=stack.auth(reader)).status_code == 200
+            pages = []
+            for _ in range(6):   # both instances: nginx alternates
+                r = c.get("/v1/feed?limit=100", headers=stack.auth(reader))
+                assert r.status_code == 200, r.text
+                pages.append([t["tweet_id"] for t in r.json()["tweets"]])
+            served_by_replica, served_by_store = replica() - before_replica, store_path() - before_store
+    assert all(set(tweets) <= set(p) and gone not in p for p in pages), pages
+    assert served_by_replica >= 6 and served_by_store == 0, (served_by_replica, served_by_store)
