@@ -739,7 +739,11 @@ _NOT_OURS = {KafkaError._ASSIGNMENT_LOST, KafkaError.ILLEGAL_GENERATION, KafkaEr
 def _commit(consumer: Consumer) -> None:
     while True:
         try:
-            consumer.commit(asynchronous=False)
+            done = consumer.commit(asynchronous=False) or []
+            refused = [tp for tp in done if tp.error is not None]
+            if refused:   # per-partition failures come back in the list, not as an exception
+                log.warning("commit refused for %d partition(s): %s", len(refused),
+                            ", ".join(f"{tp.topic}[{tp.partition}]@{tp.offset}: {tp.error}" for tp in refused[:3]))
             return
         except KafkaException as exc:
             code = exc.args[0].code() if exc.args and isinstance(exc.args[0], KafkaError) else None
