@@ -10,8 +10,9 @@ Targets are named, never PIDs:
 - roles, resolved when the fault is invoked: `redis-primary-N` (the N-th of the current
   primaries, by name) and `redis-replica-N`;
 - links (Toxiproxy proxies between the clients and one store node): `redis-N` (or a role),
-  `kafka`, `cassandra`. Every client of that node shares its link today: a fault on a link
-  reaches the API, the workers and the replication alike.
+  `kafka`, `cassandra` name every client's link to that node (the API's, the workers', and the
+  shared one the harness and the Redis replication use); `api->NODE` and `worker->NODE` name
+  one client role's link only (harness/topology.py, CLIENT_ROLES).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from harness.topology import REDIS_NODES, Topology
+from harness.topology import CLIENT_ROLES, REDIS_NODES, Topology
 
 _DEFAULT = Topology()
 REDIS_SHARDS = REDIS_NODES // 2
@@ -44,7 +45,10 @@ COMPONENTS = Targets(
     r"|nginx|prometheus|toxiproxy",
     f"{_REDIS_HELP}, kafka, cassandra, api-1 .. api-{_DEFAULT.api_instances}, "
     f"worker-1 .. worker-{_DEFAULT.fanout_workers}, nginx, prometheus, toxiproxy")
-LINKS = Targets(rf"{_REDIS}|kafka|cassandra", f"the link to {_REDIS_HELP}, kafka or cassandra")
+NODES = Targets(rf"{_REDIS}|kafka|cassandra", f"{_REDIS_HELP}, kafka or cassandra (every client's link to it)")
+LINKS = Targets(rf"(?:(?:{'|'.join(CLIENT_ROLES)})->)?(?:{_REDIS}|kafka|cassandra)",
+                f"{_REDIS_HELP}, kafka or cassandra (every client's link to it), or one client role's link to it: "
+                f"{', '.join(f'{r}->NODE' for r in CLIENT_ROLES)} (api->redis-primary-1, worker->kafka)")
 REDIS_PRIMARY = Targets(rf"redis-primary-[1-{REDIS_SHARDS}]", f"redis-primary-1 .. redis-primary-{REDIS_SHARDS}")
 RANKER = Targets("ranker", "ranker")
 
@@ -153,7 +157,7 @@ KINDS: tuple[FaultKind, ...] = (
     FaultKind("down", "network", "the link refuses and drops every connection (Toxiproxy disables the proxy)",
               "the link enabled again", LINKS),
     FaultKind("partition", "network", "every link to a node down: no client reaches it (the Redis cluster bus "
-              "is not proxied, so the cluster itself still sees the node)", "every link enabled again", LINKS),
+              "is not proxied, so the cluster itself still sees the node)", "every link enabled again", NODES),
     FaultKind("degrade-ranker", "target", "the ranking model fails (design §10): every ranking call errors",
               "the model answers again", RANKER,
               (Param("fail_share", "the share of ranking calls that fail", 1.0, 0.0, 1.0),)),

@@ -14,6 +14,7 @@ import uuid
 from typing import Any
 
 from chaos.fault import Links, RedisClusterView, Window, resolve_redis_role
+from harness.topology import links_of, role_link
 
 # toxics after which a store node is as good as gone to its clients
 _CUTS = frozenset({"down", "partition", "timeout", "reset_peer"})
@@ -27,27 +28,36 @@ class _LinkFault:
         self.cluster = cluster
         self.window = Window(name, target=target)
         self._link: str | None = None
+        self._proxies: list[str] = []
         self._healed = False
 
     def _resolve(self) -> dict[str, Any]:
-        link = resolve_redis_role(self.target, self.cluster)
+        """The link's node now (`redis-primary-1` is whichever node has that role), and the
+        Toxiproxy proxies to act on: every client's link to the node, or one role's."""
+        client, _, named = self.target.rpartition("->")
+        node = resolve_redis_role(named, self.cluster)
+        link = f"{client}->{node}" if client else node
         self.window.target = link
-        details: dict[str, Any] = {"link": link}
-        if link != self.target:
-            details["role"] = self.target
-        if self.name in _CUTS and link.startswith("redis-") and link in self.cluster.primaries():
-            details["slots"] = [list(r) for r in self.cluster.slots_of(link)]
+        self._proxies = [role_link(client, node)] if client else links_of(node)
+        details: dict[str, Any] = {"link": link, "proxies": self._proxies}
+        if node != named:
+            details["role"] = named
+        # a cut that takes a primary's slots away from readers (the API's link, or everyone's)
+        if self.name in _CUTS and client in ("", "api") and node.startswith("redis-") \
+                and node in self.cluster.primaries():
+            details["slots"] = [list(r) for r in self.cluster.slots_of(node)]
         return details
 
     def heal(self) -> None:
         if self._link is None or self._healed:
             return
-        self._undo(self._link)
+        for proxy in self._proxies:
+            self._undo(proxy)
         self._healed = True
         self.window.end_t = time.time()
         self.window.event("healed", link=self._link)
 
-    def _undo(self, link: str) -> None:
+    def _undo(self, proxy: str) -> None:
         raise NotImplementedError
 
 
@@ -67,24 +77,26 @@ class ToxicFault(_LinkFault):
         details = self._resolve()
         self.window.start_t = time.time()
         self._link = details["link"]
-        self.links.add_toxic(self._link, self.toxic, self.name, self.stream, self.toxicity, **self.attributes)
+        for proxy in self._proxies:
+            self.links.add_toxic(proxy, self.toxic, self.name, self.stream, self.toxicity, **self.attributes)
         self.window.event("toxic-added", toxic=self.toxic, stream=self.stream, toxicity=self.toxicity,
                           attributes=self.attributes, **details)
 
-    def _undo(self, link: str) -> None:
-        self.links.remove_toxic(link, self.toxic)
+    def _undo(self, proxy: str) -> None:
+        self.links.remove_toxic(proxy, self.toxic)
 
 
 class LinkDown(_LinkFault):
     """The link disabled: connections refused, open ones dropped (`down`; `partition` is the
-    same for every link of a node, which today is one link)."""
+    same for every link of a node, which a node's name means too)."""
 
     def invoke(self) -> None:
         details = self._resolve()
         self.window.start_t = time.time()
         self._link = details["link"]
-        self.links.set_enabled(self._link, False)
+        for proxy in self._proxies:
+            self.links.set_enabled(proxy, False)
         self.window.event("link-down", **details)
 
-    def _undo(self, link: str) -> None:
-        self.links.set_enabled(link, True)
+    def _undo(self, proxy: str) -> None:
+        self.links.set_enabled(proxy, True)

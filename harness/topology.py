@@ -22,6 +22,20 @@ KAFKA_SESSION_TIMEOUT_MS = 10000
 KAFKA_HEARTBEAT_MS = 2000
 
 REDIS_NODES = 6            # 3 primaries + 3 replicas
+# The client roles with links of their own to every store node (Toxiproxy proxies), so that a
+# network fault can reach one role and not the other: "slow the API's link to redis-2, not the
+# workers'". Every other client (the harness, the nodes' replication) uses the shared link.
+CLIENT_ROLES = ("api", "worker")
+
+
+def role_link(role: str, node: str) -> str:
+    """The Toxiproxy proxy of one client role's link to one store node (`api-to-redis-2`)."""
+    return f"{role}-to-{node}"
+
+
+def links_of(node: str) -> list[str]:
+    """Every proxy that reaches `node` (`redis-N`, `kafka`, `cassandra`): the shared one and each role's."""
+    return [node, *(role_link(role, node) for role in CLIENT_ROLES)]
 TWEETS_TOPIC = "tweets"
 THROTTLED_TOPIC = "tweets-throttled"   # the middle band's rate-capped fan-out lane
 ENGAGEMENT_TOPIC = "engagement"        # like events for the counter aggregator
@@ -68,6 +82,31 @@ class Topology:
 
     def redis_proxy_addresses(self) -> list[str]:
         return [f"{self.host}:{self.redis_proxy_port(i)}" for i in range(1, REDIS_NODES + 1)]
+
+    # --- a client role's own links (CLIENT_ROLES): Toxiproxy proxies of their own
+    def _role_offset(self, role: str) -> int:
+        if role not in CLIENT_ROLES:
+            raise ValueError(f"unknown client role {role!r} (one of {', '.join(CLIENT_ROLES)})")
+        return CLIENT_ROLES.index(role)
+
+    def redis_link_port(self, role: str, i: int) -> int:
+        return self.base_port + 130 + 10 * self._role_offset(role) + i
+
+    def redis_link_addresses(self, role: str) -> list[str]:
+        """The role's addresses of every node, each as `host:link_port@announced_port`: the
+        nodes announce their shared proxy port, which the role's clients map to their own."""
+        return [f"{self.host}:{self.redis_link_port(role, i)}@{self.redis_proxy_port(i)}"
+                for i in range(1, REDIS_NODES + 1)]
+
+    def kafka_listener_port(self, role: str) -> int:
+        """The broker's listener of the role (advertised as the role's proxy port)."""
+        return self.base_port + 206 + self._role_offset(role)
+
+    def kafka_link_port(self, role: str) -> int:
+        return self.base_port + 211 + self._role_offset(role)
+
+    def cassandra_link_port(self, role: str) -> int:
+        return self.base_port + 311 + self._role_offset(role)
 
     # --- Kafka (one KRaft broker+controller)
     @property
@@ -167,6 +206,9 @@ class Topology:
                  self.node_exporter_port, self.nginx_port, self.nginx_status_port]
         for i in range(1, REDIS_NODES + 1):
             ports += [self.redis_port(i), self.redis_bus_port(i), self.redis_proxy_port(i)]
+        for role in CLIENT_ROLES:
+            ports += [self.redis_link_port(role, i) for i in range(1, REDIS_NODES + 1)]
+            ports += [self.kafka_listener_port(role), self.kafka_link_port(role), self.cassandra_link_port(role)]
         ports += [self.api_port(i) for i in range(1, self.api_instances + 1)]
         ports += [self.worker_metrics_port(i) for i in range(1, self.fanout_workers + 1)]
         return ports

@@ -60,9 +60,10 @@ def _judged_faults(run: RunData) -> tuple[list[tuple[FaultWindow, list[tuple[int
         if f.start_t is None:
             continue
         took = next((e for e in f.events if e.get("slots")), None)
-        if took is not None and f.target.startswith("redis-"):
+        client, _, node = f.target.rpartition("->")   # one client role's link: `worker->redis-2`
+        if took is not None and node.startswith("redis-") and client in ("", "api"):
             judged.append((f, [(int(lo), int(hi)) for lo, hi in took["slots"]]))
-        elif READ_PATH_FREE.fullmatch(f.target):
+        elif client == "worker" or READ_PATH_FREE.fullmatch(node):   # the workers' links: no read uses them
             judged.append((f, []))
         else:
             not_judged.append(f)

@@ -18,12 +18,14 @@ class FeedService(Component):
         super().__init__(ctx)
         self.target_env = target_env
 
-    def env(self) -> dict[str, str]:
+    def env(self, role: str | None = None) -> dict[str, str]:
+        """The target's settings: through `role`'s own links to the stores (`api`, `worker`:
+        topology.CLIENT_ROLES), or the shared ones (a test's extra process)."""
         t = self.topo
         return {
-            "FEED_CASSANDRA": f"127.0.0.1:{t.cassandra_proxy_port}",
-            "FEED_REDIS": ",".join(t.redis_proxy_addresses()),
-            "FEED_KAFKA": f"127.0.0.1:{t.kafka_proxy_port}",
+            "FEED_CASSANDRA": f"127.0.0.1:{t.cassandra_proxy_port if role is None else t.cassandra_link_port(role)}",
+            "FEED_REDIS": ",".join(t.redis_proxy_addresses() if role is None else t.redis_link_addresses(role)),
+            "FEED_KAFKA": f"127.0.0.1:{t.kafka_proxy_port if role is None else t.kafka_link_port(role)}",
             "FEED_KAFKA_SESSION_TIMEOUT_MS": str(KAFKA_SESSION_TIMEOUT_MS),
             "FEED_KAFKA_HEARTBEAT_MS": str(KAFKA_HEARTBEAT_MS),
             **self.target_env,
@@ -31,13 +33,14 @@ class FeedService(Component):
 
     def prepare(self) -> None:
         t = self.topo
-        env = self.env()
+        env = self.env("api")
         for i, name in enumerate(t.api_names(), start=1):
             argv = [sys.executable, "-m", "uvicorn", "--factory", "targets.feed.app:create_app",
                     "--host", "127.0.0.1", "--port", str(t.api_port(i)), "--loop", "uvloop", "--http", "httptools",
                     "--no-access-log", "--log-level", "warning", "--backlog", "4096", "--timeout-keep-alive", "30"]
             self.procs[name] = ManagedProcess(ProcessSpec(
                 name, argv, self.ctx.log(name), env={**env, "FEED_MACHINE_ID": str(i)}))
+        env = self.env("worker")
         for i, name in enumerate(t.worker_names(), start=1):
             argv = [sys.executable, "-m", "targets.feed.worker"]
             self.procs[name] = ManagedProcess(ProcessSpec(

@@ -15,6 +15,7 @@ from harness.runtime import java
 from harness.runtime.component import Component, port_open
 from harness.runtime.process import ComponentError, ManagedProcess, ProcessSpec, wait_until
 from harness.topology import (
+    CLIENT_ROLES,
     ENGAGEMENT_TOPIC,
     KAFKA_SESSION_TIMEOUT_MS,
     RETRY_TOPIC,
@@ -37,13 +38,20 @@ class Kafka(Component):
             "process.roles": "broker,controller",
             "node.id": "1",
             "controller.quorum.voters": f"1@127.0.0.1:{t.kafka_controller_port}",
-            "listeners": (f"CLIENT://127.0.0.1:{t.kafka_port},INTERNAL://127.0.0.1:{t.kafka_internal_port},"
-                          f"CONTROLLER://127.0.0.1:{t.kafka_controller_port}"),
-            "advertised.listeners": (f"CLIENT://127.0.0.1:{t.kafka_proxy_port},"
-                                     f"INTERNAL://127.0.0.1:{t.kafka_internal_port}"),
+            # A listener per client role too, each advertised as that role's proxy: a client
+            # learns the broker's address from the listener it came in on, so the API's and the
+            # workers' connections stay on their own links (topology.CLIENT_ROLES).
+            "listeners": ",".join([f"CLIENT://127.0.0.1:{t.kafka_port}", f"INTERNAL://127.0.0.1:{t.kafka_internal_port}",
+                                   f"CONTROLLER://127.0.0.1:{t.kafka_controller_port}"]
+                                  + [f"{r.upper()}://127.0.0.1:{t.kafka_listener_port(r)}" for r in CLIENT_ROLES]),
+            "advertised.listeners": ",".join(
+                [f"CLIENT://127.0.0.1:{t.kafka_proxy_port}", f"INTERNAL://127.0.0.1:{t.kafka_internal_port}"]
+                + [f"{r.upper()}://127.0.0.1:{t.kafka_link_port(r)}" for r in CLIENT_ROLES]),
             "controller.listener.names": "CONTROLLER",
             "inter.broker.listener.name": "INTERNAL",
-            "listener.security.protocol.map": "CONTROLLER:PLAINTEXT,CLIENT:PLAINTEXT,INTERNAL:PLAINTEXT",
+            "listener.security.protocol.map": ",".join(
+                ["CONTROLLER:PLAINTEXT", "CLIENT:PLAINTEXT", "INTERNAL:PLAINTEXT"]
+                + [f"{r.upper()}:PLAINTEXT" for r in CLIENT_ROLES]),
             "log.dirs": str(data / "log"),
             "num.partitions": str(TWEETS_PARTITIONS),
             "offsets.topic.replication.factor": "1",

@@ -1,7 +1,9 @@
 """Toxiproxy: the only road from clients to the stores.
 
-One proxy per client→store link: `redis-N` for each Redis node, `kafka`, `cassandra`. The proxy
-list is given at start (`-config`), so proxies exist before any store or client starts.
+One proxy per client→store link: `redis-N` for each Redis node, `kafka`, `cassandra`, which the
+harness and the nodes' replication use, and one per client role and node (`api-to-redis-2`,
+`worker-to-kafka`: topology.CLIENT_ROLES), which the API instances and the fan-out workers use.
+The proxy list is given at start (`-config`), so proxies exist before any store or client starts.
 
 `ToxiproxyApi` is the one client of its REST API (proxies up and down, toxics added and
 removed, proxies of a test's own). It is a few httpx calls rather than `toxiproxy-python`:
@@ -22,6 +24,7 @@ import httpx
 from harness.paths import tool
 from harness.runtime.component import Component
 from harness.runtime.process import ManagedProcess, ProcessSpec, wait_until
+from harness.topology import CLIENT_ROLES, role_link
 
 
 class Toxiproxy(Component):
@@ -38,6 +41,14 @@ class Toxiproxy(Component):
         for i, name in enumerate(t.redis_names(), start=1):
             out.append({"name": name, "listen": f"127.0.0.1:{t.redis_proxy_port(i)}",
                         "upstream": f"127.0.0.1:{t.redis_port(i)}"})
+        for role in CLIENT_ROLES:   # each client role's own links (topology.CLIENT_ROLES)
+            out.append({"name": role_link(role, "kafka"), "listen": f"127.0.0.1:{t.kafka_link_port(role)}",
+                        "upstream": f"127.0.0.1:{t.kafka_listener_port(role)}"})
+            out.append({"name": role_link(role, "cassandra"), "listen": f"127.0.0.1:{t.cassandra_link_port(role)}",
+                        "upstream": f"127.0.0.1:{t.cassandra_port}"})
+            for i, name in enumerate(t.redis_names(), start=1):
+                out.append({"name": role_link(role, name), "listen": f"127.0.0.1:{t.redis_link_port(role, i)}",
+                            "upstream": f"127.0.0.1:{t.redis_port(i)}"})
         for p in out:
             p["enabled"] = True
         return out

@@ -255,11 +255,26 @@ def online_replicas(replication: Mapping[str, Any]) -> int:
 
 
 def _nodes(addresses: list[str]) -> list[tuple[str, int]]:
+    """Where to reach each node: `host:port`, or `host:port@announced` (below)."""
     out = []
     for a in addresses:
-        host, port = a.rsplit(":", 1)
+        host, port = a.split("@", 1)[0].rsplit(":", 1)
         out.append((host, int(port)))
     return out
+
+
+def _remap(addresses: list[str]) -> Callable[[tuple[str, int]], tuple[str, int]] | None:
+    """`host:port@announced`: the node that announces itself (CLUSTER SLOTS, MOVED) as
+    host:announced is reached at host:port instead. The nodes announce the shared Toxiproxy
+    link; the API and the workers each have links of their own (harness/topology.py), so that
+    a network fault can reach one and not the other."""
+    table: dict[tuple[str, int], tuple[str, int]] = {}
+    for a in addresses:
+        if "@" in a:
+            where, announced = a.split("@", 1)
+            host, port = where.rsplit(":", 1)
+            table[(host, int(announced))] = (host, int(port))
+    return (lambda address: table.get(address, address)) if table else None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -309,6 +324,7 @@ class FeedCache:
     def _client_options(self) -> dict[str, Any]:
         return dict(
             startup_nodes=[AsyncClusterNode(h, p) for h, p in _nodes(self.addresses)],
+            address_remap=_remap(self.addresses),
             decode_responses=True, socket_timeout=0.5, socket_connect_timeout=0.5,
             require_full_coverage=False,
             # one retry on a cluster error (what cluster_error_retry_attempts=1 gave, now deprecated)
@@ -520,6 +536,7 @@ class EngagementCounter:
 
     def __init__(self, addresses: list[str]) -> None:
         self.rc = RedisCluster(startup_nodes=[ClusterNode(h, p) for h, p in _nodes(addresses)],
+                               address_remap=_remap(addresses),
                                decode_responses=True, socket_timeout=2, require_full_coverage=False)
         self._script = self.rc.register_script(_COUNT)
         self._raise = self.rc.register_script(_RAISE_COUNT)
@@ -556,7 +573,8 @@ class EngagementCounter:
 
 def preheat(addresses: list[str], user_ids: list[int]) -> None:
     """Make every user's timeline exist (empty) so first reads are cache hits, not rebuilds."""
-    rc = RedisCluster(startup_nodes=[ClusterNode(h, p) for h, p in _nodes(addresses)], decode_responses=True)
+    rc = RedisCluster(startup_nodes=[ClusterNode(h, p) for h, p in _nodes(addresses)], address_remap=_remap(addresses),
+                      decode_responses=True)
     try:
         for start in range(0, len(user_ids), 1000):
             pipe = rc.pipeline()
@@ -591,7 +609,8 @@ class TimelineWriter:
         self.cap = cap
         self.backoff = backoff   # a shard's share sent again after (first, at most: doubling)
         self.rc = RedisCluster(
-            startup_nodes=[ClusterNode(h, p) for h, p in _nodes(addresses)], decode_responses=True,
+            startup_nodes=[ClusterNode(h, p) for h, p in _nodes(addresses)], address_remap=_remap(addresses),
+            decode_responses=True,
             socket_timeout=2, socket_connect_timeout=1, require_full_coverage=False,
         )
         self.retries = 0

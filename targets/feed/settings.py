@@ -78,7 +78,7 @@ class Defects:
 @dataclass(frozen=True, kw_only=True)
 class Settings:
     cassandra: str                   # host:port (the Toxiproxy listener)
-    redis_nodes: list[str]           # host:port of each node's proxy (startup nodes)
+    redis_nodes: list[str]           # host:port of each node (startup nodes), or host:port@announced_port
     kafka: str                       # bootstrap host:port (the proxy)
     token_secret: str
     datacenter_id: int = 0

@@ -7,6 +7,7 @@ alone. At the end of the session every process it started must be gone.
 from __future__ import annotations
 
 import dataclasses
+import os
 import secrets
 import sys
 import time
@@ -27,7 +28,8 @@ from targets.feed.auth import issue_token
 from targets.feed.store import Store
 from workloads.graph import Graph, GraphSpec
 
-BASE_PORT = 21000
+# FEEDLAB_STACK_TESTS_PORT: another port block, to run some of these beside a suite that holds this one
+BASE_PORT = int(os.environ.get("FEEDLAB_STACK_TESTS_PORT", "21000"))
 # Users 1 to this are registered at the start of the session (handle "user<id>"); ids above it
 # are not, for tests of registration and of unknown users.
 REGISTERED_USERS = 260_000

@@ -10,6 +10,7 @@ import time
 import httpx
 import pytest
 
+from harness.topology import links_of
 from targets.feed.app import PULL_TIER_TTL_S
 from targets.feed.cache import preheat, timeline_key
 from targets.feed.store import Store
@@ -90,7 +91,7 @@ def test_a_shard_down_does_not_stop_fan_out_to_the_other_shards(stack: Stack) ->
     with httpx.Client(base_url=stack.url, timeout=15) as c:
         for reader in (down_reader, up_reader):
             c.post(f"/v1/users/{author}/follow", headers=stack.auth(reader))
-        with stack.runtime.toxiproxy.client.down(down):
+        with stack.runtime.toxiproxy.client.down([link for node in down for link in links_of(node)]):
             first = post(c, stack, author, "while one shard is unreachable")   # its batch cannot finish...
             assert eventually(lambda: rc_has(stack, up_reader, first))
             during = post(c, stack, author, "and after that")   # ...and this one used to wait behind it
@@ -153,7 +154,7 @@ def test_a_primary_its_clients_cannot_reach_is_read_from_its_replica(stack: Stac
         replica = functools.partial(api_metric, stack, "feed_cache_replica_reads_total", op="timeline",
                                     outcome="served")
         before_store, before_replica = store_path(), replica()
-        with stack.runtime.toxiproxy.client.down([primary]):
+        with stack.runtime.toxiproxy.client.down(links_of(primary)):
             assert c.delete(f"/v1/users/{dropped}/follow", headers=stack.auth(reader)).status_code == 200
             pages = []
             for _ in range(6):   # both instances: nginx alternates
@@ -163,3 +164,47 @@ def test_a_primary_its_clients_cannot_reach_is_read_from_its_replica(stack: Stac
             served_by_replica, served_by_store = replica() - before_replica, store_path() - before_store
     assert all(set(tweets) <= set(p) and gone not in p for p in pages), pages
     assert served_by_replica >= 6 and served_by_store == 0, (served_by_replica, served_by_store)
+
+
+def test_a_fault_on_one_client_role_s_link_leaves_the_other_role_alone(stack: Stack) -> None:
+    """`down worker->NODE` (the catalogue's per-role link): the fan-out cannot write the reader's
+    shard, so a new tweet reaches the reader's timeline only after the heal, while the API
+    still reads that shard's primary (no replica or store read); `down api->NODE`: the API reads
+    the shard from its replica while the fan-out still writes the primary."""
+    from chaos.build import build
+    from harness.campaign import chaos_stack
+
+    author, reader = 1011, 1012
+    preheat(stack.topo.redis_proxy_addresses(), [reader])
+    primary = stack.runtime.redis.shard_of(timeline_key(reader))[0]
+    replica_reads = functools.partial(api_metric, stack, "feed_cache_replica_reads_total", op="timeline",
+                                      outcome="served")
+    store_reads = functools.partial(api_metric, stack, "feed_degraded_requests_total", reason="redis_error")
+    with httpx.Client(base_url=stack.url, timeout=15) as c:
+        c.post(f"/v1/users/{author}/follow", headers=stack.auth(reader))
+
+        fault = build("down", f"worker->{primary}", {}, chaos_stack(stack.runtime))
+        fault.invoke()
+        try:
+            before = (replica_reads(), store_reads())
+            parked = post(c, stack, author, "while the workers cannot reach the reader's shard")
+            time.sleep(3)
+            assert not rc_has(stack, reader, parked)                  # not written: the workers' link is down
+            for _ in range(4):
+                assert c.get("/v1/feed", headers=stack.auth(reader)).status_code == 200
+            assert (replica_reads(), store_reads()) == before         # the API's own link is up
+        finally:
+            fault.heal()
+        assert eventually(lambda: rc_has(stack, reader, parked), within_s=PARK_AFTER_S + 40)
+
+        fault = build("down", f"api->{primary}", {}, chaos_stack(stack.runtime))
+        fault.invoke()
+        try:
+            before_replica = replica_reads()
+            written = post(c, stack, author, "while the API cannot reach the reader's shard")
+            assert eventually(lambda: rc_has(stack, reader, written))  # the workers' link is up
+            for _ in range(4):
+                assert c.get("/v1/feed", headers=stack.auth(reader)).status_code == 200
+            assert replica_reads() >= before_replica + 4
+        finally:
+            fault.heal()

@@ -16,13 +16,17 @@ pytestmark = pytest.mark.stack
 
 async def open_after_a_cut_short_map_read(client: RedisCluster) -> tuple[int, int]:
     """Connections to every node, then a map re-read (what redis-py does inline in the first
-    command after any node error) cancelled 2 ms in: (open before, open after)."""
+    command after any node error) cancelled while it waits for its first reply: (open before,
+    open after)."""
     for i in range(30):   # one after the other (redis-py 8.1's fresh client races many at once)
         await client.set(f"spread:{i}", "1")   # a connection to every primary
     before = sum(c.is_connected for n in client.get_nodes() for c in n._connections)
     client._initialize = True              # what a command that met a failed node leaves behind
     read = asyncio.ensure_future(client.initialize())
-    await asyncio.sleep(0.002)             # under way: waiting for CLUSTER SLOTS
+    for _ in range(10_000):                # under way: its lock taken, waiting for CLUSTER SLOTS
+        if read.done() or (client._lock is not None and client._lock.locked()):
+            break
+        await asyncio.sleep(0.0001)
     read.cancel()                          # what a request's deadline does to it
     await asyncio.gather(read, return_exceptions=True)
     await asyncio.sleep(0.2)

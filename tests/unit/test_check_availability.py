@@ -111,3 +111,18 @@ def test_a_fault_of_what_every_read_needs_is_not_judged_here(spec: RunSpec, run_
     result = availability.check(spec.write(run_dir))
     assert result.verdict is Verdict.UNKNOWN and not result.gating
     assert result.evidence["not_judged"] == ["pause on cassandra"]
+
+
+def test_one_client_role_s_link_is_judged_by_what_that_role_does(spec: RunSpec, run_dir: Path) -> None:
+    """The workers' link to anything: no read may fail. The API's link to a Redis primary: judged
+    like the node's (its slots). The API's link to Cassandra: what every read needs."""
+    paused(spec, "worker->redis-1", [200] * 99 + [502])
+    result = availability.check(spec.write(run_dir))
+    assert result.verdict is Verdict.FAIL and "the read path does not use worker->redis-1" in result.summary
+    spec.faults = [FaultWindow(name="down", target="api->redis-1", start_t=FAULT_START, end_t=FAULT_END,
+                               events=[{"t": FAULT_START, "what": "link-down", "slots": [[0, 5460]]}])]
+    result = availability.check(spec.write(run_dir))
+    assert [w["slots"] for w in result.evidence["windows"]] == [[(0, 5460)]], result.evidence
+    paused(spec, "api->cassandra", [502] * 10)
+    result = availability.check(spec.write(run_dir))
+    assert result.evidence["not_judged"] == ["pause on api->cassandra"]
