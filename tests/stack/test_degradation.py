@@ -141,7 +141,7 @@ def test_a_primary_its_clients_cannot_reach_is_read_from_its_replica(stack: Stac
     does not fail it over): the reader's timeline and the page's tweets on that shard are read
     from its replica, not the store fan-in, and the feed holds what it held, less the account
     the reader unfollowed meanwhile (the replica's copy of the follow set still has it)."""
-    author, dropped, reader = 1001, 1003, 1002
+    author, dropped, reader = 3101, 3103, 3102   # ids no other stack test uses (one stack for all)
     preheat(stack.topo.redis_proxy_addresses(), [reader])
     primary = stack.runtime.redis.shard_of(timeline_key(reader))[0]
     with httpx.Client(base_url=stack.url, timeout=15) as c:
@@ -174,7 +174,7 @@ def test_a_fault_on_one_client_role_s_link_leaves_the_other_role_alone(stack: St
     from chaos.build import build
     from harness.campaign import chaos_stack
 
-    author, reader = 1011, 1012
+    author, reader = 3111, 3112
     preheat(stack.topo.redis_proxy_addresses(), [reader])
     primary = stack.runtime.redis.shard_of(timeline_key(reader))[0]
     replica_reads = functools.partial(api_metric, stack, "feed_cache_replica_reads_total", op="timeline",
