@@ -174,8 +174,8 @@ def _report(run_dir: Path, judged_by: Scenario | None = None) -> int:
 
 def _judge(run_dir: Path, judged_by: Scenario | None = None) -> tuple[list[CheckResult], Path]:
     """Every check and gate of a run directory, its reports written; (results, report path)."""
-    from harness.gates import judge_run
     from harness.rundata import load_run
+    from harness.verdict import judge_run
     from reports import write_reports
 
     run = load_run(run_dir)
@@ -249,8 +249,8 @@ def compare_runs(
 ) -> None:
     """Per-figure deltas of run B against run A, each judged against its tolerance: exit 0 none
     regressed, 1 a figure regressed, 2 error or an invalid run. B's report shows the comparison."""
-    from harness.gates import judge_run
     from harness.rundata import load_run
+    from harness.verdict import judge_run
     from reports import write_reports
 
     _require_run_dir(baseline)

@@ -20,7 +20,6 @@ import statistics
 from collections.abc import Callable, Iterable
 from dataclasses import replace
 
-from harness.checks import run_all_checks
 from harness.checks.feed_latency import FEED_OPS
 from harness.checks.result import CheckResult, Verdict, invalid
 from harness.checks.stats import nearest_rank, new_histogram, record_ms
@@ -153,12 +152,3 @@ def judge_all(run: RunData, checks: Iterable[CheckResult], specs: list[GateSpec]
         out.append(result)
     return out
 
-
-def judge_run(run: RunData) -> list[CheckResult]:
-    """Every check, every gate of the run's manifest and, if it was compared with a baseline,
-    that comparison's verdict (as stored: the baseline may be gone): what decides its exit code."""
-    from harness import compare  # compare reads figures the way this module does
-
-    checks = run_all_checks(run)
-    saved = compare.load(run.run_dir)
-    return checks + judge_all(run, checks) + ([compare.stored_result(saved)] if saved else [])

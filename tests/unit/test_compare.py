@@ -14,9 +14,9 @@ import pytest
 from harness import compare
 from harness.checks import Verdict
 from harness.checks.feed_latency import FEED_OPS
-from harness.gates import judge_run
 from harness.records import SUMMARY, GeneratorSample
 from harness.rundata import RunData
+from harness.verdict import judge_run
 
 from .conftest import T0, RunSpec
 

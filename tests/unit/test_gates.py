@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from harness.checks import Verdict, exit_code
-from harness.gates import judge_run
 from harness.records import JUNIT, SUMMARY, GeneratorSample
+from harness.verdict import judge_run
 from reports import write_reports
 from workloads.gate_spec import parse_gates
 

@@ -11,9 +11,9 @@ import pytest
 from rich.console import Console
 
 from harness.checks import run_all_checks
-from harness.gates import judge_run
 from harness.records import JUNIT, MANIFEST, REPORT, SUMMARY, FaultWindow, FinalRead, GeneratorSample
 from harness.rundata import load_run
+from harness.verdict import judge_run
 from reports import faults, write_reports
 from reports.html import SECTIONS
 from reports.terminal import print_verdict_table
