@@ -29,7 +29,7 @@ class Query:
 QUERIES: dict[str, Query] = {
     "fanout_lag_p99": Query("histogram_quantile(0.99, sum by (le) (rate(feed_fanout_lag_seconds_bucket[5s])))",
                             "s", "fan-out lag p99: tweet age when its timeline writes were durable"),
-    "kafka_consumer_lag": Query("sum by (group) (feed_kafka_consumer_lag)", "messages",
+    "kafka_consumer_lag": Query("max by (group) (feed_kafka_consumer_lag)", "messages",
                                 "Kafka consumer lag per consumer group"),
     "timeline_cache_hit_ratio": Query(
         'sum(rate(feed_timeline_cache_requests_total{result="hit"}[5s]))'

@@ -27,7 +27,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
-from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
+from confluent_kafka import (
+    Consumer,
+    ConsumerGroupTopicPartitions,
+    KafkaError,
+    KafkaException,
+    Producer,
+    TopicPartition,
+)
+from confluent_kafka.admin import AdminClient, OffsetSpec
 from prometheus_client import Counter, Gauge, Histogram, start_http_server
 
 from targets.feed.cache import APPEND_SCRIPT, Command, EngagementCounter, TimelineWriter
@@ -53,7 +61,8 @@ COUNTED = Counter("feed_engagement_counted_total", "Engagement events counted by
                   ["counter"])
 COUNTER_LAG = Histogram("feed_counter_lag_seconds", "Engagement accepted by the API -> counted in Redis",
                         buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30))
-CONSUMER_LAG = Gauge("feed_kafka_consumer_lag", "Messages not yet consumed on this worker's partitions", ["group"])
+CONSUMER_LAG = Gauge("feed_kafka_consumer_lag", "Messages of the group's topic not yet committed by the group",
+                     ["group"])
 RETRIED = Counter("feed_worker_batch_retries_total", "Batches retried after an error", ["lane"])
 SKIPPED = Counter("feed_fanout_events_skipped_total", "Malformed fan-out events skipped")
 PARKED = Counter("feed_timeline_writes_parked_total",
@@ -67,6 +76,9 @@ TWEETS_TOPIC = "tweets"
 THROTTLED_TOPIC = "tweets-throttled"
 ENGAGEMENT_TOPIC = "engagement"
 RETRY_TOPIC = "timeline-retry"
+# Each lane's consumer group and the topic it reads
+LANES = {"fanout": TWEETS_TOPIC, "fanout-throttled": THROTTLED_TOPIC, "counters": ENGAGEMENT_TOPIC,
+         "fanout-retry": RETRY_TOPIC}
 CHECKPOINT_S = 5.0
 # A shard's share of a batch not confirmed within this is parked in RETRY_TOPIC, so that the
 # other shards' followers keep getting tweets: longer than a failover (about 5 s), shorter than
@@ -357,7 +369,6 @@ class FanoutWorker:
         consumer = self._consumer("fanout-retry")
         writer = TimelineWriter(self.s.redis_nodes, self.s.timeline_cap, self.write_backoff)
         consumer.subscribe([RETRY_TOPIC])
-        LagGauge(consumer, "fanout-retry", lambda: self.running)
         while self.running:
             msgs = consumer.consume(num_messages=500, timeout=0.2)
             commands = parked_commands(_decoded(msgs))
@@ -410,7 +421,6 @@ class FanoutWorker:
         lists = FollowerLists(writer.rc, self.store.followers_sync)   # this thread's own client
         pacer = SharedPacer(writer.rc)
         consumer.subscribe([THROTTLED_TOPIC])
-        LagGauge(consumer, "fanout-throttled", lambda: self.running)
         while self.running:
             msgs = consumer.consume(num_messages=50, timeout=0.2)
             for ev in _decoded(msgs):
@@ -472,7 +482,7 @@ class FanoutWorker:
         for lane in lanes:
             lane.start()
         self.consumer.subscribe([TWEETS_TOPIC])
-        LagGauge(self.consumer, "fanout", lambda: self.running)
+        LagGauge(self.s.kafka, LANES, lambda: self.running)
         while self.running:
             msgs = self.consumer.consume(num_messages=500, timeout=0.2)
             if not msgs:
@@ -521,7 +531,6 @@ class CounterLane:
 
     def run(self) -> None:
         self.consumer.subscribe([ENGAGEMENT_TOPIC], on_revoke=self._revoked, on_lost=self._lost)
-        LagGauge(self.consumer, "counters", lambda: self.worker.running)
         while self.worker.running:
             started = time.monotonic()
             msgs = self.consumer.consume(num_messages=500, timeout=0.2)
@@ -677,38 +686,46 @@ def decode_events(values: list[bytes]) -> list[dict[str, Any]]:
 
 
 class LagGauge:
-    """The group's lag on this process's partitions (high watermark - committed offset), every
-    `every_s` from a thread of its own: a lane stalled in a batch must not stall its own gauge
-    at the value it had, and its position stands still with it. The committed offsets are asked
-    of the broker (one request); the high watermarks are librdkafka's, which its fetcher keeps
-    current while the lane is stalled (until its queue is full: 100,000 messages)."""
+    """Each consumer group's lag (high watermarks - committed offsets, over its topic's
+    partitions), every `every_s`, from a thread and an admin client of its own: nothing the
+    lanes do can stall it. (It asked each lane's own consumer before: after a shard came back
+    the retry lane's gauge stopped for good at a value from the outage, its thread blocked in
+    `Consumer.assignment()`, while the group's committed offsets had long reached the
+    watermarks.) Every worker process reports whole groups; the harness takes the max."""
 
-    def __init__(self, consumer: Consumer, group: str, running: Callable[[], bool], every_s: float = 2.0) -> None:
-        self.consumer, self.group, self.running, self.every_s = consumer, group, running, every_s
-        threading.Thread(target=self._run, name=f"lag-{group}", daemon=True).start()
+    def __init__(self, bootstrap: str, lanes: dict[str, str], running: Callable[[], bool],
+                 every_s: float = 2.0) -> None:
+        self.admin = AdminClient({"bootstrap.servers": bootstrap})
+        self.lanes, self.running, self.every_s = lanes, running, every_s
+        threading.Thread(target=self._run, name="consumer-lag", daemon=True).start()
 
     def _run(self) -> None:
         while self.running():
             try:
                 self.update()
             except Exception:  # noqa: BLE001 - a gauge that dies would report its last value for ever
-                log.warning("consumer lag of %s not measured this time", self.group, exc_info=True)
+                log.warning("consumer lag not measured this time", exc_info=True)
             time.sleep(self.every_s)
 
     def update(self) -> None:
-        try:
-            parts = self.consumer.assignment()
+        topics = self.admin.list_topics(timeout=5).topics
+        parts = {group: [TopicPartition(topic, p) for p in sorted(topics[topic].partitions)]
+                 for group, topic in self.lanes.items() if topic in topics}
+        ends = {tp: OffsetSpec.latest() for ps in parts.values() for tp in ps}
+        starts = {tp: OffsetSpec.earliest() for tp in ends}
+        latest = {(tp.topic, tp.partition): f.result().offset
+                  for tp, f in self.admin.list_offsets(ends, request_timeout=5).items()}
+        earliest = {(tp.topic, tp.partition): f.result().offset
+                    for tp, f in self.admin.list_offsets(starts, request_timeout=5).items()}
+        for group, ps in parts.items():
+            asked = self.admin.list_consumer_group_offsets([ConsumerGroupTopicPartitions(group, ps)],
+                                                           request_timeout=5)
             lag = 0
-            for tp in self.consumer.committed(parts, timeout=5) if parts else []:
-                marks = self.consumer.get_watermark_offsets(tp, cached=True)
-                if marks is None or marks[1] < 0:   # not fetched yet: no figure rather than a wrong one
-                    return
-                low, high = marks
-                done = tp.offset if tp.offset >= 0 else max(low, 0)   # nothing committed yet: all of it
-                lag += max(0, high - done)
-            CONSUMER_LAG.labels(self.group).set(lag)
-        except (KafkaException, RuntimeError):   # the broker away, or the consumer closed at exit
-            pass
+            for tp in asked[group].result().topic_partitions:
+                where = (tp.topic, tp.partition)
+                done = tp.offset if tp.offset >= 0 else earliest[where]   # nothing committed yet: all of it
+                lag += max(0, latest[where] - done)
+            CONSUMER_LAG.labels(group).set(lag)
 
 
 def until_done(what: str, step: Callable[[], None], running: Callable[[], bool],
