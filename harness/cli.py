@@ -54,6 +54,7 @@ DEFECTS: dict[str, tuple[str, str]] = {
     "skip-retweet-undo": ("FEED_DEFECT_SKIP_RETWEET_UNDO", "flag"),
     "skip-reply-counts": ("FEED_DEFECT_SKIP_REPLY_COUNTS", "flag"),
     "slow-retry": ("FEED_DEFECT_SLOW_RETRY_S", "seconds"),
+    "drop-signals": ("FEED_DEFECT_DROP_SIGNALS", "share"),
 }
 BasePort = Annotated[int, typer.Option(help=f"First port of the stack's {PORT_BLOCK}-port block (all on 127.0.0.1).",
                                        min=1024, max=MAX_BASE_PORT)]

@@ -49,14 +49,15 @@ class LoadGenerator:
     user in each, each sending its share of every rate."""
 
     def __init__(self, *, run_dir: Path, host: str, plan: ArrivalPlan, token_secret: str, seed: int,
-                 processes: int = 1) -> None:
+                 processes: int = 1, listeners: int = 0) -> None:
         self.run_dir = run_dir
         self.plan = plan
         self.processes = processes
         write_json(run_dir / WORKLOAD, plan.to_json())
         self.load_start = 0.0
         self.env = {**os.environ, "FEEDLAB_RUN_DIR": str(run_dir), "FEEDLAB_TOKEN_SECRET": token_secret,
-                    "FEEDLAB_SEED": str(seed), "FEEDLAB_PROCESSES": str(processes)}
+                    "FEEDLAB_SEED": str(seed), "FEEDLAB_PROCESSES": str(processes),
+                    "FEEDLAB_LISTENERS": str(listeners)}
         self.argv = [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--headless", "--host", host,
                      "--users", str(processes), "--spawn-rate", str(processes), "--stop-timeout", "5",
                      "--only-summary", "--loglevel", "WARNING", "--exit-code-on-error", "0"]

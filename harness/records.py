@@ -30,6 +30,8 @@ ARRIVALS = "arrivals.jsonl"        # one ArrivalSample per second per load proce
 GRAPH_CHANGES = "graph_changes.jsonl"  # one FollowChange per follow/unfollow the workload made
 OBSERVATIONS = "observations.jsonl"    # one Observation per read that answered: what it served
 ACTIONS = "actions.jsonl"          # one Action per acknowledged change the checks hold the target to
+STREAMS = "streams.jsonl"          # one StreamSpan per SSE connection a listener held (GET /v1/stream)
+SIGNALS = "signals.jsonl"          # one Signal per new-tweet event a listener received on it
 WORKLOAD = "workload.json"         # the arrival plan: the scenario's phases and rates
 TARGET_METRICS = "target_metrics.json"  # the target's Prometheus series over the run
 SWEEP = "sweep.json"               # the heal sweep after the last fault (chaos/sweep.py)
@@ -105,6 +107,30 @@ class Action:
     key: str | None = None
     text: str | None = None
     sent_t: float | None = None   # when the first attempt left
+
+
+@dataclass(frozen=True, slots=True)
+class StreamSpan:
+    """One SSE connection of a listener, written when it ends. `opened_t` is when the server's
+    `connected` comment arrived (it is sent once the subscription is made): None when the
+    stream never opened (`status` says why: a 503 while the user's shard is down, 0 for no
+    answer). `closed_t` is when it ended, by the server, an error, or the end of the load."""
+
+    user: int
+    opened_t: float | None
+    closed_t: float
+    status: int
+    error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Signal:
+    """A new-tweet event (`event: tweet`) a listener received on its stream at `t`."""
+
+    t: float
+    user: int
+    tweet_id: str
+    author_id: int
 
 
 @dataclass(frozen=True, slots=True)

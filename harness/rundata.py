@@ -27,6 +27,8 @@ from harness.records import (
     Observation,
     ProbeRecord,
     Request,
+    Signal,
+    StreamSpan,
 )
 from workloads.graph import Graph
 
@@ -51,6 +53,8 @@ class Slo:
     backfill_s: float = 10.0
     cache_node_served_min: float = 0.999
     recovery_s: float = 30.0
+    sse_delivered_min: float = 0.99
+    sse_delay_p99_s: float = 10.0
 
     @classmethod
     def from_manifest(cls, manifest: dict[str, Any]) -> Slo:
@@ -78,6 +82,8 @@ class RunData:
     observations: list[Observation] = field(default_factory=list)
     actions: list[Action] = field(default_factory=list)
     graph_changes: list[FollowChange] = field(default_factory=list)
+    streams: list[StreamSpan] = field(default_factory=list)
+    signals: list[Signal] = field(default_factory=list)
     target_metrics: dict[str, Any] = field(default_factory=dict)   # name -> {promql, unit, series}
     graph: Graph | None = None
 
@@ -189,6 +195,8 @@ def load_run(run_dir: Path) -> RunData:
         observations=_load(run_dir / records.OBSERVATIONS, Observation),
         actions=_load(run_dir / records.ACTIONS, Action),
         graph_changes=_load(run_dir / records.GRAPH_CHANGES, FollowChange),
+        streams=_load(run_dir / records.STREAMS, StreamSpan),
+        signals=_load(run_dir / records.SIGNALS, Signal),
         target_metrics=read_json(run_dir / records.TARGET_METRICS) if (run_dir / records.TARGET_METRICS).is_file()
         else {},
         graph=graph,

@@ -21,17 +21,22 @@ follow, follow_large (of a throttled-band or pull-tier account, then watching th
 backfill), and unfollow (half the time of a follow this process made, else of an account whose
 tweet the reader was just served, then its feed read at once).
 
+Beside the arrivals, FEEDLAB_LISTENERS users (this process's share of them) hold an SSE stream
+(GET /v1/stream) open through the load, reconnecting when it ends: each connection goes to
+streams.jsonl when it closes, each new-tweet event it carried to signals.jsonl.
+
 Every request is appended to history.jsonl, every 201 to ledger.jsonl, every follow change to
 graph_changes.jsonl, what every read served to observations.jsonl, and every other acknowledged
 change the checks hold the target to (deletes, likes, retweets, replies, retried posts, large
 follows) to actions.jsonl. Configuration comes from the environment (harness/load.py):
 FEEDLAB_RUN_DIR, FEEDLAB_TOKEN_SECRET, FEEDLAB_SEED, FEEDLAB_LOAD_START (epoch seconds),
-FEEDLAB_PROCESSES; the plan is the run directory's workload.json, the graph its graph.json.
+FEEDLAB_PROCESSES, FEEDLAB_LISTENERS; the plan is the run directory's workload.json, the graph its graph.json.
 """
 
 from __future__ import annotations
 
 import collections
+import functools
 import itertools
 import json
 import os
@@ -45,6 +50,7 @@ import gevent
 import gevent.pool
 import gevent.socket
 import orjson
+import sseclient
 from geventhttpclient import HTTPClient
 from locust import User, constant, events, task
 
@@ -56,6 +62,8 @@ from harness.records import (
     HISTORY,
     LEDGER,
     OBSERVATIONS,
+    SIGNALS,
+    STREAMS,
     WORKLOAD,
     Ack,
     Action,
@@ -64,6 +72,8 @@ from harness.records import (
     JsonlWriter,
     Observation,
     Request,
+    Signal,
+    StreamSpan,
 )
 from targets.feed.auth import issue_token
 from workloads.arrivals import ArrivalPlan, PhaseSpan
@@ -74,6 +84,7 @@ SECRET = os.environ.get("FEEDLAB_TOKEN_SECRET", "")
 SEED = int(os.environ.get("FEEDLAB_SEED", "1"))
 LOAD_START = float(os.environ.get("FEEDLAB_LOAD_START", "0") or 0)
 PROCESSES = int(os.environ.get("FEEDLAB_PROCESSES", "1"))
+LISTENERS = int(os.environ.get("FEEDLAB_LISTENERS", "0"))
 MAX_IN_FLIGHT = 1000        # outstanding requests per process before arrivals are dropped
 LATE_S = 0.05               # an arrival started this much after its time is late
 # Above BATCH_FROM arrivals/s per process, arrivals due within BATCH_S are sent on one wake-up
@@ -89,6 +100,8 @@ DELETE_AFTER_S = 3.0        # a tweet is deleted once its followers had this lon
 RETWEET_AGAIN_SHARE = 0.2   # retweets sent twice, as a user tapping again
 BACKFILL_EXPECTED = 5       # a large account's newest tweets a new follower must get
 BACKFILL_WAIT_S = 25.0      # a new follower's feed is watched this long: the 10 s bound plus fault time in it
+STREAM_READ_S = 20.0        # a stream silent this long is dead (the API sends a comment every 15 s)
+STREAM_RETRY_S = 2.0        # a listener reconnects this long after its stream ended (the API's `retry`)
 
 PLAN = ArrivalPlan.from_phases(json.loads((RUN_DIR / WORKLOAD).read_text())) if (RUN_DIR / WORKLOAD).exists() \
     else ArrivalPlan(())
@@ -105,12 +118,21 @@ THROTTLED_BAND = [a for a in CELEBRITIES if a not in PULL_TIER] or CELEBRITIES  
 RISING = SEEDED.rising
 
 
+def listeners(count: int, seed: int) -> list[int]:
+    """The users who hold SSE streams: the same `count` in every process (each takes its share),
+    drawn from everyone but the large and rising accounts (who follows them changes in a run)."""
+    pool = [u for u in SEEDED.user_ids if u not in LARGE and u != RISING]
+    return sorted(random.Random(seed * 104729 + 17).sample(pool, min(count, len(pool))))
+
+
 _history = JsonlWriter(RUN_DIR / HISTORY, buffered=True)   # flushed once a second
 _ledger = JsonlWriter(RUN_DIR / LEDGER)
 _changes = JsonlWriter(RUN_DIR / GRAPH_CHANGES)
 _arrivals = JsonlWriter(RUN_DIR / ARRIVALS)
 _observations = JsonlWriter(RUN_DIR / OBSERVATIONS, buffered=True)   # flushed once a second
 _actions = JsonlWriter(RUN_DIR / ACTIONS)
+_streams = JsonlWriter(RUN_DIR / STREAMS)
+_signals = JsonlWriter(RUN_DIR / SIGNALS)
 _tokens: dict[int, str] = {}
 
 
@@ -123,7 +145,7 @@ def auth(user_id: int) -> dict[str, str]:
 
 @events.quitting.add_listener
 def close_files(**_: Any) -> None:
-    for f in (_history, _ledger, _changes, _arrivals, _observations, _actions):
+    for f in (_history, _ledger, _changes, _arrivals, _observations, _actions, _streams, _signals):
         f.close()
 
 
@@ -204,6 +226,7 @@ class FeedWorkload(User):
         self.rising_followers = set(SEEDED.followers_of(RISING)) | {RISING}   # who cannot follow it anew
         self.counts = Counts()
         self.pool = gevent.pool.Pool(MAX_IN_FLIGHT)
+        self.listening = listeners(LISTENERS, SEED)[index::PROCESSES]
 
     def active_user(self) -> int:
         return self.ranks[self.rng.choices(range(USERS), cum_weights=self.cum)[0]]
@@ -212,6 +235,7 @@ class FeedWorkload(User):
     def run_plan(self) -> None:
         start = LOAD_START or time.time()
         flusher = gevent.spawn(self._flush_every_second)
+        streams = [gevent.spawn(self.listen, user) for user in self.listening]
         batch = BATCH_S if sum(PLAN.peak(op) for op in PLAN.ops) / PROCESSES >= BATCH_FROM else 0.0
         ops = {op: getattr(self, f"op_{op}") for op in PLAN.ops}
         phase: PhaseSpan | None = None
@@ -232,6 +256,10 @@ class FeedWorkload(User):
                 continue
             self.counts.sent += 1
             self.pool.spawn(ops[op], due, phase.name if phase else None)
+        end = start + PLAN.duration_s
+        if end > time.time():
+            gevent.sleep(end - time.time())
+        gevent.killall(streams)   # each writes its last span as it goes
         self.pool.join(timeout=self.network_timeout + BACKFILL_WAIT_S + 1)
         flusher.kill()
         for writer in (_history, _observations):
@@ -239,6 +267,38 @@ class FeedWorkload(User):
         self.counts.flush(self.process, len(self.pool))
         while True:   # the plan is done; the harness stops Locust
             gevent.sleep(3600)
+
+    def listen(self, user: int) -> None:
+        """Hold `user`'s SSE stream open until killed, reconnecting after each end."""
+        while True:
+            client = HTTPClient.from_url(str(self.host), concurrency=1, network_timeout=STREAM_READ_S,
+                                         connection_timeout=self.connection_timeout)
+            opened, status, error = None, 0, None
+            try:
+                response = client.get("/v1/stream", headers=auth(user))
+                status = response.status_code
+                if status == 200:
+                    opened = time.time()   # the API answers once the user's channel is subscribed
+                    # SSE ends its lines with "\n": geventhttpclient's readline looks for "\r\n" unless told
+                    lines = (line for line in iter(functools.partial(response.readline, b"\n"), b""))
+                    for event in sseclient.SSEClient(lines).events():
+                        if event.event == "tweet":
+                            body = orjson.loads(event.data)
+                            _signals.write(Signal(t=time.time(), user=user, tweet_id=str(body["tweet_id"]),
+                                                  author_id=int(body["author_id"])))
+                    error = "closed by the server"
+                else:
+                    error = f"HTTP {status}"
+            except gevent.GreenletExit:
+                error = None   # the load ended
+                raise
+            except Exception as exc:  # noqa: BLE001 - a broken stream is recorded, then retried
+                error = f"{type(exc).__name__}: {exc}"[:200]
+            finally:
+                client.close()
+                _streams.write(StreamSpan(user=user, opened_t=opened, closed_t=time.time(), status=status,
+                                          error=error))
+            gevent.sleep(STREAM_RETRY_S)
 
     def _flush_every_second(self) -> None:
         while True:

@@ -157,6 +157,8 @@ class WorkloadKind(StrEnum):
 class Workload(Strict):
     kind: WorkloadKind
     phases: Annotated[list[Phase], Field(min_length=1)]
+    # users holding an SSE stream (GET /v1/stream) open through the load (the `sse` check)
+    listeners: Annotated[int, Field(ge=0, le=500)] = 0
 
     @model_validator(mode="after")
     def _phases(self) -> Workload:
@@ -232,6 +234,8 @@ class Slo(Strict):
     fault_error_seconds: Annotated[int, Field(ge=0)] = 30   # seconds with errors, per fault window
     cache_node_served: Share = 0.999        # feed reads answered 200 while a Redis primary is down
     recovery: Seconds = 30.0                # a fault's heal -> Kafka lag and freshness back (checks/recovery.py)
+    sse_delivered: Share = 0.99             # new-tweet signals delivered to listening followers, outside faults
+    sse_delay: Seconds = 10.0               # their delay from the post's acknowledgement, p99
     generator_cpu: Annotated[float, BeforeValidator(lambda v: float(v.rstrip("%")) if isinstance(v, str) else v),
                              Field(gt=0, le=100)] = 90.0    # % of a core: above it the run is invalid
     # % of the machine's CPU its hypervisor gave to other guests (steal), mean over the load:
@@ -244,6 +248,7 @@ class Slo(Strict):
         return {"feed_p99_ms": self.feed_p99 * 1000, "freshness_median_s": self.freshness_median,
                 "error_rate_max": self.error_rate, "fault_error_seconds_max": self.fault_error_seconds,
                 "cache_node_served_min": self.cache_node_served, "recovery_s": self.recovery,
+                "sse_delivered_min": self.sse_delivered, "sse_delay_p99_s": self.sse_delay,
                 "generator_cpu_max_percent": self.generator_cpu, "steal_max_percent": self.steal}
 
 
@@ -260,11 +265,14 @@ Gates = Annotated[list[GateSpec], BeforeValidator(parse_gates), PlainSerializer(
 # harness.checks.CHECKS (workloads does not import the checks; a unit test keeps them equal)
 CHECK_NAMES = ("generator", "machine", "sweep", "steady_state", "feed_latency", "freshness", "errors", "availability",
                "recovery", "nothing_lost", "deletion", "unfollow", "duplicates", "engagement", "pagination", "backfill",
-               "celebrity_merge", "ranking_fallback")
+               "celebrity_merge", "ranking_fallback", "sse")
+# Checks that only report unless a scenario makes them gate (`checks: {sse: gate}`): the design
+# calls SSE best effort.
+REPORT_BY_DEFAULT = ("sse",)
 
 
 class CheckUse(StrEnum):
-    GATE = "gate"       # its verdict decides the run (the default)
+    GATE = "gate"       # its verdict decides the run (the default but for REPORT_BY_DEFAULT)
     REPORT = "report"   # shown, not judged (e.g. a fault meant to exceed the error budget)
 
 

@@ -27,6 +27,7 @@ from harness.checks import (
     pagination,
     ranking,
     recovery,
+    sse,
     steady_state,
     sweep,
     unfollow,
@@ -55,14 +56,20 @@ CHECKS: Mapping[str, Check] = {
     backfill.NAME: backfill.check,
     celebrity_merge.NAME: celebrity_merge.check,
     ranking.NAME: ranking.check,
+    sse.NAME: sse.check,
 }
+# Checks that only report unless the scenario says `gate` (workloads.scenario.REPORT_BY_DEFAULT)
+REPORT_BY_DEFAULT = frozenset({sse.NAME})
 
 __all__ = ["CHECKS", "Check", "CheckResult", "Verdict", "exit_code", "invalid", "overall", "run_all_checks"]
 
 
 def run_all_checks(run: RunData, checks: Mapping[str, Check] = CHECKS) -> list[CheckResult]:
-    """Every check; those the scenario made report-only (manifest "checks") do not gate."""
-    report_only = {name for name, use in (run.manifest.get("checks") or {}).items() if use == "report"}
+    """Every check; those the scenario made report-only (manifest "checks"), and those that
+    report by default unless it made them gate, do not gate."""
+    uses = run.manifest.get("checks") or {}
+    report_only = {name for name in checks if uses.get(name, "report" if name in REPORT_BY_DEFAULT else "gate")
+                   == "report"}
     results = []
     for name, check in checks.items():
         try:

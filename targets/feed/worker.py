@@ -146,7 +146,7 @@ def plan(events: list[dict[str, Any]], settings: Settings, *, followers_of: Call
                     DROPPED.inc()
                     continue
                 batch.entries.append((f, tweet_id))
-                if signal is not None:
+                if signal is not None and not dropped_by_defect(defects.drop_signals_share, tweet_id, f):
                     batch.notify.append((f, signal))
         elif kind == "delete":
             # Design §08: a deletion is another fan-out: out of every timeline and the cache.

@@ -32,9 +32,9 @@ def run_with(tmp_path: Path, name: str, *defects: str) -> dict[str, dict[str, An
     return checks
 
 
-def test_deletion_idempotency_backfill_and_retweet_fan_out_defects_are_caught(tmp_path: Path) -> None:
+def test_deletion_idempotency_backfill_retweet_fan_out_and_signal_defects_are_caught(tmp_path: Path) -> None:
     got = run_with(tmp_path, "defects-a", "skip-delete-fanout", "ignore-idempotency", "never-backfill",
-                   "skip-retweet-fanout")
+                   "skip-retweet-fanout", "drop-signals=0.5")
     deletion = got["deletion"]
     assert deletion["verdict"] == "fail" and deletion["evidence"]["served_by_reason"].get("deleted tweet", 0) > 0
     duplicates = got["duplicates"]
@@ -46,6 +46,9 @@ def test_deletion_idempotency_backfill_and_retweet_fan_out_defects_are_caught(tm
     assert lost["verdict"] == "fail"
     assert any(m.get("retweet_of") for m in lost["evidence"]["missing_from_timeline_examples"]), lost["evidence"]
     assert lost["evidence"]["missing_from_store"] == 0
+    sse = got["sse"]   # reported, not gating, in smoke: the design calls SSE best effort
+    assert sse["verdict"] == "fail" and not sse["gating"], sse["summary"]
+    assert sse["evidence"]["steady"]["delivered_share"] < 0.75 and sse["evidence"]["missing_examples"], sse["evidence"]
     for untouched in ("unfollow", "celebrity_merge", "ranking_fallback", "pagination"):
         assert got[untouched]["verdict"] == "pass", (untouched, got[untouched]["summary"])
 
@@ -70,7 +73,7 @@ def test_merge_counter_ranker_retweet_and_unfollow_defects_are_caught(tmp_path: 
     assert reasons.get("undone retweet", 0) > 0                        # skip-retweet-undo
     unfollow = got["unfollow"]
     assert unfollow["verdict"] == "fail" and unfollow["evidence"]["served_after_unfollow"] > 0
-    for untouched in ("backfill", "pagination"):
+    for untouched in ("backfill", "pagination", "sse"):
         assert got[untouched]["verdict"] == "pass", (untouched, got[untouched]["summary"])
 
 

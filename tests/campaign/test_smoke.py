@@ -60,6 +60,8 @@ def test_smoke_campaign_passes_and_its_report_can_be_recomputed(tmp_path: Path) 
     for behaviour in ("deletion", "unfollow", "duplicates", "engagement", "pagination", "backfill",
                       "celebrity_merge", "ranking_fallback", "availability", "sweep", "steady_state", "recovery"):
         assert got[behaviour]["gating"], behaviour   # exercised by the default mix, so judged
+    # SSE listeners were told of their followees' tweets (reported, not gating: best effort)
+    assert got["sse"]["evidence"]["steady"]["expected"] > 50 and not got["sse"]["gating"], got["sse"]["summary"]
     # the steady-state hypothesis was judged on both sides of the faults
     assert "back in it after the last heal" in got["steady_state"]["summary"], got["steady_state"]["summary"]
     # each fault's recovery was measured on both of its signs, Kafka lag and freshness

@@ -27,6 +27,8 @@ from harness.records import (
     Observation,
     ProbeRecord,
     Request,
+    Signal,
+    StreamSpan,
 )
 from harness.rundata import RunData, load_run
 
@@ -96,6 +98,8 @@ class RunSpec:
     observations: list[Observation] = field(default_factory=list)
     actions: list[Action] = field(default_factory=list)
     graph_changes: list[FollowChange] = field(default_factory=list)
+    streams: list[StreamSpan] = field(default_factory=list)
+    signals: list[Signal] = field(default_factory=list)
 
     # as target_metrics.json: the fan-out's Kafka lag, 0 to 2 messages all along
     target_metrics: dict[str, Any] = field(default_factory=lambda: {"kafka_consumer_lag": {
@@ -121,7 +125,8 @@ class RunSpec:
                             (records.FINAL_READS, self.final_reads), (records.GENERATOR, self.generator),
                             (records.ARRIVALS, self.arrivals), (records.MACHINE, self.machine),
                             (records.OBSERVATIONS, self.observations), (records.ACTIONS, self.actions),
-                            (records.GRAPH_CHANGES, self.graph_changes)):
+                            (records.GRAPH_CHANGES, self.graph_changes), (records.STREAMS, self.streams),
+                            (records.SIGNALS, self.signals)):
             (run_dir / name).unlink(missing_ok=True)   # written again: the records as they are now
             with records.JsonlWriter(run_dir / name) as writer:
                 for item in items:

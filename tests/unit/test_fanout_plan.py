@@ -77,6 +77,13 @@ def test_drop_fanout_defect_skips_a_share_of_followers() -> None:
     assert healthy == 600 and 0.7 * 600 < broken < 0.9 * 600
 
 
+def test_drop_signals_defect_skips_a_share_of_new_tweet_signals_and_no_timeline_write() -> None:
+    events = [tweet_event(1000 + i, 1) for i in range(300)]
+    healthy, broken = run(events), run(events, drop_signals_share=0.5)
+    assert len(healthy.notify) == 600 and 0.4 * 600 < len(broken.notify) < 0.6 * 600
+    assert broken.entries == healthy.entries
+
+
 def test_a_deletion_is_a_fan_out_of_removals() -> None:
     batch = run([{"type": "delete", "tweet_id": "100", "author_id": "1"}])
     assert sorted(batch.removals) == [(1, 100), (10, 100), (11, 100)]

@@ -110,10 +110,12 @@ def test_gates_survive_overrides_and_name_what_they_judge(tmp_path: Path) -> Non
 
 
 def test_the_check_names_are_the_harness_checks() -> None:
-    from harness.checks import CHECKS
+    from harness.checks import CHECKS, REPORT_BY_DEFAULT
     from workloads.scenario import CHECK_NAMES
+    from workloads.scenario import REPORT_BY_DEFAULT as REPORT_BY_DEFAULT_NAMES
 
     assert set(CHECK_NAMES) == set(CHECKS)
+    assert set(REPORT_BY_DEFAULT_NAMES) == REPORT_BY_DEFAULT
 
 
 def test_duplicate_phase_names_and_a_workload_without_load_are_refused(tmp_path: Path) -> None:
