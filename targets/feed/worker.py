@@ -27,15 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
-from confluent_kafka import (
-    Consumer,
-    ConsumerGroupTopicPartitions,
-    KafkaError,
-    KafkaException,
-    Producer,
-    TopicPartition,
-)
-from confluent_kafka.admin import AdminClient, OffsetSpec
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 from prometheus_client import Counter, Gauge, Histogram, start_http_server
 
 from targets.feed.cache import APPEND_SCRIPT, Command, EngagementCounter, TimelineWriter
@@ -687,45 +679,45 @@ def decode_events(values: list[bytes]) -> list[dict[str, Any]]:
 
 class LagGauge:
     """Each consumer group's lag (high watermarks - committed offsets, over its topic's
-    partitions), every `every_s`, from a thread and an admin client of its own: nothing the
-    lanes do can stall it. (It asked each lane's own consumer before: after a shard came back
-    the retry lane's gauge stopped for good at a value from the outage, its thread blocked in
-    `Consumer.assignment()`, while the group's committed offsets had long reached the
-    watermarks.) Every worker process reports whole groups; the harness takes the max."""
+    partitions), every `every_s`, from a thread and consumers of its own that never join their
+    group (one per group, as harness/settle.py reads lag): nothing the lanes do can stall it.
+    (It asked each lane's own consumer before: after a shard came back the retry lane's gauge
+    stopped for good at a value from the outage, its thread blocked in
+    `Consumer.assignment()`, while the group's committed offsets had reached the watermarks.
+    The admin client's list_consumer_group_offsets is not used: librdkafka 2.16 crashed the
+    worker with SIGSEGV in it at start-up, before the groups had a coordinator.) Every worker
+    process reports whole groups; the harness takes the max per group."""
 
     def __init__(self, bootstrap: str, lanes: dict[str, str], running: Callable[[], bool],
                  every_s: float = 2.0) -> None:
-        self.admin = AdminClient({"bootstrap.servers": bootstrap})
-        self.lanes, self.running, self.every_s = lanes, running, every_s
+        self.readers = {group: (Consumer({"bootstrap.servers": bootstrap, "group.id": group,
+                                          "enable.auto.commit": False, "client.id": f"lag-{group}"}), topic)
+                        for group, topic in lanes.items()}
+        self.running, self.every_s = running, every_s
         threading.Thread(target=self._run, name="consumer-lag", daemon=True).start()
 
     def _run(self) -> None:
         while self.running():
-            try:
-                self.update()
-            except Exception:  # noqa: BLE001 - a gauge that dies would report its last value for ever
-                log.warning("consumer lag not measured this time", exc_info=True)
+            for group in self.readers:
+                try:
+                    self.update(group)
+                except Exception:  # noqa: BLE001 - a gauge that dies would report its last value for ever
+                    log.warning("consumer lag of %s not measured this time", group, exc_info=True)
             time.sleep(self.every_s)
+        for reader, _ in self.readers.values():
+            reader.close()
 
-    def update(self) -> None:
-        topics = self.admin.list_topics(timeout=5).topics
-        parts = {group: [TopicPartition(topic, p) for p in sorted(topics[topic].partitions)]
-                 for group, topic in self.lanes.items() if topic in topics}
-        ends = {tp: OffsetSpec.latest() for ps in parts.values() for tp in ps}
-        starts = {tp: OffsetSpec.earliest() for tp in ends}
-        latest = {(tp.topic, tp.partition): f.result().offset
-                  for tp, f in self.admin.list_offsets(ends, request_timeout=5).items()}
-        earliest = {(tp.topic, tp.partition): f.result().offset
-                    for tp, f in self.admin.list_offsets(starts, request_timeout=5).items()}
-        for group, ps in parts.items():
-            asked = self.admin.list_consumer_group_offsets([ConsumerGroupTopicPartitions(group, ps)],
-                                                           request_timeout=5)
-            lag = 0
-            for tp in asked[group].result().topic_partitions:
-                where = (tp.topic, tp.partition)
-                done = tp.offset if tp.offset >= 0 else earliest[where]   # nothing committed yet: all of it
-                lag += max(0, latest[where] - done)
-            CONSUMER_LAG.labels(group).set(lag)
+    def update(self, group: str) -> None:
+        reader, topic = self.readers[group]
+        meta = reader.list_topics(topic, timeout=5).topics.get(topic)
+        if meta is None or meta.error is not None:
+            return
+        lag = 0
+        for tp in reader.committed([TopicPartition(topic, p) for p in sorted(meta.partitions)], timeout=5):
+            low, high = reader.get_watermark_offsets(tp, timeout=5, cached=False)
+            done = tp.offset if tp.offset >= 0 else max(low, 0)   # nothing committed yet: all of it
+            lag += max(0, high - done)
+        CONSUMER_LAG.labels(group).set(lag)
 
 
 def until_done(what: str, step: Callable[[], None], running: Callable[[], bool],
