@@ -12,7 +12,9 @@ Targets are named, never PIDs:
 - links (Toxiproxy proxies between the clients and one store node): `redis-N` (or a role),
   `kafka`, `cassandra` name every client's link to that node (the API's, the workers', and the
   shared one the harness and the Redis replication use); `api->NODE` and `worker->NODE` name
-  one client role's link only (harness/topology.py, CLIENT_ROLES).
+  one client role's link only (harness/topology.py, CLIENT_ROLES); `nginx->api-N` is the
+  balancer's link to one API instance and `generator->nginx` the load generator's to the
+  balancer (the harness's probes and read-backs do not use it).
 """
 
 from __future__ import annotations
@@ -46,9 +48,12 @@ COMPONENTS = Targets(
     f"{_REDIS_HELP}, kafka, cassandra, api-1 .. api-{_DEFAULT.api_instances}, "
     f"worker-1 .. worker-{_DEFAULT.fanout_workers}, nginx, prometheus, toxiproxy")
 NODES = Targets(rf"{_REDIS}|kafka|cassandra", f"{_REDIS_HELP}, kafka or cassandra (every client's link to it)")
-LINKS = Targets(rf"(?:(?:{'|'.join(CLIENT_ROLES)})->)?(?:{_REDIS}|kafka|cassandra)",
+LINKS = Targets(rf"(?:(?:{'|'.join(CLIENT_ROLES)})->)?(?:{_REDIS}|kafka|cassandra)"
+                rf"|nginx->api-[1-{_DEFAULT.api_instances}]|generator->nginx",
                 f"{_REDIS_HELP}, kafka or cassandra (every client's link to it), or one client role's link to it: "
-                f"{', '.join(f'{r}->NODE' for r in CLIENT_ROLES)} (api->redis-primary-1, worker->kafka)")
+                f"{', '.join(f'{r}->NODE' for r in CLIENT_ROLES)} (api->redis-primary-1, worker->kafka), "
+                f"and in front nginx->api-1 .. nginx->api-{_DEFAULT.api_instances} (the balancer's link to an "
+                "instance), generator->nginx (the load generator's: client-side faults)")
 REDIS_PRIMARY = Targets(rf"redis-primary-[1-{REDIS_SHARDS}]", f"redis-primary-1 .. redis-primary-{REDIS_SHARDS}")
 RANKER = Targets("ranker", "ranker")
 

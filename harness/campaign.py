@@ -233,7 +233,7 @@ def _read_target_metrics(ctx: RunContext) -> None:
 def _load_phase(ctx: RunContext, runtime: LocalRuntime, graph: Graph) -> None:
     sc = ctx.scenario
     plan = ArrivalPlan.from_phases(sc.model_dump(mode="json")["workload"]["phases"])
-    gen = LoadGenerator(run_dir=ctx.run_dir, host=ctx.topo.api_url, plan=plan, token_secret=ctx.token_secret,
+    gen = LoadGenerator(run_dir=ctx.run_dir, host=ctx.topo.load_url, plan=plan, token_secret=ctx.token_secret,
                         seed=sc.seed, processes=ctx.processes, listeners=sc.workload.listeners)
     probe = FreshnessProbe(base_url=ctx.topo.api_url, graph=graph, token_secret=ctx.token_secret,
                            run_dir=ctx.run_dir, seed=sc.seed)

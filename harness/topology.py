@@ -36,6 +36,17 @@ def role_link(role: str, node: str) -> str:
 def links_of(node: str) -> list[str]:
     """Every proxy that reaches `node` (`redis-N`, `kafka`, `cassandra`): the shared one and each role's."""
     return [node, *(role_link(role, node) for role in CLIENT_ROLES)]
+
+
+# The links in front of the stores, one proxy each: the load generator's to nginx
+# (`generator->nginx`: client-side faults) and nginx's to each API instance (`nginx->api-N`).
+# The harness's own probes and read-backs reach nginx directly: a fault on the generator's link
+# is the clients' trouble, not the instrument's.
+GENERATOR_LINK = role_link("generator", "nginx")
+
+
+def nginx_link(api: str) -> str:
+    return role_link("nginx", api)
 TWEETS_TOPIC = "tweets"
 THROTTLED_TOPIC = "tweets-throttled"   # the middle band's rate-capped fan-out lane
 ENGAGEMENT_TOPIC = "engagement"        # like events for the counter aggregator
@@ -107,6 +118,15 @@ class Topology:
 
     def cassandra_link_port(self, role: str) -> int:
         return self.base_port + 311 + self._role_offset(role)
+
+    def nginx_link_port(self, i: int) -> int:
+        """nginx's proxy to API instance i (its upstream address for it)."""
+        return self.base_port + 520 + i
+
+    @property
+    def generator_link_port(self) -> int:
+        """The load generator's proxy to nginx (where Locust sends its requests)."""
+        return self.base_port + 502
 
     # --- Kafka (one KRaft broker+controller)
     @property
@@ -193,6 +213,11 @@ class Topology:
         return f"http://{self.host}:{self.nginx_port}"
 
     @property
+    def load_url(self) -> str:
+        """The API as the load generator reaches it: through its own link (GENERATOR_LINK)."""
+        return f"http://{self.host}:{self.generator_link_port}"
+
+    @property
     def prometheus_url(self) -> str:
         return f"http://{self.host}:{self.prometheus_port}"
 
@@ -203,12 +228,13 @@ class Topology:
                  self.kafka_jmx_exporter_port, self.cassandra_port, self.cassandra_storage_port,
                  self.cassandra_jmx_port, self.cassandra_jmx_exporter_port, self.cassandra_proxy_port,
                  self.prometheus_port, self.redis_exporter_port, self.nginx_exporter_port,
-                 self.node_exporter_port, self.nginx_port, self.nginx_status_port]
+                 self.node_exporter_port, self.nginx_port, self.nginx_status_port, self.generator_link_port]
         for i in range(1, REDIS_NODES + 1):
             ports += [self.redis_port(i), self.redis_bus_port(i), self.redis_proxy_port(i)]
         for role in CLIENT_ROLES:
             ports += [self.redis_link_port(role, i) for i in range(1, REDIS_NODES + 1)]
             ports += [self.kafka_listener_port(role), self.kafka_link_port(role), self.cassandra_link_port(role)]
         ports += [self.api_port(i) for i in range(1, self.api_instances + 1)]
+        ports += [self.nginx_link_port(i) for i in range(1, self.api_instances + 1)]
         ports += [self.worker_metrics_port(i) for i in range(1, self.fanout_workers + 1)]
         return ports

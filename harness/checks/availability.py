@@ -16,11 +16,13 @@ Anomalies, per window:
   one node's failure must not reach users whose data it does not hold.
 
 Faults of a component the feed read path does not use (the Kafka broker or its link, a fan-out
-worker, one API instance behind the balancer, Prometheus, the ranker) are judged the same way
+worker or its links, one API instance behind the balancer or nginx's link to it, Prometheus,
+the ranker) are judged the same way
 with every reader on a "healthy shard": none of their feed reads may fail, leaving aside reads
 that also fall in another fault's window. Faults of what every read needs (nginx, Toxiproxy as
-a whole, Cassandra for hydration misses) are listed as not judged: the design promises nothing
-there, and the `errors` check bounds them.
+a whole, Cassandra for hydration misses) and the load generator's own link to nginx (a
+client-side fault: every request crosses it) are listed as not judged: the design promises
+nothing there, and the `errors` check bounds them.
 
 A run with no such fault says nothing (unknown, not gating).
 """

@@ -99,7 +99,8 @@ class Nginx(Component):
         # proxy_read_timeout on a machine saturated by a store failover), nginx answered every
         # request with a 502 "no live upstreams" for the 5 s of fail_timeout; slow answers are
         # better than none.
-        ports = [t.api_port(i) for i in range(1, t.api_instances + 1)]
+        # Each instance is reached through nginx's own Toxiproxy link to it (`nginx->api-N`).
+        ports = [t.nginx_link_port(i) for i in range(1, t.api_instances + 1)]
         upstreams = "\n".join([f"    server 127.0.0.1:{p} max_fails=3 fail_timeout=5s;" for p in ports]
                                + [f"    server 127.0.0.1:{p} backup max_fails=0;" for p in ports])
         conf = f"""

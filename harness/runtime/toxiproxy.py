@@ -3,6 +3,8 @@
 One proxy per client→store link: `redis-N` for each Redis node, `kafka`, `cassandra`, which the
 harness and the nodes' replication use, and one per client role and node (`api-to-redis-2`,
 `worker-to-kafka`: topology.CLIENT_ROLES), which the API instances and the fan-out workers use.
+In front, the load generator's link to nginx (`generator-to-nginx`) and nginx's to each API
+instance (`nginx-to-api-1`).
 The proxy list is given at start (`-config`), so proxies exist before any store or client starts.
 
 `ToxiproxyApi` is the one client of its REST API (proxies up and down, toxics added and
@@ -24,7 +26,7 @@ import httpx
 from harness.paths import tool
 from harness.runtime.component import Component
 from harness.runtime.process import ManagedProcess, ProcessSpec, wait_until
-from harness.topology import CLIENT_ROLES, role_link
+from harness.topology import CLIENT_ROLES, GENERATOR_LINK, nginx_link, role_link
 
 
 class Toxiproxy(Component):
@@ -49,6 +51,12 @@ class Toxiproxy(Component):
             for i, name in enumerate(t.redis_names(), start=1):
                 out.append({"name": role_link(role, name), "listen": f"127.0.0.1:{t.redis_link_port(role, i)}",
                             "upstream": f"127.0.0.1:{t.redis_port(i)}"})
+        # the links in front: the load generator's to nginx, nginx's to each API instance
+        out.append({"name": GENERATOR_LINK, "listen": f"127.0.0.1:{t.generator_link_port}",
+                    "upstream": f"127.0.0.1:{t.nginx_port}"})
+        for i, name in enumerate(t.api_names(), start=1):
+            out.append({"name": nginx_link(name), "listen": f"127.0.0.1:{t.nginx_link_port(i)}",
+                        "upstream": f"127.0.0.1:{t.api_port(i)}"})
         for p in out:
             p["enabled"] = True
         return out

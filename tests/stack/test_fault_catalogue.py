@@ -141,3 +141,37 @@ def test_an_invoke_that_fails_half_way_is_still_healed(whole: Stack) -> None:
     fault.heal()
     assert sorted(whole.runtime.redis.roles().values()) == ["master"] * 3 + ["slave"] * 3
     assert [e["what"] for e in fault.window.events][-2:] == ["restarting", "healed"]
+
+
+def test_the_links_in_front_nginx_to_one_api_instance_and_the_generator_to_nginx(whole: Stack) -> None:
+    """`nginx->api-1` down: nginx sends every request to api-2 (reads and posts served, only
+    api-2 counts them). `generator->nginx` down: the load generator's address refuses
+    connections, while the harness's own address (probes, read-backs) still answers."""
+    author, topo = 3121, whole.topo
+
+    def requests_of(port: int) -> float:
+        text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+        return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+                   if line.startswith("feed_http_request_duration_seconds_count{") and 'endpoint="/v1/' in line)
+
+    fault = act(whole, "down", "nginx->api-1")
+    try:
+        assert fault.window.target == "nginx->api-1"
+        before = [requests_of(topo.api_port(i)) for i in (1, 2)]
+        with httpx.Client(base_url=whole.url, timeout=10) as c:
+            reads = [c.get("/v1/feed", headers=whole.auth(author)).status_code for _ in range(20)]
+            post = c.post("/v1/tweets", headers=whole.auth(author), json={"text": "front link"}).status_code
+        after = [requests_of(topo.api_port(i)) for i in (1, 2)]
+    finally:
+        fault.heal()
+    assert reads == [200] * 20 and post == 201
+    assert after[0] - before[0] == 0 and after[1] - before[1] >= 21, (before, after)
+
+    fault = act(whole, "down", "generator->nginx")
+    try:
+        with pytest.raises(httpx.ConnectError):
+            httpx.get(f"{topo.load_url}/v1/feed", headers=whole.auth(author), timeout=5)
+        assert httpx.get(f"{whole.url}/v1/feed", headers=whole.auth(author), timeout=5).status_code == 200
+    finally:
+        fault.heal()
+    assert httpx.get(f"{topo.load_url}/v1/feed", headers=whole.auth(author), timeout=5).status_code == 200

@@ -46,6 +46,8 @@ def test_every_fault_s_defaults_are_valid_parameters(k: object) -> None:
     ("kill", "redis-3"), ("kill", "redis-replica-2"), ("pause", "kafka"), ("stop", "cassandra"), ("kill", "worker-2"),
     ("restart", "api-1"), ("kill", "nginx"), ("kill", "prometheus"), ("latency", "redis-primary-2"),
     ("down", "cassandra"), ("partition", "redis-primary-1"), ("degrade-ranker", "ranker"),
+    ("latency", "api->redis-2"), ("down", "worker->kafka"), ("timeout", "nginx->api-2"),
+    ("reset_peer", "generator->nginx"),
 ])
 def test_targets_by_name_and_by_role_are_accepted(action: str, target: str) -> None:
     assert not CATALOGUE[action].problems(target, {})
@@ -55,6 +57,9 @@ def test_targets_by_name_and_by_role_are_accepted(action: str, target: str) -> N
     ({"action": "kill", "target": "redis-7"}, "faults[0].target: 'redis-7' is not something kill can act on"),
     ({"action": "kill", "target": "12345"}, "faults[0].target: '12345' is not something kill"),   # never a PID
     ({"action": "latency", "target": "api-1"}, "faults[0].target: 'api-1' is not something latency"),
+    ({"action": "down", "target": "nginx->api-3"}, "faults[0].target: 'nginx->api-3' is not something down"),
+    ({"action": "down", "target": "generator->api-1"}, "faults[0].target: 'generator->api-1' is not something"),
+    ({"action": "partition", "target": "nginx->api-1"}, "faults[0].target: 'nginx->api-1' is not something"),
     ({"action": "latency", "target": "kafka", "params": {"latency": -5}},
      "faults[0].params.latency: must be within [0, 86_400_000], not -5"),
     ({"action": "latency", "target": "kafka", "params": {"latncy": 5}},
