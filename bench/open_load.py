@@ -9,7 +9,7 @@ import statistics
 import time
 from pathlib import Path
 
-from harness import records
+import records
 from harness.checks.stats import latency_summary
 from harness.load import LoadGenerator
 from workloads.arrivals import ArrivalPlan

@@ -18,7 +18,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from harness import records
+import records
 
 
 def main() -> None:

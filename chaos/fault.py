@@ -9,9 +9,9 @@ checkers and the report read from faults.jsonl.
 
 from __future__ import annotations
 
-import time
-from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Protocol
+
+from records import FaultWindow
 
 
 class Runtime(Protocol):
@@ -35,17 +35,6 @@ class RedisClusterView(Protocol):
     def wait_failover(self, killed: str, deadline_s: float) -> float: ...
     def wait_cluster_ok(self, deadline_s: float) -> None: ...
 
-
-@dataclass
-class Window:
-    name: str
-    target: str = ""
-    start_t: float | None = None
-    end_t: float | None = None
-    events: list[dict[str, Any]] = field(default_factory=list)
-
-    def event(self, what: str, **details: Any) -> None:
-        self.events.append({"t": time.time(), "what": what, **details})
 
 
 class Links(Protocol):
@@ -72,7 +61,7 @@ def resolve_redis_role(target: str, cluster: RedisClusterView) -> str:
 
 class Fault(Protocol):
     name: str
-    window: Window
+    window: FaultWindow
 
     def invoke(self) -> None: ...
     def heal(self) -> None: ...

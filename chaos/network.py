@@ -13,8 +13,9 @@ import time
 import uuid
 from typing import Any
 
-from chaos.fault import Links, RedisClusterView, Window, resolve_redis_role
+from chaos.fault import Links, RedisClusterView, resolve_redis_role
 from harness.topology import links_of, role_link
+from records import FaultWindow
 
 # toxics after which a store node is as good as gone to its clients
 _CUTS = frozenset({"down", "partition", "timeout", "reset_peer"})
@@ -26,7 +27,7 @@ class _LinkFault:
         self.target = target
         self.links = links
         self.cluster = cluster
-        self.window = Window(name, target=target)
+        self.window = FaultWindow(name, target=target)
         self._link: str | None = None
         self._proxies: list[str] = []
         self._healed = False

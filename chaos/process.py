@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import time
 
-from chaos.fault import RedisClusterView, Runtime, Window, resolve_redis_role
+from chaos.fault import RedisClusterView, Runtime, resolve_redis_role
+from records import FaultWindow
 
 ACTIONS = ("kill", "stop", "pause", "restart")
 _DONE = {"kill": "killed", "stop": "stopped", "pause": "paused", "restart": "restarted"}
@@ -36,7 +37,7 @@ class ProcessFault:
         self.cluster = cluster
         self.failover_deadline_s = failover_deadline_s
         self.heal_deadline_s = heal_deadline_s
-        self.window = Window(self.name, target=target)
+        self.window = FaultWindow(self.name, target=target)
         self._component: str | None = None
         self._healed = False
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from typing import Protocol
 
-from chaos.fault import Window
+from records import FaultWindow
 
 FAIL_SHARE = "ranker.fail_share"
 CONFIG_TTL_S = 5.0   # how long the API processes take to see a change (targets/feed/app.py)
@@ -28,7 +28,7 @@ class DegradeRanker:
     def __init__(self, config: RuntimeConfig, *, fail_share: float = 1.0) -> None:
         self.config = config
         self.fail_share = fail_share
-        self.window = Window(self.name, target="ranker")
+        self.window = FaultWindow(self.name, target="ranker")
         self._set = False
 
     def invoke(self) -> None:

@@ -16,7 +16,8 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
-from chaos.fault import Fault, Window
+from chaos.fault import Fault
+from records import FaultWindow
 
 Say = Callable[[str], None]
 JOIN_S = 180.0   # an invoke still running at the end gets this long (a Cassandra restart takes ~60 s)
@@ -117,7 +118,7 @@ class FaultSchedule:
         """Faults invoked and not yet healed, as "name @ target"."""
         return [f"{f.name} @ {f.window.target}" for f in self.faults() if f.window.end_t is None]
 
-    def windows(self) -> list[Window]:
+    def windows(self) -> list[FaultWindow]:
         return [f.window for f in self.faults()]
 
     def heal_all(self) -> None:

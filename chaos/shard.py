@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import time
 
-from chaos.fault import RedisClusterView, Runtime, Window, resolve_redis_role
+from chaos.fault import RedisClusterView, Runtime, resolve_redis_role
 from chaos.process import HEAL_DEADLINE_S
+from records import FaultWindow
 
 
 class ShardWipe:
@@ -25,7 +26,7 @@ class ShardWipe:
         self.runtime = runtime
         self.cluster = cluster
         self.heal_deadline_s = heal_deadline_s
-        self.window = Window(name, target=target)
+        self.window = FaultWindow(name, target=target)
         self._nodes: list[str] = []
         self._healed = False
 

@@ -9,15 +9,15 @@ with the run marked aborted, and that gate fails the run.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
-from harness import records
+import records
 from harness.checks.result import CheckResult, Verdict
 from harness.gates import judge
 from harness.progress import Tail
-from harness.records import FaultWindow, ProbeRecord, Request
 from harness.rundata import RunData, measured, parse_records
+from records import FaultWindow, Manifest, ProbeRecord, Request
 from workloads.gate_spec import METRICS, GateSpec, Source
 
 # Fewer samples than this in the gate's window: not judged yet. Canaries are fewer than requests.
@@ -33,13 +33,13 @@ class AbortWatch:
         self.requests: list[Request] = []
         self.probes: list[ProbeRecord] = []
 
-    def breach(self, manifest: dict[str, Any], faults: list[FaultWindow]) -> CheckResult | None:
+    def breach(self, manifest: Manifest, faults: list[FaultWindow]) -> CheckResult | None:
         """The first abort gate failed on the run so far, else None."""
         if not self.specs:
             return None
         self.requests += measured(parse_records(self._history.new(), Request, self.run_dir / records.HISTORY))
         self.probes += parse_records(self._probes.new(), ProbeRecord, self.run_dir / records.PROBES)
-        run = RunData(self.run_dir, {**manifest, "load_end_t": None}, requests=self.requests,
+        run = RunData(self.run_dir, replace(manifest, load_end_t=None), requests=self.requests,
                       probes=self.probes, faults=faults)
         for spec in self.specs:
             result = judge(run, spec)

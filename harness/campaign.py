@@ -14,24 +14,24 @@ import secrets
 import subprocess
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+import records
 from chaos.build import ChaosStack, build
-from chaos.fault import Window
 from chaos.schedule import FaultSchedule
 from chaos.sweep import Finding, SweepResult, sweep
-from harness import records, seeding, target_metrics
+from harness import seeding, target_metrics
 from harness.abort import AbortWatch
 from harness.final_reads import MAX_TIMELINES, read_back
 from harness.load import LoadGenerator
 from harness.probe import FreshnessProbe
 from harness.progress import LiveProgress
-from harness.records import FAULTS, JsonlWriter, read_jsonl, write_json
 from harness.runtime.local import LocalRuntime
 from harness.settle import wait_for_fanout
 from harness.topology import Topology
+from records import FAULTS, JsonlWriter, read_jsonl, write_json
 from workloads.arrivals import ArrivalPlan
 from workloads.graph import Graph
 from workloads.scenario import Scenario
@@ -61,11 +61,11 @@ class RunContext:
     processes: int = 1                 # Locust processes (its multi-process mode when > 1)
     abort_on_fail: bool = False        # stop the load when a gate marked abort_on_fail fails
     token_secret: str = field(default_factory=lambda: secrets.token_hex(32))
-    manifest: dict[str, Any] = field(default_factory=dict)
+    manifest: records.Manifest = field(default_factory=records.Manifest)
 
     def write_manifest(self, **updates: Any) -> None:
-        self.manifest.update(updates)
-        write_json(self.run_dir / records.MANIFEST, self.manifest)
+        self.manifest.set(**updates)
+        write_json(self.run_dir / records.MANIFEST, self.manifest.to_json())
 
 
 class StoreConfig:
@@ -96,10 +96,9 @@ def chaos_stack(runtime: LocalRuntime) -> ChaosStack:
                       config=StoreConfig(runtime.topo))
 
 
-def fault_records(windows: list[Window]) -> list[records.FaultWindow]:
-    """The faults invoked so far, as records (a window not healed yet has no end)."""
-    return [records.FaultWindow(name=w.name, target=w.target, start_t=w.start_t, end_t=w.end_t, events=list(w.events))
-            for w in windows if w.start_t is not None]
+def fault_records(windows: list[records.FaultWindow]) -> list[records.FaultWindow]:
+    """The faults invoked so far, as recorded now (a copy: a window not healed yet has no end)."""
+    return [replace(w, events=list(w.events)) for w in windows if w.start_t is not None]
 
 
 def schedule_faults(ctx: RunContext, runtime: LocalRuntime, load_start: float) -> FaultSchedule:
@@ -216,7 +215,7 @@ def engaged_authors(run_dir: Path) -> set[int]:
 
 def _read_target_metrics(ctx: RunContext) -> None:
     """Keep the target's Prometheus series of the run (a failure is recorded, never fatal)."""
-    start = ctx.manifest.get("load_start_t")
+    start = ctx.manifest.load_start_t
     if start is None:
         return
     try:

@@ -181,7 +181,7 @@ def _judge(run_dir: Path, judged_by: Scenario | None = None) -> tuple[list[Check
 
     run = load_run(run_dir)
     if judged_by is not None:   # another scenario's bounds, gates and check uses; the run stays as recorded
-        run.manifest.update(slo=judged_by.slo.manifest(), gates=[g.to_json() for g in judged_by.gates],
+        run.manifest.set(slo=judged_by.slo.manifest(), gates=[g.to_json() for g in judged_by.gates],
                             checks={k: v.value for k, v in judged_by.checks.items()}, judged_by=judged_by.name)
     results = list(judge_run(run))
     return results, write_reports(run_dir, run, results)
@@ -228,14 +228,14 @@ def _compare(baseline_dir: Path, run_dir: Path, judged_by: Scenario | None) -> i
     from reports.terminal import print_comparison
 
     base, cand = load_run(baseline_dir), load_run(run_dir)
-    tolerances = judged_by.baseline.model_dump(mode="json") if judged_by else cand.manifest.get("baseline_tolerances")
-    if base.manifest.get("scenario") != cand.manifest.get("scenario"):
-        _say(f"note: comparing runs of different scenarios ({base.manifest.get('scenario')} → "
-             f"{cand.manifest.get('scenario')}); figures only one has are listed, not judged")
+    tolerances = judged_by.baseline.model_dump(mode="json") if judged_by else cand.manifest.baseline_tolerances
+    if base.manifest.scenario != cand.manifest.scenario:
+        _say(f"note: comparing runs of different scenarios ({base.manifest.scenario} → "
+             f"{cand.manifest.scenario}); figures only one has are listed, not judged")
     unusable = [f"{which} run is invalid (its load generator or the machine could not measure it)"
                 for which, r in (("the baseline", base), ("this", cand)) if invalid([generator.check(r)])]
     deltas = compare.compare(base, cand, tolerances)
-    verdict = compare.result(deltas, str(base.manifest.get("run_id", baseline_dir.name)),
+    verdict = compare.result(deltas, base.manifest.run_id or baseline_dir.name,
                              invalid_run="; ".join(unusable) or None)
     print_comparison(compare.save(run_dir, base, deltas, verdict, tolerances), console)
     return exit_code([verdict])

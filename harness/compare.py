@@ -21,8 +21,8 @@ from typing import Any
 
 from harness.checks.result import CheckResult, Verdict
 from harness.gates import gate_specs, observe, show
-from harness.records import write_json
 from harness.rundata import RunData, read_json
+from records import write_json
 from workloads.gate_spec import CLIENT_OPS, PHASE_PREFIX, Figure, Unit, parse_figure
 
 COMPARISON = "comparison.json"
@@ -54,7 +54,7 @@ class Delta:
 
 
 def figures_of(run: RunData, extra: list[Figure]) -> dict[str, tuple[Figure, float | None]]:
-    phases = [f"{PHASE_PREFIX}{p['name']}" for p in run.manifest.get("phases") or []]
+    phases = [f"{PHASE_PREFIX}{p['name']}" for p in run.manifest.phases]
     wanted = [parse_figure(n) for n in _STANDARD] + [Figure("feed", "p99", w) for w in phases] + extra
     out: dict[str, tuple[Figure, float | None]] = {}
     for figure in wanted:
@@ -127,9 +127,9 @@ def save(run_dir: Path, baseline: RunData, deltas: list[Delta], verdict: CheckRe
          tolerances: dict[str, Any] | None) -> dict[str, Any]:
     """Write comparison.json into `run_dir`; returns what it wrote."""
     saved = {
-        "baseline_run": baseline.manifest.get("run_id", baseline.run_dir.name),
+        "baseline_run": baseline.manifest.run_id or baseline.run_dir.name,
         "baseline_dir": str(baseline.run_dir.resolve()),
-        "baseline_scenario": baseline.manifest.get("scenario"),
+        "baseline_scenario": baseline.manifest.scenario,
         "tolerances": tolerances or {"tolerance": DEFAULT_TOLERANCE, "figures": {}},
         "result": asdict(verdict) | {"evidence": {**verdict.evidence,
                                                   "regressed": [_strict(d) for d in verdict.evidence["regressed"]],

@@ -21,7 +21,7 @@ from typing import Any
 
 import httpx
 
-from harness.records import FINAL_READS, FinalRead, JsonlWriter
+from records import FINAL_READS, FinalRead, JsonlWriter
 from targets.feed.auth import issue_token
 from workloads.graph import Graph
 

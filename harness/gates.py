@@ -30,14 +30,14 @@ _PERCENTILES = {"p50": 50.0, "median": 50.0, "p90": 90.0, "p95": 95.0, "p99": 99
 
 
 def gate_specs(run: RunData) -> list[GateSpec]:
-    return [GateSpec.from_json(g) for g in run.manifest.get("gates") or [] if isinstance(g, dict)]
+    return [GateSpec.from_json(g) for g in run.manifest.gates if isinstance(g, dict)]
 
 
 def window_predicate(run: RunData, window: str) -> Callable[[float], bool]:
     """Whether a time (epoch seconds) falls in `window` of this run."""
     lo = run.load_start_t if run.load_start_t is not None else -math.inf
     end = run.load_end_t if run.load_end_t is not None else math.inf
-    hi = max(end, float(run.manifest.get("settle_end_t") or end))   # the run's lag drains after the load
+    hi = max(end, run.manifest.settle_end_t or end)   # the run's lag drains after the load
     faults = [(a, b) for _, a, b in run.fault_intervals(grace_s=0.0)]
     recoveries = [(b, b + DEFAULT_FAULT_GRACE_S) for _, b in faults]
     if window == "run":
@@ -51,7 +51,7 @@ def window_predicate(run: RunData, window: str) -> Callable[[float], bool]:
         return lambda t: lo <= t <= hi and not in_fault(t)
     if window.startswith(PHASE_PREFIX):
         name = window.removeprefix(PHASE_PREFIX)
-        phases = [(float(p["start_t"]), float(p["end_t"])) for p in run.manifest.get("phases") or []
+        phases = [(float(p["start_t"]), float(p["end_t"])) for p in run.manifest.phases
                   if p.get("name") == name]
         return lambda t: any(a <= t < b for a, b in phases)
     raise ValueError(f"unknown window {window!r}")
@@ -142,7 +142,7 @@ def judge_all(run: RunData, checks: Iterable[CheckResult], specs: list[GateSpec]
     """Every gate; the one that aborted the run (manifest "aborted") fails whatever the whole
     window says now: the run stopped because of it and its remaining figures were never measured."""
     run_invalid = invalid(checks)
-    aborted = run.manifest.get("aborted") or {}
+    aborted = run.manifest.aborted or {}
     out = []
     for spec in gate_specs(run) if specs is None else specs:
         result = judge(run, spec, run_invalid=run_invalid)

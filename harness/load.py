@@ -17,8 +17,8 @@ from pathlib import Path
 
 import psutil
 
-from harness.records import GENERATOR, MACHINE, WORKLOAD, GeneratorSample, JsonlWriter, MachineSample, write_json
 from harness.runtime.process import _die_with_parent
+from records import GENERATOR, MACHINE, WORKLOAD, GeneratorSample, JsonlWriter, MachineSample, write_json
 from workloads.arrivals import ArrivalPlan
 
 LOCUSTFILE = Path(__file__).resolve().parent.parent / "workloads" / "locustfile.py"

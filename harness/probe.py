@@ -17,7 +17,7 @@ import uuid
 
 import httpx
 
-from harness.records import LEDGER, PROBES, Ack, JsonlWriter, ProbeRecord
+from records import LEDGER, PROBES, Ack, JsonlWriter, ProbeRecord
 from targets.feed.auth import issue_token
 from workloads.graph import Graph
 

@@ -14,7 +14,7 @@ from typing import Any
 
 import orjson
 
-from harness import records
+import records
 from harness.checks.feed_latency import FEED_OPS
 from harness.checks.stats import new_histogram, percentile_ms, record_ms
 from workloads.arrivals import ArrivalPlan

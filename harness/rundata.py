@@ -14,8 +14,8 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, TypeVar
 
-from harness import records
-from harness.records import (
+import records
+from records import (
     Ack,
     Action,
     ArrivalSample,
@@ -24,6 +24,7 @@ from harness.records import (
     FollowChange,
     GeneratorSample,
     MachineSample,
+    Manifest,
     Observation,
     ProbeRecord,
     Request,
@@ -57,10 +58,10 @@ class Slo:
     sse_delay_p99_s: float = 10.0
 
     @classmethod
-    def from_manifest(cls, manifest: dict[str, Any]) -> Slo:
-        given = manifest.get("slo")
-        if given is None and isinstance(manifest.get("gates"), dict):
-            given = manifest["gates"]
+    def from_manifest(cls, manifest: Manifest) -> Slo:
+        given = manifest.slo
+        if given is None and isinstance(manifest.gates, dict):
+            given = manifest.gates
         given = given or {}
         known = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in given.items() if k in known and v is not None})
@@ -69,7 +70,7 @@ class Slo:
 @dataclass
 class RunData:
     run_dir: Path
-    manifest: dict[str, Any]
+    manifest: Manifest
     requests: list[Request] = field(default_factory=list)
     acks: list[Ack] = field(default_factory=list)
     probes: list[ProbeRecord] = field(default_factory=list)
@@ -93,23 +94,23 @@ class RunData:
 
     @property
     def timeline_cap(self) -> int:
-        return int(self.manifest.get("timeline_cap") or 800)
+        return self.manifest.timeline_cap
 
     @property
     def partial(self) -> bool:
-        return bool(self.manifest.get("partial", False))
+        return self.manifest.partial
 
     @property
     def load_start_t(self) -> float | None:
         """The start of load, else the first recorded request (None for an empty run)."""
-        start = self.manifest.get("load_start_t")
+        start = self.manifest.load_start_t
         if start is not None:
             return float(start)
         return min((r.t for r in self.requests), default=None)
 
     @property
     def load_end_t(self) -> float | None:
-        end = self.manifest.get("load_end_t")
+        end = self.manifest.load_end_t
         return None if end is None else float(end)
 
     def fault_intervals(
@@ -123,7 +124,7 @@ class RunData:
         out = []
         for w in self.faults:
             end = w.end_t if w.end_t is not None else (self.load_end_t or math.inf)
-            out.append((w, w.start_t, max(end, w.start_t) + grace_s))
+            out.append((w, w.start, max(end, w.start) + grace_s))
         return out
 
     def in_fault(self, t: float, grace_s: float = DEFAULT_FAULT_GRACE_S) -> bool:
@@ -183,11 +184,11 @@ def load_run(run_dir: Path) -> RunData:
             raise ValueError(f"{graph_path}: not a feedlab graph: {exc!r}") from exc
     return RunData(
         run_dir=run_dir,
-        manifest=manifest,
+        manifest=Manifest.from_json(manifest),
         requests=measured(_load(run_dir / records.HISTORY, Request)),
         acks=_load(run_dir / records.LEDGER, Ack),
         probes=_load(run_dir / records.PROBES, ProbeRecord),
-        faults=_load(run_dir / records.FAULTS, FaultWindow),
+        faults=[w for w in _load(run_dir / records.FAULTS, FaultWindow) if w.start_t is not None],
         final_reads=_load(run_dir / records.FINAL_READS, FinalRead),
         generator=_load(run_dir / records.GENERATOR, GeneratorSample),
         arrivals=_load(run_dir / records.ARRIVALS, ArrivalSample),

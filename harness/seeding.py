@@ -26,10 +26,10 @@ from dataclasses import asdict
 from pathlib import Path
 
 from harness.paths import cache_dir
-from harness.records import GRAPH, GRAPH_EDGES
 from harness.runtime import java
 from harness.runtime.cassandra import JDK17_FLAGS
 from harness.topology import Topology
+from records import GRAPH, GRAPH_EDGES
 from workloads.graph import Graph, GraphSpec, generate
 
 # Bump when generate() or GraphSSTables.java changes what a spec gives: the cache key.

@@ -20,10 +20,10 @@ from multiprocessing.connection import Client, Listener
 from pathlib import Path
 from typing import Any
 
-from harness.records import write_json
 from harness.runtime.local import LocalRuntime
 from harness.runtime.process import pid_alive
 from harness.topology import Topology
+from records import write_json
 
 STATE = "supervisor.json"
 

@@ -18,9 +18,9 @@ from pathlib import Path
 
 from harness.campaign import RunContext, run_campaign
 from harness.checks import CheckResult, Verdict, invalid, overall
-from harness.records import write_json
 from harness.runtime.process import ComponentError
 from harness.topology import Topology
+from records import write_json
 from workloads.scenario import Scenario
 
 VERIFY = "verify.json"

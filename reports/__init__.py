@@ -15,8 +15,8 @@ from typing import Any
 from harness.checks import CheckResult, exit_code, invalid, overall
 from harness.checks.stats import new_histogram, percentile_ms, record_ms
 from harness.gates import observe
-from harness.records import GRAPH_CHANGES, JUNIT, REPORT, SUMMARY, read_jsonl, write_json
 from harness.rundata import RunData
+from records import GRAPH_CHANGES, JUNIT, REPORT, SUMMARY, read_jsonl, write_json
 from reports import html, junit
 from workloads.gate_spec import parse_figure
 
@@ -50,7 +50,7 @@ def headline(run: RunData, results: list[CheckResult]) -> dict[str, Any]:
         "missing_from_timelines": ev.get("nothing_lost", {}).get("missing_from_timeline"),
         "generator_max_mean_cpu_percent": ev.get("generator", {}).get("max_mean_cpu_percent"),
         "generator_machine_share": _machine_share(ev.get("generator", {}).get("processes") or {},
-                                                  run.manifest.get("cpu_count")),
+                                                  run.manifest.cpu_count),
         "requests": len(run.requests),
         "acked_tweets": len(run.acks),
         "faults": len(run.faults),
@@ -117,8 +117,8 @@ def spike_drain(run: RunData) -> dict[str, Any] | None:
     Cup spike): how long after that phase ended the fan-out consumer's Kafka lag took to fall
     back to its level before the phase (at least DRAIN_FLOOR), and that time over the phase's
     length. None when there is no such phase or no lag series."""
-    phases = run.manifest.get("phases") or []
-    rates = {p["name"]: p["rates"] for p in ((run.manifest.get("config") or {}).get("scenario") or {})
+    phases = run.manifest.phases
+    rates = {p["name"]: p["rates"] for p in (run.manifest.config.get("scenario") or {})
              .get("workload", {}).get("phases", [])}
     writes = [(sum(rates.get(p["name"], {}).get(op, 0.0) for op in ("post", "celebrity_post")), p) for p in phases]
     if len(writes) < 2:
@@ -166,17 +166,17 @@ def write_reports(run_dir: Path, run: RunData, results: list[CheckResult]) -> Pa
     """Write summary.json, junit.xml and report.html into `run_dir`; return the report's path."""
     run_dir = Path(run_dir)
     write_json(run_dir / SUMMARY, jsonable({
-        "run_id": run.manifest.get("run_id"),
+        "run_id": run.manifest.run_id,
         "verdict": overall(results),
         "exit_code": exit_code(results),
         "valid": not invalid(results),
         "partial": run.partial,
-        "aborted": run.manifest.get("aborted"),
+        "aborted": run.manifest.aborted,
         "headline": headline(run, results),
         "checks": [asdict(r) for r in results if r.kind == "check"],
         "gates": [asdict(r) for r in results if r.kind == "gate"],
         "baseline": next((asdict(r) for r in results if r.kind == "baseline"), None),
-        "manifest": run.manifest,
+        "manifest": run.manifest.to_json(),
     }))
     _write_whole(run_dir / JUNIT, junit.render(results, jsonable))
     report = run_dir / REPORT

@@ -57,14 +57,14 @@ def rows(run: RunData, results: list[CheckResult]) -> list[FaultRow]:
     groups = evidence.get("recovery", {}).get("groups") or []
     t0 = figures.origin(run)
     out = []
-    for w in sorted((f for f in run.faults if f.start_t is not None), key=lambda f: f.start_t):
+    for w in sorted((f for f in run.faults if f.start_t is not None), key=lambda f: f.start):
         seen = next((x for x in windows if x["fault"] == w.name and x["target"] == w.target
-                     and x["start_t"] == w.start_t), None)
-        group = next((g for g in groups if w.start_t in g.get("fault_starts", [])), None)
+                     and x["start_t"] == w.start), None)
+        group = next((g for g in groups if w.start in g.get("fault_starts", [])), None)
         out.append(FaultRow(
-            label=f"{w.name} @ {w.target}", start_s=w.start_t - t0,
-            duration_s=None if w.end_t is None else w.end_t - w.start_t,
-            events=[_event(e, w.start_t) for e in w.events if "t" in e],
+            label=f"{w.name} @ {w.target}", start_s=w.start - t0,
+            duration_s=None if w.end_t is None else w.end_t - w.start,
+            events=[_event(e, w.start) for e in w.events if "t" in e],
             event_s=[float(e["t"]) - t0 for e in w.events if "t" in e],
             blast_radius=_blast_radius(seen) if seen else "not judged (no availability bound for this fault)",
             recovery=_recovery(group) if group else "not judged",

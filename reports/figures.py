@@ -14,8 +14,8 @@ import plotly.graph_objects as go
 
 from harness.checks.feed_latency import FEED_OPS
 from harness.checks.stats import new_histogram, percentile_ms, record_ms
-from harness.records import Request
 from harness.rundata import RunData
+from records import Request
 
 X_TITLE = "seconds since load start"
 FAULT_COLOUR = "#d62728"
@@ -58,7 +58,7 @@ def shade_faults(fig: go.Figure, run: RunData, t0: float, last_x: float) -> None
         end = w.end_t if w.end_t is not None else run.load_end_t
         x1 = end - t0 if end is not None else last_x
         fig.add_vrect(
-            x0=w.start_t - t0, x1=max(x1, w.start_t - t0), fillcolor=FAULT_COLOUR, opacity=0.12,
+            x0=w.start - t0, x1=max(x1, w.start - t0), fillcolor=FAULT_COLOUR, opacity=0.12,
             line_width=0, annotation_text=f"{w.name} @ {w.target}", annotation_position="top left",
         )
 
@@ -152,7 +152,7 @@ def generator_cpu(run: RunData) -> go.Figure | None:
 
 def shade_phases(fig: go.Figure, run: RunData, t0: float) -> None:
     """Each phase after the first (a spike, a recovery) gets a light band and its name."""
-    for i, p in enumerate(run.manifest.get("phases") or []):
+    for i, p in enumerate(run.manifest.phases):
         if i == 0:
             continue
         fig.add_vrect(x0=p["start_t"] - t0, x1=p["end_t"] - t0, fillcolor=PHASE_COLOUR, opacity=0.08 + 0.04 * (i % 2),

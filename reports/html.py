@@ -77,11 +77,11 @@ def render(run: RunData, results: list[CheckResult], jsonable: Callable[[Any], A
     fault_chart = _fragment(faults.timeline(run, results))
     env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(["html", "j2"]))
     return env.get_template("report.html.j2").render(
-        run_id=run.manifest.get("run_id", run.run_dir.name),
-        manifest=run.manifest,
-        manifest_json=json.dumps(jsonable(run.manifest), indent=2, sort_keys=True),
+        run_id=run.manifest.run_id or run.run_dir.name,
+        manifest=run.manifest.to_json(),
+        manifest_json=json.dumps(jsonable(run.manifest.to_json()), indent=2, sort_keys=True),
         partial=run.partial,
-        aborted=run.manifest.get("aborted"),
+        aborted=run.manifest.aborted,
         verdict=overall(results),
         exit_code=exit_code(results),
         checks=[r for r in results if r.kind == "check"],

@@ -30,7 +30,7 @@ from dataclasses import dataclass, replace
 from enum import StrEnum
 from pathlib import Path
 
-from harness.records import GRAPH, GRAPH_EDGES, write_json
+from records import GRAPH, GRAPH_EDGES, write_json
 
 
 class GraphSize(StrEnum):

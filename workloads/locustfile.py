@@ -54,7 +54,7 @@ import sseclient
 from geventhttpclient import HTTPClient
 from locust import User, constant, events, task
 
-from harness.records import (
+from records import (
     ACTIONS,
     ARRIVALS,
     GRAPH,

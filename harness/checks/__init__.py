@@ -67,7 +67,7 @@ __all__ = ["CHECKS", "Check", "CheckResult", "Verdict", "exit_code", "invalid", 
 def run_all_checks(run: RunData, checks: Mapping[str, Check] = CHECKS) -> list[CheckResult]:
     """Every check; those the scenario made report-only (manifest "checks"), and those that
     report by default unless it made them gate, do not gate."""
-    uses = run.manifest.get("checks") or {}
+    uses = run.manifest.checks
     report_only = {name for name in checks if uses.get(name, "report" if name in REPORT_BY_DEFAULT else "gate")
                    == "report"}
     results = []

@@ -38,8 +38,8 @@ from redis.crc import key_slot
 from harness.checks.result import EXAMPLES_MAX, CheckResult, Verdict
 from harness.checks.served import HOME_FEED, not_exercised
 from harness.checks.stats import new_histogram, percentile_ms, record_ms
-from harness.records import FaultWindow, Request
 from harness.rundata import RunData, measured
+from records import FaultWindow, Request
 
 NAME = "availability"
 FEED_READS = HOME_FEED | {"backfill"}
@@ -74,8 +74,8 @@ def _judged_faults(run: RunData) -> tuple[list[tuple[FaultWindow, list[tuple[int
 
 def _judge(f: FaultWindow, slots: list[tuple[int, int]], reads: list[Request], served_min: float
            ) -> tuple[dict[str, Any], list[str]]:
-    end = f.end_t if f.end_t is not None else max((r.t for r in reads), default=f.start_t)
-    inside = [r for r in reads if f.start_t <= r.t <= end]
+    end = f.end_t if f.end_t is not None else max((r.t for r in reads), default=f.start)
+    inside = [r for r in reads if f.start <= r.t <= end]
     affected: dict[bool, list[Request]] = defaultdict(list)
     for r in inside:
         slot = user_slot(r.user) if r.user is not None else -1
@@ -84,7 +84,7 @@ def _judge(f: FaultWindow, slots: list[tuple[int, int]], reads: list[Request], s
     share = served / len(inside) if inside else 1.0
     healthy_failed = [r for r in affected[False] if r.status != 200]
     figures = {
-        "fault": f.name, "target": f.target, "start_t": f.start_t, "end_t": f.end_t, "slots": slots,
+        "fault": f.name, "target": f.target, "start_t": f.start, "end_t": f.end_t, "slots": slots,
         "feed_reads": len(inside), "served": served, "served_share": share, "served_min": served_min,
         "affected_reads": len(affected[True]), "affected_served": sum(1 for r in affected[True] if r.status == 200),
         "healthy_reads": len(affected[False]), "healthy_failed": len(healthy_failed),
@@ -120,7 +120,7 @@ def _line(w: dict[str, Any]) -> str:
 
 def _others(run: RunData, f: FaultWindow) -> list[tuple[float, float]]:
     """The intervals of the other faults, whose reads a fault that took no slots is not charged with."""
-    return [(o.start_t, o.end_t if o.end_t is not None else float("inf")) for o in run.faults
+    return [(o.start, o.end_t if o.end_t is not None else float("inf")) for o in run.faults
             if o is not f and o.start_t is not None]
 
 

@@ -20,8 +20,8 @@ from typing import Any
 
 from harness.checks.result import EXAMPLES_MAX, CheckResult, Verdict
 from harness.checks.served import final_reads, indeterminate, items, not_exercised, removals
-from harness.records import FollowChange
 from harness.rundata import RunData
+from records import FollowChange
 from workloads.graph import Graph
 
 NAME = "celebrity_merge"

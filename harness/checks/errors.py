@@ -15,8 +15,8 @@ import math
 from typing import Any
 
 from harness.checks.result import EXAMPLES_MAX, CheckResult, Verdict
-from harness.records import Request
 from harness.rundata import DEFAULT_FAULT_GRACE_S, RunData, split_by_fault
+from records import Request
 
 NAME = "errors"
 

@@ -14,8 +14,8 @@ import statistics
 
 from harness.checks.result import CheckResult, Verdict
 from harness.checks.stats import nearest_rank
-from harness.records import ProbeRecord
 from harness.rundata import RunData, split_by_fault
+from records import ProbeRecord
 
 NAME = "freshness"
 

@@ -42,8 +42,8 @@ from typing import Any
 from harness.checks.result import EXAMPLES_MAX, CheckResult, Verdict
 from harness.checks.served import Indeterminate, authors_of, indeterminate
 from harness.final_reads import timelines_to_read
-from harness.records import Ack, FinalRead
 from harness.rundata import RunData
+from records import Ack, FinalRead
 from workloads.graph import Graph
 
 NAME = "nothing_lost"
@@ -132,8 +132,8 @@ def _check_timelines(tally: _Tally, run: RunData, graph: Graph, acks: list[Ack],
                 followees[follower].append(author)
     in_fault = run.fault_predicate()
     cap = run.timeline_cap
-    limit = run.manifest.get("final_reads_max_timelines")
-    sample = timelines_to_read(followees, int(limit) if limit else None, int(run.manifest.get("seed") or 0))
+    limit = run.manifest.final_reads_max_timelines
+    sample = timelines_to_read(followees, limit or None, run.manifest.seed or 0)
     tally.timelines_due, tally.timelines_checked = len(followees), len(sample)
     for follower in sample:
         authors = followees[follower]

@@ -36,8 +36,8 @@ from harness.checks.served import (
     not_exercised,
     removals,
 )
-from harness.records import Observation
 from harness.rundata import RunData
+from records import Observation
 
 NAME = "pagination"
 FAULT_MARGIN_S = 5.0   # a tweet acknowledged this long before a fault may still be in the worker's batch

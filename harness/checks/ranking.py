@@ -20,7 +20,7 @@ FAULT = "degrade-ranker"
 
 
 def check(run: RunData) -> CheckResult:
-    windows = [(w.start_t, w.end_t if w.end_t is not None else float("inf")) for w in run.faults if w.name == FAULT]
+    windows = [(w.start, w.end_t if w.end_t is not None else float("inf")) for w in run.faults if w.name == FAULT]
     if not windows:
         return not_exercised(NAME, "no ranker fault in this run")
     inside = [r for r in run.requests if r.op == "ranked" and any(lo <= r.t <= hi for lo, hi in windows)]

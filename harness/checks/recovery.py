@@ -25,8 +25,8 @@ from typing import Any
 
 from harness.checks.result import CheckResult, Verdict
 from harness.checks.served import not_exercised
-from harness.records import FaultWindow, ProbeRecord
 from harness.rundata import RunData
+from records import FaultWindow, ProbeRecord
 
 NAME = "recovery"
 LAG_SERIES = "kafka_consumer_lag"
@@ -52,9 +52,9 @@ def groups(faults: list[FaultWindow], load_end: float) -> list[list[FaultWindow]
     """Faults whose windows overlap, together (a fault never healed lasts to the end of load)."""
     out: list[list[FaultWindow]] = []
     end = -math.inf
-    for w in sorted(faults, key=lambda w: w.start_t):
+    for w in sorted(faults, key=lambda w: w.start):
         w_end = w.end_t if w.end_t is not None else load_end
-        if out and w.start_t <= end:
+        if out and w.start <= end:
             out[-1].append(w)
             end = max(end, w_end)
         else:
@@ -98,7 +98,7 @@ def check(run: RunData) -> CheckResult:
     if load_end is None:
         return CheckResult(NAME, Verdict.UNKNOWN, "the end of the load was not recorded", {})
     bound, fresh_bound = run.slo.recovery_s, run.slo.freshness_median_s
-    first = min(w.start_t for w in faults)
+    first = min(w.start for w in faults)
     lags = lag_points(run)
     steady_from, steady_to = run.load_start_t or 0.0, first - BEFORE_MARGIN_S
     levels = {g: max(LAG_FLOOR, *(v for t, v in points if steady_from <= t < steady_to))
@@ -112,9 +112,9 @@ def check(run: RunData) -> CheckResult:
         heal = max(w.end_t if w.end_t is not None else load_end for w in group)
         # measured through any later fault (one that does not touch the pipeline hides nothing),
         # and judged knowing when the next one came
-        next_start = clusters[i + 1][0].start_t if i + 1 < len(clusters) else math.inf
+        next_start = clusters[i + 1][0].start if i + 1 < len(clusters) else math.inf
         row: dict[str, Any] = {"faults": [f"{w.name} @ {w.target}" for w in group],
-                               "fault_starts": [w.start_t for w in group], "heal_t": heal,
+                               "fault_starts": [w.start for w in group], "heal_t": heal,
                                "window_s": max(0.0, load_end - heal),
                                "next_fault_after_s": None if math.isinf(next_start) else next_start - heal}
         back = {g: lag_back(lags[g], level, heal, load_end) for g, level in levels.items()}
@@ -143,7 +143,7 @@ def check(run: RunData) -> CheckResult:
     if any(r["verdict"] == "fail" for r in rows):
         return CheckResult(NAME, Verdict.FAIL, f"{said} (bound {bound:g} s)", evidence)
     if not levels:
-        why = run.manifest.get("target_metrics_error") or "no Kafka lag samples before the first fault"
+        why = run.manifest.target_metrics_error or "no Kafka lag samples before the first fault"
         return CheckResult(NAME, Verdict.UNKNOWN, f"cannot tell the Kafka lag's recovery: {why}; {said}", evidence)
     if stale_before:
         return CheckResult(NAME, Verdict.UNKNOWN, f"freshness was over its bound ({fresh_bound:g} s) before the "

@@ -8,8 +8,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from harness.checks.result import CheckResult, Verdict
-from harness.records import FinalRead, Observation
 from harness.rundata import RunData
+from records import FinalRead, Observation
 
 # Ops whose pages are the reader's home feed, newest first (delta is oldest first; ranked is
 # in ranking order; profile is another user's tweets).

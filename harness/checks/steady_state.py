@@ -27,8 +27,8 @@ from harness.checks.feed_latency import FEED_OPS
 from harness.checks.result import CheckResult, Verdict
 from harness.checks.served import not_exercised
 from harness.checks.stats import latency_summary
-from harness.records import ProbeRecord, Request
 from harness.rundata import DEFAULT_FAULT_GRACE_S, RunData, measured
+from records import ProbeRecord, Request
 
 NAME = "steady_state"
 MIN_FEED_READS = 100     # before the first fault: fewer cannot tell a p99
@@ -77,7 +77,7 @@ def _within(run: RunData, lo: float, hi: float) -> dict[str, Any]:
 
 
 def _steady_from(run: RunData, load_start: float) -> float:
-    phases = run.manifest.get("config", {}).get("scenario", {}).get("workload", {}).get("phases") or [{}]
+    phases = run.manifest.config.get("scenario", {}).get("workload", {}).get("phases") or [{}]
     return load_start + float(phases[0].get("ramp", 0.0))
 
 
@@ -88,7 +88,7 @@ def check(run: RunData) -> CheckResult:
     load_start, load_end = run.load_start_t, run.load_end_t
     if load_start is None or load_end is None:
         return CheckResult(NAME, Verdict.UNKNOWN, "the load's start or end was not recorded", {})
-    first = min(w.start_t for w in faults)
+    first = min(w.start for w in faults)
     ends = [w.end_t for w in faults]
     if None in ends and run.partial:
         return CheckResult(NAME, Verdict.UNKNOWN, "the run was cut short with a fault not healed", {})

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from harness import records
+import records
 from tests.campaign.conftest import feedlab_run
 
 pytestmark = pytest.mark.campaign

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from harness import records
+import records
 from tests.campaign.conftest import assert_all_gone, feedlab, scenario_with
 
 pytestmark = pytest.mark.campaign

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from harness import records
+import records
 from targets.feed.follow_sets import CHANGE_DEADLINE_S
 from tests.campaign.conftest import feedlab, feedlab_run, scenario_with
 from tests.unit.conftest import RunSpec

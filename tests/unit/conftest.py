@@ -14,8 +14,9 @@ from typing import Any
 
 import pytest
 
-from harness import records
-from harness.records import (
+import records
+from harness.rundata import RunData, load_run
+from records import (
     Ack,
     Action,
     ArrivalSample,
@@ -30,7 +31,6 @@ from harness.records import (
     Signal,
     StreamSpan,
 )
-from harness.rundata import RunData, load_run
 
 T0 = 1_700_000_000.0
 FAULT_START, FAULT_END = T0 + 30, T0 + 35

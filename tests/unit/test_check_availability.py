@@ -9,7 +9,7 @@ import pytest
 from redis.crc import key_slot
 
 from harness.checks import Verdict, availability
-from harness.records import FaultWindow, Request
+from records import FaultWindow, Request
 from targets.feed.cache import timeline_key
 from targets.feed.follow_sets import following_key
 

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from harness.checks import Verdict, errors
-from harness.records import Request
+from records import Request
 
 from .conftest import FAULT_START, T0, RunSpec
 

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from harness.checks import Verdict, errors, feed_latency, freshness, generator
-from harness.records import ArrivalSample, GeneratorSample, ProbeRecord, Request
+from records import ArrivalSample, GeneratorSample, ProbeRecord, Request
 
 from .conftest import T0, RunSpec
 

@@ -7,7 +7,7 @@ import pytest
 
 from harness.checks import Verdict, nothing_lost
 from harness.final_reads import timelines_to_read
-from harness.records import Ack, FinalRead, Request
+from records import Ack, FinalRead, Request
 
 from .conftest import T0, RunSpec
 

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from harness.checks import Verdict, recovery
-from harness.records import FaultWindow
+from records import FaultWindow
 
 from .conftest import FAULT_END, FAULT_START, T0, RunSpec
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from harness.checks import Verdict, run_all_checks, sse
-from harness.records import Ack, FollowChange, Signal, StreamSpan
+from records import Ack, FollowChange, Signal, StreamSpan
 from tests.unit.conftest import FAULT_START, T0, RunSpec
 
 pytestmark = pytest.mark.unit

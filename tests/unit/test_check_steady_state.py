@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from harness.checks import Verdict, steady_state
-from harness.records import FaultWindow, Request
+from records import FaultWindow, Request
 
 from .conftest import FAULT_END, FAULT_START, T0, RunSpec
 

@@ -6,8 +6,8 @@ from pathlib import Path
 import pytest
 
 from harness.checks import CHECKS, CheckResult, Verdict, exit_code, overall, run_all_checks
-from harness.records import MANIFEST, FaultWindow
 from harness.rundata import RunData, load_run
+from records import MANIFEST, FaultWindow
 
 from .conftest import FAULT_END, FAULT_START, T0, RunSpec
 
@@ -78,5 +78,5 @@ def test_unhealed_window_lasts_to_load_end_or_forever(spec: RunSpec, run_dir: Pa
     spec.faults = [FaultWindow("pause", "cassandra-1", T0 + 50, None)]
     run = spec.write(run_dir)
     assert run.in_fault(T0 + 69) and not run.in_fault(T0 + 71)
-    run.manifest["load_end_t"] = None
+    run.manifest.load_end_t = None
     assert run.in_fault(T0 + 10_000)

@@ -14,9 +14,9 @@ import pytest
 from harness import compare
 from harness.checks import Verdict
 from harness.checks.feed_latency import FEED_OPS
-from harness.records import SUMMARY, GeneratorSample
 from harness.rundata import RunData
 from harness.verdict import judge_run
+from records import SUMMARY, GeneratorSample
 
 from .conftest import T0, RunSpec
 

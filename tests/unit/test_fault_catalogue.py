@@ -12,9 +12,9 @@ import yaml
 from typer.testing import CliRunner
 
 from chaos.catalogue import CATALOGUE, KINDS
-from chaos.fault import Window
 from chaos.schedule import FaultSchedule, start_times
 from harness.cli import app
+from records import FaultWindow
 from workloads.scenario import Fault, ScenarioError, builtin, validate
 
 pytestmark = pytest.mark.unit
@@ -108,7 +108,7 @@ class Recorded:
 
     def __init__(self, name: str, log: list[str], *, fail_invoke: bool = False) -> None:
         self.name = name
-        self.window = Window(name, target=name)
+        self.window = FaultWindow(name, target=name)
         self.log = log
         self.fail_invoke = fail_invoke
 

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from harness.checks import Verdict, exit_code
-from harness.records import JUNIT, SUMMARY, GeneratorSample
 from harness.verdict import judge_run
+from records import JUNIT, SUMMARY, GeneratorSample
 from reports import write_reports
 from workloads.gate_spec import parse_gates
 
@@ -117,13 +117,13 @@ def test_report_only_checks_do_not_decide_and_junit_has_a_case_per_gate(spec: Ru
 
 
 def test_an_abort_gate_acts_on_the_records_so_far_once_it_has_enough(run_dir: Path) -> None:
-    from harness import records
+    import records
     from harness.abort import MIN_SAMPLES, AbortWatch
-    from harness.records import Request
+    from records import Request
     from workloads.gate_spec import Source
 
     run_dir.mkdir(parents=True)
-    manifest = {"run_id": "live", "load_start_t": T0, "load_end_t": None}
+    manifest = records.Manifest(run_id="live", load_start_t=T0)
     specs = parse_gates({"feed": {"run": [{"expr": "p99 < 200ms", "abort_on_fail": True}, "p50 < 1ms"]}})
     watch = AbortWatch(run_dir, specs)
     assert [s.name for s in watch.specs] == ["feed[run] p99 < 200ms"]    # only those marked

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from harness import records
+import records
 from workloads.graph import Graph, GraphSize, GraphSpec, generate
 
 pytestmark = pytest.mark.unit

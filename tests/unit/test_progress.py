@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from harness.progress import LiveProgress
-from harness.records import HISTORY, PROBES, JsonlWriter, ProbeRecord, Request
+from records import HISTORY, PROBES, JsonlWriter, ProbeRecord, Request
 from workloads.arrivals import ArrivalPlan
 
 pytestmark = pytest.mark.unit

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from harness.checks import run_all_checks
-from harness.records import TARGET_METRICS, write_json
+from records import TARGET_METRICS, write_json
 from reports import write_reports
 from reports.html import SECTIONS
 

@@ -11,9 +11,9 @@ import pytest
 from rich.console import Console
 
 from harness.checks import run_all_checks
-from harness.records import JUNIT, MANIFEST, REPORT, SUMMARY, FaultWindow, FinalRead, GeneratorSample
 from harness.rundata import load_run
 from harness.verdict import judge_run
+from records import JUNIT, MANIFEST, REPORT, SUMMARY, FaultWindow, FinalRead, GeneratorSample
 from reports import faults, write_reports
 from reports.html import SECTIONS
 from reports.terminal import print_verdict_table
@@ -113,7 +113,7 @@ def test_the_spike_drain_is_measured_from_the_kafka_lag(spec: RunSpec, run_dir: 
 
 
 def test_the_rising_account_crossing_is_timed_from_the_acknowledged_follows(spec: RunSpec, run_dir: Path) -> None:
-    from harness.records import GRAPH_CHANGES, FollowChange, JsonlWriter
+    from records import GRAPH_CHANGES, FollowChange, JsonlWriter
     from reports import rising_crossing
 
     run = spec.write(run_dir)

@@ -1,45 +1,9 @@
-"""What a run records, and where.
-
-A run directory is the whole truth of a campaign (Jepsen's "history"): the workload, the
-probes and the chaos schedule append JSON lines while the run goes on; checkers and the report
-are pure functions of these files, so `feedlab report RUN_DIR` recomputes everything with the
-stack gone. Times are UNIX epoch seconds (float) taken on this machine's wall clock.
-"""
+"""The lines of a run's JSON-lines files: one frozen dataclass per kind of record. Times are
+UNIX epoch seconds (float) on this machine's wall clock."""
 
 from __future__ import annotations
 
-import json
-import threading
-from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import IO, Any
-
-import orjson
-
-# File names inside a run directory.
-MANIFEST = "manifest.json"
-HISTORY = "history.jsonl"          # one Request per client request (Locust)
-LEDGER = "ledger.jsonl"            # one Ack per acknowledged POST /v1/tweets
-PROBES = "probes.jsonl"            # one ProbeRecord per (canary, follower)
-FAULTS = "faults.jsonl"            # one FaultWindow per chaos action
-FINAL_READS = "final_reads.jsonl"  # one FinalRead per user read back after settle
-GENERATOR = "generator.jsonl"      # one GeneratorSample per second per load process
-MACHINE = "machine.jsonl"          # one MachineSample per second: the machine's CPU, steal included
-ARRIVALS = "arrivals.jsonl"        # one ArrivalSample per second per load process
-GRAPH_CHANGES = "graph_changes.jsonl"  # one FollowChange per follow/unfollow the workload made
-OBSERVATIONS = "observations.jsonl"    # one Observation per read that answered: what it served
-ACTIONS = "actions.jsonl"          # one Action per acknowledged change the checks hold the target to
-STREAMS = "streams.jsonl"          # one StreamSpan per SSE connection a listener held (GET /v1/stream)
-SIGNALS = "signals.jsonl"          # one Signal per new-tweet event a listener received on it
-WORKLOAD = "workload.json"         # the arrival plan: the scenario's phases and rates
-TARGET_METRICS = "target_metrics.json"  # the target's Prometheus series over the run
-SWEEP = "sweep.json"               # the heal sweep after the last fault (chaos/sweep.py)
-GRAPH = "graph.json"               # the seeded social graph's shape and thresholds (workloads/graph.py)
-GRAPH_EDGES = "graph.edges"        # its follow edges, binary (workloads/graph.py explains the layout)
-SUMMARY = "summary.json"
-JUNIT = "junit.xml"
-REPORT = "report.html"
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,17 +123,6 @@ class ProbeRecord:
 
 
 @dataclass(frozen=True, slots=True)
-class FaultWindow:
-    """A chaos action, from invoke to the end of its heal."""
-
-    name: str              # e.g. "kill-redis-primary"
-    target: str            # component name, e.g. "redis-2"
-    start_t: float
-    end_t: float | None    # None: never healed (the run was cut)
-    events: list[dict[str, Any]] = field(default_factory=list)  # [{"t":..., "what":...}]
-
-
-@dataclass(frozen=True, slots=True)
 class FinalRead:
     """What the public API returned for a user after the settle period.
 
@@ -231,60 +184,3 @@ class FollowChange:
     follower: int
     followee: int
     following: bool
-
-
-class JsonlWriter:
-    """Append-only, thread-safe JSON-lines writer (one record per line).
-
-    Unbuffered by default: each record reaches the file at once. `buffered=True` (the request
-    history, one record per request) keeps up to 64 KiB in memory until `flush()` or `close()`:
-    a write per request cost the load generator more CPU than its HTTP parsing. A reader may see
-    a torn last line in between; every reader here waits for its newline.
-    """
-
-    def __init__(self, path: Path, *, buffered: bool = False) -> None:
-        self.path = path
-        self._lock = threading.Lock()
-        self._fh: IO[bytes] = open(path, "ab", buffering=1 << 16 if buffered else 0)  # noqa: SIM115 - closed in close()
-
-    def write(self, record: Any) -> None:
-        # orjson serialises dataclasses itself, several times faster than dataclasses.asdict
-        line = orjson.dumps(record) + b"\n"
-        with self._lock:
-            self._fh.write(line)
-
-    def flush(self) -> None:
-        with self._lock:
-            self._fh.flush()
-
-    def close(self) -> None:
-        with self._lock:
-            self._fh.close()
-
-    def __enter__(self) -> JsonlWriter:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-
-def read_jsonl(path: Path) -> Iterator[dict[str, Any]]:
-    """Yield each record; a torn last line (the writer was killed mid-line) is skipped."""
-    if not path.exists():
-        return
-    with open(path, "rb") as fh:
-        for line in fh:
-            line = line.strip()
-            if not line:
-                continue
-            try:
-                yield orjson.loads(line)
-            except orjson.JSONDecodeError:
-                continue
-
-
-def write_json(path: Path, payload: Any) -> None:
-    """Write whole-or-nothing: a reader never sees half a file."""
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(payload, indent=2, sort_keys=True, default=str))
-    tmp.replace(path)
