@@ -4,8 +4,8 @@ pull-tier account finds its newest tweets in their feed within the bound
 
 Each large follow (action follow_large) names the account's newest tweets as read just before
 the follow; the workload then watches the follower's feed once a second. Anomaly: no read of
-the follower's feed within the bound showed all of them (those deleted since, and a follow
-undone within the bound, excused). The delay is the first read that showed them all.
+the follower's feed within the bound showed all of them (those deleted since, retweets whose
+original was deleted since, and a follow undone within the bound, excused). The delay is the first read that showed them all.
 
 A follow is on time when a read *sent* within the bound showed them all (its answer may come a
 little after: when the server looked is not known more closely than that). The bound counts
@@ -24,8 +24,8 @@ from typing import Any
 
 from harness.checks.result import EXAMPLES_MAX, CheckResult, Verdict
 from harness.checks.served import HOME_FEED, not_exercised, removals
-from harness.records import Observation
 from harness.rundata import RunData
+from records import Observation
 
 NAME = "backfill"
 
@@ -44,6 +44,8 @@ def check(run: RunData) -> CheckResult:
         if not c.following:
             undone[(c.follower, c.followee)].append(c.t)
     gone = removals(run)
+    # a retweet goes with its original: one of the account's retweets whose original was deleted
+    gone |= {rid: gone[a.tweet] for a in run.actions if a.kind == "retweet" and a.tweet in gone for rid in a.ids}
     faults = [(lo, hi) for _, lo, hi in run.fault_intervals(grace_s=0.0)]
     delays: list[float] = []
     late: list[dict[str, Any]] = []

@@ -23,7 +23,7 @@ from harness.checks import (
     run_all_checks,
     unfollow,
 )
-from harness.records import Action, FaultWindow, FollowChange, Observation, Request
+from records import Action, FaultWindow, FollowChange, Observation, Request
 from tests.unit.conftest import T0, RunSpec
 
 pytestmark = pytest.mark.unit
@@ -301,6 +301,18 @@ def test_no_backfill_within_the_bound_fails(spec: RunSpec, run_dir: Path) -> Non
     spec.observations = [obs(T0 + 11 + s, 6, ["1001"], op="backfill") for s in range(12)]
     result = backfill.check(spec.write(run_dir))
     assert result.verdict is Verdict.FAIL and "user 6 followed 9 and lacked 1006" in result.summary
+
+
+def test_a_backfilled_retweet_whose_original_was_deleted_since_is_not_owed(spec: RunSpec, run_dir: Path) -> None:
+    """9's newest items when followed: its retweet 2001 of 1004, whose author deleted 1004 a
+    moment later; a retweet goes with its original, so the backfill rightly leaves it out."""
+    followed_large(spec)
+    spec.actions[0] = replace(spec.actions[0], ids=["2001", "1006"])
+    spec.actions += [Action(t=T0 + 9, kind="retweet", user=9, tweet="1004", ids=["2001"]),
+                     Action(t=T0 + 10.2, kind="delete", user=2, tweet="1004")]
+    spec.observations = [obs(T0 + 11 + s, 6, ["1006"], op="backfill") for s in range(12)]
+    result = backfill.check(spec.write(run_dir))
+    assert result.verdict is Verdict.PASS, result.summary
 
 
 def test_a_read_sent_within_the_bound_is_on_time_and_fault_time_does_not_count_against_it(
