@@ -54,12 +54,17 @@ _NETWORK: tuple[type[BaseException], ...] = (TimeoutError, OSError)   # asyncio'
 
 def is_outage(exc: BaseException) -> bool:
     """Whether `exc` says a store (Redis, Cassandra, Kafka) could not answer, as opposed to a bug or
-    bad data. Two shapes of redis-py's asyncio cluster client count too: a node dying
+    bad data. A script refused because its node sees the cluster down counts. Two shapes of
+    redis-py's asyncio cluster client count too: a node dying
     mid-request surfaces as a RuntimeError from asyncio's closed transport, or as an
     AttributeError raised inside redis-py on a connection whose reader is already gone."""
     if isinstance(exc, _REDIS_DOWN + _CASSANDRA_DOWN + _NETWORK + (QueueUnavailable,)):
         return True
     if isinstance(exc, RuntimeError) and ("closed=True" in str(exc) or "handler is closed" in str(exc)):
+        return True
+    # A script's command on a node that sees the cluster down (a wiped shard coming back): Redis
+    # answers with a plain script error, not CLUSTERDOWN, so redis-py raises a ResponseError.
+    if isinstance(exc, redis.exceptions.ResponseError) and "while the cluster is down" in str(exc):
         return True
     if isinstance(exc, AttributeError) and exc.__traceback__ is not None:
         frames = traceback.extract_tb(exc.__traceback__)

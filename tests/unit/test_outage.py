@@ -37,6 +37,8 @@ pytestmark = pytest.mark.unit
     ConnectionResetError(104, "Connection reset by peer"),
     RuntimeError("unable to perform operation on <TCPTransport closed=True reading=False>; the handler is closed"),
     QueueUnavailable("kafka: Local: Message timed out"),
+    redis.exceptions.ResponseError("Script attempted to execute a command while the cluster is down script: "
+                                   "9ab5d0ee, on @user_script:5."),   # seen as a wiped shard came back
 ])
 def test_unreachable_stores_are_outages(exc: BaseException) -> None:
     assert is_outage(exc)
