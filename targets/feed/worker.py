@@ -446,7 +446,7 @@ class FanoutWorker:
             return not self.s.defects.skip_delete_fanout and self.store.is_deleted_sync(tweet_id)
 
         if not deleted():
-            self._write_throttled(writer, pacer, entries, None if requeued else new_tweet_signal(tweet))
+            self._write_throttled(writer, pacer, entries, None if requeued else new_tweet_signal(tweet), tweet_id)
             if not deleted():
                 if not requeued:   # a retry's tweet: its age is not a fan-out lag
                     FANOUT_LAG.observe(max(0.0, time.time() - timestamp_ms(tweet_id) / 1000))
@@ -454,14 +454,17 @@ class FanoutWorker:
         writer.write([], [], removals=entries)
 
     def _write_throttled(self, writer: TimelineWriter, pacer: SharedPacer, entries: list[tuple[int, int]],
-                         signal: bytes | None) -> None:
+                         signal: bytes | None, tweet_id: int) -> None:
         """Middle band: the writes go out in slices of a tenth of a second's cap, paced across workers."""
         rate = self.policy().throttle_writes_per_s
         step = max(1, rate // 10)
+        drop = self.s.defects.drop_signals_share
         for start in range(0, len(entries), step):
             chunk = entries[start:start + step]
             pacer.take(len(chunk), rate)
-            writer.write(chunk, [], notify=[] if signal is None else [(user, signal) for user, _ in chunk])
+            notify = [] if signal is None else [(user, signal) for user, _ in chunk
+                                                if not dropped_by_defect(drop, tweet_id, user)]
+            writer.write(chunk, [], notify=notify)
             TIMELINE_WRITES.inc(len(chunk))
 
     def run_counters(self) -> None:
