@@ -5,7 +5,10 @@ pull-tier account finds its newest tweets in their feed within the bound
 Each large follow (action follow_large) names the account's newest tweets as read just before
 the follow; the workload then watches the follower's feed once a second. Anomaly: no read of
 the follower's feed within the bound showed all of them (those deleted since, retweets whose
-original was deleted since, and a follow undone within the bound, excused). The delay is the first read that showed them all.
+original was deleted since, and a follow undone within the bound, excused). A full page can
+only show what is newer than its last item: a followed account's tweet older than that (its
+follower's feed filled with newer tweets, as in a write spike) is not asked of it, and a page
+that could show none of them says nothing. The delay is the first read that showed them all.
 
 A follow is on time when a read *sent* within the bound showed them all (its answer may come a
 little after: when the server looked is not known more closely than that). The bound counts
@@ -28,6 +31,24 @@ from harness.rundata import RunData
 from records import Observation
 
 NAME = "backfill"
+
+
+def _holdable(page: Observation, expected: set[str]) -> set[str]:
+    """The expected tweets `page` could hold: a full first page of the feed (newest first, more
+    after it) cannot hold a tweet older than its last item. Any other read is held to all."""
+    first_page = page.op in ("feed", "backfill") or (page.op == "walk" and page.page == 0)
+    if not (first_page and page.has_more and page.ids):
+        return expected
+    floor = min(int(i) for i in page.ids)
+    return {t for t in expected if int(t) >= floor}
+
+
+def _shows(page: Observation, expected: set[str]) -> bool | None:
+    """Whether a read of the follower's feed shows every expected tweet it could hold. None:
+    it could hold none of them (the follower's feed filled with newer tweets), so it says
+    nothing."""
+    holdable = _holdable(page, expected)
+    return holdable <= set(page.ids) if holdable else None
 
 
 def check(run: RunData) -> CheckResult:
@@ -61,17 +82,18 @@ def check(run: RunData) -> CheckResult:
         if not expected:
             delays.append(0.0)
             continue
-        after = sorted((o for o in reads[f.user] if o.sent_t >= f.t), key=lambda o: o.t)
-        shown = next((o for o in after if expected <= set(o.ids)), None)
+        after = [(o, v) for o in sorted((o for o in reads[f.user] if o.sent_t >= f.t), key=lambda o: o.t)
+                 if (v := _shows(o, expected)) is not None]
+        shown = next((o for o, v in after if v), None)
         if shown is not None and shown.sent_t - f.t <= within:
             delays.append(shown.t - f.t)
             continue
-        if shown is None and not any(o.sent_t >= f.t + within for o in after):
+        if shown is None and not any(o.sent_t >= f.t + within for o, _ in after):
             unknown.append({"follower": f.user, "followed": other, "t": f.t, "reads_after": len(after)})
             continue
-        latest = max((o for o in after if o.sent_t <= f.t + within), key=lambda o: o.t, default=None)
+        latest = max((o for o, _ in after if o.sent_t <= f.t + within), key=lambda o: o.t, default=None)
         late.append({"follower": f.user, "followed": other, "followed_t": f.t,
-                     "missing": sorted(expected - set(latest.ids)) if latest else sorted(expected),
+                     "missing": sorted(_holdable(latest, expected) - set(latest.ids)) if latest else sorted(expected),
                      "shown_after_s": None if shown is None else round(shown.t - f.t, 3)})
     evidence: dict[str, Any] = {"bound_s": bound, "large_follows": len(follows), "judged": len(delays) + len(late),
                                 "delay_median_s": statistics.median(delays) if delays else None,

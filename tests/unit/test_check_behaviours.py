@@ -315,6 +315,22 @@ def test_a_backfilled_retweet_whose_original_was_deleted_since_is_not_owed(spec:
     assert result.verdict is Verdict.PASS, result.summary
 
 
+def test_a_full_first_page_is_held_only_to_the_tweets_newer_than_its_last_item(spec: RunSpec, run_dir: Path) -> None:
+    """In a write spike the follower's feed fills with newer tweets: 9's older tweet 1001 lies
+    past a full first page (more after it), so the page is judged on 1006 alone; a page that
+    could hold neither says nothing."""
+    followed_large(spec)
+    spec.actions[0] = replace(spec.actions[0], ids=["1006", "1001"])
+    spec.observations = [obs(T0 + 11, 6, ["1009", "1008", "1006", "1005"], op="backfill", has_more=True)]
+    assert backfill.check(spec.write(run_dir)).verdict is Verdict.PASS
+    spec.observations = [obs(T0 + 11 + s, 6, ["1009", "1008", "1005"], op="backfill", has_more=True)
+                         for s in range(12)]                                       # 1006 could be there: late
+    result = backfill.check(spec.write(run_dir))
+    assert result.verdict is Verdict.FAIL and result.evidence["late_examples"][0]["missing"] == ["1006"]
+    spec.observations = [obs(T0 + 11 + s, 6, ["1009", "1008"], op="backfill", has_more=True) for s in range(12)]
+    assert backfill.check(spec.write(run_dir)).verdict is Verdict.UNKNOWN          # could hold neither
+
+
 def test_a_read_sent_within_the_bound_is_on_time_and_fault_time_does_not_count_against_it(
         spec: RunSpec, run_dir: Path) -> None:
     followed_large(spec)
