@@ -154,4 +154,6 @@ class PulledTweets:
                 for a in mine:
                     self._refreshing.pop(a, None)
         if waiting:
-            await asyncio.gather(*waiting)
+            # shielded: a waiter cut short by its own deadline must not cancel the shared future,
+            # which the refresh's owner then could not resolve (InvalidStateError: a 500)
+            await asyncio.gather(*(asyncio.shield(f) for f in waiting))

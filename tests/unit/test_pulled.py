@@ -36,6 +36,30 @@ def test_a_refresh_cut_short_gives_its_waiters_a_timeout() -> None:
     assert isinstance(waiter, TimeoutError) and is_outage(waiter), repr(waiter)
 
 
+def test_a_waiter_cut_short_leaves_the_refresh_to_its_owner() -> None:
+    """Seen in cassandra-pause: a request waiting on another's refresh hit its deadline; its
+    cancellation cancelled the shared future, and the owner's result then raised
+    InvalidStateError (a 500 for a feed read)."""
+    async def scenario() -> list[int]:
+        answer = asyncio.Event()
+
+        async def slow_store(authors: list[int], _before: int, _n: int) -> list[TweetRef]:
+            await answer.wait()   # a paused Cassandra, resumed
+            return [TweetRef(7, a, False) for a in authors]
+
+        pulled = PulledTweets(slow_store)
+        owner = asyncio.create_task(pulled.ids([9], 2**63 - 1, 20))
+        await asyncio.sleep(0.01)
+        waiter = asyncio.create_task(pulled.ids([9], 2**63 - 1, 20))
+        await asyncio.sleep(0.01)
+        waiter.cancel()           # its request's deadline
+        await asyncio.gather(waiter, return_exceptions=True)
+        answer.set()
+        return await owner
+
+    assert asyncio.run(scenario()) == [7]
+
+
 class Authors:
     """Authors' tweets as the store would answer (ids newest first per author), and the reads."""
 
