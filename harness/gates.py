@@ -60,6 +60,9 @@ def window_predicate(run: RunData, window: str) -> Callable[[float], bool]:
 def _client(run: RunData, figure: Figure, inside: Callable[[float], bool]) -> tuple[float | None, int]:
     ops = FEED_OPS if figure.metric == "feed" else None if figure.metric == "errors" else {figure.metric}
     requests = [r for r in run.requests if (ops is None or r.op in ops) and inside(r.t)]
+    if figure.window == "steady":   # nor in flight when a fault began (checks/errors.py says why)
+        in_flight = run.in_flight_predicate()
+        requests = [r for r in requests if not in_flight(r)]
     if figure.aggregate == "count":
         return float(len(requests)), len(requests)
     if figure.aggregate == "rate":

@@ -136,6 +136,13 @@ class RunData:
         spans = [(lo, hi) for _, lo, hi in self.fault_intervals(grace_s)]
         return lambda t: any(lo <= t <= hi for lo, hi in spans)
 
+    def in_flight_predicate(self, grace_s: float = DEFAULT_FAULT_GRACE_S) -> Callable[[Request], bool]:
+        """Whether a request was in flight during a fault window or its grace: due before the
+        span ended and answered after it began. A read due 40 ms before a Cassandra pause that
+        waited it out and got a 503 is the fault's, not steady state's."""
+        spans = [(lo, hi) for _, lo, hi in self.fault_intervals(grace_s)]
+        return lambda r: any(r.t <= hi and r.t + r.latency_ms / 1000 >= lo for lo, hi in spans)
+
 
 def parse_records(rows: Iterable[dict[str, Any]], cls: Callable[..., T], where: Path) -> list[T]:
     """JSON-lines rows as `cls` records (fields it does not know are ignored)."""

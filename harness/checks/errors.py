@@ -6,7 +6,9 @@ connection), a 5xx, or a client-side error. 4xx answers are the client's problem
 Outside fault windows (and their recovery grace) the error share must not exceed
 `error_rate_max`. Inside, some errors are the point of the fault; what is bounded is how long
 users see them: the distinct wall-clock seconds (by send time) with at least one error, counted
-per fault window, must not exceed `fault_error_seconds_max` for any window.
+per fault window, must not exceed `fault_error_seconds_max` for any window. A request belongs
+to a fault when it was in flight during its window (or grace): one due just before a pause
+that waited it out is the fault's.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import math
 from typing import Any
 
 from harness.checks.result import EXAMPLES_MAX, CheckResult, Verdict
-from harness.rundata import DEFAULT_FAULT_GRACE_S, RunData, split_by_fault
+from harness.rundata import DEFAULT_FAULT_GRACE_S, RunData
 from records import Request
 
 NAME = "errors"
@@ -29,14 +31,16 @@ def check(run: RunData) -> CheckResult:
     slo = run.slo
     if not run.requests:
         return CheckResult(NAME, Verdict.UNKNOWN, "no requests recorded", {})
-    outside, inside = split_by_fault(run.requests, lambda r: r.t, run.fault_predicate())
+    in_flight = run.in_flight_predicate()
+    inside = [r for r in run.requests if in_flight(r)]
+    outside = [r for r in run.requests if not in_flight(r)]
     errors_out = [r for r in outside if not r.ok]
     errors_in = [r for r in inside if not r.ok]
     share = len(errors_out) / len(outside) if outside else 0.0
     per_fault: list[dict[str, Any]] = []
     worst = 0
     for window, lo, hi in run.fault_intervals(DEFAULT_FAULT_GRACE_S):
-        seconds = len({math.floor(r.t) for r in errors_in if lo <= r.t <= hi})
+        seconds = len({math.floor(r.t) for r in errors_in if r.t <= hi and r.t + r.latency_ms / 1000 >= lo})
         per_fault.append({"name": window.name, "target": window.target, "error_seconds": seconds})
         worst = max(worst, seconds)
     evidence = {

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from harness.checks.result import CheckResult, Verdict
 from harness.checks.stats import latency_summary
-from harness.rundata import RunData, split_by_fault
+from harness.rundata import RunData
 
 NAME = "feed_latency"
 FEED_OPS = frozenset({"feed", "feed_page", "walk"})   # GET /v1/feed pages (ranked and backfill watches apart)
@@ -25,7 +25,9 @@ def check(run: RunData) -> CheckResult:
     feed = [r for r in run.requests if r.op in FEED_OPS and r.status > 0]
     if not feed:
         return CheckResult(NAME, Verdict.UNKNOWN, "no feed request got a response", {"bound_ms": bound})
-    outside, inside = split_by_fault(feed, lambda r: r.t, run.fault_predicate())
+    in_flight = run.in_flight_predicate()   # a read that waited out the start of a fault is the fault's
+    inside = [r for r in feed if in_flight(r)]
+    outside = [r for r in feed if not in_flight(r)]
     figures = latency_summary(r.latency_ms for r in outside)
     evidence = {
         "bound_ms": bound,

@@ -30,6 +30,15 @@ def test_one_error_outside_a_fault_fails(
     assert result.evidence["examples_outside_faults"][0]["status"] == status
 
 
+def test_a_request_in_flight_when_the_fault_began_is_the_fault_s(spec: RunSpec, run_dir: Path) -> None:
+    """Due 40 ms before a pause, it waited out the API's 2.5 s deadline: a fault error."""
+    spec.requests.append(Request(t=FAULT_START - 0.04, op="delta", latency_ms=2513, status=503))
+    result = errors.check(spec.write(run_dir))
+    assert result.verdict is Verdict.PASS and result.evidence["errors_outside_faults"] == 0, result.summary
+    spec.requests[-1] = Request(t=FAULT_START - 0.04, op="delta", latency_ms=30, status=503)   # answered before
+    assert errors.check(spec.write(run_dir)).evidence["errors_outside_faults"] == 1
+
+
 def test_client_errors_are_not_availability_errors(spec: RunSpec, run_dir: Path) -> None:
     spec.requests.append(Request(t=T0 + 55.5, op="post", latency_ms=5, status=422))
     assert errors.check(spec.write(run_dir)).verdict is Verdict.PASS
