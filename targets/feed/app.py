@@ -1091,6 +1091,20 @@ async def metrics(request: Request) -> Response:
 
 
 _ID = re.compile(r"/\d+")
+_PARAM = re.compile(r"/\{[^}]+\}")
+_METHODS = frozenset({"GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS"})
+
+
+def endpoint_label(path: str) -> str:
+    """A route's path with its ids as {id}; any other path is "unmatched". (The raw path was the
+    label: every path a scanner tried, or a client mistyped, stayed in /metrics as a series of
+    its own for the process's life.)"""
+    endpoint = _ID.sub("/{id}", path)
+    return endpoint if endpoint in _ENDPOINTS else "unmatched"
+
+
+def method_label(method: str) -> str:
+    return method if method in _METHODS else "other"
 
 
 class ErrorsAndMetrics:
@@ -1136,8 +1150,8 @@ class ErrorsAndMetrics:
                 await json_response({"error": {"code": "unavailable" if unavailable else "internal",
                                                "message": type(exc).__name__}}, status)(scope, receive, send)
         finally:
-            endpoint = _ID.sub("/{id}", scope["path"])
-            REQUEST_SECONDS.labels(endpoint, scope["method"], str(status)).observe(time.perf_counter() - start)
+            REQUEST_SECONDS.labels(endpoint_label(scope["path"]), method_label(scope["method"]),
+                                   str(status)).observe(time.perf_counter() - start)
 
     async def _within_deadline(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["path"] == STREAM_PATH:
@@ -1174,6 +1188,7 @@ ROUTES = [
     Route("/metrics", metrics, methods=["GET"]),
     Route("/openapi.json", openapi, methods=["GET"]),
 ]
+_ENDPOINTS = frozenset(_PARAM.sub("/{id}", route.path) for route in ROUTES)   # the endpoint labels
 
 
 def create_app(settings: Settings | None = None) -> Starlette:

@@ -9,6 +9,7 @@ import time
 import httpx
 import pytest
 import redis
+from prometheus_client.parser import text_string_to_metric_families
 from redis.crc import key_slot
 
 from chaos.build import build
@@ -150,9 +151,11 @@ def test_the_links_in_front_nginx_to_one_api_instance_and_the_generator_to_nginx
     author, topo = 3121, whole.topo
 
     def requests_of(port: int) -> float:
+        """API requests this instance answered (its scrapes aside), from its /metrics."""
         text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
-        return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
-                   if line.startswith("feed_http_request_duration_seconds_count{") and 'endpoint="/v1/' in line)
+        return sum(sample.value for family in text_string_to_metric_families(text)
+                   if family.name == "feed_http_request_duration_seconds" for sample in family.samples
+                   if sample.name.endswith("_count") and sample.labels.get("endpoint", "").startswith("/v1/"))
 
     fault = act(whole, "down", "nginx->api-1")
     try:

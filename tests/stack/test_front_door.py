@@ -13,6 +13,7 @@ import httpx
 import jwt
 import orjson
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from targets.feed.auth import issue_token
 from targets.feed.store import Store
@@ -167,3 +168,19 @@ def test_a_registry_error_that_is_no_outage_lets_nobody_through(stack: Stack) ->
             store.close()
 
     asyncio.run(check())
+
+
+def test_paths_no_route_has_share_one_metrics_label(stack: Stack) -> None:
+    """A scanner's paths (and one with a line separator in it) must not each become a series of
+    the API's /metrics for the rest of its life: they are all `unmatched`."""
+    probes = [f"/v1/scan-{n}/x" for n in range(5)] + ["/v1/users/x\u2028y", "/wp-login.php"]
+    with httpx.Client(base_url=stack.url, timeout=10) as c:
+        assert {c.get(p, headers=stack.auth(1)).status_code for p in probes} <= {400, 404}
+    labels = set()
+    for i in (1, 2):
+        text = httpx.get(f"http://127.0.0.1:{stack.topo.api_port(i)}/metrics", timeout=5).text
+        labels |= {s.labels["endpoint"] for f in text_string_to_metric_families(text)
+                   if f.name == "feed_http_request_duration_seconds" for s in f.samples}
+    assert "unmatched" in labels and not any("scan" in label or "wp-login" in label for label in labels), labels
+    assert all(label == "unmatched" or label.startswith("/") and "{" not in label.replace("{id}", "")
+               for label in labels), labels
