@@ -39,7 +39,7 @@ from targets.feed.engagement import event as engagement_event
 from targets.feed.errors import ApiError, json_response
 from targets.feed.events import EventProducer
 from targets.feed.follow_sets import FollowSets, following_key
-from targets.feed.guards import FollowLock, Hold, Idempotency, RateLimit
+from targets.feed.guards import FollowLock, Idempotency, RateLimit
 from targets.feed.outage import MAYBE_DOWN, QueueUnavailable, fail_open, is_outage
 from targets.feed.preheat import Preheater
 from targets.feed.pulled import PulledTweets
@@ -685,7 +685,6 @@ async def post_tweet(request: Request) -> Response:
     if claim.replay is not None:
         return json_response(claim.replay, status=201, headers={"Idempotent-Replay": "true"})
     resumed = claim.stored is not None
-    hold: Hold | None = None
     if claim.stored is not None:
         resumable = True
         tweet = Tweet.from_json(claim.stored)
@@ -695,8 +694,8 @@ async def post_tweet(request: Request) -> Response:
             await feed.rate_limit.take(author, rate_token)
             media, reply_to = await feed.check_references(author, new.media_ids, new.reply_to)
             tweet = Tweet(feed.ids.next_id(), author, new.text, media, reply_to)
-            held, hold = await feed.idempotency.tweet_for(author, new.idempotency_key, tweet.tweet_id, claim)
-            if held != tweet.tweet_id:   # an earlier attempt made it (Redis could not say so): finish that one
+            held = await feed.idempotency.tweet_for(author, new.idempotency_key, tweet.tweet_id)
+            if held != tweet.tweet_id:   # another attempt holds the key (Redis could not say so): finish its tweet
                 await feed.rate_limit.give_back(author, rate_token)
                 tweet, resumed = Tweet(held, author, new.text, media, reply_to), True
             await feed.idempotency.mark_stored(author, new.idempotency_key, tweet.to_json())
@@ -717,7 +716,7 @@ async def post_tweet(request: Request) -> Response:
     else:
         # Not released if this fails: a timed-out write may still land, and the retry then
         # stores (or finds) this very tweet instead of a second one.
-        await feed.store.insert_tweet(tweet, hold)
+        await feed.store.insert_tweet(tweet)
         await feed.cache_new(tweet)
     event: dict[str, Any] = {"type": "tweet", "tweet": tweet.to_json()}
     if resumed:

@@ -10,15 +10,18 @@ never a lost one. A retry while the first is still validating gets 409 (retry la
 attempt that failed before storing anything releases its claim, and one whose process died
 then leaves a claim that expires after PENDING_TTL_S, so the retry starts over either way.
 Redis is the fast path, not the record: every key is also *held* in Cassandra
-(`feed.idempotency_keys`, kept 24 h) for the id of the tweet it makes. While Redis answers, a
-new post reads the hold (an attempt made while Redis was away may have left one, naming the
-tweet to finish instead of making another) and writes its own in the tweet's batch; when Redis
-cannot answer, the store arbitrates with a lightweight transaction on the hold. So a retry is
-deduplicated also when Redis could not answer for one of the attempts (a shard failing over),
-which the Redis claim alone failed open on: the default campaign's Redis kill made a retried
-post twice (found by the duplicates check, 2026-12-04). A transaction on every post cost 7 ms of
-Cassandra CPU each (45 posts/s: a third of a core), so only the rare unguarded post pays it; the
-one gap left is two attempts of one key in flight at once across a failover.
+(`feed.idempotency_keys`, kept 24 h) for the id of the tweet it makes, by a lightweight
+transaction (INSERT IF NOT EXISTS) that each attempt about to make a tweet runs: the first
+holds the key, and any other finishes that tweet instead of making its own. Two attempts of one
+key in flight at once thus agree whatever Redis said, which a claim cannot promise when its
+shard loses it (a failover to a replica that lacked it, a shard wiped and restarted empty) or
+cannot answer. Until 2026-12-05 only posts that found Redis away ran the transaction, the
+others read the hold and wrote theirs plainly; the `shard-lost` experiment made a retried post
+twice that way (a retry claiming anew on the restarted shard, beside its first attempt stuck on
+the dead one), and so did 12 of 12 racing pairs in tests/stack/test_write_path.py. The
+transaction costs Cassandra about what the read and plain write did (`python -m
+bench.idempotency_hold`, 2026-12-05: 2.2 against 2.0 ms of its CPU per post at 8 in flight,
+2.0 against 2.0 at 32, medians of 6 interleaved rounds); an earlier note here said 7 ms.
 
 Rate limit: a sliding-window log per user (`rl:{user}`, a sorted set of request times), trimmed
 and counted atomically in one Lua script: at most N tweets in any rolling window, and the 429
@@ -89,16 +92,6 @@ class KeyStore(Protocol):
     """Where keys are held for good (the tweet store)."""
 
     async def hold_key(self, user: int, digest: str, tweet_id: int, ttl_s: int) -> int: ...
-    async def held_key(self, user: int, digest: str) -> int | None: ...
-
-
-@dataclass(frozen=True, slots=True)
-class Hold:
-    """A key to hold in the store with a new tweet (written in the tweet's batch)."""
-
-    user: int
-    digest: str
-    ttl_s: int
 
 
 def _rl_key(user: int) -> str:
@@ -111,24 +104,18 @@ class Claim:
 
     replay: dict[str, Any] | None = None   # the original 201 body: answer with it
     stored: dict[str, Any] | None = None   # the tweet was stored but not yet queued: queue it again
-    unguarded: bool = False                # Redis could not answer: the store must arbitrate
 
 
 class Idempotency:
     def __init__(self, rc: RedisCluster, ttl_s: int, *, keys: KeyStore, ignore: bool = False) -> None:
         self.rc, self.ttl_s, self.keys, self.ignore = rc, ttl_s, keys, ignore
 
-    async def tweet_for(self, user: int, key: str | None, tweet_id: int, claim: Claim) -> tuple[int, Hold | None]:
-        """The id of the tweet `key` makes: `tweet_id`, unless an earlier attempt holds the key
-        for another; and the hold to write with the new tweet (None: nothing to write, no key or
-        held already). Unguarded by Redis, a lightweight transaction holds it at once."""
+    async def tweet_for(self, user: int, key: str | None, tweet_id: int) -> int:
+        """The id of the tweet `key` makes: `tweet_id`, unless another attempt holds the key in
+        the store already (see the module docstring)."""
         if key is None or self.ignore:
-            return tweet_id, None
-        digest = key_digest(key)
-        if claim.unguarded:
-            return await self.keys.hold_key(user, digest, tweet_id, self.ttl_s), None
-        held = await self.keys.held_key(user, digest)
-        return (held, None) if held is not None else (tweet_id, Hold(user, digest, self.ttl_s))
+            return tweet_id
+        return await self.keys.hold_key(user, key_digest(key), tweet_id, self.ttl_s)
 
     async def claim(self, user: int, key: str | None) -> Claim:
         if key is None or self.ignore:
@@ -138,10 +125,10 @@ class Idempotency:
             if await self.rc.set(rkey, PENDING, nx=True, ex=PENDING_TTL_S):
                 return Claim()
             stored = await self.rc.get(rkey)
-        except MAYBE_DOWN as exc:  # see the module docstring: fail open, counted
+        except MAYBE_DOWN as exc:  # fail open, counted: the store still arbitrates (tweet_for)
             outage_only(exc)
             SKIPPED.labels("idempotency").inc()
-            return Claim(unguarded=True)
+            return Claim()
         if stored is None:  # expired between the two calls: claim again
             return await self.claim(user, key)
         if stored in (PENDING, PENDING.decode()):

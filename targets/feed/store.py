@@ -26,7 +26,6 @@ from cassandra.query import (
 )
 
 from targets.feed.engagement import COLUMNS, CounterKey
-from targets.feed.guards import Hold
 from targets.feed.snowflake import timestamp_ms
 
 BULK_BATCH = 200   # rows per bulk-follow batch (one partition each)
@@ -234,9 +233,6 @@ class Store:
         self._unretweet = p("DELETE FROM feed.retweets WHERE tweet_id = ? AND user_id = ? IF retweet_id = ?")
         self._hold_key = p("INSERT INTO feed.idempotency_keys (user_id, key_digest, tweet_id) VALUES (?, ?, ?)"
                            " IF NOT EXISTS USING TTL ?")
-        self._write_hold = p("INSERT INTO feed.idempotency_keys (user_id, key_digest, tweet_id) VALUES (?, ?, ?)"
-                             " USING TTL ?")
-        self._held_key = p("SELECT tweet_id FROM feed.idempotency_keys WHERE user_id = ? AND key_digest = ?")
         self._unfollow = p("DELETE FROM feed.follows WHERE follower_id = ? AND followee_id = ?")
         self._unfollow_rev = p("DELETE FROM feed.followers WHERE followee_id = ? AND follower_id = ?")
 
@@ -274,9 +270,8 @@ class Store:
         return await fut
 
     # --- writes
-    async def insert_tweet(self, t: Tweet, hold: Hold | None = None) -> None:
-        """Both tables in one logged batch, with the idempotency key held for it when given: a
-        tweet is in both or (eventually) neither."""
+    async def insert_tweet(self, t: Tweet) -> None:
+        """Both tables in one logged batch: a tweet is in both or (eventually) neither."""
         created = datetime.fromtimestamp(timestamp_ms(t.tweet_id) / 1000, UTC)
         batch = BatchStatement(batch_type=BatchType.LOGGED)
         types = [m.content_type for m in t.media]
@@ -284,8 +279,6 @@ class Store:
                                        t.retweet_of))
         batch.add(self._insert_by_id, (t.tweet_id, t.user_id, t.text, t.media_ids, types, t.reply_to, created,
                                        t.retweet_of))
-        if hold is not None:
-            batch.add(self._write_hold, (hold.user, hold.digest, t.tweet_id, hold.ttl_s))
         await self._aexecute(batch)
 
     async def follow(self, follower: int, followee: int) -> None:
@@ -343,11 +336,6 @@ class Store:
         if rows and rows[0][0]:
             return retweet_id, True
         return int(rows[0].retweet_id), False
-
-    async def held_key(self, user: int, digest: str) -> int | None:
-        """The tweet an idempotency key is held for, if any."""
-        rows = await self._aexecute(self._held_key, (user, digest))
-        return int(rows[0].tweet_id) if rows else None
 
     async def hold_key(self, user: int, digest: str, tweet_id: int, ttl_s: int) -> int:
         """Hold an idempotency key for `tweet_id` unless it is held already (a lightweight

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -228,7 +229,7 @@ def test_a_retry_is_deduplicated_when_its_first_attempt_found_redis_away(
 def test_a_retry_made_while_redis_is_away_finds_the_tweet_its_first_attempt_made(
         client: httpx.Client, stack: Stack, sibling_api: Callable[[dict[str, str]], str]) -> None:
     """The other way round: the first attempt with Redis answering (the key held in the store
-    in the tweet's batch), the retry with the author's shard unreachable (the store arbitrates)."""
+    by its transaction), the retry with the author's shard unreachable (the store arbitrates)."""
     author, key = 679, str(uuid.uuid4())
     first = client.post("/v1/tweets", headers=stack.auth(author), json={"text": "twice?", "idempotency_key": key})
     assert first.status_code == 201, first.text
@@ -237,3 +238,36 @@ def test_a_retry_made_while_redis_is_away_finds_the_tweet_its_first_attempt_made
         retry = no_redis.post("/v1/tweets", headers=stack.auth(author), json={"text": "twice?", "idempotency_key": key})
     assert retry.status_code == 201 and retry.json()["tweet_id"] == first.json()["tweet_id"]
     assert [t["tweet_id"] for t in own_tweets(client, stack, author)] == [first.json()["tweet_id"]]
+
+
+def test_two_attempts_of_one_key_in_flight_at_once_make_one_tweet(
+        client: httpx.Client, stack: Stack, sibling_api: Callable[[dict[str, str]], str]) -> None:
+    """The duplicate `shard-lost` made: a retry that Redis could not tell about its first attempt
+    (its shard wiped, or here an API without Redis) racing that attempt (claimed in Redis). Both
+    wait on a paused Cassandra, so the store has both in hand at once when it resumes; for each
+    of 12 such pairs, both answers name one tweet and the author has that one tweet."""
+    url = sibling_api({"FEED_REDIS": f"127.0.0.1:{stack.topo.base_port + NO_REDIS_PORT_OFFSET}"})
+    authors = range(681, 693)
+    bases = [url] + [f"http://127.0.0.1:{stack.topo.api_port(i)}" for i in range(1, stack.topo.api_instances + 1)]
+    for author in authors:   # every API process has met the author (a registry read): the pause holds only posts
+        for base in bases:
+            assert httpx.get(f"{base}/v1/feed", headers=stack.auth(author), timeout=30).is_success
+    keys = {author: str(uuid.uuid4()) for author in authors}
+    stack.runtime.pause("cassandra")
+    try:
+        with httpx.Client(base_url=url, timeout=30) as no_redis, ThreadPoolExecutor(2 * len(authors)) as pool:
+            futures = {author: [pool.submit(c.post, "/v1/tweets", headers=stack.auth(author),
+                                            json={"text": "raced", "idempotency_key": keys[author]})
+                                for c in (client, no_redis)] for author in authors}
+            time.sleep(1.2)   # both attempts of every pair are waiting on the store (the API gives up at 2.5 s)
+            stack.runtime.resume("cassandra")
+            answers = {author: [f.result() for f in pair] for author, pair in futures.items()}
+    finally:
+        stack.runtime.resume("cassandra")
+    made = {author: [t["tweet_id"] for t in own_tweets(client, stack, author)] for author in authors}
+    twice = {author: ids for author, ids in made.items() if len(ids) != 1}
+    statuses = {author: [(r.status_code, r.text[:120]) for r in pair] for author, pair in answers.items()}
+    assert not twice, f"keys that made other than one tweet: {twice}; answers {statuses}"
+    for author, pair in answers.items():
+        assert [r.status_code for r in pair] == [201, 201], [r.text for r in pair]
+        assert {r.json()["tweet_id"] for r in pair} == set(made[author]), (author, [r.json() for r in pair])
