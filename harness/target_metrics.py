@@ -38,12 +38,13 @@ QUERIES: dict[str, Query] = {
                             "feeds served from the store fan-in path, per reason"),
     "timeline_writes_per_s": Query("sum(rate(feed_timeline_writes_total[5s]))", "1/s",
                                    "timeline entries written by fan-out"),
-    "cpu_cores": Query("sum by (job, instance) (rate(process_cpu_seconds_total[5s]))", "cores",
+    # [15s]: Kafka, Cassandra and Redis are scraped every 5 s (runtime/prometheus.py), and a rate needs two samples
+    "cpu_cores": Query("sum by (job, instance) (rate(process_cpu_seconds_total[15s]))", "cores",
                        "CPU of each API, worker, Kafka and Cassandra process"),
     "memory_bytes": Query("sum by (job, instance) (process_resident_memory_bytes)", "bytes",
                           "resident memory of each API, worker, Kafka and Cassandra process"),
-    "redis_cpu_cores": Query("sum by (instance) (rate(redis_cpu_sys_seconds_total[5s])"
-                             " + rate(redis_cpu_user_seconds_total[5s]))", "cores", "CPU of each Redis node"),
+    "redis_cpu_cores": Query("sum by (instance) (rate(redis_cpu_sys_seconds_total[15s])"
+                             " + rate(redis_cpu_user_seconds_total[15s]))", "cores", "CPU of each Redis node"),
     "redis_memory_bytes": Query("sum by (instance) (redis_memory_used_bytes)", "bytes",
                                 "memory used by each Redis node"),
 }
