@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import enum
 import hashlib
 import logging
 import time
@@ -84,15 +85,28 @@ return 1
 
 # The counter aggregator's one step, atomic and idempotent: an engagement event delivered twice
 # (Kafka is at-least-once) finds its member already in the counter's counted set and adds
-# nothing. KEYS: counted set, counter (same slot). ARGV: member, TTL, base. A counter that is
-# missing (expired, or lost with its shard) must not restart at 1: with no base given the
-# script counts nothing and returns -2, and the caller calls again with the base (the store's
-# checkpoint plus what it counted since).
+# nothing. KEYS: counted set, counter (same slot). ARGV: member, TTL, base ('' until read), then
+# for a counter whose members the store records (likes: the likes table), '1' and those members.
+# A counter that is missing (expired, or lost with its shard) must not restart at 1, and a
+# counted set that is missing must not count again a member it held (a user liking again, which
+# the API queues as it queues every like): with no base given the script counts nothing and
+# returns -2, and the caller calls again with the base (the store's checkpoint plus what it
+# counted since; for likes, the likers the store records) and the members to put back. It then
+# returns -1 if the member was counted before, -3 if the base already counts it (put back now),
+# else the new count.
 _COUNT = """
 if redis.call('SISMEMBER', KEYS[1], ARGV[1]) == 1 then return -1 end
-if redis.call('EXISTS', KEYS[2]) == 0 then
+local lost = ARGV[4] == '1' and redis.call('EXISTS', KEYS[1]) == 0
+if lost or redis.call('EXISTS', KEYS[2]) == 0 then
   if ARGV[3] == '' then return -2 end
-  redis.call('SET', KEYS[2], ARGV[3])
+  local n = redis.call('GET', KEYS[2])
+  if not n or tonumber(n) < tonumber(ARGV[3]) then redis.call('SET', KEYS[2], ARGV[3]) end
+  redis.call('EXPIRE', KEYS[2], ARGV[2])
+  for i = 5, #ARGV do redis.call('SADD', KEYS[1], ARGV[i]) end
+  if redis.call('SISMEMBER', KEYS[1], ARGV[1]) == 1 then
+    redis.call('EXPIRE', KEYS[1], ARGV[2])
+    return -3
+  end
 end
 redis.call('SADD', KEYS[1], ARGV[1])
 redis.call('EXPIRE', KEYS[1], ARGV[2])
@@ -530,6 +544,24 @@ class FeedCache:
         await asyncio.gather(*calls)
 
 
+class Counted(enum.Enum):
+    """What counting a member did: counted it now, found it counted before, or found it in the
+    base the counter was rebuilt from (the count includes it; nothing was added for it)."""
+
+    NOW = "now"
+    BEFORE = "before"
+    IN_BASE = "in base"
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Base:
+    """What a counter missing from the cache is rebuilt from: its count, and the members counted
+    (None: the store does not record them, as for every counter but likes)."""
+
+    count: int
+    members: list[int] | None = None
+
+
 class EngagementCounter:
     """The aggregator's writer: count each member of each counter once, whatever the number of
     deliveries. A counter is addressed by (tweet id, counter name)."""
@@ -541,19 +573,20 @@ class EngagementCounter:
         self._script = self.rc.register_script(_COUNT)
         self._raise = self.rc.register_script(_RAISE_COUNT)
 
-    def count(self, key: CounterKey, member: int, base: Callable[[], int]) -> bool:
-        """True when `member` was not counted before. Retries until Redis takes it. `base`: the
-        count when the counter is missing from the cache (asked only then)."""
+    def count(self, key: CounterKey, member: int, base: Callable[[], Base]) -> Counted:
+        """Count `member` once. Retries until Redis takes it. `base`: the counter's count, and
+        for likes the members the store records, when the counter or its counted set is
+        missing from the cache (asked only then)."""
         tweet_id, counter = key
         delay = 0.05
-        known = ""
+        args: list[str | int] = [member, TWEET_TTL_S, "", "1" if counter == "likes" else "0"]
         while True:
             try:
-                n = int(self._script(keys=[counted_key(counter, tweet_id), counter_key(counter, tweet_id)],
-                                     args=[member, TWEET_TTL_S, known]))
+                n = int(self._script(keys=[counted_key(counter, tweet_id), counter_key(counter, tweet_id)], args=args))
                 if n != -2:
-                    return n >= 0
-                known = str(base())
+                    return Counted.BEFORE if n == -1 else Counted.IN_BASE if n == -3 else Counted.NOW
+                got = base()
+                args = [member, TWEET_TTL_S, got.count, "0" if got.members is None else "1", *(got.members or ())]
             except Exception:  # noqa: BLE001 - Redis, or the store asked for the base: retried until both answer
                 log.warning("counting %s of %s failed; retrying", counter, tweet_id, exc_info=True)
                 time.sleep(delay)

@@ -221,6 +221,7 @@ class Store:
         self._set_config = p("INSERT INTO feed.runtime_config (name, value) VALUES (?, ?)")
         self._like = p("INSERT INTO feed.likes (tweet_id, user_id, created_at) VALUES (?, ?, ?) IF NOT EXISTS")
         self._counts = p(f"SELECT {', '.join(COLUMNS.values())} FROM feed.tweet_counters WHERE tweet_id = ?")
+        self._likers = p("SELECT user_id FROM feed.likes WHERE tweet_id = ?")
         self._add_count = {c: p(f"UPDATE feed.tweet_counters SET {col} = {col} + ? WHERE tweet_id = ?")
                            for c, col in COLUMNS.items()}
         for stmt in self._add_count.values():
@@ -316,6 +317,10 @@ class Store:
                                      concurrency=32, raise_on_first_error=True)
         found = {t: rows.one() for t, (_ok, rows) in zip(tweet_ids, results, strict=True)}
         return {t: self._row_counts(row) for t, row in found.items() if row is not None}
+
+    def likers_sync(self, tweet_id: int) -> list[int]:
+        """Every user whose like of `tweet_id` is recorded (the record each like writes first)."""
+        return [r.user_id for r in self.session.execute(self._likers, (tweet_id,), timeout=10)]
 
     def like_count_sync(self, tweet_id: int) -> int:
         return self.counts_sync([tweet_id]).get(tweet_id, {}).get("likes", 0)

@@ -30,7 +30,7 @@ import orjson
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 from prometheus_client import Counter, Gauge, Histogram, start_http_server
 
-from targets.feed.cache import APPEND_SCRIPT, Command, EngagementCounter, TimelineWriter
+from targets.feed.cache import APPEND_SCRIPT, Base, Command, Counted, EngagementCounter, TimelineWriter
 from targets.feed.engagement import EVENTS as ENGAGEMENT_EVENTS
 from targets.feed.engagement import CounterKey
 from targets.feed.engagement import event as engagement_event
@@ -532,8 +532,10 @@ class CounterLane:
             for key, member, sent_t in to_count(_decoded(msgs), self.worker.s.defects):
                 self.touched.add(key)
                 base = functools.partial(self._base, key)
-                if self.counter.count(key, member, base):   # retries on its own until Redis takes it
+                counted = self.counter.count(key, member, base)   # retries on its own until Redis takes it
+                if counted is Counted.NOW:
                     self.pending[key] = self.pending.get(key, 0) + 1
+                if counted is not Counted.BEFORE:   # in the rebuilt base: counted, and already in the store
                     COUNTED.labels(key[1]).inc()
                     COUNTER_LAG.observe(max(0.0, time.time() - sent_t))
             if msgs and not self.touched:
@@ -555,12 +557,18 @@ class CounterLane:
         rows = self.store.counts_sync(sorted({t for t, _ in keys}))
         return {(t, c): rows.get(t, {}).get(c, 0) for t, c in keys}
 
-    def _base(self, key: CounterKey) -> int:
-        """A counter's count when it is missing from the cache (expired, or lost with its
-        shard): the store's checkpoint plus what this lane counted since."""
+    def _base(self, key: CounterKey) -> Base:
+        """A counter's count when it or its counted set is missing from the cache (expired, or
+        lost with its shard): the store's checkpoint plus what this lane counted since. For
+        likes, also every liker the store records (each like is recorded before it is queued),
+        to be counted once more never: the count is then at least theirs."""
         stored = self._stored([key])[key]
         self._settle({key: stored}, decide=False)
-        return stored + self.pending.get(key, 0)
+        count = stored + self.pending.get(key, 0)
+        if key[1] != "likes":
+            return Base(count)
+        likers = self.store.likers_sync(key[0])
+        return Base(max(count, len(likers)), likers)
 
     def _settle(self, stored: dict[CounterKey, int], *, decide: bool) -> None:
         """Failed adds (`unsettled`) whose count reached the store landed: the events they

@@ -71,6 +71,33 @@ def test_a_counter_lost_from_the_cache_resumes_from_the_store(client: httpx.Clie
     assert eventually(lambda: rc.get(counter_key("likes", int(tid))) == "5")
 
 
+def test_a_user_liking_again_after_the_counted_set_was_lost_is_not_counted_twice(
+        client: httpx.Client, stack: Stack, store: Store, rc: redis.RedisCluster) -> None:
+    """The API queues every like, a repeated one too, and the aggregator counts each user once
+    by its counted set in Redis. shard-lost wiped that set with the counter: a user's second
+    like after the shard came back made the count 9 for 8 likers (verify, 2026-12-05). The set
+    is rebuilt from the likes the store records, whoever (API or aggregator) re-creates the
+    counter first."""
+    author = 931
+    tid = post(client, stack, author, "liked, wiped, liked again")
+    for user in (932, 933, 934):
+        client.post(f"/v1/tweets/{tid}/like", headers=stack.auth(user))
+    assert eventually(lambda: store.like_count_sync(int(tid)) == 3, within_s=CHECKPOINT_S + 10)
+    counter, counted = counter_key("likes", int(tid)), counted_key("likes", int(tid))
+    for re_cached_by_a_reader in (False, True):
+        rc.delete(tweet_key(int(tid)), counter, counted)   # the shard came back empty
+        if re_cached_by_a_reader:   # the API re-caches the tweet and its counter, not the set
+            assert likes_seen(client, stack, author, tid) == 3 and rc.get(counter) == "3"
+        assert client.post(f"/v1/tweets/{tid}/like", headers=stack.auth(932)).status_code == 200   # again
+        assert eventually(lambda: rc.exists(counted) == 1, within_s=10)
+        assert rc.get(counter) == "3", (re_cached_by_a_reader, rc.get(counter))
+        assert rc.smembers(counted) == {"932", "933", "934"}
+    client.post(f"/v1/tweets/{tid}/like", headers=stack.auth(935))   # a new liker still counts
+    assert eventually(lambda: rc.get(counter) == "4")
+    assert eventually(lambda: store.like_count_sync(int(tid)) == 4, within_s=CHECKPOINT_S + 10)
+    assert likes_seen(client, stack, author, tid) == 4
+
+
 def test_an_object_cached_again_without_its_counter_shows_the_stores_count(
         client: httpx.Client, stack: Stack, store: Store, rc: redis.RedisCluster) -> None:
     """A late fan-out (a redelivered batch, a parked write) caches the tweet object with SET NX
