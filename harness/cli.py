@@ -281,7 +281,8 @@ def list_scenarios() -> None:
 
 @app.command("verify")
 def verify_design(
-    only: Annotated[list[str], typer.Option(help="Run only this experiment (repeatable); see --list.")] = [],  # noqa: B006
+    only: Annotated[list[str], typer.Option(
+        help="Run only this experiment (repeatable, or several with commas); see --list.")] = [],  # noqa: B006
     defect: Annotated[list[str], typer.Option(
         help=f"Turn on a target defect in every experiment: NAME[=SHARE|=SECONDS]; one of {', '.join(DEFECTS)}.")] = [],  # noqa: B006
     list_only: Annotated[bool, typer.Option("--list", help="List the experiments and exit.")] = False,
@@ -294,6 +295,7 @@ def verify_design(
     from workloads.scenario import ScenarioError, experiments, load_file
 
     known = experiments()
+    only = [n.strip() for names in only for n in names.split(",") if n.strip()]
     unknown = [n for n in only if n not in known]
     if unknown:
         raise _fail(f"--only {', '.join(unknown)}: no such experiment (one of {', '.join(known)})")

@@ -46,3 +46,14 @@ def test_the_exit_code_is_the_table_s() -> None:
 def test_the_table_keeps_the_design_s_order_then_the_extra_rows() -> None:
     assert [table_order(r) for r in DESIGN_ROWS] == list(range(len(DESIGN_ROWS)))
     assert table_order("Kafka broker pause") == len(DESIGN_ROWS)
+
+
+def test_only_takes_names_repeated_or_with_commas_and_names_the_unknown_ones() -> None:
+    from typer.testing import CliRunner
+
+    from harness.cli import app
+
+    out = CliRunner().invoke(app, ["verify", "--only", "kafka-pause, shard-lost", "--only", "nope,unfollow", "--only",
+                                   "vibes"], env={"COLUMNS": "200"})
+    assert out.exit_code == 2, out.output
+    assert "--only nope, vibes: no such experiment" in out.output
