@@ -12,8 +12,9 @@ Operations (who acts is drawn with Zipf weights: a few users are very active):
 feed (GET /v1/feed, a second page through the cursor 30 % of the time), ranked (the ranked
 feed), deep_feed (a walk of WALK_PAGES pages through a feed while tweets arrive), delta (GET
 /v1/feed/delta since the newest id the reader has seen), profile (GET /v1/users/{id}/tweets),
-post and celebrity_post (POST /v1/tweets with an idempotency key; celebrity posts come from
-pull-tier authors half the time, throttled-band ones the other half), retry_post (a post whose
+post and celebrity_post (POST /v1/tweets with an idempotency key, sent again with it when no
+answer came, as an app does; celebrity posts come from pull-tier authors half the time,
+throttled-band ones the other half), retry_post (a post whose
 first attempt gets no answer, retried with its key), reply (a post answering a tweet seen in a
 feed), delete (an author's own tweet, once followers had time to receive it), like and retweet
 (a tweet seen in a feed; some retweets sent twice), unretweet (a retweet this process made),
@@ -95,6 +96,7 @@ BATCH_FROM, BATCH_S = 1000.0, 0.0005
 SECOND_PAGE_SHARE = 0.3
 SEEN_TWEETS = 2000          # tweet ids remembered for likes, retweets, replies, deletes
 IMPATIENT_S = 0.001         # a retried post's first attempt: the client stops waiting after this
+POST_RETRIES = 2            # a post with no answer (its connection cut, or timed out) is sent again this often
 WALK_PAGES = 5              # pages of a walk through a feed (deep_feed)
 DELETE_AFTER_S = 3.0        # a tweet is deleted once its followers had this long to receive it
 RETWEET_AGAIN_SHARE = 0.2   # retweets sent twice, as a user tapping again
@@ -394,14 +396,25 @@ class FeedWorkload(User):
                                 "idempotency_key": str(uuid.uuid4())}
         if reply_to is not None:
             body["reply_to_tweet_id"] = reply_to[0]
-        r = self.call("POST", "/v1/tweets", op, due, phase, user=author, body=body,
-                      target=None if reply_to is None else reply_to[1])
-        if r.status_code == 201:
-            tweet_id = orjson.loads(r.content)["tweet_id"]
+        target = None if reply_to is None else reply_to[1]
+        r = self.call("POST", "/v1/tweets", op, due, phase, user=author, body=body, target=target)
+        first_sent, retried = r.sent_t, False
+        for _ in range(POST_RETRIES):   # no answer (cut, timed out): sent again with its key, as apps do
+            if r.status_code != 0 and not (retried and r.status_code == 409):
+                break
+            if r.status_code == 409:   # the attempt before is still in progress
+                gevent.sleep(0.5)
+            retried = True
+            r = self.call("POST", "/v1/tweets", op, time.time(), phase, user=author, body=body, target=target)
+        tweet_id = orjson.loads(r.content)["tweet_id"] if r.status_code == 201 else None
+        if tweet_id is not None:
             _ledger.write(Ack(tweet_id=tweet_id, author_id=author, ack_t=r.t, source="load"))
             self.mine.append((author, tweet_id, r.t))
             if reply_to is not None:   # counted for the tweet it shows (a retweet's original)
                 _actions.write(Action(t=r.t, kind="reply", user=author, tweet=reply_to[1], ids=[tweet_id]))
+        if retried:   # held to one tweet by the duplicates check, like retry_post's
+            _actions.write(Action(t=time.time(), kind="post_retry", user=author, ids=[tweet_id] if tweet_id else [],
+                                  key=body["idempotency_key"], text=body["text"], sent_t=first_sent))
 
     def op_retry_post(self, due: float, phase: str | None) -> None:
         """A post whose first attempt gets no answer (its connection cut after sending, or a
