@@ -604,10 +604,15 @@ class EngagementCounter:
         return {k: int(v) for k, v in zip(keys, values, strict=True) if v is not None}
 
 
+def seeding_client(addresses: list[str]) -> RedisCluster:
+    """A plain cluster client for writing a campaign's caches before its load starts."""
+    return RedisCluster(startup_nodes=[ClusterNode(h, p) for h, p in _nodes(addresses)],
+                        address_remap=_remap(addresses), decode_responses=True)
+
+
 def preheat(addresses: list[str], user_ids: list[int]) -> None:
     """Make every user's timeline exist (empty) so first reads are cache hits, not rebuilds."""
-    rc = RedisCluster(startup_nodes=[ClusterNode(h, p) for h, p in _nodes(addresses)], address_remap=_remap(addresses),
-                      decode_responses=True)
+    rc = seeding_client(addresses)
     try:
         for start in range(0, len(user_ids), 1000):
             pipe = rc.pipeline()

@@ -36,7 +36,7 @@ import asyncio
 import logging
 import time
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping, Sequence
 
 import redis
 import redis.asyncio
@@ -48,7 +48,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.cluster import RedisCluster
 
-from targets.feed.cache import SENTINEL, BesideSet, SetRead, online_replicas
+from targets.feed.cache import SENTINEL, BesideSet, SetRead, online_replicas, seeding_client
 from targets.feed.outage import MAYBE_DOWN, is_outage
 
 log = logging.getLogger("feed.follow_sets")
@@ -322,3 +322,37 @@ class FollowerLists:
                     raise
                 log.info("could not cache the followers of %s: %r", a, exc)
         return out
+
+
+def preheat(addresses: list[str], followers: Mapping[int, Sequence[int]], *, users: Iterable[int]) -> None:
+    """Cache both follow sets of every user in `users` (`followers`: each account's followers),
+    as their first reads and fan-outs would, so that a campaign starts with them warm (seeding,
+    before any load: nothing can change a set meanwhile, so each is written whole under a new
+    generation, without `_FILL`'s check)."""
+    following: dict[int, list[int]] = {}
+    for author, fans in followers.items():
+        for fan in fans:
+            following.setdefault(fan, []).append(author)
+    rc = seeding_client(addresses)
+    try:
+        batch: list[tuple[str, list[int]]] = []
+        for user in users:
+            batch += [(following_key(user), following.get(user, [])),
+                      (followers_key(user), list(followers.get(user, ())))]
+            if len(batch) >= 1000:
+                _write_sets(rc, batch)
+                batch = []
+        _write_sets(rc, batch)
+    finally:
+        rc.close()
+
+
+def _write_sets(rc: RedisCluster, sets: list[tuple[str, list[int]]]) -> None:
+    pipe = rc.pipeline()
+    for key, ids in sets:
+        pipe.set(generation_key(key), new_generation(), ex=GENERATION_TTL_S)
+        pipe.delete(key)
+        for i in range(0, max(len(ids), 1), 4000):
+            pipe.sadd(key, *([SENTINEL] if i == 0 else []), *ids[i:i + 4000])
+        pipe.expire(key, FOLLOW_TTL_S)
+    pipe.execute()

@@ -214,3 +214,23 @@ def test_a_retried_follow_change_cannot_undo_a_later_one(stack: Stack, rc: redis
         for node in replicas:
             stack.runtime.resume(node)
     assert str(author) not in rc.smembers(key)
+
+
+def test_seeding_preheats_both_sets_whole_and_changes_apply_to_them(client: httpx.Client, stack: Stack,
+                                                                  rc: redis.RedisCluster) -> None:
+    """What a campaign's seeding caches (harness/seeding.py) is what reads and fan-outs would
+    have filled: every user's followees and followers, a user who follows nobody included,
+    each set under a generation of its own; and a follow change then applies to it in place."""
+    reader, loner, a, b = 1491, 1492, 1493, 1494
+    follow_sets.preheat(stack.topo.redis_proxy_addresses(), {a: [reader], b: [reader, a]},
+                        users=[reader, loner, a, b])
+    assert rc.smembers(following_key(reader)) == {"0", str(a), str(b)}
+    assert rc.smembers(following_key(loner)) == {"0"}           # follows nobody: a hit all the same
+    assert rc.smembers(followers_key(b)) == {"0", str(reader), str(a)}
+    assert rc.smembers(following_key(a)) == {"0", str(b)}
+    generations = {rc.get(generation_key(k)) for k in (following_key(reader), following_key(a), followers_key(b))}
+    assert len(generations) == 3 and None not in generations
+    assert 0 < rc.ttl(following_key(reader)) <= FOLLOW_TTL_S
+    client.delete(f"/v1/users/{a}/follow", headers=stack.auth(reader))
+    assert rc.smembers(following_key(reader)) == {"0", str(b)}
+    assert rc.smembers(followers_key(a)) == {"0"}
