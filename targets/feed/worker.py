@@ -568,7 +568,11 @@ class CounterLane:
         if key[1] != "likes":
             return Base(count)
         likers = self.store.likers_sync(key[0])
-        return Base(max(count, len(likers)), likers)
+        base = Base(max(count, len(likers)), likers)
+        # What the rebuilt counter holds beyond the store must reach the store even if the counter
+        # is lost again before the next checkpoint: as if counted here since.
+        self.pending[key] = base.count - stored
+        return base
 
     def _settle(self, stored: dict[CounterKey, int], *, decide: bool) -> None:
         """Failed adds (`unsettled`) whose count reached the store landed: the events they
