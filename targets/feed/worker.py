@@ -535,7 +535,7 @@ class CounterLane:
                 counted = self.counter.count(key, member, base)   # retries on its own until Redis takes it
                 if counted is Counted.NOW:
                     self.pending[key] = self.pending.get(key, 0) + 1
-                if counted is not Counted.BEFORE:   # in the rebuilt base: counted, and already in the store
+                if counted is not Counted.BEFORE:   # IN_BASE: counted by the rebuilt count, carried by _base's pending
                     COUNTED.labels(key[1]).inc()
                     COUNTER_LAG.observe(max(0.0, time.time() - sent_t))
             if msgs and not self.touched:
