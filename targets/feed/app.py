@@ -376,11 +376,12 @@ class Feed:
         return set(followees)
 
     async def cache_new(self, tweet: Tweet) -> None:
-        """Cache a new tweet with its like counter (0) before its fan-out is queued, so that an
+        """Cache a new tweet with its counters (0) before its fan-out is queued, so that an
         object cached without a counter always means a count to read from the store (best
-        effort: a reader then caches the two)."""
+        effort: a reader then caches the two); and its likes' counted set, so that counting the
+        first like reads nothing from the store."""
         try:
-            await self.cache.put_tweets([tweet.to_json()], {})
+            await self.cache.put_tweets([tweet.to_json()], {}, new=True)
         except MAYBE_DOWN as exc:
             cache_failed("post_cache", exc)
 

@@ -51,6 +51,8 @@ TIERS = Counter("feed_fanout_tweets_total", "Tweets fanned out, by the author's 
 DROPPED = Counter("feed_fanout_defect_dropped_total", "Timeline writes skipped by the drop-fanout defect")
 COUNTED = Counter("feed_engagement_counted_total", "Engagement events counted by the aggregator (each once)",
                   ["counter"])
+COUNTER_BASES = Counter("feed_counter_bases_total", "Counters (or likes' counted sets) rebuilt from the store "
+                        "before counting: missing from the cache", ["counter"])
 COUNTER_LAG = Histogram("feed_counter_lag_seconds", "Engagement accepted by the API -> counted in Redis",
                         buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30))
 CONSUMER_LAG = Gauge("feed_kafka_consumer_lag", "Messages of the group's topic not yet committed by the group",
@@ -562,6 +564,7 @@ class CounterLane:
         lost with its shard): the store's checkpoint plus what this lane counted since. For
         likes, also every liker the store records (each like is recorded before it is queued),
         to be counted once more never: the count is then at least theirs."""
+        COUNTER_BASES.labels(key[1]).inc()
         stored = self._stored([key])[key]
         self._settle({key: stored}, decide=False)
         count = stored + self.pending.get(key, 0)
