@@ -398,14 +398,9 @@ class FeedWorkload(User):
             body["reply_to_tweet_id"] = reply_to[0]
         target = None if reply_to is None else reply_to[1]
         r = self.call("POST", "/v1/tweets", op, due, phase, user=author, body=body, target=target)
-        first_sent, retried = r.sent_t, False
-        for _ in range(POST_RETRIES):   # no answer (cut, timed out): sent again with its key, as apps do
-            if r.status_code != 0 and not (retried and r.status_code == 409):
-                break
-            if r.status_code == 409:   # the attempt before is still in progress
-                gevent.sleep(0.5)
-            retried = True
-            r = self.call("POST", "/v1/tweets", op, time.time(), phase, user=author, body=body, target=target)
+        first_sent, retried = r.sent_t, r.status_code == 0
+        if retried:   # no answer (cut, timed out): sent again with its key, as apps do
+            r = self._send_again(op, phase, author, body, times=POST_RETRIES, target=target, until_answered=True)[-1]
         tweet_id = orjson.loads(r.content)["tweet_id"] if r.status_code == 201 else None
         if tweet_id is not None:
             _ledger.write(Ack(tweet_id=tweet_id, author_id=author, ack_t=r.t, source="load"))
@@ -428,17 +423,27 @@ class FeedWorkload(User):
         else:
             self.call("POST", "/v1/tweets", "retry_post", due, phase, user=author, body=body, client=self.impatient,
                       abandoned=True)
-        answered = []
-        for _ in range(2):
-            r = self.call("POST", "/v1/tweets", "retry_post", time.time(), phase, user=author, body=body)
-            if r.status_code == 201:
-                answered.append(orjson.loads(r.content)["tweet_id"])
-            elif r.status_code == 409:   # the first attempt still in progress: retry shortly
-                gevent.sleep(0.5)
+        answered = [orjson.loads(r.content)["tweet_id"]
+                    for r in self._send_again("retry_post", phase, author, body, times=2) if r.status_code == 201]
         if answered:
             _ledger.write(Ack(tweet_id=answered[0], author_id=author, ack_t=time.time(), source="load"))
             _actions.write(Action(t=time.time(), kind="post_retry", user=author, ids=sorted(set(answered)), key=key,
                                   text=body["text"], sent_t=first))
+
+    def _send_again(self, op: str, phase: str | None, author: int, body: dict[str, Any], *, times: int,
+                    target: str | None = None, until_answered: bool = False) -> list[Answer]:
+        """A post sent again with its idempotency key, `times` times (or until an answer that is
+        neither none nor 409, if `until_answered`). A 409 says the attempt before is still in
+        progress: the next one waits 0.5 s."""
+        answers: list[Answer] = []
+        while len(answers) < times:
+            if answers and answers[-1].status_code == 409:
+                gevent.sleep(0.5)
+            answers.append(self.call("POST", "/v1/tweets", op, time.time(), phase, user=author, body=body,
+                                     target=target))
+            if until_answered and answers[-1].status_code not in (0, 409):
+                break
+        return answers
 
     def _send_and_cut(self, path: str, user: int, body: dict[str, Any]) -> None:
         """Send a whole request and close the connection before any answer: the client cannot
