@@ -11,7 +11,7 @@ import os
 import secrets
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 import httpx
@@ -58,6 +58,17 @@ def post(c: httpx.Client, stack: Stack, author: int, text: str) -> str:
     r = c.post("/v1/tweets", headers=stack.auth(author), json={"text": text})
     assert r.status_code == 201, r.text
     return str(r.json()["tweet_id"])
+
+
+def metric_total(ports: Iterable[int], name: str, **labels: str) -> float:
+    """A Prometheus counter summed over the processes serving /metrics on `ports` (0 where it
+    has no sample yet), its samples picked by `labels`."""
+    total = 0.0
+    for port in ports:
+        for line in httpx.get(f"http://127.0.0.1:{port}/metrics").text.splitlines():
+            if line.startswith(name + "{") and all(f'{k}="{v}"' in line for k, v in labels.items()):
+                total += float(line.rsplit(" ", 1)[1])
+    return total
 
 
 class Stack:

@@ -15,7 +15,7 @@ from targets.feed.app import PULL_TIER_TTL_S
 from targets.feed.cache import preheat, timeline_key
 from targets.feed.store import Store
 from targets.feed.worker import PARK_AFTER_S
-from tests.stack.conftest import Stack, drained, eventually, feed_ids, post
+from tests.stack.conftest import Stack, drained, eventually, feed_ids, metric_total, post
 
 pytestmark = pytest.mark.stack
 
@@ -128,12 +128,7 @@ def rc_has(stack: Stack, user: int, tweet_id: str) -> bool:
 
 def api_metric(stack: Stack, name: str, **labels: str) -> float:
     """A counter of the API, summed over its instances (0 where it has no sample yet)."""
-    total = 0.0
-    for i in range(1, stack.topo.api_instances + 1):
-        for line in httpx.get(f"http://127.0.0.1:{stack.topo.api_port(i)}/metrics").text.splitlines():
-            if line.startswith(name + "{") and all(f'{k}="{v}"' in line for k, v in labels.items()):
-                total += float(line.rsplit(" ", 1)[1])
-    return total
+    return metric_total((stack.topo.api_port(i) for i in range(1, stack.topo.api_instances + 1)), name, **labels)
 
 
 def test_a_primary_its_clients_cannot_reach_is_read_from_its_replica(stack: Stack) -> None:

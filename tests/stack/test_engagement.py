@@ -19,7 +19,7 @@ from targets.feed.engagement import CounterKey, counted_key, counter_key
 from targets.feed.settings import Settings
 from targets.feed.store import REQUEST_TIMEOUT_S, Store
 from targets.feed.worker import CHECKPOINT_S, CounterLane, FanoutWorker
-from tests.stack.conftest import SiblingWorker, Stack, drained, eventually, group_sizes, post
+from tests.stack.conftest import SiblingWorker, Stack, drained, eventually, group_sizes, metric_total, post
 
 pytestmark = pytest.mark.stack
 
@@ -101,12 +101,8 @@ def test_a_user_liking_again_after_the_counted_set_was_lost_is_not_counted_twice
 
 def worker_metric(stack: Stack, name: str, **labels: str) -> float:
     """A counter of the fan-out workers, summed over them (0 where it has no sample yet)."""
-    total = 0.0
-    for i in range(1, stack.topo.fanout_workers + 1):
-        for line in httpx.get(f"http://127.0.0.1:{stack.topo.worker_metrics_port(i)}/metrics").text.splitlines():
-            if line.startswith(name + "{") and all(f'{k}="{v}"' in line for k, v in labels.items()):
-                total += float(line.rsplit(" ", 1)[1])
-    return total
+    return metric_total((stack.topo.worker_metrics_port(i) for i in range(1, stack.topo.fanout_workers + 1)),
+                        name, **labels)
 
 
 def test_the_first_likes_of_a_new_tweet_are_counted_without_reading_the_store(
