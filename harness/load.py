@@ -46,7 +46,7 @@ class MachineCpu:
 class LoadGenerator:
     """Locust, headless, running the scenario's arrival plan (written to the run directory as
     workload.json) in `processes` processes: Locust's own multi-process mode, one scheduler
-    user in each, each sending its share of every rate."""
+    user in each, each sending its part of the one plan (every N-th arrival: workloads/arrivals.py)."""
 
     def __init__(self, *, run_dir: Path, host: str, plan: ArrivalPlan, token_secret: str, seed: int,
                  processes: int = 1, listeners: int = 0) -> None:

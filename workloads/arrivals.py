@@ -8,12 +8,16 @@ time), so a stall is charged to every request that waited behind it (no coordina
 
 Arrivals of each operation form a Poisson process with rate λ(t), drawn by thinning (Lewis and
 Shedler): candidates at the operation's peak rate, each kept with probability λ(t) / peak. A
-generator split over N processes gives each one the rates × 1/N and its own seed.
+generator split over N processes splits one plan exactly: each process draws the whole sequence
+from the same seed and sends every N-th arrival, so N processes send the arrivals one would.
+(Each drawing a thinned process of its own, at the rates × 1/N, gave the same load on average
+but a different one for every N.)
 """
 
 from __future__ import annotations
 
 import heapq
+import itertools
 import random
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -87,13 +91,17 @@ class ArrivalPlan:
             total += ramp * (target + before) / 2 + (p.end_s - p.start_s - ramp) * target
         return total
 
-    def arrivals(self, rng: random.Random, share: float = 1.0) -> Iterator[tuple[float, str]]:
-        """(seconds from the start, operation), in time order, for `share` of the load."""
-        streams = [self._stream(op, rng, share) for op in self.ops]
-        yield from heapq.merge(*streams)
+    def arrivals(self, rng: random.Random, part: int = 0, parts: int = 1) -> Iterator[tuple[float, str]]:
+        """(seconds from the start, operation), in time order: of the whole plan, every
+        `parts`-th arrival from the `part`-th (0-based). The parts of one seed are disjoint and
+        together are the whole plan."""
+        if not 0 <= part < parts:
+            raise ValueError(f"part {part} of {parts}: a part is 0 to {parts - 1}")
+        streams = [self._stream(op, rng) for op in self.ops]
+        yield from itertools.islice(heapq.merge(*streams), part, None, parts)
 
-    def _stream(self, op: str, rng: random.Random, share: float) -> Iterator[tuple[float, str]]:
-        peak = self.peak(op) * share
+    def _stream(self, op: str, rng: random.Random) -> Iterator[tuple[float, str]]:
+        peak = self.peak(op)
         if peak <= 0:
             return
         own = random.Random(rng.random())   # each operation its own stream: merge order is stable
@@ -103,5 +111,5 @@ class ArrivalPlan:
             t += own.expovariate(peak)
             if t >= end:
                 return
-            if own.random() * peak < self.rate(op, t) * share:
+            if own.random() * peak < self.rate(op, t):
                 yield t, op

@@ -207,6 +207,7 @@ class FeedWorkload(User):
         self.impatient = HTTPClient.from_url(self.host, concurrency=10, network_timeout=IMPATIENT_S,
                                              connection_timeout=self.connection_timeout)
         index = int(getattr(self.environment.runner, "worker_index", 0) or 0)
+        self.index = index
         self.process = f"locust-{index}"
         self.rng = random.Random(SEED * 7919 + index)
         self.ranks = list(range(1, USERS + 1))
@@ -241,7 +242,8 @@ class FeedWorkload(User):
         batch = BATCH_S if sum(PLAN.peak(op) for op in PLAN.ops) / PROCESSES >= BATCH_FROM else 0.0
         ops = {op: getattr(self, f"op_{op}") for op in PLAN.ops}
         phase: PhaseSpan | None = None
-        for t, op in PLAN.arrivals(self.rng, share=1.0 / PROCESSES):
+        # one plan, split exactly: every process draws it from the run's seed and takes its part
+        for t, op in PLAN.arrivals(random.Random(SEED), part=self.index, parts=PROCESSES):
             due = start + t
             if phase is None or not phase.start_s <= t < phase.end_s:
                 phase = PLAN.phase_at(t)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import random
 import xml.etree.ElementTree as ET
 from dataclasses import replace
 from pathlib import Path
@@ -13,6 +14,7 @@ import records
 from targets.feed.follow_sets import CHANGE_DEADLINE_S
 from tests.campaign.conftest import feedlab, feedlab_run, scenario_with
 from tests.unit.conftest import RunSpec
+from workloads.arrivals import ArrivalPlan
 from workloads.graph import Graph
 
 pytestmark = pytest.mark.campaign
@@ -128,11 +130,15 @@ def test_drop_fanout_defect_fails_the_nothing_lost_check(tmp_path: Path) -> None
     assert got["nothing_lost"]["evidence"]["missing_from_timeline"] > 0
     assert got["nothing_lost"]["evidence"]["missing_from_store"] == 0
     assert "nothing_lost" in out.stdout
-    # Locust's multi-process mode: each of the two load processes sent its share of the arrivals
+    # Locust's multi-process mode: the two load processes split the plan's arrivals exactly
     per_process: dict[str, int] = {}
     for a in records.read_jsonl(run / records.ARRIVALS):
         per_process[a["process"]] = per_process.get(a["process"], 0) + a["due"]
-    assert sorted(per_process) == ["locust-0", "locust-1"] and min(per_process.values()) > 200, per_process
+    plan = ArrivalPlan.from_phases(json.loads((run / records.WORKLOAD).read_text()))
+    whole = sum(1 for _ in plan.arrivals(random.Random(summary["manifest"]["seed"])))
+    assert sorted(per_process) == ["locust-0", "locust-1"], per_process
+    assert sum(per_process.values()) == whole and max(per_process.values()) - min(per_process.values()) <= 1, \
+        (per_process, whole)
 
 
 def test_the_celebrity_campaign_takes_an_account_across_the_pull_threshold(tmp_path: Path) -> None:

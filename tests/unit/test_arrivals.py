@@ -37,10 +37,23 @@ def test_arrivals_are_ordered_within_the_plan_and_as_many_as_the_rates_say() -> 
     assert spike_posts == pytest.approx(4000, rel=0.06)
 
 
-def test_a_seed_gives_the_same_arrivals_and_a_share_splits_them() -> None:
+def test_a_seed_gives_the_same_arrivals() -> None:
     assert list(PLAN.arrivals(random.Random(3))) == list(PLAN.arrivals(random.Random(3)))
-    half = [op for _, op in PLAN.arrivals(random.Random(4), share=0.5)]
-    assert len(half) == pytest.approx(sum(PLAN.expected(op) for op in PLAN.ops) / 2, rel=0.06)
+    assert list(PLAN.arrivals(random.Random(3))) != list(PLAN.arrivals(random.Random(4)))
+
+
+@pytest.mark.parametrize("parts", [2, 3, 7])
+def test_parts_of_one_seed_split_the_whole_plan_exactly(parts: int) -> None:
+    whole = list(PLAN.arrivals(random.Random(4)))
+    split = [list(PLAN.arrivals(random.Random(4), part=i, parts=parts)) for i in range(parts)]
+    assert sorted(a for part in split for a in part) == whole   # each arrival in one part, none added
+    assert max(map(len, split)) - min(map(len, split)) <= 1
+
+
+@pytest.mark.parametrize("part, parts", [(-1, 2), (2, 2), (0, 0)])
+def test_a_part_outside_the_parts_is_refused(part: int, parts: int) -> None:
+    with pytest.raises(ValueError, match="a part is"):
+        next(PLAN.arrivals(random.Random(1), part=part, parts=parts))
 
 
 def test_the_plan_round_trips_through_json() -> None:
