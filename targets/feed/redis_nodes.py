@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from contextvars import ContextVar
 from typing import Any
 
 import redis.exceptions
@@ -36,6 +37,10 @@ SHORT_CIRCUITS = Counter("feed_redis_node_short_circuits_total",
                          "Redis commands failed at once because their node had just failed", ["node"])
 NODE_FAILURES = Counter("feed_redis_node_failures_total", "Redis commands that met a connection error or "
                         "timeout, opening the node's breaker", ["node", "error"])
+
+
+# Set while a command is at its node: redis-py's calls to `aclose` from there are not a close.
+_AT_NODE: ContextVar[bool] = ContextVar("at_redis_node", default=False)
 
 
 class NodeUnavailable(redis.exceptions.ConnectionError):
@@ -91,11 +96,13 @@ class NodeGuardedCluster(RedisCluster):
                 raise NodeUnavailable(f"Redis node {name} failed less than {self.open_s} s ago; not asked")
             probe = True
             self._probing.add(name)
+        at_node = _AT_NODE.set(True)
         try:
             result = await super()._execute_command(target_node, *args, **kwargs)
         except redis.exceptions.MaxConnectionsError:   # this client's pool, not the node
             raise
-        except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
+        except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError,
+                redis.exceptions.ClusterDownError) as exc:
             NODE_FAILURES.labels(name, type(exc).__name__).inc()
             self._open_until[name] = time.monotonic() + self.open_s
             raise
@@ -103,6 +110,22 @@ class NodeGuardedCluster(RedisCluster):
             self._open_until.pop(name, None)
             return result
         finally:
+            _AT_NODE.reset(at_node)
             if probe:
                 self._probing.discard(name)
+
+    async def aclose(self) -> None:
+        """Close every connection, unless redis-py asks from a command's error path.
+
+        On a CLUSTERDOWN reply (a restarted node that has not yet seen the cluster whole), and
+        after every few MOVED replies, redis-py calls `aclose` to have the map read again: that
+        closes every connection of every node, with the commands in flight on them. Those
+        failed on healthy nodes ("Connection closed by server", "'NoneType' object has no
+        attribute 'writelines'") and opened their breakers, so for a moment every reader went to
+        the store: measured in `shard-lost`, where a wiped shard came back. A map read is all
+        those callers need."""
+        if _AT_NODE.get():
+            self._initialize = True
+            return
+        await super().aclose()
 

@@ -1,13 +1,18 @@
-"""The API's Redis Cluster client on the real cluster: a slot-map re-read that a request's
-deadline cuts short must not close the connections every other request is using."""
+"""The API's Redis Cluster client on the real cluster: neither a slot-map re-read that a request's
+deadline cuts short nor a node answering CLUSTERDOWN may close the connections every other
+request is using."""
 
 from __future__ import annotations
 
 import asyncio
+import time
 
 import pytest
+import redis
 from redis.asyncio.cluster import ClusterNode, RedisCluster
+from redis.crc import key_slot
 
+from targets.feed.outage import is_outage
 from targets.feed.redis_nodes import NodeGuardedCluster
 from tests.stack.conftest import Stack
 
@@ -53,3 +58,75 @@ def test_redis_py_s_own_client_closes_them_all(stack: Stack) -> None:
     before, after = asyncio.run(open_after_a_cut_short_map_read(
         RedisCluster(startup_nodes=nodes(stack), decode_responses=True, require_full_coverage=False)))
     assert before >= 3 and after == 0, (before, after)
+
+
+WAIT_S = 3   # how long each blocking read waits on its healthy node
+
+
+def node_of(client: RedisCluster, key: str) -> ClusterNode:
+    node = client.get_node_from_key(key)
+    assert node is not None, key
+    return node
+
+
+async def reads_through_a_clusterdown(client: RedisCluster) -> tuple[list[tuple[object, float]], BaseException | None]:
+    """Blocking reads in flight on every other primary while one primary answers CLUSTERDOWN for
+    a slot it stopped serving (what a restarted node says until it sees the cluster whole): what
+    each of those reads ended with and after how long, and what the read of the unserved slot
+    ended with."""
+    for i in range(30):
+        await client.set(f"spread:{i}", "1")   # a connection to every primary
+    down_key = "clusterdown:probe"
+    owner = node_of(client, down_key)
+    keys: list[str] = []
+    for i in range(1000):                      # two keys on each other primary
+        node = node_of(client, f"inflight:{i}").name
+        if node != owner.name and sum(node_of(client, k).name == node for k in keys) < 2:
+            keys.append(f"inflight:{i}")
+    for k in keys:
+        await client.delete(k)
+
+    async def blocking_read(key: str) -> tuple[object, float]:
+        t0 = time.monotonic()
+        try:
+            got: object = await client.blpop([key], timeout=WAIT_S)
+        except redis.exceptions.RedisError as exc:
+            got = exc
+        return got, time.monotonic() - t0
+
+    admin = redis.Redis(host=owner.host, port=int(owner.port))
+    slot = key_slot(down_key.encode())
+    admin.execute_command("CLUSTER", "DELSLOTS", slot)
+    try:
+        reads = [asyncio.ensure_future(blocking_read(k)) for k in keys]
+        await asyncio.sleep(0.3)               # each waiting on a connection of its own
+        down: BaseException | None = None
+        try:
+            await client.get(down_key)
+        except redis.exceptions.RedisError as exc:
+            down = exc
+        ended = list(await asyncio.gather(*reads))
+    finally:
+        admin.execute_command("CLUSTER", "ADDSLOTS", slot)
+        admin.close()
+    await client.aclose()
+    return ended, down
+
+
+def test_a_node_saying_clusterdown_costs_no_other_node_a_request(whole: Stack) -> None:
+    client = NodeGuardedCluster(startup_nodes=nodes(whole), decode_responses=True, require_full_coverage=False)
+    ended, down = asyncio.run(reads_through_a_clusterdown(client))
+    assert down is not None and is_outage(down), down   # read around from the store
+    assert len(ended) >= 4
+    # each read waited out its time on its own connection, once: none cut, none sent again
+    assert all(got is None and WAIT_S - 0.1 < took < WAIT_S + 0.3 for got, took in ended), ended
+
+
+def test_redis_py_s_own_client_cuts_them_all_on_clusterdown(whole: Stack) -> None:
+    """What the override of `aclose` is for: on a CLUSTERDOWN reply the stock client closes every
+    connection of every node, the reads in flight on healthy nodes included (they fail, or are
+    sent again and wait again)."""
+    ended, down = asyncio.run(reads_through_a_clusterdown(
+        RedisCluster(startup_nodes=nodes(whole), decode_responses=True, require_full_coverage=False)))
+    assert down is not None and is_outage(down), down
+    assert all(got is not None or took > WAIT_S + 0.3 for got, took in ended), ended
