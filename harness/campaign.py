@@ -263,7 +263,7 @@ def _load_phase(ctx: RunContext, runtime: LocalRuntime, graph: Graph) -> None:
                     ctx.say(f"abort: gate {breach.name} failed: {breach.summary}; stopping the load")
                     ctx.write_manifest(aborted={"gate": breach.name, "summary": breach.summary, "t": time.time()})
                     return   # no drain: arrivals keep coming until the generator stops
-        _wait_for_in_flight(ctx.run_dir, deadline=gen.load_end + DRAIN_S)
+        wait_for_in_flight(ctx.run_dir, load_end=gen.load_end, deadline=gen.load_end + DRAIN_S)
     finally:
         gen.stop()
         ctx.write_manifest(load_end_t=min(time.time(), gen.load_end) if gen.load_start else time.time())
@@ -271,13 +271,18 @@ def _load_phase(ctx: RunContext, runtime: LocalRuntime, graph: Graph) -> None:
         end_faults(ctx, runtime, schedule)
 
 
-def _wait_for_in_flight(run_dir: Path, deadline: float) -> None:
+def wait_for_in_flight(run_dir: Path, *, load_end: float, deadline: float) -> bool:
     """After the last arrival, give the requests still in flight until `deadline` to answer
-    (each load process reports its in-flight count once a second)."""
+    (each load process reports its in-flight count once a second): True once every process has
+    reported none in flight since `load_end`. A report from before then says nothing of what
+    was sent after it: one that found none in flight 0.4 s before the end stopped the load
+    under a large follow sent just after it, whose backfill watch then never read (`backfill`
+    unknown, and with it a `cassandra-pause` row)."""
     while time.time() < deadline:
-        latest: dict[str, int] = {}
+        latest: dict[str, dict[str, Any]] = {}
         for row in read_jsonl(run_dir / records.ARRIVALS):
-            latest[row["process"]] = int(row["in_flight"])
-        if latest and not any(latest.values()):
-            return
+            latest[row["process"]] = row
+        if latest and all(r["t"] >= load_end and not r["in_flight"] for r in latest.values()):
+            return True
         time.sleep(0.5)
+    return False
