@@ -42,7 +42,7 @@ from redis.asyncio.retry import Retry as AsyncRetry
 from redis.backoff import ExponentialWithJitterBackoff
 from redis.cluster import ClusterNode, LoadBalancingStrategy, RedisCluster
 
-from targets.feed.engagement import COUNTERS, CounterKey, Engagement, counted_key, counter_key
+from targets.feed.engagement import COUNTERS, MEMBERS_RECORDED, CounterKey, Engagement, counted_key, counter_key
 from targets.feed.redis_nodes import NodeGuardedCluster
 from targets.feed.snowflake import timestamp_ms
 
@@ -86,12 +86,12 @@ return 1
 # The counter aggregator's one step, atomic and idempotent: an engagement event delivered twice
 # (Kafka is at-least-once) finds its member already in the counter's counted set and adds
 # nothing. KEYS: counted set, counter (same slot). ARGV: member, TTL, base ('' until read), then
-# for a counter whose members the store records (likes: the likes table), '1' and those members.
+# for a counter whose members the store records (engagement.MEMBERS_RECORDED), '1' and those members.
 # A counter that is missing (expired, or lost with its shard) must not restart at 1, and a
 # counted set that is missing must not count again a member it held (a user liking again, which
 # the API queues as it queues every like): with no base given the script counts nothing and
 # returns -2, and the caller calls again with the base (the store's checkpoint plus what it
-# counted since; for likes, the likers the store records) and the members to put back. It then
+# counted since; for likes and retweets, the members the store records) and the members to put back. It then
 # returns -1 if the member was counted before, -3 if the base already counts it (put back now),
 # else the new count.
 _COUNT = """
@@ -568,7 +568,7 @@ class Counted(enum.Enum):
 @dataclasses.dataclass(frozen=True, slots=True)
 class Base:
     """What a counter missing from the cache is rebuilt from: its count, and the members counted
-    (None: the store does not record them, as for every counter but likes)."""
+    (None: the store does not record them, as for every counter but likes and retweets)."""
 
     count: int
     members: list[int] | None = None
@@ -591,7 +591,7 @@ class EngagementCounter:
         missing from the cache (asked only then)."""
         tweet_id, counter = key
         delay = 0.05
-        args: list[str | int] = [member, TWEET_TTL_S, "", "1" if counter == "likes" else "0"]
+        args: list[str | int] = [member, TWEET_TTL_S, "", "1" if counter in MEMBERS_RECORDED else "0"]
         while True:
             try:
                 n = int(self._script(keys=[counted_key(counter, tweet_id), counter_key(counter, tweet_id)], args=args))

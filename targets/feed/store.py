@@ -231,6 +231,7 @@ class Store:
         self._retweet = p("INSERT INTO feed.retweets (tweet_id, user_id, retweet_id, created_at) VALUES (?, ?, ?, ?)"
                           " IF NOT EXISTS")
         self._retweet_by = p("SELECT retweet_id FROM feed.retweets WHERE tweet_id = ? AND user_id = ?")
+        self._retweet_ids = p("SELECT retweet_id FROM feed.retweets WHERE tweet_id = ?")
         self._unretweet = p("DELETE FROM feed.retweets WHERE tweet_id = ? AND user_id = ? IF retweet_id = ?")
         self._hold_key = p("INSERT INTO feed.idempotency_keys (user_id, key_digest, tweet_id) VALUES (?, ?, ?)"
                            " IF NOT EXISTS USING TTL ?")
@@ -321,6 +322,10 @@ class Store:
     def likers_sync(self, tweet_id: int) -> list[int]:
         """Every user whose like of `tweet_id` is recorded (the record each like writes first)."""
         return [r.user_id for r in self.session.execute(self._likers, (tweet_id,), timeout=10)]
+
+    def retweet_ids_sync(self, tweet_id: int) -> list[int]:
+        """The ids of the retweets of `tweet_id` that stand (an undone one is no longer recorded)."""
+        return [r.retweet_id for r in self.session.execute(self._retweet_ids, (tweet_id,), timeout=10)]
 
     def like_count_sync(self, tweet_id: int) -> int:
         return self.counts_sync([tweet_id]).get(tweet_id, {}).get("likes", 0)

@@ -74,6 +74,9 @@ RETRY_TOPIC = "timeline-retry"
 LANES = {"fanout": TWEETS_TOPIC, "fanout-throttled": THROTTLED_TOPIC, "counters": ENGAGEMENT_TOPIC,
          "fanout-retry": RETRY_TOPIC}
 CHECKPOINT_S = 5.0
+# How the counter lane reads the members the store records of a counter (engagement.MEMBERS_RECORDED).
+MEMBERS_IN_STORE: dict[str, Callable[[Store, int], list[int]]] = {
+    "likes": Store.likers_sync, "retweets": Store.retweet_ids_sync}
 # A shard's share of a batch not confirmed within this is parked in RETRY_TOPIC, so that the
 # other shards' followers keep getting tweets: longer than a failover (about 5 s), shorter than
 # a freshness goal.
@@ -563,15 +566,18 @@ class CounterLane:
         """A counter's count when it or its counted set is missing from the cache (expired, or
         lost with its shard): the store's checkpoint plus what this lane counted since. For
         likes, also every liker the store records (each like is recorded before it is queued),
-        to be counted once more never: the count is then at least theirs."""
+        and for retweets every standing retweet's id (likewise), to be counted once more never:
+        the API queues a repeated like or retweet again, and after a shard came back empty one
+        was counted twice (a tweet showed 8 retweets for 7: verify, 2026-12-05). The count is
+        then at least theirs."""
         COUNTER_BASES.labels(key[1]).inc()
         stored = self._stored([key])[key]
         self._settle({key: stored}, decide=False)
         count = stored + self.pending.get(key, 0)
-        if key[1] != "likes":
+        if key[1] not in MEMBERS_IN_STORE:
             return Base(count)
-        likers = self.store.likers_sync(key[0])
-        base = Base(max(count, len(likers)), likers)
+        members = MEMBERS_IN_STORE[key[1]](self.store, key[0])
+        base = Base(max(count, len(members)), members)
         # What the rebuilt counter holds beyond the store must reach the store even if the counter
         # is lost again before the next checkpoint: as if counted here since.
         self.pending[key] = base.count - stored

@@ -99,6 +99,35 @@ def test_a_user_liking_again_after_the_counted_set_was_lost_is_not_counted_twice
     assert likes_seen(client, stack, author, tid) == 4
 
 
+def test_a_user_retweeting_again_after_the_counted_set_was_lost_is_not_counted_twice(
+        client: httpx.Client, stack: Stack, store: Store, rc: redis.RedisCluster) -> None:
+    """The API queues every retweet, a repeated one too (it answers the same retweet id), and the
+    aggregator counts each retweet id once by its counted set. shard-lost wiped that set with the
+    counter: a repeated retweet after the shard came back made a tweet show 8 retweets for 7
+    (verify, 2026-12-05). The set is rebuilt from the retweets the store records."""
+    tid = int(post(client, stack, 951, "retweeted, wiped, retweeted again"))
+    made: dict[int, str] = {}
+    for user in (952, 953, 954):
+        r = client.post(f"/v1/tweets/{tid}/retweet", headers=stack.auth(user))
+        assert r.status_code == 200, r.text
+        made[user] = r.json()["retweet_id"]
+
+    def stored() -> int:
+        return store.counts_sync([tid]).get(tid, {}).get("retweets", 0)
+
+    assert eventually(lambda: stored() == 3, within_s=CHECKPOINT_S + 10)
+    counter, counted = counter_key("retweets", tid), counted_key("retweets", tid)
+    rc.delete(tweet_key(tid), counter, counted)   # the shard came back empty
+    again = client.post(f"/v1/tweets/{tid}/retweet", headers=stack.auth(952))
+    assert again.status_code == 200 and again.json()["retweet_id"] == made[952]
+    assert eventually(lambda: rc.exists(counted) == 1, within_s=10)
+    assert rc.get(counter) == "3"
+    assert rc.smembers(counted) == set(made.values())
+    assert client.post(f"/v1/tweets/{tid}/retweet", headers=stack.auth(955)).status_code == 200   # a new one counts
+    assert eventually(lambda: rc.get(counter) == "4")
+    assert eventually(lambda: stored() == 4, within_s=CHECKPOINT_S + 10)
+
+
 def worker_metric(stack: Stack, name: str, **labels: str) -> float:
     """A counter of the fan-out workers, summed over them (0 where it has no sample yet)."""
     return metric_total((stack.topo.worker_metrics_port(i) for i in range(1, stack.topo.fanout_workers + 1)),

@@ -6,9 +6,9 @@ from typing import Any
 
 import pytest
 
-from targets.feed.engagement import Engagement, display_count
+from targets.feed.engagement import MEMBERS_RECORDED, Engagement, display_count
 from targets.feed.settings import Defects
-from targets.feed.worker import decode_events, engagement_of, to_count
+from targets.feed.worker import MEMBERS_IN_STORE, decode_events, engagement_of, to_count
 
 pytestmark = pytest.mark.unit
 
@@ -75,3 +75,7 @@ def test_events_that_cannot_be_counted_are_skipped_not_fatal() -> None:
 def test_payloads_that_are_not_json_objects_are_skipped() -> None:
     payloads = [b'{"type": "like"}', b"\xff not json", b"[1, 2]", b"null", b""]
     assert decode_events(payloads) == [{"type": "like"}]
+
+
+def test_the_counter_lane_reads_from_the_store_every_counter_whose_members_the_store_records() -> None:
+    assert set(MEMBERS_IN_STORE) == set(MEMBERS_RECORDED)
