@@ -128,11 +128,12 @@ NOBODY = "0"   # a member no counted set can mean: user ids are positive
 # the store's count if missing, and lives at least as long as the object, so an object in the
 # cache without its counters beside it means counts to read from the store. A deleted object
 # stays: a reader that read the tweet from the store just before its deletion must not cache it
-# live again. A new tweet (nobody has liked it yet) also gets its likes' counted set, holding
-# only NOBODY: the aggregator takes a missing set for one lost with its shard, and rebuilds it
-# from the store (two reads) before counting the first like. KEYS: object, then the counters in
-# engagement.COUNTERS order[, the likes' counted set, for a new tweet]. ARGV: object JSON, TTL,
-# then each counter's count.
+# live again. A new tweet (nobody has liked or retweeted it yet) also gets the counted sets of
+# its counters whose members the store records (engagement.MEMBERS_RECORDED), holding only
+# NOBODY: the aggregator takes a missing set for one lost with its shard, and rebuilds it from
+# the store (two reads) before counting the first like or retweet. KEYS: object, then the
+# counters in engagement.COUNTERS order[, those counted sets, for a new tweet]. ARGV: object
+# JSON, TTL, then each counter's count.
 _PUT_TWEET = """
 local old = redis.call('GET', KEYS[1])
 if not (old and cjson.decode(old)['deleted'] == true) then
@@ -142,9 +143,11 @@ for i = 2, #ARGV - 1 do
   redis.call('SET', KEYS[i], ARGV[i + 1], 'NX')
   redis.call('EXPIRE', KEYS[i], ARGV[2])
 end
-if #KEYS == #ARGV and redis.call('EXISTS', KEYS[#KEYS]) == 0 then
-  redis.call('SADD', KEYS[#KEYS], '""" + NOBODY + """')
-  redis.call('EXPIRE', KEYS[#KEYS], ARGV[2])
+for i = #ARGV, #KEYS do
+  if redis.call('EXISTS', KEYS[i]) == 0 then
+    redis.call('SADD', KEYS[i], '""" + NOBODY + """')
+    redis.call('EXPIRE', KEYS[i], ARGV[2])
+  end
 end
 """
 
@@ -544,14 +547,14 @@ class FeedCache:
                          new: bool = False) -> None:
         """Cache tweet objects read from the store, each with its counters (`counts`: the
         store's, by counter name, used where a counter does not exist yet; 0 where absent).
-        `new`: tweets just made, which nobody has liked yet (`_PUT_TWEET`)."""
+        `new`: tweets just made, which nobody has liked or retweeted yet (`_PUT_TWEET`)."""
         calls = []
         for t in tweets:
             tid = int(t["tweet_id"])
             stored = counts.get(tid, {})
             keys = [tweet_key(tid), *(counter_key(c, tid) for c in COUNTERS)]
             calls.append(self._put_tweet_script(
-                keys=[*keys, counted_key("likes", tid)] if new else keys,
+                keys=[*keys, *(counted_key(c, tid) for c in MEMBERS_RECORDED)] if new else keys,
                 args=[orjson.dumps(t), TWEET_TTL_S, *(stored.get(c, 0) for c in COUNTERS)]))
         await asyncio.gather(*calls)
 

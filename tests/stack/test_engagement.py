@@ -137,8 +137,9 @@ def worker_metric(stack: Stack, name: str, **labels: str) -> float:
 def test_the_first_likes_of_a_new_tweet_are_counted_without_reading_the_store(
         client: httpx.Client, stack: Stack, rc: redis.RedisCluster) -> None:
     """Since a lost counted set is rebuilt from the store, a missing one costs the aggregator two
-    store reads (the checkpointed count, the likers) before it counts. Every new tweet had no
-    set before its first like. Now the API caches one with the tweet, holding only NOBODY."""
+    store reads (the checkpointed count, the likers or retweets) before it counts. Every new
+    tweet had no set before its first like (or retweet). Now the API caches them with the tweet,
+    holding only NOBODY."""
     tid = int(post(client, stack, 1291, "liked while new"))
     counted = counted_key("likes", tid)
     assert rc.smembers(counted) == {NOBODY}
@@ -149,6 +150,15 @@ def test_the_first_likes_of_a_new_tweet_are_counted_without_reading_the_store(
     assert eventually(lambda: rc.get(counter_key("likes", tid)) == "2")
     assert rebuilt() == before
     assert rc.smembers(counted) == {NOBODY, "1292", "1293"}
+    # retweets alike, since their counted set is rebuilt from the store too
+    retweets_rebuilt = functools.partial(worker_metric, stack, "feed_counter_bases_total", counter="retweets")
+    before = retweets_rebuilt()
+    assert rc.smembers(counted_key("retweets", tid)) == {NOBODY}
+    made = client.post(f"/v1/tweets/{tid}/retweet", headers=stack.auth(1294))
+    assert made.status_code == 200, made.text
+    assert eventually(lambda: rc.get(counter_key("retweets", tid)) == "1")
+    assert retweets_rebuilt() == before
+    assert rc.smembers(counted_key("retweets", tid)) == {NOBODY, made.json()["retweet_id"]}
 
 
 def test_an_object_cached_again_without_its_counter_shows_the_stores_count(
