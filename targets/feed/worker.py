@@ -35,6 +35,7 @@ from targets.feed.engagement import EVENTS as ENGAGEMENT_EVENTS
 from targets.feed.engagement import CounterKey
 from targets.feed.engagement import event as engagement_event
 from targets.feed.follow_sets import FollowerLists
+from targets.feed.freeze import FreezeWatch
 from targets.feed.settings import Defects, Settings
 from targets.feed.snowflake import timestamp_ms
 from targets.feed.store import Store, Tweet
@@ -74,6 +75,7 @@ RETRY_TOPIC = "timeline-retry"
 LANES = {"fanout": TWEETS_TOPIC, "fanout-throttled": THROTTLED_TOPIC, "counters": ENGAGEMENT_TOPIC,
          "fanout-retry": RETRY_TOPIC}
 CHECKPOINT_S = 5.0
+MAX_POLL_INTERVAL_MS = 300_000   # a lane that does not poll for this long leaves its groups
 # How the counter lane reads the members the store records of a counter (engagement.MEMBERS_RECORDED).
 MEMBERS_IN_STORE: dict[str, Callable[[Store, int], list[int]]] = {
     "likes": Store.likers_sync, "retweets": Store.retweet_ids_sync}
@@ -287,7 +289,7 @@ class FanoutWorker:
         return Consumer({
             "bootstrap.servers": self.s.kafka, "group.id": group, "enable.auto.commit": False,
             "auto.offset.reset": "earliest", "session.timeout.ms": self.s.kafka_session_timeout_ms,
-            "heartbeat.interval.ms": self.s.kafka_heartbeat_ms, "max.poll.interval.ms": 300000,
+            "heartbeat.interval.ms": self.s.kafka_heartbeat_ms, "max.poll.interval.ms": MAX_POLL_INTERVAL_MS,
         })
 
     def policy(self) -> TierPolicy:
@@ -527,7 +529,8 @@ class CounterLane:
         self.unsettled: dict[CounterKey, tuple[int, int]] = {}
         self.last_checkpoint = time.monotonic()
         self.session_timeout_s = worker.s.kafka_session_timeout_ms / 1000
-        self.quiet_until = 0.0   # no checkpoint before then (after a stall)
+        self.freezes = FreezeWatch()
+        self.quiet_until = 0.0   # no checkpoint before then (after a freeze)
 
     def run(self) -> None:
         self.consumer.subscribe([ENGAGEMENT_TOPIC], on_revoke=self._revoked, on_lost=self._lost)
@@ -545,13 +548,15 @@ class CounterLane:
                     COUNTER_LAG.observe(max(0.0, time.time() - sent_t))
             if msgs and not self.touched:
                 _commit(self.consumer)   # nothing waits for a checkpoint
-            # After a long stall (Redis or the store away while counting, or the process frozen,
-            # even inside consume(), which then hands out what it had fetched for partitions
-            # that may be someone else's already) only a heartbeat tells whether the group moved
-            # on (on_lost): until a session has passed, checkpointing could add events the new
-            # owner adds too.
+            # After the process was frozen long enough to miss heartbeats (even inside consume(),
+            # which then hands out what it had fetched for partitions that may be someone else's
+            # already) only a heartbeat tells whether the group moved on (on_lost): until a
+            # session has passed, checkpointing could add events the new owner adds too. A lane
+            # that only waited on Redis or the store kept heartbeating (librdkafka's own thread)
+            # and checkpoints as usual: waiting a session then kept the likes of counters lost
+            # with a shard unseen for 10 s after it came back (verify, 2026-12-05).
             now = time.monotonic()
-            if now - started > self.session_timeout_s / 2:
+            if may_have_lost_partitions(self.freezes.take(), now - started, self.session_timeout_s):
                 self.quiet_until = now + self.session_timeout_s
             if self.touched and now >= self.quiet_until and now - self.last_checkpoint > CHECKPOINT_S:
                 self._checkpoint_and_commit()
@@ -641,6 +646,13 @@ class CounterLane:
             return False
         _commit(self.consumer)
         return True
+
+
+def may_have_lost_partitions(frozen_s: float, iteration_s: float, session_timeout_s: float) -> bool:
+    """Whether a lane's group may have moved its partitions on during its last iteration: the
+    process was frozen for half a session (heartbeats come every few seconds), or the lane did
+    not poll for half of max.poll.interval.ms."""
+    return frozen_s > session_timeout_s / 2 or iteration_s > MAX_POLL_INTERVAL_MS / 1000 / 2
 
 
 def parked_commands(events: list[dict[str, Any]]) -> list[Command]:

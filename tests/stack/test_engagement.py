@@ -370,3 +370,42 @@ def test_a_first_like_lost_with_its_shard_before_the_checkpoint_still_reaches_th
         pytest.fail("each like was checkpointed before it could be wiped: the case was not made")
     assert eventually(lambda: store.like_count_sync(int(tid)) == 1, within_s=CHECKPOINT_S + 10)
     assert eventually(lambda: likes_seen(client, stack, author, tid) == 1)
+
+
+def test_a_lane_that_waited_on_redis_checkpoints_on_schedule_after_it(
+        client: httpx.Client, stack: Stack, store: Store, rc: redis.RedisCluster,
+        sibling_worker: Callable[[dict[str, str]], SiblingWorker]) -> None:
+    """A lane blocked on one Redis shard for longer than half a Kafka session kept heartbeating
+    (only a frozen process stops), so it must not wait a session before its next checkpoint: the
+    likes of a counter lost meanwhile come back from that checkpoint. shard-lost showed a like
+    acknowledged before the wipe as 0 likes 10 s after the shard came back (verify, 2026-12-05)."""
+    from chaos.build import build
+    from harness.campaign import chaos_stack
+
+    author = 961
+    tid = post(client, stack, author, "liked, then lost with its shard while the lane waited")
+
+    def shard(t: str) -> str:
+        return stack.runtime.redis.shard_of(counter_key("likes", int(t)))[0]
+
+    blocker = next(t for t in (post(client, stack, author, f"blocks the lane {i}") for i in range(30))
+                   if shard(t) != shard(tid))
+    fault = build("down", f"worker->{shard(blocker)}", {}, chaos_stack(stack.runtime))
+    sibling_worker({"FEED_REDIS": ",".join(stack.topo.redis_link_addresses("worker"))})
+    two_likes_past_a_checkpoint(client, stack, store, rc, tid, (962, 963, 964))
+    fault.invoke()
+    try:
+        assert client.post(f"/v1/tweets/{blocker}/like", headers=stack.auth(965)).status_code == 200
+        time.sleep(1)   # the lane is counting it, and retrying
+        assert store.like_count_sync(int(tid)) == 1, "checkpointed before the lane was blocked: the case was not made"
+        rc.delete(tweet_key(int(tid)), counter_key("likes", int(tid)), counted_key("likes", int(tid)))   # wiped
+        assert likes_seen(client, stack, author, tid) == 1   # re-cached with the store's count
+        time.sleep(6)   # past half a session in one iteration
+    finally:
+        fault.heal()
+    healed = time.monotonic()
+    assert eventually(lambda: store.like_count_sync(int(tid)) == 3, within_s=3 * CHECKPOINT_S)
+    waited = time.monotonic() - healed
+    assert eventually(lambda: likes_seen(client, stack, author, tid) == 3)
+    # A lane that waits a session (10 s) after the stall checkpoints 10 s after the heal at the earliest.
+    assert waited < Settings.kafka_session_timeout_ms / 1000 - 2, f"checkpointed {waited:.1f} s after the heal"
