@@ -25,10 +25,10 @@ COUNTERS = ("likes", "retweets", "unretweets", "replies", "unreplies")
 EVENTS = {"like": ("likes", "user_id"), "retweet": ("retweets", "retweet_id"),
           "unretweet": ("unretweets", "retweet_id"), "reply": ("replies", "reply_id"),
           "unreply": ("unreplies", "reply_id")}
-# Counters whose members the store records before their events are queued (feed.likes, and
-# feed.retweets for the retweets that stand): a counted set lost with its shard is rebuilt
-# from there.
-MEMBERS_RECORDED = ("likes", "retweets")
+# Counters whose members the store records before their events are queued (feed.likes; the
+# retweets, standing in feed.retweets or undone in feed.retweets_undone; the undone ones): a
+# counted set lost with its shard is rebuilt from there.
+MEMBERS_RECORDED = ("likes", "retweets", "unretweets")
 COLUMNS = {"likes": "like_count", "retweets": "retweet_count", "unretweets": "unretweet_count",
            "replies": "reply_count", "unreplies": "unreply_count"}   # feed.tweet_counters
 

@@ -233,6 +233,8 @@ class Store:
         self._retweet_by = p("SELECT retweet_id FROM feed.retweets WHERE tweet_id = ? AND user_id = ?")
         self._retweet_ids = p("SELECT retweet_id FROM feed.retweets WHERE tweet_id = ?")
         self._unretweet = p("DELETE FROM feed.retweets WHERE tweet_id = ? AND user_id = ? IF retweet_id = ?")
+        self._record_undone = p("INSERT INTO feed.retweets_undone (tweet_id, retweet_id) VALUES (?, ?)")
+        self._undone_ids = p("SELECT retweet_id FROM feed.retweets_undone WHERE tweet_id = ?")
         self._hold_key = p("INSERT INTO feed.idempotency_keys (user_id, key_digest, tweet_id) VALUES (?, ?, ?)"
                            " IF NOT EXISTS USING TTL ?")
         self._unfollow = p("DELETE FROM feed.follows WHERE follower_id = ? AND followee_id = ?")
@@ -327,6 +329,17 @@ class Store:
         """The ids of the retweets of `tweet_id` that stand (an undone one is no longer recorded)."""
         return [r.retweet_id for r in self.session.execute(self._retweet_ids, (tweet_id,), timeout=10)]
 
+    def undone_retweet_ids_sync(self, tweet_id: int) -> list[int]:
+        """The ids of the retweets of `tweet_id` that were undone."""
+        return [r.retweet_id for r in self.session.execute(self._undone_ids, (tweet_id,), timeout=10)]
+
+    def retweet_ids_ever_sync(self, tweet_id: int) -> list[int]:
+        """Every retweet id of `tweet_id` recorded, standing or undone. The standing ones are read
+        first: an undo records its id as undone before it drops it from the standing ones, so an
+        undo in between is seen in one of the two reads at least."""
+        standing = self.retweet_ids_sync(tweet_id)
+        return sorted(set(standing) | set(self.undone_retweet_ids_sync(tweet_id)))
+
     def like_count_sync(self, tweet_id: int) -> int:
         return self.counts_sync([tweet_id]).get(tweet_id, {}).get("likes", 0)
 
@@ -359,7 +372,9 @@ class Store:
         return int(rows[0].retweet_id) if rows else None
 
     async def unretweet(self, tweet_id: int, user_id: int, retweet_id: int) -> None:
-        """Forget `user_id`'s retweet `retweet_id` of `tweet_id` (not a newer one)."""
+        """Forget `user_id`'s retweet `retweet_id` of `tweet_id` (not a newer one), recording it as
+        undone first (see retweet_ids_ever_sync)."""
+        await self._aexecute(self._record_undone, (tweet_id, retweet_id))
         await self._aexecute(self._unretweet, (tweet_id, user_id, retweet_id))
 
     async def claim_handle(self, handle: str, user_id: int) -> int:
