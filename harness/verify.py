@@ -5,7 +5,10 @@ row it tries, what the design says should happen, and the checks whose evidence 
 shows. It runs as any campaign does (its own stack, the default mix, its faults, every check and
 gate), into one directory per experiment under the verify directory; its verdict is the run's.
 A run made invalid by the machine (the generator saturated, CPU stolen) measured nothing and is
-run once more, as the test suite does; its second verdict stands. Rows the reference stack
+run once more, as the test suite does; its second verdict stands. So is a run left unknown
+because the target was not in steady state before its first fault (Chaos Toolkit stops an
+experiment there): its faults were not tried on a steady target. The first attempt's verdict
+and why stay in the row's evidence, and its run directory is kept. Rows the reference stack
 cannot try yet are listed as waiting, with what they wait for; they do not decide the exit code.
 """
 
@@ -18,6 +21,7 @@ from pathlib import Path
 
 from harness.campaign import RunContext, run_campaign
 from harness.checks import CheckResult, Verdict, invalid, overall
+from harness.checks.steady_state import unsteady_before
 from harness.runtime.process import ComponentError
 from harness.topology import Topology
 from records import write_json
@@ -62,10 +66,11 @@ def _evidence(sc: Scenario, results: list[CheckResult]) -> list[str]:
 
 def run_experiment(sc: Scenario, run_dir: Path, base_port: int, say: Callable[[str], None],
                    judge: Callable[[Path], list[CheckResult]]) -> Row:
-    """One experiment, run again once if the machine made it invalid."""
+    """One experiment, run again once if it tried nothing (`untried`)."""
     assert sc.experiment is not None
     t0 = time.monotonic()
     row = Row(sc.experiment.row, sc.name, "error")
+    earlier: list[str] = []
     for attempt in (1, 2):
         target = run_dir if attempt == 1 else run_dir.with_name(f"{run_dir.name}-again")
         row.attempts, row.run_dir = attempt, str(target)
@@ -74,23 +79,32 @@ def run_experiment(sc: Scenario, run_dir: Path, base_port: int, say: Callable[[s
         try:
             run_campaign(ctx)
         except ComponentError as exc:
-            row.verdict, row.evidence = "error", [str(exc)]
+            row.verdict, row.evidence = "error", [*earlier, str(exc)]
             break
         except Exception as exc:  # noqa: BLE001 - the row says what went wrong; the others still run
-            row.verdict, row.evidence = "error", [f"{type(exc).__name__}: {exc}"]
+            row.verdict, row.evidence = "error", [*earlier, f"{type(exc).__name__}: {exc}"]
             break
         results = judge(target)
-        row.evidence = _evidence(sc, results)
-        if invalid(results):
-            row.verdict = "invalid"
-            if attempt == 1:
-                say(f"[{sc.name}] the run is invalid (the machine, not the target, was measured): once more")
-                continue
-            break
-        row.verdict = overall(results).value
+        row.evidence = earlier + _evidence(sc, results)
+        row.verdict = "invalid" if invalid(results) else overall(results).value
+        why = untried(results)
+        if why is not None and attempt == 1:
+            say(f"[{sc.name}] {why}: once more")
+            earlier = [f"attempt 1 ({target.name}): {row.verdict.upper()}: {why}; tried again"]
+            continue
         break
     row.seconds = round(time.monotonic() - t0, 1)
     return row
+
+
+def untried(results: list[CheckResult]) -> str | None:
+    """Why a run tried nothing of its experiment, if it did not: the machine made it invalid, or
+    the target was off its steady state before the first fault (and nothing failed)."""
+    if invalid(results):
+        return "the run is invalid (the machine, not the target, was measured)"
+    if overall(results) is Verdict.UNKNOWN and unsteady_before(results):
+        return "the target was not in steady state before the first fault"
+    return None
 
 
 def waiting_rows() -> list[Row]:

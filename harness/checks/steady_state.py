@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import math
 import statistics
+from collections.abc import Iterable
 from typing import Any
 
 from harness.checks.feed_latency import FEED_OPS
@@ -36,6 +37,7 @@ MIN_AFTER_S = 10.0       # a shorter after-window is not judged
 MIN_CANARIES = 3         # fewer: the freshness probe is not taken
 TIMELINE_STEP_S = 10.0
 BEFORE_MARGIN_S = 2.0    # the before-window ends this long before the first invoke
+NOT_STEADY_BEFORE = "not in steady state before the first fault"   # how an unknown of that kind begins
 
 
 def probes(requests: list[Request], canaries: list[ProbeRecord]) -> dict[str, Any]:
@@ -81,6 +83,12 @@ def _steady_from(run: RunData, load_start: float) -> float:
     return load_start + float(phases[0].get("ramp", 0.0))
 
 
+def unsteady_before(results: Iterable[CheckResult]) -> bool:
+    """Whether these results say the target was off its steady state before the first fault."""
+    return any(r.name == NAME and r.verdict is Verdict.UNKNOWN and r.summary.startswith(NOT_STEADY_BEFORE)
+               for r in results)
+
+
 def check(run: RunData) -> CheckResult:
     faults = [w for w in run.faults if w.start_t is not None]
     if not faults:
@@ -109,8 +117,7 @@ def check(run: RunData) -> CheckResult:
                            f"(at least {MIN_FEED_READS})", evidence)
     wrong_before = out_of_tolerance(before, run)
     if wrong_before:
-        return CheckResult(NAME, Verdict.UNKNOWN, "not in steady state before the first fault: "
-                           + "; ".join(wrong_before), evidence)
+        return CheckResult(NAME, Verdict.UNKNOWN, f"{NOT_STEADY_BEFORE}: " + "; ".join(wrong_before), evidence)
     said = f"in steady state before the first fault ({_line(before)})"
     if after is None:
         return CheckResult(NAME, Verdict.FAIL, f"{said}; a fault was never healed", evidence)

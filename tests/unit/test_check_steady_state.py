@@ -75,3 +75,23 @@ def test_a_fault_never_healed_fails_and_no_fault_is_not_exercised(spec: RunSpec,
     spec.faults = []
     result = steady_state.check(spec.write(run_dir))
     assert result.verdict is Verdict.UNKNOWN and not result.gating
+
+
+def test_verify_tries_again_a_run_unsteady_before_its_fault_and_only_that_kind_of_unknown(
+        spec: RunSpec, run_dir: Path) -> None:
+    """`feedlab verify` runs an experiment once more when its run tried nothing of the fault: the
+    target was off its steady state before it. Not for any other unknown, nor a failure."""
+    from harness.checks import CheckResult
+    from harness.verify import untried
+
+    steady = steady_state.check(spec.write(run_dir))
+    assert untried([steady]) is None
+    slow_feeds(spec, T0 + 10, T0 + 20)
+    unsteady = steady_state.check(spec.write(run_dir))
+    assert untried([unsteady]) == "the target was not in steady state before the first fault"
+    failed = CheckResult("engagement", Verdict.FAIL, "a like lost")
+    assert untried([unsteady, failed]) is None            # what failed stands
+    other_unknown = CheckResult("backfill", Verdict.UNKNOWN, "not exercised")
+    assert untried([steady, other_unknown]) is None
+    invalid = CheckResult("generator", Verdict.FAIL, "saturated", invalidates_run=True)
+    assert untried([steady, invalid]) == "the run is invalid (the machine, not the target, was measured)"
