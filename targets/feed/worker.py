@@ -527,6 +527,7 @@ class CounterLane:
         # Failed adds, which may have landed all the same: counter -> (its stored count if the add
         # landed, the pending events it carried). Settled by reading the store at the next checkpoint.
         self.unsettled: dict[CounterKey, tuple[int, int]] = {}
+        self.recheck: set[CounterKey] = set()      # counters missing at the last checkpoint (see there)
         self.last_checkpoint = time.monotonic()
         self.session_timeout_s = worker.s.kafka_session_timeout_ms / 1000
         self.freezes = FreezeWatch()
@@ -558,7 +559,7 @@ class CounterLane:
             now = time.monotonic()
             if may_have_lost_partitions(self.freezes.take(), now - started, self.session_timeout_s):
                 self.quiet_until = now + self.session_timeout_s
-            if self.touched and now >= self.quiet_until and now - self.last_checkpoint > CHECKPOINT_S:
+            if (self.touched or self.recheck) and now >= self.quiet_until and now - self.last_checkpoint > CHECKPOINT_S:
                 self._checkpoint_and_commit()
                 self.last_checkpoint = time.monotonic()
         self.consumer.close()   # leaves the group: _revoked checkpoints first
@@ -607,7 +608,7 @@ class CounterLane:
             self._lost(consumer, partitions)   # the next owner re-reads them and reconciles
 
     def _lost(self, _consumer: Consumer, _partitions: list[Any]) -> None:
-        self.pending, self.touched, self.unsettled = {}, set(), {}
+        self.pending, self.touched, self.unsettled, self.recheck = {}, set(), {}, set()
 
     def _checkpoint_and_commit(self) -> bool:
         """Checkpoint every touched counter, then commit. A counter whose add failed stays for
@@ -616,11 +617,19 @@ class CounterLane:
         updates are not idempotent, so it must not simply be made again): the next checkpoint
         reads the store, and the add landed if the count got there (this lane is the only
         writer of its tweets' counts). False (and logged) when some counter could not be
-        checkpointed."""
+        checkpointed.
+
+        Then each cached counter below the store's new count is raised to it, a missing one too
+        (raising creates nothing): a reader may cache a lost counter from a store count it read
+        before the add, at any moment. A counter missing when this checkpoint read it is looked
+        at once more at the next one, for a reader that cached it after the raise (shard-lost
+        showed a retweet at 0 for good: its counter was re-cached at 0 right after the heal, while
+        the checkpoint that stored it raised only the counters it had seen)."""
+        keys = sorted(self.touched)
+        rechecked = sorted(self.recheck - self.touched)   # raised only: their events are stored
         try:
-            keys = sorted(self.touched)
-            live = self.counter.counts(keys)
-            stored = self._stored(keys)
+            live = self.counter.counts(keys + rechecked)
+            stored = self._stored(keys + rechecked)
         except Exception:  # noqa: BLE001 - kept, and tried again at the next checkpoint
             log.warning("counter checkpoint failed; will retry", exc_info=True)
             return False
@@ -637,10 +646,12 @@ class CounterLane:
             else:
                 self.touched.discard(k)
                 self.pending.pop(k, None)
+        raised = {k: n for k, d in deltas.items() if k not in failed and live.get(k, -1) < (n := stored[k] + d)}
+        raised.update({k: stored[k] for k in rechecked if k in live and live[k] < stored[k]})
+        self.recheck = {k for k in keys if k not in failed and k not in live}
         try:
-            self.counter.raise_to({k: n for k, d in deltas.items()
-                                   if k not in failed and k in live and live[k] < (n := stored[k] + d)})
-        except Exception:  # noqa: BLE001 - best effort: the counter stays low until its next checkpoint
+            self.counter.raise_to(raised)
+        except Exception:  # noqa: BLE001 - best effort: the missing ones are looked at again next time
             log.warning("raising counters to the store's count failed", exc_info=True)
         if failed:
             log.warning("counter checkpoint failed for %d counters (perhaps applied: the next one reads the store"

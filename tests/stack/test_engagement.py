@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 
 import httpx
 import pytest
@@ -386,6 +386,46 @@ def test_a_counter_update_that_failed_is_made_again_even_if_its_counter_is_lost_
     undo()
     assert eventually(lane._checkpoint_and_commit, within_s=30)   # once the driver has reconnected
     assert store.like_count_sync(tid) == 3
+
+
+@pytest.mark.parametrize("reader_caches", ["before the raise", "after the raise"])
+def test_a_lost_counter_re_cached_from_the_store_count_before_a_checkpoint_is_raised_to_the_new_one(
+        client: httpx.Client, stack: Stack, store: Store, rc: redis.RedisCluster,
+        lane_behind_own_link: CounterLane, reader_caches: str) -> None:
+    """A reader re-caches a lost counter from the store's count, which it may have read before a
+    checkpoint's add landed, and write after the checkpoint read the counters (or even after it
+    raised them). shard-lost showed a retweet at 0 for good (verify, 2026-12-06): the checkpoint
+    raised only the counters it had seen, and nothing touched this one again."""
+    lane = lane_behind_own_link
+    tid = two_likes_counted_since_a_checkpoint(client, stack, store, rc, lane,
+                                               978 if reader_caches == "before the raise" else 979)
+    counter = counter_key("likes", tid)
+    rc.delete(counter)                          # lost with its shard
+    stale = store.like_count_sync(tid)          # 1: what a reader read from the store, before the add
+    add, raise_to = lane.store.add_counts_sync, lane.counter.raise_to
+
+    def add_then_reader_caches(deltas: dict[CounterKey, int]) -> set[CounterKey]:
+        failed = add(deltas)
+        rc.set(counter, stale, nx=True)
+        return failed
+
+    def raise_then_reader_caches(counts: Mapping[CounterKey, int]) -> None:
+        raise_to(counts)
+        rc.set(counter, stale, nx=True)
+
+    if reader_caches == "before the raise":
+        lane.store.add_counts_sync = add_then_reader_caches   # type: ignore[method-assign]
+    else:
+        lane.counter.raise_to = raise_then_reader_caches      # type: ignore[method-assign]
+    try:
+        assert lane._checkpoint_and_commit()
+    finally:
+        lane.store.add_counts_sync, lane.counter.raise_to = add, raise_to   # type: ignore[method-assign]
+    assert store.like_count_sync(tid) == 3
+    if reader_caches == "after the raise":
+        assert rc.get(counter) == "1"           # the reader's write came last
+        assert lane._checkpoint_and_commit()    # the next checkpoint looks at it again
+    assert rc.get(counter) == "3"
 
 
 def test_a_first_like_lost_with_its_shard_before_the_checkpoint_still_reaches_the_store(
