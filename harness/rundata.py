@@ -54,6 +54,7 @@ class Slo:
     backfill_s: float = 10.0
     cache_node_served_min: float = 0.999
     recovery_s: float = 30.0
+    steady_after_s: float = DEFAULT_FAULT_GRACE_S
     sse_delivered_min: float = 0.99
     sse_delay_p99_s: float = 10.0
 

@@ -234,6 +234,7 @@ class Slo(Strict):
     fault_error_seconds: Annotated[int, Field(ge=0)] = 30   # seconds with errors, per fault window
     cache_node_served: Share = 0.999        # feed reads answered 200 while a Redis primary is down
     recovery: Seconds = 30.0                # a fault's heal -> Kafka lag and freshness back (checks/recovery.py)
+    steady_after: Seconds = 10.0            # the last heal -> steady-state probes taken again (checks/steady_state)
     sse_delivered: Share = 0.99             # new-tweet signals delivered to listening followers, outside faults
     sse_delay: Seconds = 10.0               # their delay from the post's acknowledgement, p99
     generator_cpu: Annotated[float, BeforeValidator(lambda v: float(v.rstrip("%")) if isinstance(v, str) else v),
@@ -248,6 +249,7 @@ class Slo(Strict):
         return {"feed_p99_ms": self.feed_p99 * 1000, "freshness_median_s": self.freshness_median,
                 "error_rate_max": self.error_rate, "fault_error_seconds_max": self.fault_error_seconds,
                 "cache_node_served_min": self.cache_node_served, "recovery_s": self.recovery,
+                "steady_after_s": self.steady_after,
                 "sse_delivered_min": self.sse_delivered, "sse_delay_p99_s": self.sse_delay,
                 "generator_cpu_max_percent": self.generator_cpu, "steal_max_percent": self.steal}
 

@@ -7,7 +7,8 @@ Probes, each with the scenario's own bound as its tolerance (`slo:`):
 - canary freshness median below `freshness_median`, when the window holds 3 canaries or more.
 
 Windows: *before* runs from the end of the first phase's ramp to 2 s before the first fault's invoke;
-*after* from the last heal plus the recovery grace to the end of the load. The probes are also
+*after* from the last heal plus `slo.steady_after` (10 s unless the scenario says otherwise) to
+the end of the load. The probes are also
 given every 10 s through the run (evidence `timeline`), for the report.
 
 Verdict: no fault, nothing to hold the target to (not exercised). A target not in steady state
@@ -28,7 +29,7 @@ from harness.checks.feed_latency import FEED_OPS
 from harness.checks.result import CheckResult, Verdict
 from harness.checks.served import not_exercised
 from harness.checks.stats import latency_summary
-from harness.rundata import DEFAULT_FAULT_GRACE_S, RunData, measured
+from harness.rundata import RunData, measured
 from records import ProbeRecord, Request
 
 NAME = "steady_state"
@@ -103,7 +104,7 @@ def check(run: RunData) -> CheckResult:
     # reads sent just before the first invoke may be answered after it
     before = _within(run, _steady_from(run, load_start), first - BEFORE_MARGIN_S)
     last_heal = max((e for e in ends if e is not None), default=None) if None not in ends else None
-    after = _within(run, last_heal + DEFAULT_FAULT_GRACE_S, load_end) if last_heal is not None else None
+    after = _within(run, last_heal + run.slo.steady_after_s, load_end) if last_heal is not None else None
     timeline = [_within(run, t, min(t + TIMELINE_STEP_S, load_end))
                 for t in _steps(load_start, load_end)]
     evidence: dict[str, Any] = {
@@ -128,7 +129,7 @@ def check(run: RunData) -> CheckResult:
     wrong_after = out_of_tolerance(after, run)
     if wrong_after:
         return CheckResult(NAME, Verdict.FAIL, f"{said}; NOT back in it "
-                           f"{DEFAULT_FAULT_GRACE_S:g} s after the last heal: " + "; ".join(wrong_after), evidence)
+                           f"{run.slo.steady_after_s:g} s after the last heal: " + "; ".join(wrong_after), evidence)
     return CheckResult(NAME, Verdict.PASS, f"{said}, and back in it after the last heal ({_line(after)})", evidence)
 
 

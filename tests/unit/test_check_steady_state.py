@@ -95,3 +95,14 @@ def test_verify_tries_again_a_run_unsteady_before_its_fault_and_only_that_kind_o
     assert untried([steady, other_unknown]) is None
     invalid = CheckResult("generator", Verdict.FAIL, "saturated", invalidates_run=True)
     assert untried([steady, invalid]) == "the run is invalid (the machine, not the target, was measured)"
+
+
+def test_the_after_window_begins_as_long_after_the_heal_as_the_scenario_says(spec: RunSpec, run_dir: Path) -> None:
+    """A scenario whose recovery is expected to take longer (a shard that comes back empty) takes
+    the probes again later: what the target does before then is not judged by this check."""
+    slow_feeds(spec, FAULT_END + 10, FAULT_END + 14)
+    assert steady_state.check(spec.write(run_dir)).verdict is Verdict.FAIL
+    spec.manifest["slo"] = {"steady_after_s": 15.0}
+    result = steady_state.check(spec.write(run_dir))
+    assert result.verdict is Verdict.PASS, result.summary
+    assert result.evidence["after"]["start_t"] == FAULT_END + 15
