@@ -8,8 +8,8 @@ Probes, each with the scenario's own bound as its tolerance (`slo:`):
 
 Windows: *before* runs from the end of the first phase's ramp to 2 s before the first fault's invoke;
 *after* from the last heal plus `slo.steady_after` (10 s unless the scenario says otherwise) to
-the end of the load. The probes are also
-given every 10 s through the run (evidence `timeline`), for the report.
+the end of the load. The probes are also given every 10 s through the run (evidence
+`timeline`), for the report.
 
 Verdict: no fault, nothing to hold the target to (not exercised). A target not in steady state
 before the first fault, or with too little load before it to tell (fewer than 100 feed reads),
