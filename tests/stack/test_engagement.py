@@ -398,7 +398,7 @@ def test_a_lost_counter_re_cached_from_the_store_count_before_a_checkpoint_is_ra
     raised only the counters it had seen, and nothing touched this one again."""
     lane = lane_behind_own_link
     tid = two_likes_counted_since_a_checkpoint(client, stack, store, rc, lane,
-                                               978 if reader_caches == "before the raise" else 979)
+                                               2978 if reader_caches == "before the raise" else 2979)
     counter = counter_key("likes", tid)
     rc.delete(counter)                          # lost with its shard
     stale = store.like_count_sync(tid)          # 1: what a reader read from the store, before the add
@@ -459,7 +459,7 @@ def test_a_lane_that_waited_on_redis_checkpoints_on_schedule_after_it(
     from chaos.build import build
     from harness.campaign import chaos_stack
 
-    author = 961
+    author = 2961   # ids no other stack test uses (one stack for all)
     tid = post(client, stack, author, "liked, then lost with its shard while the lane waited")
 
     def shard(t: str) -> str:
@@ -469,10 +469,10 @@ def test_a_lane_that_waited_on_redis_checkpoints_on_schedule_after_it(
                    if shard(t) != shard(tid))
     fault = build("down", f"worker->{shard(blocker)}", {}, chaos_stack(stack.runtime))
     sibling_worker({"FEED_REDIS": ",".join(stack.topo.redis_link_addresses("worker"))})
-    two_likes_past_a_checkpoint(client, stack, store, rc, tid, (962, 963, 964))
+    two_likes_past_a_checkpoint(client, stack, store, rc, tid, (2962, 2963, 2964))
     fault.invoke()
     try:
-        assert client.post(f"/v1/tweets/{blocker}/like", headers=stack.auth(965)).status_code == 200
+        assert client.post(f"/v1/tweets/{blocker}/like", headers=stack.auth(2965)).status_code == 200
         time.sleep(1)   # the lane is counting it, and retrying
         assert store.like_count_sync(int(tid)) == 1, "checkpointed before the lane was blocked: the case was not made"
         rc.delete(tweet_key(int(tid)), counter_key("likes", int(tid)), counted_key("likes", int(tid)))   # wiped
