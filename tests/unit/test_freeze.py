@@ -8,11 +8,14 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
 from targets.feed.freeze import FreezeWatch
 from targets.feed.worker import MAX_POLL_INTERVAL_MS, may_have_lost_partitions
+
+ROOT = Path(__file__).resolve().parents[2]   # the repository, whatever the working directory
 
 # A process with a watch: it says "ready", sleeps 1.5 s (waiting, as on a store), prints the
 # longest gap, then sleeps 2 s (during which the test may freeze it) and prints it again.
@@ -49,7 +52,7 @@ def test_a_gap_not_closed_by_a_tick_yet_counts() -> None:
 
 def test_a_process_stopped_with_sigstop_is_seen_frozen_and_one_that_waited_is_not() -> None:
     with subprocess.Popen([sys.executable, "-c", _WATCHED], stdout=subprocess.PIPE, text=True,
-                          env={**os.environ, "PYTHONPATH": os.getcwd()}) as proc:
+                          env={**os.environ, "PYTHONPATH": str(ROOT)}) as proc:
         try:
             assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
             waited = float(proc.stdout.readline())
