@@ -29,6 +29,7 @@ from typing import Any
 
 import redis.exceptions
 from prometheus_client import Counter
+from redis._parsers.commands import AsyncCommandsParser
 from redis.asyncio.cluster import ClusterNode, RedisCluster
 
 OPEN_S = 0.5   # how long a failed node is not asked; a failover takes seconds, a blip less
@@ -47,11 +48,29 @@ class NodeUnavailable(redis.exceptions.ConnectionError):
     """A command not sent: its node failed less than OPEN_S ago (or is being probed)."""
 
 
+class CommandTableOnce(AsyncCommandsParser):
+    """redis-py's table of where each command's keys are, read (COMMAND) once per client.
+
+    redis-py reads it again with every slot map. The table is the server's build, not the
+    cluster's state, and reading it is most of a map read's CPU: while a whole shard is down no
+    map read lasts (its slots stay unserved) and each node error asks for another. In
+    `shard-lost`'s fault window map reads took 15 % of an API process's CPU, two thirds of it
+    in this table (py-spy). The node it asks for keys only the server can find (COMMAND
+    GETKEYS) still follows each map."""
+
+    async def initialize(self, node: ClusterNode | None = None) -> None:
+        if node:
+            self.node = node
+        if not self.commands:
+            await super().initialize()
+
+
 class NodeGuardedCluster(RedisCluster):
     """redis-py's asyncio RedisCluster with a breaker per node (module docstring)."""
 
     def __init__(self, *args: Any, open_s: float = OPEN_S, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        self.commands_parser = CommandTableOnce()
         self.open_s = open_s
         self._open_until: dict[str, float] = {}
         self._probing: set[str] = set()

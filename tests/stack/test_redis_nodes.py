@@ -130,3 +130,34 @@ def test_redis_py_s_own_client_cuts_them_all_on_clusterdown(whole: Stack) -> Non
         RedisCluster(startup_nodes=nodes(whole), decode_responses=True, require_full_coverage=False)))
     assert down is not None and is_outage(down), down
     assert all(got is not None or took > WAIT_S + 0.3 for got, took in ended), ended
+
+
+def command_tables_sent(stack: Stack) -> int:
+    """COMMAND calls every Redis node has answered."""
+    total = 0
+    for node in nodes(stack):
+        with redis.Redis(host=node.host, port=node.port) as direct:
+            total += int(direct.info("commandstats").get("cmdstat_command", {}).get("calls", 0))
+    return total
+
+
+async def read_the_map(client: RedisCluster, times: int) -> None:
+    """A first map read, then `times` more, as after `times` node errors."""
+    await client.initialize()
+    for _ in range(times):
+        client._initialize = True
+        await client.initialize()
+        if isinstance(client, NodeGuardedCluster) and client._map_read is not None:
+            await client._map_read   # it reads in a task of its own
+    await client.aclose()
+
+
+@pytest.mark.parametrize(("client_class", "tables"), [(NodeGuardedCluster, 1), (RedisCluster, 6)])
+def test_the_guarded_client_reads_the_command_table_once_however_often_it_reads_the_map(
+        stack: Stack, client_class: type[RedisCluster], tables: int) -> None:
+    """While a whole shard is down every node error asks for a map read, and parsing COMMAND's
+    reply was most of each; the stock client (the second case) reads it with every map."""
+    before = command_tables_sent(stack)
+    asyncio.run(read_the_map(client_class(startup_nodes=nodes(stack), decode_responses=True,
+                                          require_full_coverage=False), times=5))
+    assert command_tables_sent(stack) - before == tables
