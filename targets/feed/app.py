@@ -605,21 +605,17 @@ class Feed:
                 cache_failed("hydrate_write", exc)
         return cached, counts
 
-    async def rebuild(self, user_id: int) -> None:
-        """Repopulate a missing timeline from the store (best effort: the next miss tries again).
-
-        The timeline is created whole from a store read, then the read is repeated: fan-out skips
-        timelines that do not exist, so a tweet stored after the first read and fanned out before
-        the timeline existed would otherwise reach it by neither path. (Opening the timeline
-        first instead let readers see it half-filled until the store read was added.)
-        """
+    async def rebuild(self, user_id: int) -> bool:
+        """Repopulate a missing timeline from the store (best effort: the next miss tries again;
+        FeedCache.rebuild says how no tweet falls between the store read and fan-out); whether
+        this call did (not when the timeline was whole, or another process was rebuilding it)."""
         try:
-            for _ in range(2):
-                ids = await self.fan_in(user_id, None, self.s.timeline_cap, per_author=REBUILD_PER_AUTHOR,
-                                        live_only=True)
-                await self.cache.rebuild(user_id, ids, self.s.timeline_cap)
+            return await self.cache.rebuild(user_id, lambda: self.fan_in(
+                user_id, None, self.s.timeline_cap, per_author=REBUILD_PER_AUTHOR, live_only=True),
+                self.s.timeline_cap)
         except Exception:  # noqa: BLE001 - logged; a cache or store outage must not escape
             log.warning("timeline rebuild for %s failed", user_id, exc_info=True)
+            return False
 
     def forget(self, tweet_id: int) -> None:
         """A deleted tweet is not served from this process's copies of the store's (the other
@@ -632,11 +628,11 @@ class Feed:
         if user_id in self._rebuilding:
             return
         self._rebuilding.add(user_id)
-        REBUILDS.inc()
 
         async def rebuild_once() -> None:
             try:
-                await self.rebuild(user_id)
+                if await self.rebuild(user_id):
+                    REBUILDS.inc()
             finally:
                 self._rebuilding.discard(user_id)
 

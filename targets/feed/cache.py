@@ -16,21 +16,23 @@ rebuild from the store on every read. Being the lowest entry it is the first one
 Fan-out only appends to timelines that exist (`APPEND_SCRIPT`, atomic per timeline). A timeline that
 is missing (never built, expired, or lost with a shard that restarted empty) is rebuilt from the
 store on its next read; were fan-out to recreate it, it would hold only the newest tweets and
-readers would silently miss the older ones. The rebuild creates the key whole from a store
-read (one ZADD, so no reader sees it half-filled), then reads the store again: a tweet fanned
-out before the key existed was stored before that second read.
+readers would silently miss the older ones. The rebuild (`FeedCache.rebuild`) first creates the
+key holding only the member BUILDING: fan-out appends to it from then on, and readers take it
+for missing. Then it reads the store once, and adds what it read in the same script that drops
+BUILDING. A tweet fanned out before the key existed was stored before that read began.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import enum
 import hashlib
 import logging
 import time
 from collections import defaultdict
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, cast
 
 import orjson
@@ -51,6 +53,8 @@ log = logging.getLogger("feed.cache")
 
 TWEET_TTL_S = 24 * 3600
 SENTINEL = "0"
+BUILDING = "building"   # scored -1: a timeline being rebuilt, which fan-out fills and readers do not read
+REBUILD_LOCK_S = 30     # one rebuild of a timeline at a time, across processes; a dead one's lock lapses
 TIMELINE_TTL_S = 7 * 24 * 3600
 RANKING_TTL_S = 600   # how long a ranked feed's later pages follow its first page's order
 # How long a read waits for one Redis node before going to the store without it. A healthy
@@ -184,13 +188,16 @@ return v
 # KEYS: timeline, set, the set's generation. ARGV: 'newest' (newest first, older than the
 # cursor) or 'since' (oldest first, newer than the cursor); the cursor id ('' for the newest
 # page); its millisecond; count; the generation of the caller's copy ('' for none). Replies:
-# the page; whether the timeline exists (an empty page may mean either); the set's generation;
+# the page; whether the timeline exists (an empty page may mean either; one being rebuilt does
+# not); the set's generation;
 # its members, or false when the set exists and its generation is the caller's.
 _PAGE_AND_SET = """#!lua flags=no-writes
 local newest, cursor, ms, n = ARGV[1] == 'newest', ARGV[2], ARGV[3], tonumber(ARGV[4])
 local function less(a, b) return #a < #b or (#a == #b and a < b) end
 local page = {}
-if cursor == '' then
+local building = redis.call('ZSCORE', KEYS[1], '""" + BUILDING + """')
+if building then
+elseif cursor == '' then
   page = redis.call('ZREVRANGEBYSCORE', KEYS[1], '+inf', '-inf', 'LIMIT', 0, n)
 else
   local same = newest and redis.call('ZREVRANGEBYSCORE', KEYS[1], ms, ms)
@@ -207,12 +214,45 @@ else
   end
 end
 local exists = 1
-if #page == 0 then exists = redis.call('EXISTS', KEYS[1]) end
+if building then exists = 0 elseif #page == 0 then exists = redis.call('EXISTS', KEYS[1]) end
 local generation = redis.call('GET', KEYS[3]) or ''
 if ARGV[5] ~= '' and generation == ARGV[5] and redis.call('EXISTS', KEYS[2]) == 1 then
   return {page, exists, generation, false}
 end
 return {page, exists, generation, redis.call('SMEMBERS', KEYS[2])}
+"""
+
+
+# A rebuild's first step. KEYS: timeline, its rebuild lock. ARGV: the lock's seconds. Returns 0
+# when there is nothing to do (the timeline is whole, or another rebuild holds the lock), else
+# 1 with the lock taken and the timeline existing (BUILDING alone, if it was missing).
+_START_REBUILD = """
+if redis.call('EXISTS', KEYS[1]) == 1 and not redis.call('ZSCORE', KEYS[1], '""" + BUILDING + """') then
+  return 0
+end
+if not redis.call('SET', KEYS[2], '1', 'NX', 'EX', ARGV[1]) then return 0 end
+if redis.call('EXISTS', KEYS[1]) == 0 then
+  redis.call('ZADD', KEYS[1], -1, '""" + BUILDING + """')
+  redis.call('EXPIRE', KEYS[1], ARGV[1])
+end
+return 1
+"""
+
+# A rebuild's last step: what the store read found joins what fan-out added meanwhile, with the
+# sentinel, and BUILDING goes, at once. KEYS: timeline, lock. ARGV: cap, TTL, then score and id
+# of each tweet. Returns 0 if the timeline vanished meanwhile (expired, or its shard lost again):
+# the next read starts over.
+_FINISH_REBUILD = """
+redis.call('DEL', KEYS[2])
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+redis.call('ZADD', KEYS[1], 0, '""" + SENTINEL + """')
+for i = 3, #ARGV, 400 do
+  redis.call('ZADD', KEYS[1], unpack(ARGV, i, math.min(i + 399, #ARGV)))
+end
+redis.call('ZREM', KEYS[1], '""" + BUILDING + """')
+redis.call('ZREMRANGEBYRANK', KEYS[1], 0, -(tonumber(ARGV[1]) + 2))
+redis.call('EXPIRE', KEYS[1], ARGV[2])
+return 1
 """
 
 
@@ -250,6 +290,10 @@ def notify_channel(user_id: int) -> str:
 
 def timeline_key(user_id: int) -> str:
     return f"timeline:{{{user_id}}}"
+
+
+def rebuild_lock_key(user_id: int) -> str:
+    return f"timeline-rebuild:{{{user_id}}}"
 
 
 def deleted_marker(tweet_id: int) -> bytes:
@@ -346,6 +390,8 @@ class FeedCache:
         self._page_and_set_script = self.rc.register_script(_PAGE_AND_SET)
         self._put_tweet_script = self.rc.register_script(_PUT_TWEET)
         self._optimistic_script = self.rc.register_script(_OPTIMISTIC)
+        self._start_rebuild = self.rc.register_script(_START_REBUILD)
+        self._finish_rebuild = self.rc.register_script(_FINISH_REBUILD)
 
     def _client_options(self) -> dict[str, Any]:
         return dict(
@@ -462,14 +508,25 @@ class FeedCache:
         got = SetRead(generation=generation, members=members)
         return ([int(m) for m in raw if m != SENTINEL] if exists else None), got
 
-    async def rebuild(self, user_id: int, ids: list[int], cap: int) -> None:
-        """Add what the store fan-in found, with the sentinel, in one ZADD: a missing timeline
-        comes into existence whole, never half-filled for a reader to see. ZADD is a union, so
-        fan-out writes already there stay."""
-        key = timeline_key(user_id)
-        await self.rc.zadd(key, {SENTINEL: 0.0, **{str(i): float(timestamp_ms(i)) for i in ids[:cap]}})
-        await self.rc.zremrangebyrank(key, 0, -(cap + 2))
-        await self.rc.expire(key, TIMELINE_TTL_S)
+    async def rebuild(self, user_id: int, read: Callable[[], Awaitable[list[int]]], cap: int) -> bool:
+        """Rebuild a missing timeline from `read` (the store fan-in, newest first) unless it is
+        whole or another rebuild has it; whether this one completed it (module docstring).
+
+        One store read is enough: the timeline exists (as BUILDING) before the read begins, so
+        fan-out adds what is stored later. Creating the timeline from a first read and reading
+        again for what fan-out skipped meanwhile doubled the store work of every rebuild, and
+        after `shard-lost` that work is a third of all timelines."""
+        keys = [timeline_key(user_id), rebuild_lock_key(user_id)]
+        if not await self._start_rebuild(keys=keys, args=[REBUILD_LOCK_S]):
+            return False
+        try:
+            ids = await read()
+        except BaseException:
+            with contextlib.suppress(Exception):   # else the lock lapses in REBUILD_LOCK_S
+                await self.rc.delete(keys[1])
+            raise
+        scored = [x for i in ids[:cap] for x in (timestamp_ms(i), str(i))]
+        return bool(await self._finish_rebuild(keys=keys, args=[cap, TIMELINE_TTL_S, *scored]))
 
     async def save_ranking(self, user_id: int, anchor: int, ids: list[int]) -> None:
         await self.rc.set(ranking_key(user_id, anchor), ",".join(map(str, ids)), ex=RANKING_TTL_S)

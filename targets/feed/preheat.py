@@ -45,7 +45,7 @@ def active_key(bucket: int) -> str:
 
 
 class Preheater:
-    def __init__(self, rc: AsyncRedisCluster, rebuild: Callable[[int], Awaitable[None]],
+    def __init__(self, rc: AsyncRedisCluster, rebuild: Callable[[int], Awaitable[bool]],
                  *, clock: Callable[[], float] = time.time) -> None:
         self.rc = rc
         self.rebuild = rebuild
@@ -106,8 +106,8 @@ class Preheater:
 
         async def one(user_id: int) -> None:
             async with gate:
-                await self.rebuild(user_id)
-                PREHEATED.inc()
+                if await self.rebuild(user_id):
+                    PREHEATED.inc()
 
         await asyncio.gather(*(one(u) for u in missing))
         if missing:

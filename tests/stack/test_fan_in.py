@@ -3,6 +3,7 @@ pages that neither stop early nor skip, whatever the authors' tweets look like."
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime
 from typing import Any
 
@@ -11,8 +12,19 @@ import pytest
 import redis
 from cassandra.concurrent import execute_concurrent
 
-from targets.feed.cache import preheat, timeline_key
-from targets.feed.snowflake import Snowflake
+from targets.feed import pulled
+from targets.feed.cache import (
+    _FINISH_REBUILD,
+    _START_REBUILD,
+    BUILDING,
+    REBUILD_LOCK_S,
+    SENTINEL,
+    TIMELINE_TTL_S,
+    preheat,
+    rebuild_lock_key,
+    timeline_key,
+)
+from targets.feed.snowflake import Snowflake, timestamp_ms
 from targets.feed.store import Store
 from tests.stack.conftest import Stack, eventually, post
 
@@ -74,10 +86,41 @@ def test_a_rebuilt_timeline_has_no_holes(client: httpx.Client, stack: Stack, rc:
     newer = [post(client, stack, prolific, f"newer {i}") for i in range(60)]
     everything = (older + newer)[::-1]
     assert client.get("/v1/feed", headers=stack.auth(reader)).status_code == 200   # a miss: rebuilt
-    assert eventually(lambda: rc.exists(timeline_key(reader)) == 1)
+    assert eventually(lambda: rc.zscore(timeline_key(reader), SENTINEL) is not None)
     seen = walk(client, stack, reader, limit=20)
     assert seen == everything[:len(seen)], "the feed skipped tweets"
     assert len(seen) >= 50
+
+
+def test_a_timeline_being_rebuilt_takes_fan_out_and_is_not_read_until_the_store_read_is_in(
+        client: httpx.Client, stack: Stack, rc: redis.RedisCluster) -> None:
+    """A rebuild reads the store once: its timeline exists (BUILDING) before that read, fan-out
+    adds to it, readers are served from the store meanwhile, and no other rebuild starts. Here
+    the test plays the rebuild's two steps, with the target's own scripts, around a tweet
+    fanned out between them."""
+    author, reader = 2966, 2967
+    assert client.post(f"/v1/users/{author}/follow", headers=stack.auth(reader)).status_code in (200, 201)
+    older = post(client, stack, author, "before the rebuild")
+    timeline, lock = timeline_key(reader), rebuild_lock_key(reader)
+    client.get("/v1/feed", headers=stack.auth(reader))               # the timeline exists, its fan-out done
+    assert eventually(lambda: rc.zscore(timeline, older) is not None)
+    rc.delete(timeline)                                              # as if lost with its shard
+    assert rc.eval(_START_REBUILD, 2, timeline, lock, REBUILD_LOCK_S) == 1   # the store read would begin now
+    newer = post(client, stack, author, "during the rebuild")
+    assert eventually(lambda: rc.zscore(timeline, newer) is not None), "fan-out skipped a timeline being rebuilt"
+
+    time.sleep(pulled.TTL_S)   # the store path's copy of the author's tweets is this old at most
+    page = client.get("/v1/feed", headers=stack.auth(reader))      # a miss: the store path
+    assert page.status_code == 200, page.text
+    assert [t["tweet_id"] for t in page.json()["tweets"]] == [newer, older], "a reader read a timeline half-built"
+    time.sleep(1)   # the API's own rebuild after that miss would be done by now
+    assert rc.zscore(timeline, BUILDING) is not None and rc.get(lock) == "1", \
+        "the API rebuilt the timeline while another rebuild held it"
+
+    assert rc.eval(_FINISH_REBUILD, 2, timeline, lock, 800, TIMELINE_TTL_S, timestamp_ms(int(older)), older) == 1
+    assert rc.zrange(timeline, 0, -1) == [SENTINEL, older, newer] and not rc.exists(lock)
+    assert [t["tweet_id"] for t in client.get("/v1/feed", headers=stack.auth(reader)).json()["tweets"]] == \
+        [newer, older]
 
 
 def test_a_deleted_tweet_among_a_celebrity_s_newest_does_not_hide_the_older_ones(
