@@ -136,7 +136,7 @@ def command_tables_sent(stack: Stack) -> int:
     """COMMAND calls every Redis node has answered."""
     total = 0
     for node in nodes(stack):
-        with redis.Redis(host=node.host, port=node.port) as direct:
+        with redis.Redis(host=node.host, port=int(node.port)) as direct:
             total += int(direct.info("commandstats").get("cmdstat_command", {}).get("calls", 0))
     return total
 
