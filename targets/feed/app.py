@@ -378,8 +378,9 @@ class Feed:
     async def cache_new(self, tweet: Tweet) -> None:
         """Cache a new tweet with its counters (0) before its fan-out is queued, so that an
         object cached without a counter always means a count to read from the store (best
-        effort: a reader then caches the two); and its likes' counted set, so that counting the
-        first like reads nothing from the store."""
+        effort: a reader then caches the two); and the counted sets of its counters whose
+        members the store records, so that counting its first like, retweet or reply reads
+        nothing from the store."""
         try:
             await self.cache.put_tweets([tweet.to_json()], {}, new=True)
         except MAYBE_DOWN as exc:

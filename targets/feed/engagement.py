@@ -26,9 +26,10 @@ EVENTS = {"like": ("likes", "user_id"), "retweet": ("retweets", "retweet_id"),
           "unretweet": ("unretweets", "retweet_id"), "reply": ("replies", "reply_id"),
           "unreply": ("unreplies", "reply_id")}
 # Counters whose members the store records before their events are queued (feed.likes; the
-# retweets, standing in feed.retweets or undone in feed.retweets_undone; the undone ones): a
-# counted set lost with its shard is rebuilt from there.
-MEMBERS_RECORDED = ("likes", "retweets", "unretweets")
+# retweets, standing in feed.retweets or undone in feed.retweets_undone; the undone ones; the
+# replies in feed.replies, and those deleted): a counted set lost with its shard is rebuilt
+# from there.
+MEMBERS_RECORDED = ("likes", "retweets", "unretweets", "replies", "unreplies")
 COLUMNS = {"likes": "like_count", "retweets": "retweet_count", "unretweets": "unretweet_count",
            "replies": "reply_count", "unreplies": "unreply_count"}   # feed.tweet_counters
 

@@ -235,6 +235,9 @@ class Store:
         self._unretweet = p("DELETE FROM feed.retweets WHERE tweet_id = ? AND user_id = ? IF retweet_id = ?")
         self._record_undone = p("INSERT INTO feed.retweets_undone (tweet_id, retweet_id) VALUES (?, ?)")
         self._undone_ids = p("SELECT retweet_id FROM feed.retweets_undone WHERE tweet_id = ?")
+        self._record_reply = p("INSERT INTO feed.replies (tweet_id, reply_id, deleted) VALUES (?, ?, false)")
+        self._record_reply_deleted = p("UPDATE feed.replies SET deleted = true WHERE tweet_id = ? AND reply_id = ?")
+        self._replies = p("SELECT reply_id, deleted FROM feed.replies WHERE tweet_id = ?")
         self._hold_key = p("INSERT INTO feed.idempotency_keys (user_id, key_digest, tweet_id) VALUES (?, ?, ?)"
                            " IF NOT EXISTS USING TTL ?")
         self._unfollow = p("DELETE FROM feed.follows WHERE follower_id = ? AND followee_id = ?")
@@ -275,7 +278,8 @@ class Store:
 
     # --- writes
     async def insert_tweet(self, t: Tweet) -> None:
-        """Both tables in one logged batch: a tweet is in both or (eventually) neither."""
+        """Both tables (and a reply's record under its parent) in one logged batch: a tweet is
+        in all or (eventually) none."""
         created = datetime.fromtimestamp(timestamp_ms(t.tweet_id) / 1000, UTC)
         batch = BatchStatement(batch_type=BatchType.LOGGED)
         types = [m.content_type for m in t.media]
@@ -283,6 +287,8 @@ class Store:
                                        t.retweet_of))
         batch.add(self._insert_by_id, (t.tweet_id, t.user_id, t.text, t.media_ids, types, t.reply_to, created,
                                        t.retweet_of))
+        if t.reply_to is not None:
+            batch.add(self._record_reply, (t.reply_to, t.tweet_id))
         await self._aexecute(batch)
 
     async def follow(self, follower: int, followee: int) -> None:
@@ -298,6 +304,8 @@ class Store:
         batch = BatchStatement(batch_type=BatchType.LOGGED)
         batch.add(self._delete, (t.user_id, t.tweet_id))
         batch.add(self._delete_by_id, (t.tweet_id,))
+        if t.reply_to is not None:
+            batch.add(self._record_reply_deleted, (t.reply_to, t.tweet_id))
         await self._aexecute(batch)
 
     async def like(self, tweet_id: int, user_id: int) -> bool:
@@ -339,6 +347,14 @@ class Store:
         undo in between is seen in one of the two reads at least."""
         standing = self.retweet_ids_sync(tweet_id)
         return sorted(set(standing) | set(self.undone_retweet_ids_sync(tweet_id)))
+
+    def reply_ids_sync(self, tweet_id: int) -> list[int]:
+        """The ids of every reply to `tweet_id` ever stored, deleted ones included."""
+        return [r.reply_id for r in self.session.execute(self._replies, (tweet_id,), timeout=10)]
+
+    def deleted_reply_ids_sync(self, tweet_id: int) -> list[int]:
+        """The ids of the replies to `tweet_id` that were deleted."""
+        return [r.reply_id for r in self.session.execute(self._replies, (tweet_id,), timeout=10) if r.deleted]
 
     def like_count_sync(self, tweet_id: int) -> int:
         return self.counts_sync([tweet_id]).get(tweet_id, {}).get("likes", 0)

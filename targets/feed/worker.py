@@ -78,7 +78,8 @@ CHECKPOINT_S = 5.0
 MAX_POLL_INTERVAL_MS = 300_000   # a lane that does not poll for this long leaves its groups
 # How the counter lane reads the members the store records of a counter (engagement.MEMBERS_RECORDED).
 MEMBERS_IN_STORE: dict[str, Callable[[Store, int], list[int]]] = {
-    "likes": Store.likers_sync, "retweets": Store.retweet_ids_ever_sync, "unretweets": Store.undone_retweet_ids_sync}
+    "likes": Store.likers_sync, "retweets": Store.retweet_ids_ever_sync, "unretweets": Store.undone_retweet_ids_sync,
+    "replies": Store.reply_ids_sync, "unreplies": Store.deleted_reply_ids_sync}
 # A shard's share of a batch not confirmed within this is parked in RETRY_TOPIC, so that the
 # other shards' followers keep getting tweets: longer than a failover (about 5 s), shorter than
 # a freshness goal.
@@ -572,8 +573,10 @@ class CounterLane:
         """A counter's count when it or its counted set is missing from the cache (expired, or
         lost with its shard): the store's checkpoint plus what this lane counted since. For a
         counter whose members the store records (each recorded before its event is queued: the
-        likers, every retweet id made, every one undone), also those members, to be counted once
-        more never: the API queues a repeated like or retweet again, and after a shard came back
+        likers, every retweet id made, every one undone, every reply, every one deleted), also
+        those members, to be counted once more never: a like, retweet or reply has its event
+        sent twice or more (the API queues a repeated one again; the fan-out lane sends
+        replies' and retweets' again), and after a shard came back
         empty one was counted twice (a tweet showed 8 retweets for 7: verify, 2026-12-05). The
         count is then at least theirs, so the members must be all the counter ever counts: with
         the standing retweets alone, a retweet made after the wipe passed for one the rebuilt
