@@ -31,6 +31,7 @@ import enum
 import hashlib
 import logging
 import time
+import uuid
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, cast
@@ -53,7 +54,9 @@ log = logging.getLogger("feed.cache")
 
 TWEET_TTL_S = 24 * 3600
 SENTINEL = "0"
-BUILDING = "building"   # scored -1: a timeline being rebuilt, which fan-out fills and readers do not read
+# A timeline being rebuilt, which fan-out fills and readers do not read. Scored +inf, so that
+# trimming (lowest first) never takes it: a fan-out append trims the timeline to its cap.
+BUILDING = "building"
 REBUILD_LOCK_S = 30     # one rebuild of a timeline at a time, across processes; a dead one's lock lapses
 TIMELINE_TTL_S = 7 * 24 * 3600
 RANKING_TTL_S = 600   # how long a ranked feed's later pages follow its first page's order
@@ -223,36 +226,45 @@ return {page, exists, generation, redis.call('SMEMBERS', KEYS[2])}
 """
 
 
-# A rebuild's first step. KEYS: timeline, its rebuild lock. ARGV: the lock's seconds. Returns 0
-# when there is nothing to do (the timeline is whole, or another rebuild holds the lock), else
-# 1 with the lock taken and the timeline existing (BUILDING alone, if it was missing).
+# A rebuild's first step. KEYS: timeline, its rebuild lock. ARGV: the lock's seconds, the
+# rebuild's token. Returns 0 when there is nothing to do (the timeline is whole, or another
+# rebuild holds the lock), else 1 with the lock taken and the timeline existing (BUILDING
+# alone, if it was missing).
 _START_REBUILD = """
 if redis.call('EXISTS', KEYS[1]) == 1 and not redis.call('ZSCORE', KEYS[1], '""" + BUILDING + """') then
   return 0
 end
-if not redis.call('SET', KEYS[2], '1', 'NX', 'EX', ARGV[1]) then return 0 end
+if not redis.call('SET', KEYS[2], ARGV[2], 'NX', 'EX', ARGV[1]) then return 0 end
 if redis.call('EXISTS', KEYS[1]) == 0 then
-  redis.call('ZADD', KEYS[1], -1, '""" + BUILDING + """')
+  redis.call('ZADD', KEYS[1], '+inf', '""" + BUILDING + """')
   redis.call('EXPIRE', KEYS[1], ARGV[1])
 end
 return 1
 """
 
 # A rebuild's last step: what the store read found joins what fan-out added meanwhile, with the
-# sentinel, and BUILDING goes, at once. KEYS: timeline, lock. ARGV: cap, TTL, then score and id
-# of each tweet. Returns 0 if the timeline vanished meanwhile (expired, or its shard lost again):
-# the next read starts over.
+# sentinel, and BUILDING goes, at once. KEYS: timeline, lock. ARGV: cap, TTL, the rebuild's
+# token, then score and id of each tweet. Returns 0, changing nothing, if the lock is no longer
+# this rebuild's (it lapsed; the timeline may have vanished since and be another rebuild's now,
+# missing tweets fanned out while it was gone), or if the timeline vanished: the next read
+# starts over.
 _FINISH_REBUILD = """
+if redis.call('GET', KEYS[2]) ~= ARGV[3] then return 0 end
 redis.call('DEL', KEYS[2])
 if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
 redis.call('ZADD', KEYS[1], 0, '""" + SENTINEL + """')
-for i = 3, #ARGV, 400 do
+for i = 4, #ARGV, 400 do
   redis.call('ZADD', KEYS[1], unpack(ARGV, i, math.min(i + 399, #ARGV)))
 end
 redis.call('ZREM', KEYS[1], '""" + BUILDING + """')
 redis.call('ZREMRANGEBYRANK', KEYS[1], 0, -(tonumber(ARGV[1]) + 2))
 redis.call('EXPIRE', KEYS[1], ARGV[2])
 return 1
+"""
+
+# A rebuild that failed gives its lock back, if the lock is still its own. KEYS: lock. ARGV: token.
+_DROP_REBUILD_LOCK = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
 """
 
 
@@ -392,6 +404,7 @@ class FeedCache:
         self._optimistic_script = self.rc.register_script(_OPTIMISTIC)
         self._start_rebuild = self.rc.register_script(_START_REBUILD)
         self._finish_rebuild = self.rc.register_script(_FINISH_REBUILD)
+        self._drop_rebuild_lock = self.rc.register_script(_DROP_REBUILD_LOCK)
 
     def _client_options(self) -> dict[str, Any]:
         return dict(
@@ -517,16 +530,17 @@ class FeedCache:
         again for what fan-out skipped meanwhile doubled the store work of every rebuild, and
         after `shard-lost` that work is a third of all timelines."""
         keys = [timeline_key(user_id), rebuild_lock_key(user_id)]
-        if not await self._start_rebuild(keys=keys, args=[REBUILD_LOCK_S]):
+        token = uuid.uuid4().hex
+        if not await self._start_rebuild(keys=keys, args=[REBUILD_LOCK_S, token]):
             return False
         try:
             ids = await read()
         except BaseException:
             with contextlib.suppress(Exception):   # else the lock lapses in REBUILD_LOCK_S
-                await self.rc.delete(keys[1])
+                await self._drop_rebuild_lock(keys=keys[1:], args=[token])
             raise
         scored = [x for i in ids[:cap] for x in (timestamp_ms(i), str(i))]
-        return bool(await self._finish_rebuild(keys=keys, args=[cap, TIMELINE_TTL_S, *scored]))
+        return bool(await self._finish_rebuild(keys=keys, args=[cap, TIMELINE_TTL_S, token, *scored]))
 
     async def save_ranking(self, user_id: int, anchor: int, ids: list[int]) -> None:
         await self.rc.set(ranking_key(user_id, anchor), ",".join(map(str, ids)), ex=RANKING_TTL_S)

@@ -105,7 +105,7 @@ def test_a_timeline_being_rebuilt_takes_fan_out_and_is_not_read_until_the_store_
     client.get("/v1/feed", headers=stack.auth(reader))               # the timeline exists, its fan-out done
     assert eventually(lambda: rc.zscore(timeline, older) is not None)
     rc.delete(timeline)                                              # as if lost with its shard
-    assert rc.eval(_START_REBUILD, 2, timeline, lock, REBUILD_LOCK_S) == 1   # the store read would begin now
+    assert rc.eval(_START_REBUILD, 2, timeline, lock, REBUILD_LOCK_S, "this") == 1   # the store read begins
     newer = post(client, stack, author, "during the rebuild")
     assert eventually(lambda: rc.zscore(timeline, newer) is not None), "fan-out skipped a timeline being rebuilt"
 
@@ -114,10 +114,15 @@ def test_a_timeline_being_rebuilt_takes_fan_out_and_is_not_read_until_the_store_
     assert page.status_code == 200, page.text
     assert [t["tweet_id"] for t in page.json()["tweets"]] == [newer, older], "a reader read a timeline half-built"
     time.sleep(1)   # the API's own rebuild after that miss would be done by now
-    assert rc.zscore(timeline, BUILDING) is not None and rc.get(lock) == "1", \
+    assert rc.zscore(timeline, BUILDING) is not None and rc.get(lock) == "this", \
         "the API rebuilt the timeline while another rebuild held it"
 
-    assert rc.eval(_FINISH_REBUILD, 2, timeline, lock, 800, TIMELINE_TTL_S, timestamp_ms(int(older)), older) == 1
+    def finish(token: str) -> int:
+        return int(rc.eval(_FINISH_REBUILD, 2, timeline, lock, 800, TIMELINE_TTL_S, token,
+                           timestamp_ms(int(older)), older))
+
+    assert finish("a rebuild whose lock lapsed") == 0 and rc.zscore(timeline, BUILDING) is not None
+    assert finish("this") == 1
     assert rc.zrange(timeline, 0, -1) == [SENTINEL, older, newer] and not rc.exists(lock)
     assert [t["tweet_id"] for t in client.get("/v1/feed", headers=stack.auth(reader)).json()["tweets"]] == \
         [newer, older]
