@@ -390,7 +390,7 @@ class Feed:
         """Take back a stored tweet that was never queued: deleted in the store, and marked so in
         the hydration cache in case the queue took it after all (best effort: logged)."""
         try:
-            await self.store.soft_delete(tweet)
+            await self.store.soft_delete(tweet, queued=False)
             await self.cache.put_tweets([{**tweet.to_json(), "deleted": True}], {})
         except Exception:  # noqa: BLE001 - the 503 stands; the tweet may stay on its author's profile
             log.warning("could not take back unqueued tweet %s", tweet.tweet_id, exc_info=True)

@@ -237,6 +237,7 @@ class Store:
         self._undone_ids = p("SELECT retweet_id FROM feed.retweets_undone WHERE tweet_id = ?")
         self._record_reply = p("INSERT INTO feed.replies (tweet_id, reply_id, deleted) VALUES (?, ?, false)")
         self._record_reply_deleted = p("UPDATE feed.replies SET deleted = true WHERE tweet_id = ? AND reply_id = ?")
+        self._forget_reply = p("DELETE FROM feed.replies WHERE tweet_id = ? AND reply_id = ?")
         self._replies = p("SELECT reply_id, deleted FROM feed.replies WHERE tweet_id = ?")
         self._hold_key = p("INSERT INTO feed.idempotency_keys (user_id, key_digest, tweet_id) VALUES (?, ?, ?)"
                            " IF NOT EXISTS USING TTL ?")
@@ -300,12 +301,14 @@ class Store:
         await asyncio.gather(self._aexecute(self._unfollow, (follower, followee)),
                              self._aexecute(self._unfollow_rev, (followee, follower)))
 
-    async def soft_delete(self, t: Tweet) -> None:
+    async def soft_delete(self, t: Tweet, *, queued: bool = True) -> None:
+        """Mark the tweet deleted; a reply is flagged deleted under its parent, or forgotten
+        there if it was never `queued` (no event of it counted it, so none will uncount it)."""
         batch = BatchStatement(batch_type=BatchType.LOGGED)
         batch.add(self._delete, (t.user_id, t.tweet_id))
         batch.add(self._delete_by_id, (t.tweet_id,))
         if t.reply_to is not None:
-            batch.add(self._record_reply_deleted, (t.reply_to, t.tweet_id))
+            batch.add(self._record_reply_deleted if queued else self._forget_reply, (t.reply_to, t.tweet_id))
         await self._aexecute(batch)
 
     async def like(self, tweet_id: int, user_id: int) -> bool:

@@ -15,8 +15,8 @@ import redis
 from targets.feed.cache import preheat, timeline_key
 from targets.feed.guards import PENDING_TTL_S, _idem_key
 from targets.feed.snowflake import Snowflake
-from targets.feed.store import Tweet
-from tests.stack.conftest import Stack, drained, eventually, feed_ids
+from targets.feed.store import Store, Tweet
+from tests.stack.conftest import Stack, drained, eventually, feed_ids, post
 
 pytestmark = pytest.mark.stack
 
@@ -167,6 +167,23 @@ def test_a_post_that_could_not_be_queued_and_cannot_be_resumed_is_taken_back(
         r = down.post("/v1/tweets", headers=stack.auth(author), json={"text": "into the void"})
     assert r.status_code == 503 and r.json()["error"]["code"] == "queue_unavailable"
     assert own_tweets(client, stack, author) == []
+
+
+def test_a_reply_taken_back_is_not_recorded_under_its_parent(
+        client: httpx.Client, stack: Stack, store: Store, sibling_api: Callable[[dict[str, str]], str]) -> None:
+    """No event of a reply taken back counted it, so the record the counter lane rebuilds the
+    parent's reply counts from must not hold it (flagged deleted, it was counted once as a reply
+    and once as a deletion whenever both counted sets were rebuilt; one alone was off by one)."""
+    author, replier = 2973, 2974
+    parent = int(post(client, stack, author, "a parent"))
+    with queue_down_api(stack, sibling_api) as down:
+        r = down.post("/v1/tweets", headers=stack.auth(replier), json={"text": "into the void",
+                                                                          "reply_to_tweet_id": str(parent)})
+    assert r.status_code == 503 and r.json()["error"]["code"] == "queue_unavailable"
+    assert store.reply_ids_sync(parent) == []
+    kept = client.post("/v1/tweets", headers=stack.auth(replier), json={"text": "a reply",
+                                                                       "reply_to_tweet_id": str(parent)})
+    assert kept.status_code == 201 and store.reply_ids_sync(parent) == [int(kept.json()["tweet_id"])]
 
 
 def test_a_retry_of_a_post_deleted_since_does_not_bring_it_back(
