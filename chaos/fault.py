@@ -49,10 +49,10 @@ class Links(Protocol):
 def resolve_redis_role(target: str, cluster: RedisClusterView) -> str:
     """`redis-primary-N` / `redis-replica-N` → the node that has that role now (N-th by name);
     any other name is itself."""
-    for role, members in (("redis-primary-", cluster.primaries), ("redis-replica-", cluster.replicas)):
-        if target.startswith(role):
+    for role, members in (("redis-primary-", "primaries"), ("redis-replica-", "replicas")):
+        if target.startswith(role):   # the cluster is asked only for a role (an external target has none)
             index = int(target.removeprefix(role))
-            nodes = members()
+            nodes: list[str] = getattr(cluster, members)()
             if not 1 <= index <= len(nodes):
                 raise RuntimeError(f"{target} does not exist now (those nodes: {', '.join(nodes) or 'none'})")
             return nodes[index - 1]

@@ -2,7 +2,11 @@
 broken. A run whose sweep found a leftover (a toxic, a paused or dead process, a cluster not
 whole, a chaos setting still on), repaired or not, fails: a fault outlived its window, so the
 run measured it where it did not mean to. A run with faults and no sweep recorded is unknown;
-one without faults has nothing to sweep."""
+one without faults has nothing to sweep.
+
+It also fails a run in which a fault could not be invoked or healed (the schedule's errors,
+manifest `chaos_errors`, and the fault windows' `invoke-failed` / `heal-failed` events): such a
+run did not test what it meant to, or left its fault to the sweep."""
 
 from __future__ import annotations
 
@@ -14,6 +18,13 @@ NAME = "sweep"
 
 
 def check(run: RunData) -> CheckResult:
+    failed = [f"{w.name} @ {w.target}: {e['what']}: {e.get('error')}" for w in run.faults for e in w.events
+              if e.get("what") in ("invoke-failed", "heal-failed")]
+    errors = list(run.manifest.chaos_errors)
+    if failed or errors:
+        return CheckResult(NAME, Verdict.FAIL, "a fault could not be invoked or healed: "
+                           + "; ".join(failed or errors), {"fault_events": failed, "chaos_errors": errors,
+                                                           "sweep": run.sweep})
     if run.sweep is None:
         if not run.faults:
             return not_exercised(NAME, "no fault in this run")

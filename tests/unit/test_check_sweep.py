@@ -36,3 +36,15 @@ def test_faults_without_a_sweep_are_unknown_and_no_faults_nothing_to_sweep(spec:
     spec.faults = []
     result = sweep.check(spec.write(run_dir))
     assert result.verdict is Verdict.UNKNOWN and not result.gating
+
+
+def test_a_fault_that_could_not_be_invoked_fails_the_run_though_the_sweep_was_clean(spec: RunSpec,
+                                                                                    run_dir: Path) -> None:
+    """The schedule keeps going when an invoke raises (the heal still runs); the run must not
+    pass as if its fault had happened."""
+    spec.faults[0].events.append({"t": spec.faults[0].start_t, "what": "invoke-failed",
+                                  "error": "the target's Redis cluster is not reachable"})
+    spec.manifest["chaos_errors"] = ["latency @ generator->target: the target's Redis cluster is not reachable"]
+    got = sweep.check(spec.write(run_dir))
+    assert got.verdict is Verdict.FAIL
+    assert "could not be invoked or healed" in got.summary and "not reachable" in got.summary
