@@ -19,6 +19,7 @@ class Manifest:
     git_sha: str | None = None
     seed: int | None = None
     cpu_count: int | None = None            # of the machine the run ran on
+    interpreter_ms: float | None = None     # fixed Python work timed before the start (harness/machine_speed.py)
     started_t: float | None = None
     ended_t: float | None = None
     partial: bool = False                   # the run was cut before its read-back ended

@@ -43,3 +43,14 @@ def test_without_samples_it_is_unknown_and_does_not_gate(spec: RunSpec, run_dir:
     spec.machine = []
     result = machine.check(spec.write(run_dir))
     assert result.verdict is Verdict.UNKNOWN and not result.gating
+
+
+def test_the_machine_s_speed_is_shown_not_judged(spec: RunSpec, run_dir: Path) -> None:
+    from harness.machine_speed import interpreter_ms
+
+    spec.manifest["interpreter_ms"] = interpreter_ms(repeats=1)
+    result = machine.check(spec.write(run_dir))
+    assert result.verdict is Verdict.PASS
+    assert f"fixed Python work {spec.manifest['interpreter_ms']:g} ms before the start" in result.summary
+    spec.manifest["interpreter_ms"] = 10_000.0   # a very slow machine: said, and still not a verdict
+    assert machine.check(spec.write(run_dir / "slow")).verdict is Verdict.PASS
