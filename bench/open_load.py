@@ -12,6 +12,7 @@ from pathlib import Path
 import records
 from harness.checks.stats import latency_summary
 from harness.load import LoadGenerator
+from harness.tokens import SharedSecret
 from workloads.arrivals import ArrivalPlan
 from workloads.graph import Graph
 
@@ -48,7 +49,7 @@ def run_open_load(url: str, rates: dict[str, float], seconds: int, run_dir: Path
     run_dir.mkdir(parents=True)
     graph.write(run_dir)
     plan = ArrivalPlan.from_phases([{"name": "steady", "duration": seconds, "ramp": 0, "rates": rates}])
-    gen = LoadGenerator(run_dir=run_dir, host=url, plan=plan, token_secret=token_secret, seed=1)
+    gen = LoadGenerator(run_dir=run_dir, host=url, plan=plan, tokens=SharedSecret(token_secret), seed=1)
     start = gen.start()
     try:
         time.sleep(max(0.0, gen.load_end + 3 - time.time()))   # the plan's end, plus the last answers

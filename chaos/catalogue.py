@@ -20,6 +20,7 @@ Targets are named, never PIDs:
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,6 +28,7 @@ from harness.topology import CLIENT_ROLES, REDIS_NODES, Topology
 
 _DEFAULT = Topology()
 REDIS_SHARDS = REDIS_NODES // 2
+EXTERNAL_LINK = "generator->target"   # the one link to a target the harness did not start (TARGET_LINK)
 
 
 @dataclass(frozen=True)
@@ -49,11 +51,12 @@ COMPONENTS = Targets(
     f"worker-1 .. worker-{_DEFAULT.fanout_workers}, nginx, prometheus, toxiproxy")
 NODES = Targets(rf"{_REDIS}|kafka|cassandra", f"{_REDIS_HELP}, kafka or cassandra (every client's link to it)")
 LINKS = Targets(rf"(?:(?:{'|'.join(CLIENT_ROLES)})->)?(?:{_REDIS}|kafka|cassandra)"
-                rf"|nginx->api-[1-{_DEFAULT.api_instances}]|generator->nginx",
+                rf"|nginx->api-[1-{_DEFAULT.api_instances}]|generator->nginx|{re.escape(EXTERNAL_LINK)}",
                 f"{_REDIS_HELP}, kafka or cassandra (every client's link to it), or one client role's link to it: "
                 f"{', '.join(f'{r}->NODE' for r in CLIENT_ROLES)} (api->redis-primary-1, worker->kafka), "
                 f"and in front nginx->api-1 .. nginx->api-{_DEFAULT.api_instances} (the balancer's link to an "
-                "instance), generator->nginx (the load generator's: client-side faults)")
+                "instance), generator->nginx (the load generator's: client-side faults), and with --target only "
+                f"{EXTERNAL_LINK} (the load generator's link to your service)")
 REDIS_PRIMARY = Targets(rf"redis-primary-[1-{REDIS_SHARDS}]", f"redis-primary-1 .. redis-primary-{REDIS_SHARDS}")
 RANKER = Targets("ranker", "ranker")
 
@@ -174,3 +177,19 @@ def kind(name: str) -> FaultKind:
     if name not in CATALOGUE:
         raise KeyError(f"unknown fault {name!r} (one of {', '.join(CATALOGUE)})")
     return CATALOGUE[name]
+
+
+def runtime_problems(faults: Iterable[tuple[str, str]], *, external: bool) -> list[str]:
+    """What a scenario's faults ((action, target), in order) ask that the runtime cannot do. A
+    target the harness did not start (--target) has no process or store link of feedlab's to
+    act on: only network faults on its one link; the reference stack has no such link."""
+    problems = []
+    for i, (action, target) in enumerate(faults):
+        where = f"faults[{i}] ({action} on {target})"
+        if external and (CATALOGUE[action].family != "network" or target != EXTERNAL_LINK):
+            problems.append(f"{where}: with --target feedlab owns no process or store link of the service; "
+                            f"only network faults on {EXTERNAL_LINK} (the load generator's link to it) can run")
+        elif not external and target == EXTERNAL_LINK:
+            problems.append(f"{where}: {EXTERNAL_LINK} exists only with --target; the reference stack's "
+                            "front door is generator->nginx")
+    return problems

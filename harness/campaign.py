@@ -24,14 +24,19 @@ from chaos.schedule import FaultSchedule
 from chaos.sweep import Finding, SweepResult, sweep
 from harness import seeding, target_metrics
 from harness.abort import AbortWatch
+from harness.api_seeding import ApiSeeder
 from harness.final_reads import MAX_TIMELINES, read_back
 from harness.load import LoadGenerator
+from harness.machine_speed import interpreter_ms
 from harness.probe import FreshnessProbe
 from harness.progress import LiveProgress
+from harness.runtime.external import NO_CLUSTER, NO_CONFIG, ExternalRuntime, ExternalTarget
 from harness.runtime.local import LocalRuntime
-from harness.settle import wait_for_fanout
+from harness.settle import MARKER_AUTHORS, wait_for_fanout, wait_for_markers
+from harness.tokens import SharedSecret, TokenCommand, TokenSource
 from harness.topology import Topology
 from records import FAULTS, JsonlWriter, read_jsonl, write_json
+from records.manifest import NO_METRICS_SERIES, NO_METRICS_SOURCE
 from workloads.arrivals import ArrivalPlan
 from workloads.graph import Graph
 from workloads.scenario import Scenario
@@ -62,6 +67,11 @@ class RunContext:
     abort_on_fail: bool = False        # stop the load when a gate marked abort_on_fail fails
     token_secret: str = field(default_factory=lambda: secrets.token_hex(32))
     manifest: records.Manifest = field(default_factory=records.Manifest)
+    target: ExternalTarget | None = None   # a service the harness did not start (--target)
+    tokens: TokenSource = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.tokens = self.target.tokens if self.target is not None else SharedSecret(self.token_secret)
 
     def write_manifest(self, **updates: Any) -> None:
         self.manifest.set(**updates)
@@ -90,8 +100,14 @@ class StoreConfig:
             cluster.shutdown()
 
 
-def chaos_stack(runtime: LocalRuntime) -> ChaosStack:
-    """What faults may act on in the local runtime."""
+Runtime = LocalRuntime | ExternalRuntime
+
+
+def chaos_stack(runtime: Runtime) -> ChaosStack:
+    """What faults may act on: the whole stack in the local runtime; in the external one the
+    generator's link only (scenario validation refused every other fault before the start)."""
+    if isinstance(runtime, ExternalRuntime):
+        return ChaosStack(runtime=runtime, cluster=NO_CLUSTER, links=runtime.toxiproxy.client, config=NO_CONFIG)
     return ChaosStack(runtime=runtime, cluster=runtime.redis, links=runtime.toxiproxy.client,
                       config=StoreConfig(runtime.topo))
 
@@ -101,13 +117,13 @@ def fault_records(windows: list[records.FaultWindow]) -> list[records.FaultWindo
     return [replace(w, events=list(w.events)) for w in windows if w.start_t is not None]
 
 
-def schedule_faults(ctx: RunContext, runtime: LocalRuntime, load_start: float) -> FaultSchedule:
+def schedule_faults(ctx: RunContext, runtime: Runtime, load_start: float) -> FaultSchedule:
     stack = chaos_stack(runtime)
     return FaultSchedule(list(ctx.scenario.faults), lambda p: build(p.action, p.target, p.params, stack),
                          load_start=load_start, load_duration=ctx.scenario.workload.duration, say=ctx.say)
 
 
-def end_faults(ctx: RunContext, runtime: LocalRuntime, schedule: FaultSchedule) -> None:
+def end_faults(ctx: RunContext, runtime: Runtime, schedule: FaultSchedule) -> None:
     """Always called: heal whatever is broken, record the windows, prove nothing is left."""
     schedule.heal_all()
     with JsonlWriter(ctx.run_dir / FAULTS) as out:
@@ -119,11 +135,14 @@ def end_faults(ctx: RunContext, runtime: LocalRuntime, schedule: FaultSchedule) 
         sweep_stack(ctx, runtime)
 
 
-def sweep_stack(ctx: RunContext, runtime: LocalRuntime) -> None:
+def sweep_stack(ctx: RunContext, runtime: Runtime) -> None:
     """Prove nothing is left broken (chaos/sweep.py), repairing what is; recorded for the
     `sweep` check."""
     try:
-        result = sweep(runtime.toxiproxy.client, runtime, runtime.redis, StoreConfig(runtime.topo))
+        if isinstance(runtime, ExternalRuntime):
+            result = sweep(runtime.toxiproxy.client, runtime, None, None)
+        else:
+            result = sweep(runtime.toxiproxy.client, runtime, runtime.redis, StoreConfig(runtime.topo))
     except Exception as exc:  # noqa: BLE001 - a sweep that could not finish proves nothing: a finding
         result = SweepResult(time.time(), [], [Finding("sweep", "the sweep itself failed", False,
                                                        f"{type(exc).__name__}: {exc}")], 0.0)
@@ -141,50 +160,88 @@ def run_campaign(ctx: RunContext) -> None:
     sc = ctx.scenario
     ctx.run_dir.mkdir(parents=True, exist_ok=True)
     ctx.write_manifest(run_id=ctx.run_dir.name, scenario=sc.name, git_sha=git_sha(), seed=sc.seed,
-                       cpu_count=os.cpu_count(),
+                       cpu_count=os.cpu_count(), interpreter_ms=interpreter_ms(),
                        started_t=time.time(), ended_t=None, partial=True, timeline_cap=800,
                        load_start_t=None, load_end_t=None, settle_end_t=None,
                        config={"scenario": sc.model_dump(mode="json"), "topology": asdict(ctx.topo),
                                "processes": ctx.processes},
+                       runtime="external" if ctx.target else "local",
+                       target=ctx.target.describe() if ctx.target else None,
                        slo=sc.slo.manifest(), gates=[g.to_json() for g in sc.gates],
                        checks={name: use.value for name, use in sc.checks.items()},
                        baseline_tolerances=sc.baseline.model_dump(mode="json"))
-    graph, graph_folder = seeding.prepare(sc.graph.spec(), progress=lambda m: ctx.say(f"graph: {m}"))
+    graph, graph_folder = seeding.prepare(sc.graph.spec(), progress=lambda m: ctx.say(f"graph: {m}"),
+                                          sstables=ctx.target is None)
     seeding.copy_into(graph_folder, ctx.run_dir)
     ctx.write_manifest(graph_hash=graph.digest(), graph={
         "users": graph.spec.users, "follows": graph.edge_count, "celebrities": len(graph.celebrities),
         "push_threshold": graph.spec.push_threshold, "pull_threshold": graph.spec.pull_threshold})
-    target_env = {"FEED_TOKEN_SECRET": ctx.token_secret, "FEED_PUSH_THRESHOLD": str(graph.spec.push_threshold),
-                  "FEED_PULL_THRESHOLD": str(graph.spec.pull_threshold), **sc.target_env}
-    runtime = LocalRuntime(topo=ctx.topo, stack_dir=ctx.run_dir / "stack", target_env=target_env,
-                           progress=lambda m: ctx.say(f"stack: {m}"))
+    runtime = _runtime(ctx, graph)
     try:
         runtime.up()
         ctx.say(f"graph: {graph.spec.users} users, {graph.edge_count} follows, "
                 f"celebrities {graph.celebrities}; loading")
         t0 = time.monotonic()
-        seeding.load(graph, graph_folder, ctx.topo, progress=lambda m: ctx.say(f"graph: {m}"))
+        _seed(ctx, runtime, graph, graph_folder)
         ctx.say(f"graph: loaded in {time.monotonic() - t0:.1f} s")
         ctx.write_manifest(graph_load_s=round(time.monotonic() - t0, 1))
         _load_phase(ctx, runtime, graph)
-        ctx.say("settle: waiting for the fan-out consumer group to drain")
-        drained, lag, waited = wait_for_fanout(f"127.0.0.1:{ctx.topo.kafka_proxy_port}", sc.settle.deadline)
-        ctx.say(f"settle: {'drained' if drained else f'NOT drained (lag {lag})'} after {waited:.1f} s")
-        ctx.write_manifest(settle_end_t=time.time(), settle={"drained": drained, "lag": lag, "seconds": waited})
+        _settle(ctx, runtime, graph)
         acked = [(r["tweet_id"], int(r["author_id"])) for r in read_jsonl(ctx.run_dir / records.LEDGER)]
         ctx.say(f"final reads: reading back {len(acked)} acknowledged tweets through the API")
         ctx.write_manifest(final_reads_max_timelines=MAX_TIMELINES)
-        n = read_back(base_url=ctx.topo.api_url, secret=ctx.token_secret, graph=graph, acked=acked,
+        n = read_back(base_url=runtime.api_url, tokens=ctx.tokens, graph=graph, acked=acked,
                       run_dir=ctx.run_dir, timeline_cap=800, seed=sc.seed, max_timelines=MAX_TIMELINES,
                       extra_timelines=checked_readers(ctx.run_dir, graph, acked),
                       extra_authors=engaged_authors(ctx.run_dir),
                       progress=lambda d, total: ctx.say(f"final reads: {d}/{total}"))
         ctx.write_manifest(final_reads=n, partial=False)
     finally:
-        _read_target_metrics(ctx)
+        ctx.tokens.close()
+        _read_target_metrics(ctx, runtime)
         ctx.say("stack: stopping")
         runtime.down()
         ctx.write_manifest(ended_t=time.time())
+
+
+def _runtime(ctx: RunContext, graph: Graph) -> Runtime:
+    if ctx.target is not None:
+        return ExternalRuntime(topo=ctx.topo, stack_dir=ctx.run_dir / "stack", target=ctx.target,
+                               progress=lambda m: ctx.say(f"target: {m}"))
+    target_env = {"FEED_TOKEN_SECRET": ctx.token_secret, "FEED_PUSH_THRESHOLD": str(graph.spec.push_threshold),
+                  "FEED_PULL_THRESHOLD": str(graph.spec.pull_threshold), **ctx.scenario.target_env}
+    return LocalRuntime(topo=ctx.topo, stack_dir=ctx.run_dir / "stack", target_env=target_env,
+                        progress=lambda m: ctx.say(f"stack: {m}"))
+
+
+def _seed(ctx: RunContext, runtime: Runtime, graph: Graph, graph_folder: Path) -> None:
+    """The graph into the target: SSTables imported into the stack's store (local), or every
+    registration and follow through the public API (external)."""
+    if not isinstance(runtime, ExternalRuntime):
+        seeding.load(graph, graph_folder, ctx.topo, progress=lambda m: ctx.say(f"graph: {m}"))
+        return
+    tokens = ctx.tokens
+    if isinstance(tokens, TokenCommand):
+        ctx.say(f"tokens: asking {tokens.describe()} for {len(graph.user_ids):,} users")
+        tokens.prefetch(graph.user_ids, progress=lambda d, n: ctx.say(f"tokens: {d:,}/{n:,}"))
+    result = ApiSeeder(runtime.api_url, tokens, lambda m: ctx.say(f"graph: {m}")).seed(graph)
+    ctx.write_manifest(api_seeding=result.to_json())
+
+
+def _settle(ctx: RunContext, runtime: Runtime, graph: Graph) -> None:
+    deadline = ctx.scenario.settle.deadline
+    if isinstance(runtime, ExternalRuntime):
+        ctx.say(f"settle: waiting for {MARKER_AUTHORS} marker tweets to reach followers' feeds")
+        drained, missing, waited = wait_for_markers(runtime.api_url, ctx.tokens, graph, ctx.run_dir / records.LEDGER,
+                                                    deadline, ctx.scenario.seed)
+        ctx.say(f"settle: {'every marker arrived' if drained else f'{missing} markers NOT seen'} after {waited:.1f} s")
+        ctx.write_manifest(settle_end_t=time.time(), settle={"drained": drained, "by": "markers",
+                                                             "markers_missing": missing, "seconds": waited})
+        return
+    ctx.say("settle: waiting for the fan-out consumer group to drain")
+    drained, lag, waited = wait_for_fanout(f"127.0.0.1:{ctx.topo.kafka_proxy_port}", deadline)
+    ctx.say(f"settle: {'drained' if drained else f'NOT drained (lag {lag})'} after {waited:.1f} s")
+    ctx.write_manifest(settle_end_t=time.time(), settle={"drained": drained, "lag": lag, "seconds": waited})
 
 
 RETWEET_FOLLOWERS_READ = 3   # followers of each retweeter whose final feeds must show its retweets
@@ -213,13 +270,23 @@ def engaged_authors(run_dir: Path) -> set[int]:
     return authors
 
 
-def _read_target_metrics(ctx: RunContext) -> None:
-    """Keep the target's Prometheus series of the run (a failure is recorded, never fatal)."""
+def _read_target_metrics(ctx: RunContext, runtime: Runtime) -> None:
+    """Keep the target's Prometheus series of the run (a failure is recorded, never fatal; an
+    external target without a Prometheus URL has none, and the manifest says so)."""
     start = ctx.manifest.load_start_t
     if start is None:
         return
+    url = ctx.topo.prometheus_url if isinstance(runtime, LocalRuntime) else runtime.target.metrics_url
+    if url is None:
+        ctx.write_manifest(target_metrics_error=NO_METRICS_SOURCE)
+        ctx.say(f"metrics: {NO_METRICS_SOURCE}")
+        return
     try:
-        series = target_metrics.collect(ctx.topo.prometheus_url, start - 5, time.time())
+        series = target_metrics.collect(url, start - 5, time.time())
+        if isinstance(runtime, ExternalRuntime) and not any(e.get("series") for e in series.values()):
+            ctx.write_manifest(target_metrics_error=NO_METRICS_SERIES)
+            ctx.say(f"metrics: {NO_METRICS_SERIES}")
+            return
         write_json(ctx.run_dir / records.TARGET_METRICS, series)
         failed = [name for name, entry in series.items() if "error" in entry]
         ctx.say(f"metrics: {sum(len(e['series']) for e in series.values())} series from Prometheus"
@@ -229,12 +296,12 @@ def _read_target_metrics(ctx: RunContext) -> None:
         ctx.say(f"metrics: could not read Prometheus: {exc}")
 
 
-def _load_phase(ctx: RunContext, runtime: LocalRuntime, graph: Graph) -> None:
+def _load_phase(ctx: RunContext, runtime: Runtime, graph: Graph) -> None:
     sc = ctx.scenario
     plan = ArrivalPlan.from_phases(sc.model_dump(mode="json")["workload"]["phases"])
-    gen = LoadGenerator(run_dir=ctx.run_dir, host=ctx.topo.load_url, plan=plan, token_secret=ctx.token_secret,
+    gen = LoadGenerator(run_dir=ctx.run_dir, host=runtime.load_url, plan=plan, tokens=ctx.tokens,
                         seed=sc.seed, processes=ctx.processes, listeners=sc.workload.listeners)
-    probe = FreshnessProbe(base_url=ctx.topo.api_url, graph=graph, token_secret=ctx.token_secret,
+    probe = FreshnessProbe(base_url=runtime.api_url, graph=graph, tokens=ctx.tokens,
                            run_dir=ctx.run_dir, seed=sc.seed)
     load_start = gen.start()
     ctx.write_manifest(load_start_t=load_start,
@@ -266,6 +333,7 @@ def _load_phase(ctx: RunContext, runtime: LocalRuntime, graph: Graph) -> None:
         wait_for_in_flight(ctx.run_dir, load_end=gen.load_end, deadline=gen.load_end + DRAIN_S)
     finally:
         gen.stop()
+        ctx.tokens.close()   # the load processes' token file: nobody reads it any more
         ctx.write_manifest(load_end_t=min(time.time(), gen.load_end) if gen.load_start else time.time())
         probe.stop()
         end_faults(ctx, runtime, schedule)

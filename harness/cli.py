@@ -29,6 +29,7 @@ from harness.topology import MAX_BASE_PORT, PORT_BLOCK, Topology
 
 if TYPE_CHECKING:
     from harness.checks import CheckResult
+    from harness.runtime.external import ExternalTarget
     from workloads.scenario import Scenario
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
@@ -122,6 +123,22 @@ def run(
         "--abort-on-fail", help="Stop the load as soon as a gate marked abort_on_fail fails.")] = False,
     baseline: Annotated[Path | None, typer.Option(
         help="A run directory to compare this run with; a regression beyond tolerance fails the run.")] = None,
+    target: Annotated[str | None, typer.Option(
+        help="Aim at your own feed service at this base URL (http://HOST:PORT) instead of starting the "
+             "reference stack; loopback only unless --allow-host names its host.", rich_help_panel="Your own target")
+                      ] = None,
+    token_secret_file: Annotated[Path | None, typer.Option(
+        help="With --target: a file holding the service's HS256 token secret (the harness signs its users' "
+             "tokens; `feedlab up` writes one).", rich_help_panel="Your own target")] = None,
+    token_command: Annotated[str | None, typer.Option(
+        help="With --target: a command that prints a bearer token for a user; {user} is replaced by the id.",
+        rich_help_panel="Your own target")] = None,
+    metrics_url: Annotated[str | None, typer.Option(
+        help="With --target: the Prometheus that scrapes the service (without it the gates and checks on the "
+             "target's metrics are shown, not judged).", rich_help_panel="Your own target")] = None,
+    allow_host: Annotated[list[str], typer.Option(
+        help="Allow load and faults to this host (repeatable); by default feedlab sends them to loopback only.",
+        rich_help_panel="Your own target")] = [],  # noqa: B006
 ) -> None:
     """Run a campaign: stack up, load, faults, checks, report; exit code is the verdict."""
     from harness.campaign import RunContext, run_campaign
@@ -138,13 +155,32 @@ def run(
         raise _fail(str(exc)) from None
     if baseline is not None and not (baseline / "manifest.json").exists():
         raise _fail(f"--baseline {baseline}: not a run directory (no manifest.json)")
-    target = run_dir or runs_dir() / f"{time.strftime('%Y%m%d-%H%M%S')}-{sc.name}"
-    if target.exists() and any(target.iterdir()):
-        raise _fail(f"run directory {target} exists and is not empty")
-    ctx = RunContext(scenario=sc, topo=Topology(base_port=base_port), run_dir=target, say=_say, processes=processes,
-                     abort_on_fail=abort_on_fail)
+    run_path = run_dir or runs_dir() / f"{time.strftime('%Y%m%d-%H%M%S')}-{sc.name}"
+    if run_path.exists() and any(run_path.iterdir()):
+        raise _fail(f"run directory {run_path} exists and is not empty")
+    block = sc.target   # the scenario's `target:`, each field overridden by its flag
+    if block is not None:
+        target = target or block.url
+        if token_secret_file is None and token_command is None and block.token_secret_file:
+            token_secret_file = Path(block.token_secret_file)
+        metrics_url = metrics_url or block.metrics_url
+    external = _external_target(sc, target, token_secret_file, token_command, metrics_url, allow_host,
+                                defect) if target is not None else None
+    if external is None:
+        _refuse_fault_problems(sc, external=False)
+        for name, value in (("--token-secret-file", token_secret_file), ("--token-command", token_command),
+                            ("--metrics-url", metrics_url), ("--allow-host", allow_host or None)):
+            if value is not None:
+                raise _fail(f"{name} goes with --target (the reference stack makes its own tokens and metrics, "
+                            "on 127.0.0.1)")
+    else:
+        _say(f"target {external.url.given}: feedlab will register {sc.graph.spec().users:,} users (ids 1 to "
+             f"{sc.graph.spec().users:,}) and follow, post, like and delete as them there: aim it only at a "
+             "service you own and can wipe")
+    ctx = RunContext(scenario=sc, topo=Topology(base_port=base_port), run_dir=run_path, say=_say,
+                     processes=processes, abort_on_fail=abort_on_fail, target=external)
     signal.signal(signal.SIGTERM, _sigterm_as_interrupt)
-    _say(f"run {sc.name}: {sc.description}\n         run directory: {target}")
+    _say(f"run {sc.name}: {sc.description}\n         run directory: {run_path}")
     problem = None
     try:
         run_campaign(ctx)
@@ -154,13 +190,64 @@ def run(
         problem = str(exc) + (f"\n--- last lines of its log ---\n{exc.tail}" if exc.tail else "")
     except Exception as exc:  # noqa: BLE001 - any harness error: exit 2 with the reason, report what we have
         problem = f"{type(exc).__name__}: {exc}"
-    if baseline is not None and not problem and (target / "manifest.json").exists():
-        _compare(baseline, target, None)
-    code = _report(target) if (target / "manifest.json").exists() else 2
+    if baseline is not None and not problem and (run_path / "manifest.json").exists():
+        _compare(baseline, run_path, None)
+    code = _report(run_path) if (run_path / "manifest.json").exists() else 2
     if problem:
         err.print(f"[bold red]error:[/] {escape(problem)}")
         raise typer.Exit(2)
     raise typer.Exit(code)
+
+
+def _refuse_fault_problems(sc: Scenario, *, external: bool) -> None:
+    from chaos.catalogue import runtime_problems
+
+    problems = runtime_problems(((f.action, f.target) for f in sc.faults), external=external)
+    if problems:
+        raise _fail(f"scenario {sc.name}: " + "; ".join(problems))
+
+
+def _external_target(sc: Scenario, url: str, secret_file: Path | None, command: str | None,
+                     metrics_url: str | None, allow_host: list[str], defect: list[str]) -> ExternalTarget:
+    """--target and its companions, checked before anything starts."""
+    from harness.runtime.external import ExternalTarget
+    from harness.safety import UnsafeTarget, check_target
+    from harness.tokens import SharedSecret, TokenCommand, TokenError, TokenSource
+
+    if defect or sc.target_env:
+        raise _fail(f"{'--defect' if defect else f'scenario {sc.name}: target_env'} switches the reference "
+                    "stack's settings and defects; with --target, start it with `feedlab up --defect NAME` and "
+                    "aim --target at it")
+    try:
+        where = check_target(url, allow_host)
+        metrics = check_target(metrics_url, allow_host, flag="--metrics-url").url if metrics_url else None
+    except UnsafeTarget as exc:
+        raise _fail(str(exc)) from None
+    if where.scheme != "http":
+        raise _fail(f"--target {url!r}: only http for now (the load goes through a TCP proxy on 127.0.0.1, "
+                    "where an https certificate for the service's name would not match); give its plain HTTP address")
+    if where.prefix:
+        raise _fail(f"--target {url!r}: a path prefix ({where.prefix}) is not supported yet; the API must be at "
+                    "the root of the address (/v1/...)")
+    if secret_file is None and command is None:
+        raise _fail("--target needs a token source: --token-secret-file FILE (HS256) or --token-command CMD")
+    if secret_file is not None and command is not None:
+        raise _fail("give one token source, not both: --token-secret-file or --token-command")
+    tokens: TokenSource
+    try:
+        if secret_file is not None:
+            try:
+                tokens = SharedSecret(secret_file.read_text(encoding="utf-8").strip())
+            except OSError as exc:
+                raise _fail(f"--token-secret-file {secret_file}: {exc.strerror}") from None
+            except UnicodeDecodeError:
+                raise _fail(f"--token-secret-file {secret_file}: not text (UTF-8)") from None
+        else:
+            tokens = TokenCommand(str(command))
+    except TokenError as exc:
+        raise _fail(str(exc)) from None
+    _refuse_fault_problems(sc, external=True)
+    return ExternalTarget(url=where, tokens=tokens, metrics_url=metrics)
 
 
 def _report(run_dir: Path, judged_by: Scenario | None = None) -> int:
@@ -386,11 +473,15 @@ def _stack_dir(base_port: int) -> Path:
 
 
 @app.command()
-def up(base_port: BasePort = 19000) -> None:
+def up(base_port: BasePort = 19000,
+       defect: Annotated[list[str], typer.Option(
+           help=f"Turn on a target defect: NAME[=SHARE|=SECONDS]; one of {', '.join(DEFECTS)}.")] = [],  # noqa: B006
+       ) -> None:
     """Start the reference stack in the background (owned by a supervisor process)."""
     from harness.runtime.local import check_ports_free
-    from harness.supervisor import read_state, wait_ready
+    from harness.supervisor import TOKEN_SECRET, read_state, wait_ready
 
+    defects = _parse_defects(defect)
     stack_dir = _stack_dir(base_port)
     state = read_state(stack_dir)
     if state and state.get("status") in ("ready", "starting") and pid_alive(state.get("pid")):
@@ -406,14 +497,17 @@ def up(base_port: BasePort = 19000) -> None:
     shutil.rmtree(stack_dir / "data", ignore_errors=True)
     with open(stack_dir / "supervisor.log", "ab") as log:
         proc = subprocess.Popen([sys.executable, "-m", "harness.supervisor", "--stack-dir", str(stack_dir),
-                                 "--base-port", str(base_port)], stdout=log, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL, start_new_session=True)
+                                 "--base-port", str(base_port),
+                                 *(f"--env={name}={value}" for name, value in defects.items())],
+                                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
     t0 = time.monotonic()
     state = wait_ready(stack_dir, proc.pid, 180, _say)
     if state["status"] != "ready":
         tail = state.get("tail") or ""
         raise _fail(f"{state.get('error')}" + (f"\n--- last lines of its log ---\n{tail}" if tail else ""))
-    _say(f"stack ready in {time.monotonic() - t0:.1f} s; API at {Topology(base_port=base_port).api_url}")
+    _say(f"stack ready in {time.monotonic() - t0:.1f} s; API at {Topology(base_port=base_port).api_url}"
+         + (f"; defects on: {', '.join(defect)}" if defect else ""))
+    _say(f"its token secret (HS256), for `feedlab run --target`: --token-secret-file {stack_dir / TOKEN_SECRET}")
 
 
 def _ask(base_port: int, op: str, name: str | None = None) -> object:

@@ -21,8 +21,8 @@ from typing import Any
 
 import httpx
 
+from harness.tokens import TokenSource
 from records import FINAL_READS, FinalRead, JsonlWriter
-from targets.feed.auth import issue_token
 from workloads.graph import Graph
 
 PAGE = 100
@@ -40,9 +40,9 @@ def timelines_to_read(followers: Iterable[int], limit: int | None, seed: int) ->
     return sorted(random.Random(seed).sample(everyone, limit))
 
 
-async def _read(client: httpx.AsyncClient, secret: str, kind: str, user: int, oldest: int,
+async def _read(client: httpx.AsyncClient, tokens: TokenSource, kind: str, user: int, oldest: int,
                 max_pages: int) -> FinalRead:
-    headers = {"Authorization": f"Bearer {issue_token(secret, user)}"}
+    headers = {"Authorization": f"Bearer {tokens.token(user)}"}
     path = "/v1/feed" if kind == "timeline" else f"/v1/users/{user}/tweets"
     ids: list[str] = []
     texts: dict[str, str] = {}
@@ -93,7 +93,7 @@ def _interrupt_is_not_an_error(loop: asyncio.AbstractEventLoop, context: dict[st
         loop.default_exception_handler(context)
 
 
-def read_back(*, base_url: str, secret: str, graph: Graph, acked: list[tuple[str, int]], run_dir: Path,
+def read_back(*, base_url: str, tokens: TokenSource, graph: Graph, acked: list[tuple[str, int]], run_dir: Path,
               timeline_cap: int, seed: int, max_timelines: int | None = MAX_TIMELINES,
               extra_timelines: Iterable[int] = (), extra_authors: Iterable[int] = (),
               progress: Callable[[int, int], None] | None = None, concurrency: int = 16) -> int:
@@ -120,7 +120,7 @@ def read_back(*, base_url: str, secret: str, graph: Graph, acked: list[tuple[str
                 async def one(kind: str, user: int) -> None:
                     nonlocal done, shown
                     async with sem:
-                        out.write(await _read(client, secret, kind, user, oldest, max_pages))
+                        out.write(await _read(client, tokens, kind, user, oldest, max_pages))
                     done += 1
                     if progress and (time.monotonic() - shown >= PROGRESS_S or done == len(jobs)):
                         shown = time.monotonic()

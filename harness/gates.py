@@ -24,6 +24,7 @@ from harness.checks.feed_latency import FEED_OPS
 from harness.checks.result import CheckResult, Verdict, invalid
 from harness.checks.stats import nearest_rank, new_histogram, record_ms
 from harness.rundata import DEFAULT_FAULT_GRACE_S, RunData
+from records.manifest import NO_METRICS_SOURCE
 from workloads.gate_spec import METRICS, PHASE_PREFIX, Figure, GateSpec, Source, Unit
 
 _PERCENTILES = {"p50": 50.0, "median": 50.0, "p90": 90.0, "p95": 95.0, "p99": 99.0, "p999": 99.9}
@@ -131,6 +132,9 @@ def judge(run: RunData, spec: GateSpec, *, run_invalid: bool = False) -> CheckRe
                 "threshold": spec.threshold, "observed": observed, "samples": samples,
                 "unit": spec.unit.value, "abort_on_fail": spec.abort_on_fail}
     measured = f"{spec.aggregate} {show(observed, spec.unit)} over {samples} samples in {spec.window}"
+    if observed is None and METRICS[spec.metric].source is Source.TARGET and run.manifest.metrics_absent:
+        return CheckResult(spec.name, Verdict.UNKNOWN, f"not judged: the target's metrics were {NO_METRICS_SOURCE}",
+                           evidence, kind="gate", gating=False)
     if observed is None:
         return CheckResult(spec.name, Verdict.UNKNOWN, f"nothing measured in window {spec.window}", evidence,
                            kind="gate")

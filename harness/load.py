@@ -18,6 +18,7 @@ from pathlib import Path
 import psutil
 
 from harness.runtime.process import _die_with_parent
+from harness.tokens import TokenSource
 from records import GENERATOR, MACHINE, WORKLOAD, GeneratorSample, JsonlWriter, MachineSample, write_json
 from workloads.arrivals import ArrivalPlan
 
@@ -48,14 +49,14 @@ class LoadGenerator:
     workload.json) in `processes` processes: Locust's own multi-process mode, one scheduler
     user in each, each sending its part of the one plan (every N-th arrival: workloads/arrivals.py)."""
 
-    def __init__(self, *, run_dir: Path, host: str, plan: ArrivalPlan, token_secret: str, seed: int,
+    def __init__(self, *, run_dir: Path, host: str, plan: ArrivalPlan, tokens: TokenSource, seed: int,
                  processes: int = 1, listeners: int = 0) -> None:
         self.run_dir = run_dir
         self.plan = plan
         self.processes = processes
         write_json(run_dir / WORKLOAD, plan.to_json())
         self.load_start = 0.0
-        self.env = {**os.environ, "FEEDLAB_RUN_DIR": str(run_dir), "FEEDLAB_TOKEN_SECRET": token_secret,
+        self.env = {**os.environ, "FEEDLAB_RUN_DIR": str(run_dir), **tokens.locust_env(),
                     "FEEDLAB_SEED": str(seed), "FEEDLAB_PROCESSES": str(processes),
                     "FEEDLAB_LISTENERS": str(listeners)}
         self.argv = [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--headless", "--host", host,

@@ -17,17 +17,17 @@ import uuid
 
 import httpx
 
+from harness.tokens import TokenSource
 from records import LEDGER, PROBES, Ack, JsonlWriter, ProbeRecord
-from targets.feed.auth import issue_token
 from workloads.graph import Graph
 
 
 class FreshnessProbe:
-    def __init__(self, *, base_url: str, graph: Graph, token_secret: str, run_dir, seed: int,  # type: ignore[no-untyped-def]
+    def __init__(self, *, base_url: str, graph: Graph, tokens: TokenSource, run_dir, seed: int,  # type: ignore[no-untyped-def]
                  interval_s: float = 3.0, followers_per_canary: int = 3, poll_s: float = 0.1,
                  give_up_s: float = 30.0) -> None:
         self.base_url = base_url
-        self.secret = token_secret
+        self.tokens = tokens
         self.interval_s, self.per_canary, self.poll_s, self.give_up_s = (
             interval_s, followers_per_canary, poll_s, give_up_s)
         self.rng = random.Random(seed)
@@ -52,7 +52,7 @@ class FreshnessProbe:
         self.ledger.close()
 
     def _auth(self, user: int) -> dict[str, str]:
-        return {"Authorization": f"Bearer {issue_token(self.secret, user)}"}
+        return {"Authorization": f"Bearer {self.tokens.token(user)}"}
 
     async def _main(self) -> None:
         async with httpx.AsyncClient(base_url=self.base_url, timeout=5) as client:

@@ -69,8 +69,9 @@ def graph_folder(spec: GraphSpec) -> Path:
     return cache_dir() / "graphs" / hashlib.sha256(key.encode()).hexdigest()[:16]
 
 
-def prepare(spec: GraphSpec, progress: Progress = _quiet) -> tuple[Graph, Path]:
-    """The graph of `spec` (mapped from the cache) and its cache folder, holding its SSTables."""
+def prepare(spec: GraphSpec, progress: Progress = _quiet, *, sstables: bool = True) -> tuple[Graph, Path]:
+    """The graph of `spec` (mapped from the cache) and its cache folder, holding its SSTables
+    (unless `sstables` is False: a target seeded through its API needs none)."""
     folder = graph_folder(spec)
     prune(folder.parent, keep=folder)
     graph = _cached_graph(folder)
@@ -81,7 +82,7 @@ def prepare(spec: GraphSpec, progress: Progress = _quiet) -> tuple[Graph, Path]:
         graph = Graph.read(folder)   # mapped: the generated arrays' memory goes back
         progress(f"generated {graph.edge_count:,} follows in {time.monotonic() - started:.1f} s "
                  f"(cached in {folder})")
-    if not (folder / "sstables" / COMPLETE).is_file():
+    if sstables and not (folder / "sstables" / COMPLETE).is_file():
         started = time.monotonic()
         write_sstables(folder, progress)
         rows = 2 * graph.edge_count + 2 * len(graph.user_ids)

@@ -57,7 +57,10 @@ def request(stack_dir: Path, op: str, name: str | None = None, timeout: float = 
     return reply.get("result")
 
 
-def serve(stack_dir: Path, topo: Topology) -> int:
+TOKEN_SECRET = "token-secret"   # the stack's HS256 secret, for `feedlab run --target ... --token-secret-file`
+
+
+def serve(stack_dir: Path, topo: Topology, target_env: dict[str, str] | None = None) -> int:
     stack_dir.mkdir(parents=True, exist_ok=True)
     key = secrets.token_bytes(32)
     sock = stack_dir / "control.sock"
@@ -75,7 +78,13 @@ def serve(stack_dir: Path, topo: Topology) -> int:
         save()
 
     save()
-    runtime = LocalRuntime(topo=topo, stack_dir=stack_dir, target_env={"FEED_TOKEN_SECRET": state["token_secret"]},
+    secret_file = stack_dir / TOKEN_SECRET
+    secret_file.unlink(missing_ok=True)
+    fd = os.open(secret_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(state["token_secret"] + "\n")
+    runtime = LocalRuntime(topo=topo, stack_dir=stack_dir,
+                           target_env={**(target_env or {}), "FEED_TOKEN_SECRET": state["token_secret"]},
                            progress=progress)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
@@ -133,8 +142,10 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--stack-dir", type=Path, required=True)
     ap.add_argument("--base-port", type=int, default=19000)
+    ap.add_argument("--env", action="append", default=[], help="NAME=VALUE for the target (a defect switch)")
     args = ap.parse_args()
-    sys.exit(serve(args.stack_dir, Topology(base_port=args.base_port)))
+    target_env = dict(e.split("=", 1) for e in args.env)
+    sys.exit(serve(args.stack_dir, Topology(base_port=args.base_port), target_env))
 
 
 def wait_ready(stack_dir: Path, pid: int, deadline_s: float, say: Any) -> dict[str, Any]:

@@ -43,6 +43,8 @@ def links_of(node: str) -> list[str]:
 # The harness's own probes and read-backs reach nginx directly: a fault on the generator's link
 # is the clients' trouble, not the instrument's.
 GENERATOR_LINK = role_link("generator", "nginx")
+# The external runtime's one link: the load generator's to the user's service (harness/runtime/external.py).
+TARGET_LINK = role_link("generator", "target")
 
 
 def nginx_link(api: str) -> str:

@@ -104,7 +104,7 @@ class Ack:
     tweet_id: str
     author_id: int
     ack_t: float
-    source: str = "load"   # "load" or "probe"
+    source: str = "load"   # "load", "probe" or "settle" (a marker: harness/settle.py)
 
 
 @dataclass(frozen=True, slots=True)

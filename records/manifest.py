@@ -11,6 +11,12 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
+# Why an external target's metrics were not read (harness/runtime/external.py): the gates and
+# checks that need them are shown unknown and not judged.
+NO_METRICS_SOURCE = "not read: the target runs outside feedlab and no --metrics-url was given"
+NO_METRICS_SERIES = ("not read: the Prometheus given (--metrics-url) has none of the series feedlab reads "
+                     "(the reference target's, harness/target_metrics.py)")
+
 
 @dataclass(slots=True)
 class Manifest:
@@ -44,6 +50,9 @@ class Manifest:
     final_reads_max_timelines: int | None = None   # a sample of followers' timelines on a large graph
     aborted: dict[str, Any] | None = None   # the gate that stopped the load (--abort-on-fail)
     target_metrics_error: str | None = None   # why Prometheus could not be read
+    runtime: str = "local"                  # "local": the harness started the target; "external": --target
+    target: dict[str, Any] | None = None    # an external target: url, token source, metrics URL (no secret)
+    api_seeding: dict[str, Any] | None = None   # an external target's graph through its API: counts, seconds
     chaos_errors: list[str] = field(default_factory=list)   # faults that could not be invoked or healed
     extra: dict[str, Any] = field(default_factory=dict)     # keys this version does not know
 
@@ -56,6 +65,11 @@ class Manifest:
     def to_json(self) -> dict[str, Any]:
         out = asdict(self)
         return {**out.pop("extra"), **out}
+
+    @property
+    def metrics_absent(self) -> bool:
+        """The target's metrics were never available to this run (not: Prometheus failed)."""
+        return self.target_metrics_error in (NO_METRICS_SOURCE, NO_METRICS_SERIES)
 
     def set(self, **changes: Any) -> None:
         """Set fields by name; an unknown name is a programming error, not a new key."""

@@ -30,7 +30,8 @@ Every request is appended to history.jsonl, every 201 to ledger.jsonl, every fol
 graph_changes.jsonl, what every read served to observations.jsonl, and every other acknowledged
 change the checks hold the target to (deletes, likes, retweets, replies, retried posts, large
 follows) to actions.jsonl. Configuration comes from the environment (harness/load.py):
-FEEDLAB_RUN_DIR, FEEDLAB_TOKEN_SECRET, FEEDLAB_SEED, FEEDLAB_LOAD_START (epoch seconds),
+FEEDLAB_RUN_DIR, FEEDLAB_TOKEN_SECRET (or FEEDLAB_TOKENS_FILE: {user id: token}, from a user's
+token command, harness/tokens.py), FEEDLAB_SEED, FEEDLAB_LOAD_START (epoch seconds),
 FEEDLAB_PROCESSES, FEEDLAB_LISTENERS; the plan is the run directory's workload.json, the graph its graph.json.
 """
 
@@ -135,12 +136,16 @@ _observations = JsonlWriter(RUN_DIR / OBSERVATIONS, buffered=True)   # flushed o
 _actions = JsonlWriter(RUN_DIR / ACTIONS)
 _streams = JsonlWriter(RUN_DIR / STREAMS)
 _signals = JsonlWriter(RUN_DIR / SIGNALS)
-_tokens: dict[int, str] = {}
+TOKENS_FILE = os.environ.get("FEEDLAB_TOKENS_FILE")
+_tokens: dict[int, str] = {int(u): t for u, t in json.loads(Path(TOKENS_FILE).read_text()).items()} \
+    if TOKENS_FILE else {}
 
 
 def auth(user_id: int) -> dict[str, str]:
     token = _tokens.get(user_id)
     if token is None:
+        if TOKENS_FILE:
+            raise KeyError(f"no token for user {user_id} in {TOKENS_FILE}")
         token = _tokens[user_id] = issue_token(SECRET, user_id)
     return {"Authorization": f"Bearer {token}"}
 

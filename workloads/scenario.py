@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from dataclasses import replace
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
@@ -214,13 +215,30 @@ class Fault(Strict):
         return self
 
 
+class ExternalTargetSpec(Strict):
+    """`target:`: a feed service feedlab did not start (README, "Your own feed service"); the
+    command line's --target, --token-secret-file and --metrics-url override it field by field.
+    Relative paths are from where feedlab runs. Two things only the command line can say, so
+    that a scenario file from elsewhere cannot: another host than loopback (--allow-host) and a
+    command to run (--token-command)."""
+
+    url: Annotated[str, Field(min_length=1)]
+    token_secret_file: str | None = None
+    metrics_url: str | None = None
+
+
 class Graph(Strict):
     size: GraphSize = GraphSize.SMALL
     users: Annotated[int | None, Field(ge=100, le=1_000_000)] = None   # default: the size's
+    # whom a typical user follows (default 150): fewer make a sparser graph, quicker to seed
+    # through a service's API (harness/api_seeding.py)
+    median_following: Annotated[int | None, Field(ge=1, le=5000)] = None
     seed: int = 1
 
     def spec(self) -> GraphSpec:
         spec = GraphSpec.preset(self.size, seed=self.seed)
+        if self.median_following is not None:
+            spec = replace(spec, median_following=self.median_following)
         return spec if self.users is None else spec.with_users(self.users)
 
 
@@ -338,6 +356,7 @@ class Scenario(Strict):
     baseline: Baseline = Baseline()
     settle: Settle = Settle()
     target_env: dict[str, str] = {}   # target settings and defect switches (FEED_*)
+    target: ExternalTargetSpec | None = None   # your own feed service, as --target and its companions say it
     experiment: Experiment | None = None   # a row of `feedlab verify` (workloads/experiments/)
 
     @model_validator(mode="after")

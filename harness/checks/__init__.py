@@ -60,6 +60,9 @@ CHECKS: Mapping[str, Check] = {
 }
 # Checks that only report unless the scenario says `gate` (workloads.scenario.REPORT_BY_DEFAULT)
 REPORT_BY_DEFAULT = frozenset({sse.NAME})
+# Checks that cannot judge without the target's metrics: shown, not judged, when a run never
+# had them (an external target without --metrics-url), rather than making every such run unknown.
+NEED_TARGET_METRICS = frozenset({recovery.NAME})
 
 __all__ = ["CHECKS", "Check", "CheckResult", "Verdict", "exit_code", "invalid", "overall", "run_all_checks"]
 
@@ -79,6 +82,8 @@ def run_all_checks(run: RunData, checks: Mapping[str, Check] = CHECKS) -> list[C
                 name, Verdict.UNKNOWN, f"checker crashed: {type(exc).__name__}: {exc}",
                 {"error": f"{type(exc).__name__}: {exc}", "traceback": traceback.format_exc(limit=5)},
             )
+        if run.manifest.metrics_absent and name in NEED_TARGET_METRICS and result.verdict is Verdict.UNKNOWN:
+            result = replace(result, gating=False)
         results.append(replace(result, gating=False) if name in report_only and not result.invalidates_run
                        else result)
     return results

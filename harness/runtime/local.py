@@ -71,6 +71,16 @@ class LocalRuntime:
                                              self.nginx, self.prometheus]
         self.started_at: float | None = None
 
+    @property
+    def api_url(self) -> str:
+        """Where the harness's own probes and read-backs go: nginx."""
+        return self.topo.api_url
+
+    @property
+    def load_url(self) -> str:
+        """Where the load generator sends: nginx, through its own link."""
+        return self.topo.load_url
+
     # --- lifecycle
     def up(self, deadline_s: float = 120) -> None:
         check_ports_free(self.topo.all_ports())

@@ -75,6 +75,28 @@ def test_target_metrics_are_read_by_sample_time(spec: RunSpec, run_dir: Path) ->
                                        "hit_ratio[run] mean > 0.9": Verdict.UNKNOWN}  # no series: undecided
 
 
+def test_without_a_metrics_source_target_gates_are_shown_not_judged(spec: RunSpec, run_dir: Path) -> None:
+    """An external target without --metrics-url: its metric gates and the recovery check cannot
+    be judged, and say so without making the run undecided; a Prometheus that failed still does."""
+    from records.manifest import NO_METRICS_SOURCE
+
+    gates(spec, {"kafka_lag": {"run": "max < 2000"}, "feed": {"steady": "p99 < 200ms"}})
+    spec.target_metrics = {}
+    spec.manifest["target_metrics_error"] = NO_METRICS_SOURCE
+    results = judge_run(spec.write(run_dir))
+    lag = next(r for r in results if r.name == "kafka_lag[run] max < 2000")
+    assert (lag.verdict, lag.gating) == (Verdict.UNKNOWN, False) and "no --metrics-url" in lag.summary
+    recovery = next(r for r in results if r.name == "recovery")
+    assert (recovery.verdict, recovery.gating) == (Verdict.UNKNOWN, False)
+    assert next(r for r in results if r.name == "feed[steady] p99 < 200ms").verdict is Verdict.PASS
+
+    spec.manifest["target_metrics_error"] = "ConnectError: Prometheus refused"
+    results = judge_run(spec.write(run_dir / "failed"))
+    lag = next(r for r in results if r.name == "kafka_lag[run] max < 2000")
+    assert (lag.verdict, lag.gating) == (Verdict.UNKNOWN, True)
+    assert exit_code(results) == 2
+
+
 def test_an_invalid_run_passes_no_gate_and_exits_2(spec: RunSpec, run_dir: Path) -> None:
     spec.generator += [GeneratorSample(t=T0 + s, process="locust-hot", cpu_percent=99.0) for s in range(60)]
     gates(spec, {"feed": {"steady": "p99 < 200ms"}})

@@ -1,0 +1,106 @@
+"""A campaign against a feed service feedlab did not start (`--target`), proven on a reference
+stack started separately with `feedlab up`: clean it passes, with a defect switched on the
+check that exists for that defect fails, naming what it saw. The harness starts only its own
+Toxiproxy in front of the service; the stack's processes are none of its business."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import psutil
+import pytest
+
+import records
+from harness.topology import Topology
+from tests.campaign.conftest import feedlab, feedlab_run
+
+pytestmark = pytest.mark.campaign
+
+STACK_PORT = 26000      # the service, as a user would have it running
+HARNESS_PORT = 22000    # the harness's own Toxiproxy block
+
+
+@pytest.fixture
+def reference_stack(tmp_path: Path) -> Iterator[object]:
+    """`start(*defects)`: a reference stack up on STACK_PORT; (its API URL, its secret file, the
+    supervisor pid). Always taken down."""
+    os.environ["FEEDLAB_RUNS"] = str(tmp_path / "stacks")
+
+    def start(*defects: str) -> tuple[str, Path, int]:
+        feedlab("down", "--base-port", str(STACK_PORT))
+        up = feedlab("up", "--base-port", str(STACK_PORT), *(f"--defect={d}" for d in defects), timeout=240)
+        assert up.returncode == 0, up.stdout[-2000:] + up.stderr[-2000:]
+        stack_dir = tmp_path / "stacks" / f"stack-{STACK_PORT}"
+        secret = stack_dir / "token-secret"
+        assert f"--token-secret-file {secret}" in " ".join(up.stdout.split())
+        pid = json.loads((stack_dir / "supervisor.json").read_text())["pid"]
+        return Topology(base_port=STACK_PORT).api_url, secret, int(pid)
+
+    try:
+        yield start
+    finally:
+        feedlab("down", "--base-port", str(STACK_PORT))
+        os.environ.pop("FEEDLAB_RUNS", None)
+
+
+def summary(run_dir: Path) -> dict[str, dict[str, Any]]:
+    return {c["name"]: c for c in json.loads((run_dir / records.SUMMARY).read_text())["checks"]}
+
+
+def test_a_service_feedlab_did_not_start_is_seeded_loaded_faulted_and_judged(tmp_path: Path, reference_stack) -> None:  # type: ignore[no-untyped-def]
+    url, secret, supervisor = reference_stack()
+    stack_processes = {p.pid for p in psutil.Process(supervisor).children(recursive=True)}
+    run = tmp_path / "clean"
+    out = feedlab_run(run, "run", "external", "--duration", "60", "--target", url, "--token-secret-file",
+                      str(secret), "--base-port", str(HARNESS_PORT))
+    assert out.returncode == 0, out.stdout[-4000:] + out.stderr[-2000:]
+    manifest = json.loads((run / records.MANIFEST).read_text())
+    assert manifest["runtime"] == "external" and manifest["target"]["url"] == url
+    token_secret = secret.read_text().strip().encode()
+    assert not [f for f in run.rglob("*") if f.is_file() and token_secret in f.read_bytes()]   # kept out of the run
+    seeded = manifest["api_seeding"]
+    assert seeded["users"] == 2000 and seeded["follows"] == manifest["graph"]["follows"] > 15_000
+    assert manifest["settle"]["by"] == "markers" and manifest["settle"]["drained"] is True
+    checks = summary(run)
+    for name in ("nothing_lost", "deletion", "unfollow", "duplicates", "backfill", "celebrity_merge",
+                 "pagination", "engagement", "sweep"):
+        assert checks[name]["verdict"] == "pass", (name, checks[name]["summary"])
+    # the one fault it could inject: on its own link, healed, and the sweep saw only its own proxy
+    faults = list(records.read_jsonl(run / records.FAULTS))
+    assert [(f["name"], f["target"]) for f in faults] == [("latency", "generator->target")]
+    added = next(e for e in faults[0]["events"] if e["what"] == "toxic-added")
+    assert added["proxies"] == ["generator-to-target"] and faults[0]["end_t"] is not None
+    assert manifest["chaos_errors"] == []
+    # and it acted: the load's requests sent inside the window waited for the 300 ms toxic
+    inside = sorted(r["latency_ms"] for r in records.read_jsonl(run / records.HISTORY)
+                    if faults[0]["start_t"] + 1 <= r["t"] <= faults[0]["end_t"] - 1)
+    assert inside and inside[len(inside) // 2] >= 250
+    assert checks["sweep"]["evidence"]["looked_at"] == ["toxiproxy: 1 proxies", "processes: 1"]
+    # the metrics it was not given are said, not guessed
+    assert checks["recovery"]["verdict"] == "unknown" and checks["recovery"]["gating"] is False
+    # the service's processes were left alone: the same ones, none restarted
+    assert {p.pid for p in psutil.Process(supervisor).children(recursive=True)} == stack_processes
+
+
+def test_a_defect_of_the_service_fails_its_check_through_the_api_alone(tmp_path: Path, reference_stack) -> None:  # type: ignore[no-untyped-def]
+    url, secret, _ = reference_stack("skip-delete-fanout")
+    run = tmp_path / "defect"
+    prometheus = Topology(base_port=STACK_PORT).prometheus_url
+    # a smaller graph seeds in a minute (9,747 follows): deletions need no celebrity
+    out = feedlab_run(run, "run", "external", "--duration", "45", "--users", "1200", "--target", url,
+                      "--token-secret-file", str(secret), "--metrics-url", prometheus,
+                      "--base-port", str(HARNESS_PORT))
+    assert out.returncode == 1, out.stdout[-4000:] + out.stderr[-2000:]
+    # given a Prometheus, the service's own metrics are read from it
+    lag = json.loads((run / records.TARGET_METRICS).read_text())["kafka_consumer_lag"]
+    assert lag["series"] and all(s["points"] for s in lag["series"])
+    deletion = summary(run)["deletion"]
+    assert deletion["verdict"] == "fail", deletion["summary"]
+    evidence = deletion["evidence"]
+    assert evidence["served_after_settle"] > 0
+    example = evidence["served_after_settle_examples"][0]
+    assert {"tweet", "reader"} <= set(example)

@@ -1,0 +1,34 @@
+"""Seeding a service through its public API (harness/api_seeding.py) stops at once, saying why,
+when the service refuses: a token source that is not the service's, or users that were
+registered before under other handles (the shared stack's users hold their seeded handles)."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from harness.api_seeding import ApiSeeder, SeedingRefused
+from harness.tokens import SharedSecret
+from tests.stack.conftest import Stack
+from workloads.graph import Graph, GraphSpec
+
+pytestmark = pytest.mark.stack
+
+
+def small_graph() -> Graph:
+    return Graph.from_followers(GraphSpec(users=40, celebrities=0, push_threshold=200, pull_threshold=1000),
+                                {a: [f for f in range(1, 41) if f != a] for a in range(1, 41)})
+
+
+def test_a_wrong_token_secret_stops_the_seeding_at_the_first_answer(stack: Stack) -> None:
+    said: list[str] = []
+    t0 = time.monotonic()
+    with pytest.raises(SeedingRefused, match=r"PUT /v1/users/me as user \d+ answered 401.*--token-secret-file"):
+        ApiSeeder(stack.runtime.api_url, SharedSecret("not-the-stack-s-secret" * 2), said.append).seed(small_graph())
+    assert time.monotonic() - t0 < 10   # refused, not retried: a 401 will not change
+
+
+def test_users_registered_under_other_handles_are_named_with_the_answer(stack: Stack) -> None:
+    with pytest.raises(SeedingRefused, match=r"as user \d+ answered 409.*seed a fresh service"):
+        ApiSeeder(stack.runtime.api_url, SharedSecret(stack.secret), lambda _m: None).seed(small_graph())
