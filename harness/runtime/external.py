@@ -142,12 +142,8 @@ class ExternalRuntime:
         self.toxiproxy.wait_ready(deadline_s)
 
     def status(self) -> list[ProcessStatus]:
-        proc = self.toxiproxy.procs.get(self.toxiproxy.name)
-        if proc is None:
-            return []
-        state = ("paused" if proc.paused else "running") if proc.running() else \
-            "stopped" if proc.returncode() is None else f"exited({proc.returncode()})"
-        return [ProcessStatus(proc.name, self.toxiproxy.role, proc.pid, state)]
+        return [ProcessStatus(name, self.toxiproxy.role, proc.pid, proc.state())
+                for name, proc in self.toxiproxy.procs.items()]
 
     def states(self) -> dict[str, str]:
         return {s.name: s.state for s in self.status()}

@@ -152,16 +152,8 @@ class LocalRuntime:
         comp.wait_process_ready(name, deadline_s)
 
     def status(self) -> list[ProcessStatus]:
-        out = []
-        for name, (comp, proc) in self.processes().items():
-            if proc.running():
-                state = "paused" if proc.paused else "running"
-            elif proc.returncode() is None:
-                state = "stopped"
-            else:
-                state = f"exited({proc.returncode()})"
-            out.append(ProcessStatus(name, comp.role, proc.pid, state))
-        return out
+        return [ProcessStatus(name, comp.role, proc.pid, proc.state())
+                for name, (comp, proc) in self.processes().items()]
 
     def states(self) -> dict[str, str]:
         """name -> state, as `status` gives it (chaos.sweep.Processes)."""

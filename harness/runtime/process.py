@@ -81,6 +81,13 @@ class ManagedProcess:
     def returncode(self) -> int | None:
         return self._popen.poll() if self._popen else None
 
+    def state(self) -> str:
+        """"running", "paused", "stopped" (never started, or not yet), or "exited(N)"."""
+        if self.running():
+            return "paused" if self.paused else "running"
+        code = self.returncode()
+        return "stopped" if code is None else f"exited({code})"
+
     def signal(self, sig: int) -> None:
         if self.running():
             assert self._popen is not None
