@@ -64,6 +64,8 @@ class RunContext:
     run_dir: Path
     say: Say
     processes: int = 1                 # Locust processes (its multi-process mode when > 1)
+    generators: int = 0                # a Locust master and this many generators (its distributed mode)
+    remote_generators: int = 0         # of them, joining from elsewhere (`feedlab generator`)
     abort_on_fail: bool = False        # stop the load when a gate marked abort_on_fail fails
     token_secret: str = field(default_factory=lambda: secrets.token_hex(32))
     manifest: records.Manifest = field(default_factory=records.Manifest)
@@ -164,7 +166,8 @@ def run_campaign(ctx: RunContext) -> None:
                        started_t=time.time(), ended_t=None, partial=True, timeline_cap=800,
                        load_start_t=None, load_end_t=None, settle_end_t=None,
                        config={"scenario": sc.model_dump(mode="json"), "topology": asdict(ctx.topo),
-                               "processes": ctx.processes},
+                               "processes": ctx.processes, "generators": ctx.generators,
+                               "remote_generators": ctx.remote_generators},
                        runtime="external" if ctx.target else "local",
                        target=ctx.target.describe() if ctx.target else None,
                        slo=sc.slo.manifest(), gates=[g.to_json() for g in sc.gates],
@@ -300,17 +303,24 @@ def _load_phase(ctx: RunContext, runtime: Runtime, graph: Graph) -> None:
     sc = ctx.scenario
     plan = ArrivalPlan.from_phases(sc.model_dump(mode="json")["workload"]["phases"])
     gen = LoadGenerator(run_dir=ctx.run_dir, host=runtime.load_url, plan=plan, tokens=ctx.tokens,
-                        seed=sc.seed, processes=ctx.processes, listeners=sc.workload.listeners)
+                        seed=sc.seed, processes=ctx.processes, listeners=sc.workload.listeners,
+                        generators=ctx.generators, remote_generators=ctx.remote_generators,
+                        master_port=ctx.topo.generator_master_port, say=ctx.say)
     probe = FreshnessProbe(base_url=runtime.api_url, graph=graph, tokens=ctx.tokens,
                            run_dir=ctx.run_dir, seed=sc.seed)
-    load_start = gen.start()
+    try:
+        load_start = gen.start()
+    except BaseException:
+        gen.stop()
+        raise
     ctx.write_manifest(load_start_t=load_start,
                        phases=[{"name": p.name, "start_t": load_start + p.start_s, "end_t": load_start + p.end_s}
                                for p in plan.phases])
     schedule = schedule_faults(ctx, runtime, load_start)
     ctx.say(f"load: {len(plan.phases)} phase(s), {plan.duration_s:.0f} s, "
             f"{sum(plan.expected(op) for op in plan.ops):.0f} arrivals planned "
-            f"({len(schedule.planned)} fault(s) scheduled, {ctx.processes} load process(es))")
+            f"({len(schedule.planned)} fault(s) scheduled, "
+            + (f"{ctx.generators} generator(s))" if ctx.generators else f"{ctx.processes} load process(es))"))
     try:
         probe.start()
         schedule.start()
@@ -345,11 +355,15 @@ def wait_for_in_flight(run_dir: Path, *, load_end: float, deadline: float) -> bo
     reported none in flight since `load_end`. A report from before then says nothing of what
     was sent after it: one that found none in flight 0.4 s before the end stopped the load
     under a large follow sent just after it, whose backfill watch then never read (`backfill`
-    unknown, and with it a `cassandra-pause` row)."""
+    unknown, and with it a `cassandra-pause` row). A distributed run's lost generator is not
+    waited for."""
     while time.time() < deadline:
         latest: dict[str, dict[str, Any]] = {}
         for row in read_jsonl(run_dir / records.ARRIVALS):
             latest[row["process"]] = row
+        for e in read_jsonl(run_dir / records.GENERATORS):   # a lost generator reports nothing more
+            if e["event"] == "lost":
+                latest.pop(e["generator"], None)
         if latest and all(r["t"] >= load_end and not r["in_flight"] for r in latest.values()):
             return True
         time.sleep(0.5)

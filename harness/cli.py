@@ -115,6 +115,12 @@ def run(
     seed: Annotated[int | None, typer.Option(help="Override the graph and workload seed.")] = None,
     processes: Annotated[int, typer.Option(
         help="Locust processes for the load (its multi-process mode; one per core at most).", min=1)] = 1,
+    generators: Annotated[int, typer.Option(
+        help="Run the load as a Locust master and this many generator processes (Locust's distributed mode); "
+             "each sends its records to the master.", min=0, rich_help_panel="Load generators")] = 0,
+    remote_generators: Annotated[int, typer.Option(
+        help="Of --generators, how many join from elsewhere (`feedlab generator --master 127.0.0.1:PORT`) "
+             "instead of being started here.", min=0, rich_help_panel="Load generators")] = 0,
     defect: Annotated[list[str], typer.Option(
         help=f"Turn on a target defect: NAME[=SHARE|=SECONDS]; one of {', '.join(DEFECTS)}.")] = [],  # noqa: B006
     base_port: BasePort = 19000,
@@ -148,6 +154,13 @@ def run(
     if processes > cores:
         raise _fail(f"--processes {processes}: this machine has {cores} cores; more load processes than cores "
                     "would measure the generator, not the target")
+    if generators and processes > 1:
+        raise _fail("--generators and --processes are two ways to run several load processes: give one")
+    if remote_generators > generators:
+        raise _fail(f"--remote-generators {remote_generators}: more than the {generators} --generators of the run")
+    if generators - remote_generators > cores:
+        raise _fail(f"--generators {generators}: this machine has {cores} cores; start the others elsewhere "
+                    "(--remote-generators)")
     try:
         sc = resolve(scenario).with_overrides(duration_s=duration, rate_scale=rate_scale, users=users, seed=seed,
                                               target_env=_parse_defects(defect))
@@ -178,7 +191,8 @@ def run(
              f"{sc.graph.spec().users:,}) and follow, post, like and delete as them there: aim it only at a "
              "service you own and can wipe")
     ctx = RunContext(scenario=sc, topo=Topology(base_port=base_port), run_dir=run_path, say=_say,
-                     processes=processes, abort_on_fail=abort_on_fail, target=external)
+                     processes=processes, generators=generators, remote_generators=remote_generators,
+                     abort_on_fail=abort_on_fail, target=external)
     signal.signal(signal.SIGTERM, _sigterm_as_interrupt)
     _say(f"run {sc.name}: {sc.description}\n         run directory: {run_path}")
     problem = None
@@ -347,6 +361,25 @@ def compare_runs(
     run = load_run(run_dir)
     console.print(f"report: {write_reports(run_dir, run, judge_run(run))}")
     raise typer.Exit(code)
+
+
+@app.command()
+def generator(
+    master: Annotated[str, typer.Option(help="The run's Locust master, HOST:PORT (`feedlab run` prints it).")],
+    allow_host: Annotated[list[str], typer.Option(
+        help="Allow load to this host (repeatable); by default a generator sends load to loopback only.")
+                          ] = [],  # noqa: B006
+) -> None:
+    """Join a run's load from this host: a Locust worker of `feedlab run --generators N`. It
+    takes its part of the plan from the master, and sends its records there."""
+    from harness.load import GENERATOR_ARGV
+
+    host, _, port = master.rpartition(":")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise _fail(f"--master {master!r}: expected HOST:PORT")
+    env = {**os.environ, "FEEDLAB_ROLE": "generator", "FEEDLAB_ALLOW_HOSTS": ",".join(allow_host)}
+    argv = [sys.executable, *GENERATOR_ARGV, "--master-host", host.strip("[]"), "--master-port", port]
+    os.execve(sys.executable, argv, env)   # Locust itself from here on: its signals, its exit code
 
 
 @app.command("scenarios")

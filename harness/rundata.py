@@ -22,6 +22,7 @@ from records import (
     FaultWindow,
     FinalRead,
     FollowChange,
+    GeneratorEvent,
     GeneratorSample,
     MachineSample,
     Manifest,
@@ -78,6 +79,7 @@ class RunData:
     faults: list[FaultWindow] = field(default_factory=list)
     final_reads: list[FinalRead] = field(default_factory=list)
     generator: list[GeneratorSample] = field(default_factory=list)
+    generators: list[GeneratorEvent] = field(default_factory=list)   # a distributed run's (--generators)
     arrivals: list[ArrivalSample] = field(default_factory=list)
     machine: list[MachineSample] = field(default_factory=list)
     sweep: dict[str, Any] | None = None   # the heal sweep's result (None: none recorded)
@@ -199,6 +201,7 @@ def load_run(run_dir: Path) -> RunData:
         faults=[w for w in _load(run_dir / records.FAULTS, FaultWindow) if w.start_t is not None],
         final_reads=_load(run_dir / records.FINAL_READS, FinalRead),
         generator=_load(run_dir / records.GENERATOR, GeneratorSample),
+        generators=_load(run_dir / records.GENERATORS, GeneratorEvent),
         arrivals=_load(run_dir / records.ARRIVALS, ArrivalSample),
         machine=_load(run_dir / records.MACHINE, MachineSample),
         observations=_load(run_dir / records.OBSERVATIONS, Observation),

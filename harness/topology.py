@@ -130,6 +130,11 @@ class Topology:
         """The load generator's proxy to nginx (where Locust sends its requests)."""
         return self.base_port + 502
 
+    @property
+    def generator_master_port(self) -> int:
+        """The Locust master of a distributed run (`--generators`): generators join it here."""
+        return self.base_port + 503
+
     # --- Kafka (one KRaft broker+controller)
     @property
     def kafka_port(self) -> int:

@@ -21,6 +21,7 @@ from records.entries import (
     ArrivalSample,
     FinalRead,
     FollowChange,
+    GeneratorEvent,
     GeneratorSample,
     MachineSample,
     Observation,
@@ -36,6 +37,7 @@ from records.files import (
     FAULTS,
     FINAL_READS,
     GENERATOR,
+    GENERATORS,
     GRAPH,
     GRAPH_CHANGES,
     GRAPH_EDGES,
@@ -59,8 +61,9 @@ from records.manifest import Manifest
 
 __all__ = [
     "ACTIONS", "ARRIVALS", "Ack", "Action", "ArrivalSample", "FAULTS", "FINAL_READS", "FaultWindow",
-    "FinalRead", "FollowChange", "GENERATOR", "GRAPH", "GRAPH_CHANGES", "GRAPH_EDGES", "GeneratorSample",
-    "HISTORY", "JUNIT", "JsonlWriter", "LEDGER", "MACHINE", "MANIFEST", "MachineSample", "Manifest",
-    "OBSERVATIONS", "Observation", "PROBES", "ProbeRecord", "REPORT", "Request", "SIGNALS", "STREAMS",
-    "SUMMARY", "SWEEP", "Signal", "StreamSpan", "TARGET_METRICS", "WORKLOAD", "read_jsonl", "write_json",
+    "FinalRead", "FollowChange", "GENERATOR", "GENERATORS", "GRAPH", "GRAPH_CHANGES", "GRAPH_EDGES",
+    "GeneratorEvent", "GeneratorSample", "HISTORY", "JUNIT", "JsonlWriter", "LEDGER", "MACHINE", "MANIFEST",
+    "MachineSample", "Manifest", "OBSERVATIONS", "Observation", "PROBES", "ProbeRecord", "REPORT", "Request",
+    "SIGNALS", "STREAMS", "SUMMARY", "SWEEP", "Signal", "StreamSpan", "TARGET_METRICS", "WORKLOAD", "read_jsonl",
+    "write_json",
 ]

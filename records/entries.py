@@ -152,6 +152,26 @@ class GeneratorSample:
 
 
 @dataclass(frozen=True, slots=True)
+class GeneratorEvent:
+    """What the Locust master saw of one generator process of a distributed run (`--generators`):
+    "joined" (set up and ready; detail: its host, pid and clock offset), "start" (every generator
+    ready: the load starts at `load_start_t`), "done" (it sent its last records), "lost" (it
+    stopped answering, quit or failed before it was done: its share of the load was not offered),
+    "refused" (it would not send load to the target: detail says why), "late" (it came when the
+    run had its generators, and was sent away), "turned-away" (it did not give the run's join
+    key, and was sent away), "clock" (its clock's offset from the master's, measured over one
+    round trip, and the error of that measure: half the round trip)."""
+
+    t: float
+    generator: str
+    event: str
+    detail: str = ""
+    load_start_t: float | None = None
+    clock_offset_s: float | None = None
+    clock_error_s: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class MachineSample:
     """The whole machine's CPU over the last second, in percent of all its cores: busy (not
     idle), and stolen (a hypervisor gave the time to another guest: /proc/stat "steal")."""

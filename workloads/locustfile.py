@@ -33,6 +33,8 @@ follows) to actions.jsonl. Configuration comes from the environment (harness/loa
 FEEDLAB_RUN_DIR, FEEDLAB_TOKEN_SECRET (or FEEDLAB_TOKENS_FILE: {user id: token}, from a user's
 token command, harness/tokens.py), FEEDLAB_SEED, FEEDLAB_LOAD_START (epoch seconds),
 FEEDLAB_PROCESSES, FEEDLAB_LISTENERS; the plan is the run directory's workload.json, the graph its graph.json.
+In a distributed run (FEEDLAB_ROLE master or generator) a generator gets all of that from the
+master, and sends its records there: workloads/distributed.py.
 """
 
 from __future__ import annotations
@@ -71,13 +73,13 @@ from records import (
     Action,
     ArrivalSample,
     FollowChange,
-    JsonlWriter,
     Observation,
     Request,
     Signal,
     StreamSpan,
 )
 from targets.feed.auth import issue_token
+from workloads import distributed
 from workloads.arrivals import ArrivalPlan, PhaseSpan
 from workloads.graph import Graph, GraphSpec
 
@@ -106,19 +108,33 @@ BACKFILL_WAIT_S = 25.0      # a new follower's feed is watched this long: the 10
 STREAM_READ_S = 20.0        # a stream silent this long is dead (the API sends a comment every 15 s)
 STREAM_RETRY_S = 2.0        # a listener reconnects this long after its stream ended (the API's `retry`)
 
-PLAN = ArrivalPlan.from_phases(json.loads((RUN_DIR / WORKLOAD).read_text())) if (RUN_DIR / WORKLOAD).exists() \
-    else ArrivalPlan(())
-# The seeded graph, mapped read-only (graph.edges): every load process shares its pages.
-SEEDED = Graph.read(RUN_DIR) if (RUN_DIR / GRAPH).exists() else Graph.from_followers(
-    GraphSpec(users=1, celebrities=0, push_threshold=1, pull_threshold=1), {})
-USERS = SEEDED.spec.users
-# Throttled-band and pull-tier authors: whose tweets the celebrity workload bursts.
-CELEBRITIES = [a for a in SEEDED.authors if SEEDED.follower_count(a) >= SEEDED.spec.push_threshold] or [1]
-LARGE = frozenset(CELEBRITIES)
-PULL_TIER = SEEDED.celebrities   # at or above the pull threshold
-THROTTLED_BAND = [a for a in CELEBRITIES if a not in PULL_TIER] or CELEBRITIES   # pushed, rate-capped
-# The account the celebrity workload pushes across the pull threshold with new followers.
-RISING = SEEDED.rising
+PLAN = ArrivalPlan(())
+SEEDED = Graph.from_followers(GraphSpec(users=1, celebrities=0, push_threshold=1, pull_threshold=1), {})
+USERS = 1
+CELEBRITIES: list[int] = [1]
+LARGE: frozenset[int] = frozenset()
+PULL_TIER: list[int] = []
+THROTTLED_BAND: list[int] = [1]
+RISING = 1
+
+
+def load_run(run_dir: Path) -> None:
+    """The plan (workload.json) and the seeded graph (graph.json, graph.edges) of the run in
+    `run_dir`, and what the workload derives from them."""
+    global PLAN, SEEDED, USERS, CELEBRITIES, LARGE, PULL_TIER, THROTTLED_BAND, RISING
+    if (run_dir / WORKLOAD).exists():
+        PLAN = ArrivalPlan.from_phases(json.loads((run_dir / WORKLOAD).read_text()))
+    if (run_dir / GRAPH).exists():
+        # mapped read-only (graph.edges): every load process shares its pages
+        SEEDED = Graph.read(run_dir)
+    USERS = SEEDED.spec.users
+    # Throttled-band and pull-tier authors: whose tweets the celebrity workload bursts.
+    CELEBRITIES = [a for a in SEEDED.authors if SEEDED.follower_count(a) >= SEEDED.spec.push_threshold] or [1]
+    LARGE = frozenset(CELEBRITIES)
+    PULL_TIER = SEEDED.celebrities   # at or above the pull threshold
+    THROTTLED_BAND = [a for a in CELEBRITIES if a not in PULL_TIER] or CELEBRITIES   # pushed, rate-capped
+    # The account the celebrity workload pushes across the pull threshold with new followers.
+    RISING = SEEDED.rising
 
 
 def listeners(count: int, seed: int) -> list[int]:
@@ -128,26 +144,75 @@ def listeners(count: int, seed: int) -> list[int]:
     return sorted(random.Random(seed * 104729 + 17).sample(pool, min(count, len(pool))))
 
 
-_history = JsonlWriter(RUN_DIR / HISTORY, buffered=True)   # flushed once a second
-_ledger = JsonlWriter(RUN_DIR / LEDGER)
-_changes = JsonlWriter(RUN_DIR / GRAPH_CHANGES)
-_arrivals = JsonlWriter(RUN_DIR / ARRIVALS)
-_observations = JsonlWriter(RUN_DIR / OBSERVATIONS, buffered=True)   # flushed once a second
-_actions = JsonlWriter(RUN_DIR / ACTIONS)
-_streams = JsonlWriter(RUN_DIR / STREAMS)
-_signals = JsonlWriter(RUN_DIR / SIGNALS)
+_history = distributed.writer(RUN_DIR, HISTORY, buffered=True)   # flushed once a second
+_ledger = distributed.writer(RUN_DIR, LEDGER)
+_changes = distributed.writer(RUN_DIR, GRAPH_CHANGES)
+_arrivals = distributed.writer(RUN_DIR, ARRIVALS)
+_observations = distributed.writer(RUN_DIR, OBSERVATIONS, buffered=True)   # flushed once a second
+_actions = distributed.writer(RUN_DIR, ACTIONS)
+_streams = distributed.writer(RUN_DIR, STREAMS)
+_signals = distributed.writer(RUN_DIR, SIGNALS)
 TOKENS_FILE = os.environ.get("FEEDLAB_TOKENS_FILE")
 _tokens: dict[int, str] = {int(u): t for u, t in json.loads(Path(TOKENS_FILE).read_text()).items()} \
     if TOKENS_FILE else {}
+TOKENS_FROM = TOKENS_FILE or "the token secret"
+if distributed.ROLE != "generator":   # a generator learns its run from the master (configure_generator)
+    load_run(RUN_DIR)
 
 
 def auth(user_id: int) -> dict[str, str]:
     token = _tokens.get(user_id)
     if token is None:
-        if TOKENS_FILE:
-            raise KeyError(f"no token for user {user_id} in {TOKENS_FILE}")
+        if TOKENS_FILE or not SECRET:
+            raise KeyError(f"no token for user {user_id} from {TOKENS_FROM}")
         token = _tokens[user_id] = issue_token(SECRET, user_id)
     return {"Authorization": f"Bearer {token}"}
+
+
+def run_tokens() -> dict[str, str]:
+    """A token for every user of the run, for generators (the secret stays with the master)."""
+    ttl = PLAN.duration_s + distributed.TOKEN_MARGIN_S
+    if TOKENS_FILE:
+        return {str(u): t for u, t in _tokens.items()}
+    return {str(u): issue_token(SECRET, u, ttl_s=ttl) for u in SEEDED.user_ids}
+
+
+def configure_generator(folder: Path, setup: dict[str, Any]) -> None:
+    """A generator's run, from the master's setup (its plan and graph written to `folder`)."""
+    global SEED, PROCESSES, LISTENERS, TOKENS_FROM
+    load_run(folder)
+    SEED, PROCESSES, LISTENERS = int(setup["seed"]), int(setup["parts"]), int(setup["listeners"])
+    _tokens.clear()
+    _tokens.update({int(u): t for u, t in setup["tokens"].items()})
+    TOKENS_FROM = "the master's setup"
+
+
+GENERATOR: distributed.Generator | None = None
+
+
+@events.init.add_listener
+def join_the_run(environment: Any, **_: Any) -> None:
+    """In a distributed run (workloads/distributed.py): the master's or a generator's side."""
+    global GENERATOR
+    if distributed.ROLE == "master":
+        expected = int(os.environ["FEEDLAB_GENERATORS"])
+        # built before any generator is admitted: minting the large graph's tokens takes seconds
+        setup = distributed.setup_message(RUN_DIR, host=str(environment.host), tokens=run_tokens(), seed=SEED,
+                                          parts=expected, listeners=LISTENERS)
+        distributed.Master(environment.runner, RUN_DIR, expected=expected,
+                           join_key=os.environ["FEEDLAB_JOIN_KEY"], setup=setup)
+    elif distributed.ROLE == "generator":
+        FeedWorkload.drives_plan = False   # the users Locust spawns here idle: the plan runs once, in drive_plan
+        GENERATOR = distributed.Generator(environment.runner, configure_generator,
+                                          functools.partial(drive_plan, environment))
+
+
+def drive_plan(environment: Any) -> None:
+    """A generator's share of the plan, run once (workloads/distributed.py says why not by Locust's users)."""
+    user = FeedWorkload(environment)
+    user.drives_plan = True
+    user.on_start()
+    user.run_plan()
 
 
 @events.quitting.add_listener
@@ -199,11 +264,16 @@ class FeedWorkload(User):
     process from 0.40 to 0.72 cores (bench.generator)."""
 
     wait_time = constant(0)
+    drives_plan = True           # False for the users Locust spawns on a distributed run's generator
     concurrency = 200            # pooled connections of this process
     network_timeout = 10.0
     connection_timeout = 5.0
 
     def on_start(self) -> None:
+        if not self.drives_plan:
+            return
+        if GENERATOR is not None:   # a distributed run's generator: set up by the master
+            self.host = GENERATOR.host   # the load URL it checked, whatever Locust's spawn message said
         if not self.host:
             raise ValueError("no target: run Locust with --host (the harness always passes it)")
         self.http = HTTPClient.from_url(self.host, concurrency=self.concurrency, network_timeout=self.network_timeout,
@@ -211,9 +281,11 @@ class FeedWorkload(User):
         # A client that gives up at once: a post whose answer never arrives, as after a timeout
         self.impatient = HTTPClient.from_url(self.host, concurrency=10, network_timeout=IMPATIENT_S,
                                              connection_timeout=self.connection_timeout)
-        index = int(getattr(self.environment.runner, "worker_index", 0) or 0)
+        # this process's share of the plan: Locust's worker index, or the one the master gave
+        index = GENERATOR.share if GENERATOR is not None else int(getattr(self.environment.runner, "worker_index",
+                                                                          0) or 0)
         self.index = index
-        self.process = f"locust-{index}"
+        self.process = GENERATOR.name if GENERATOR is not None else f"locust-{index}"
         self.rng = random.Random(SEED * 7919 + index)
         self.ranks = list(range(1, USERS + 1))
         random.Random(SEED).shuffle(self.ranks)   # the same popular users in every process
@@ -241,7 +313,11 @@ class FeedWorkload(User):
 
     @task
     def run_plan(self) -> None:
-        start = LOAD_START or time.time()
+        if not self.drives_plan:
+            gevent.sleep(1.0)   # idle, and quick to stop
+            return
+        # a generator's start is the master's, once every generator was ready
+        start = GENERATOR.load_start if GENERATOR is not None else LOAD_START or time.time()
         flusher = gevent.spawn(self._flush_every_second)
         streams = [gevent.spawn(self.listen, user) for user in self.listening]
         batch = BATCH_S if sum(PLAN.peak(op) for op in PLAN.ops) / PROCESSES >= BATCH_FROM else 0.0
@@ -274,6 +350,8 @@ class FeedWorkload(User):
         for writer in (_history, _observations):
             writer.flush()
         self.counts.flush(self.process, len(self.pool))
+        if GENERATOR is not None:
+            GENERATOR.done()
         while True:   # the plan is done; the harness stops Locust
             gevent.sleep(3600)
 

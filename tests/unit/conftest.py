@@ -23,6 +23,7 @@ from records import (
     FaultWindow,
     FinalRead,
     FollowChange,
+    GeneratorEvent,
     GeneratorSample,
     MachineSample,
     Observation,
@@ -91,6 +92,7 @@ class RunSpec:
                       in_flight=2)
         for s in range(60) for p in range(2)
     ])
+    generators: list[GeneratorEvent] = field(default_factory=list)   # a distributed run's
     machine: list[MachineSample] = field(default_factory=lambda: [
         MachineSample(t=T0 + s, busy_percent=60.0, steal_percent=1.0 if s % 10 else 8.0) for s in range(60)
     ])
@@ -124,6 +126,7 @@ class RunSpec:
                             (records.PROBES, self.probes), (records.FAULTS, self.faults),
                             (records.FINAL_READS, self.final_reads), (records.GENERATOR, self.generator),
                             (records.ARRIVALS, self.arrivals), (records.MACHINE, self.machine),
+                            (records.GENERATORS, self.generators),
                             (records.OBSERVATIONS, self.observations), (records.ACTIONS, self.actions),
                             (records.GRAPH_CHANGES, self.graph_changes), (records.STREAMS, self.streams),
                             (records.SIGNALS, self.signals)):

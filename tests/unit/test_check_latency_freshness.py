@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from harness.checks import Verdict, errors, feed_latency, freshness, generator
-from records import ArrivalSample, GeneratorSample, ProbeRecord, Request
+from records import ArrivalSample, GeneratorEvent, GeneratorSample, ProbeRecord, Request
 
 from .conftest import T0, RunSpec
 
@@ -107,3 +107,45 @@ def test_without_arrival_records_drops_cannot_be_ruled_out(spec: RunSpec, run_di
 def test_no_generator_samples_is_unknown(spec: RunSpec, run_dir: Path) -> None:
     spec.generator = []
     assert generator.check(spec.write(run_dir)).verdict is Verdict.UNKNOWN
+
+
+def _distributed(spec: RunSpec) -> None:
+    """Two generators of a distributed run, joined, clocks measured, both done."""
+    spec.generator = [GeneratorSample(t=T0 + s, process=f"generator-{p}", cpu_percent=30.0)
+                      for s in range(60) for p in range(2)]
+    spec.generators = [GeneratorEvent(t=T0 - 3, generator=f"generator-{p}", event="joined", detail="vm pid 1")
+                       for p in range(2)]
+    spec.generators += [GeneratorEvent(t=T0 - 3, generator=f"generator-{p}", event="clock", detail="+0.2 ms ± 0.3 ms",
+                                       clock_offset_s=0.0002, clock_error_s=0.0003) for p in range(2)]
+    spec.generators.append(GeneratorEvent(t=T0 - 2, generator="master", event="start", load_start_t=T0))
+    spec.generators += [GeneratorEvent(t=T0 + 61, generator=f"generator-{p}", event="done") for p in range(2)]
+
+
+def test_a_distributed_run_whose_generators_all_finished_passes(spec: RunSpec, run_dir: Path) -> None:
+    _distributed(spec)
+    result = generator.check(spec.write(run_dir))
+    assert result.verdict is Verdict.PASS, result.summary
+    assert result.evidence["generators"]["generator-1"]["event"] == "done"
+
+
+def test_a_generator_lost_mid_run_makes_the_run_invalid(spec: RunSpec, run_dir: Path) -> None:
+    _distributed(spec)
+    spec.generators = [e for e in spec.generators if not (e.generator == "generator-1" and e.event == "done")]
+    spec.generators.append(GeneratorEvent(t=T0 + 23, generator="generator-1", event="lost",
+                                          detail="no heartbeat for 3 s"))
+    result = generator.check(spec.write(run_dir))
+    assert result.verdict is Verdict.FAIL and result.invalidates_run
+    assert "generator-1 lost at +23 s (no heartbeat for 3 s)" in result.summary
+
+
+def test_a_generator_whose_clock_is_off_makes_the_run_invalid(spec: RunSpec, run_dir: Path) -> None:
+    _distributed(spec)
+    spec.generators.append(GeneratorEvent(t=T0 - 3, generator="generator-0", event="clock",
+                                          detail="+250.0 ms ± 2.0 ms from the master's", clock_offset_s=0.25,
+                                          clock_error_s=0.002))
+    result = generator.check(spec.write(run_dir))
+    assert result.verdict is Verdict.FAIL and "generator-0's clock is +250.0 ms" in result.summary
+    # within the bound once the measure's own error is allowed for
+    spec.generators[-1] = GeneratorEvent(t=T0 - 3, generator="generator-0", event="clock", detail="",
+                                         clock_offset_s=0.15, clock_error_s=0.06)
+    assert generator.check(spec.write(run_dir)).verdict is Verdict.PASS
