@@ -39,10 +39,12 @@ FEEDLAB_STEPS = (250, 500, 1000, 2000, 3000, 4000, 5000, 6000, 7000, 8000, 9000,
 
 
 def body_2kb() -> str:
-    """A feed page of about 2 KB: what the workload parses (tweets, next_cursor, tweet_id)."""
+    """A feed page of about 2 KB: what the workload parses (tweets, next_cursor, tweet_id, retweet_id)."""
     tweets = [{"tweet_id": str(7_100_000_000_000_000 + i), "author": {"user_id": str(100 + i)}, "text": "x" * 120,
                "created_at": "2026-11-24T12:00:00Z", "likes": i, "media": []} for i in range(9)]
-    return json.dumps({"tweets": tweets, "next_cursor": None, "tweet_id": "7100000000000000001"})
+    # tweet_id and retweet_id: what a post, a like and a retweet read from their answers
+    return json.dumps({"tweets": tweets, "next_cursor": None, "tweet_id": "7100000000000000001",
+                       "retweet_id": "7100000000000000002"})
 
 
 def start_nginx(workdir: Path, port: int) -> ManagedProcess:
