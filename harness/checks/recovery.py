@@ -139,7 +139,7 @@ def check(run: RunData) -> CheckResult:
         rows.append(row)
     evidence = {"bound_s": bound, "freshness_bound_s": fresh_bound, "lag_steady_levels": levels,
                 "stable_s": STABLE_S, "groups": rows}
-    said = "; ".join(_line(r) for r in rows)
+    said = "; ".join(_line(r, lag_measured=bool(levels)) for r in rows)
     if any(r["verdict"] == "fail" for r in rows):
         return CheckResult(NAME, Verdict.FAIL, f"{said} (bound {bound:g} s)", evidence)
     if not levels:
@@ -153,8 +153,12 @@ def check(run: RunData) -> CheckResult:
     return CheckResult(NAME, Verdict.PASS, f"{said} (bound {bound:g} s)", evidence)
 
 
-def _line(row: dict[str, Any]) -> str:
+def _line(row: dict[str, Any], *, lag_measured: bool = True) -> str:
     what = " + ".join(row["faults"])
+    if not lag_measured:   # without the lag's series, only freshness can be said
+        back = row["freshness_back_s"]
+        return (f"{what}: freshness back {back:.1f} s after the heal" if back is not None
+                else f"{what}: freshness not back in the {row['window_s']:.0f} s after the heal")
     if row["recovery_s"] is not None:
         by_group = row["lag_back_by_group_s"]
         slowest = f", {max(by_group, key=by_group.get)}" if by_group else ""
