@@ -159,7 +159,8 @@ class GeneratorEvent:
     stopped answering, quit or failed before it was done: its share of the load was not offered),
     "refused" (it would not send load to the target: detail says why), "late" (it came when the
     run had its generators, and was sent away), "turned-away" (it did not give the run's join
-    key, and was sent away), "clock" (its clock's offset from the master's, measured over one
+    key, and was sent away), "left" (it went after its setup but before it was ready, and
+    another may take its place), "clock" (its clock's offset from the master's, measured over one
     round trip, and the error of that measure: half the round trip)."""
 
     t: float

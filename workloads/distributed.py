@@ -139,9 +139,14 @@ class Master:
                                ("feedlab-refused", self._refused), ("feedlab-clock", self._clock),
                                ("feedlab-failed", self._failed)):
             runner.register_message(kind, listener)
-        # The files stay open until the process ends (unbuffered: nothing waits in memory), so
-        # the generators' last records, sent as Locust's quit reaches them, still land.
+        # The files stay open until the process ends (flushed after each write: nothing waits in
+        # memory), so the generators' last records, sent as Locust's quit reaches them, still land.
+        self.quitting = False   # the harness is stopping the load: generators leaving now are not lost
+        runner.environment.events.quitting.add_listener(self._quitting)
         gevent.spawn(self._watch)
+
+    def _quitting(self, **_: Any) -> None:
+        self.quitting = True
 
     def _event(self, generator: str, event: str, detail: str = "", load_start_t: float | None = None) -> None:
         self.events.write(GeneratorEvent(t=time.time(), generator=generator, event=event, detail=detail,
@@ -199,8 +204,9 @@ class Master:
             return   # only a joined generator's records, and only to the files generators write
         fh = self.files.get(name)
         if fh is None:
-            fh = self.files[name] = open(self.run_dir / name, "ab", buffering=0)  # noqa: SIM115 - open to the end
-        fh.write(msg.data["data"])
+            fh = self.files[name] = open(self.run_dir / name, "ab")  # noqa: SIM115 - open to the end
+        fh.write(msg.data["data"])   # whole lines; buffered, so a short write is finished, and flushed at once
+        fh.flush()
 
     def _done(self, msg: Any, **_: Any) -> None:
         if msg.node_id in self.names and msg.node_id not in self.done | self.lost:
@@ -219,9 +225,17 @@ class Master:
 
     def _watch(self) -> None:
         """Once a second: a joined generator that is not done and has gone missing (Locust
-        counts 3 heartbeats missed) or left is lost."""
-        while True:
+        counts 3 heartbeats missed) or left is lost; an admitted one gone before it was ready
+        frees its place."""
+        while not self.quitting:   # as Locust quits, every generator leaves
             gevent.sleep(1.0)
+            if self.quitting:
+                return
+            for client, who in list(self.admitted.items()):   # gone before it was ready: its place opens again
+                node = self.runner.clients.get(client)
+                if client not in self.names and not self.started and (node is None or node.state == MISSING):
+                    del self.admitted[client]
+                    self._event(who, "left", "it went before it was ready; another generator may take its place")
             for client, name in list(self.names.items()):
                 if client in self.done or client in self.lost:
                     continue
