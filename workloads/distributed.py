@@ -133,7 +133,6 @@ class Master:
         self.names: dict[str, str] = {}      # client id -> generator-<share>, once ready
         self.done: set[str] = set()
         self.lost: set[str] = set()
-        self.started = False
         for kind, listener in (("feedlab-hello", self._hello), ("feedlab-ready", self._ready),
                                ("feedlab-records", self._records), ("feedlab-done", self._done),
                                ("feedlab-refused", self._refused), ("feedlab-clock", self._clock),
@@ -162,7 +161,7 @@ class Master:
         away = None
         if not hmac.compare_digest(str(data.get("key", "")), self.join_key):
             away = ("turned-away", "it did not have this run's join key")
-        elif self.started or len(self.admitted) >= self.expected:
+        elif len(self.admitted) >= self.expected:   # the ready ones are admitted too: this covers after the start
             away = ("late", f"the run had its {self.expected} generator(s)")
         if away is not None:
             # Not Locust's "quit": a headless master whose last worker quits quits itself
@@ -179,13 +178,17 @@ class Master:
         name = self.names[client] = f"generator-{len(self.names)}"
         self._event(name, "joined", f"{data.get('host', '?')} pid {data.get('pid', '?')}")
         self.runner.send_message("feedlab-clock", {"t0": time.time()}, client_id=client)
-        if len(self.names) == self.expected:
-            self.started = True
+        if self.started:
             load_start = time.time() + START_DELAY_S
             for share, c in enumerate(self.names):
                 self.runner.send_message("feedlab-start", {"load_start": load_start, "share": share},
                                          client_id=c)
             self._event("master", "start", f"{self.expected} generator(s) ready", load_start_t=load_start)
+
+    @property
+    def started(self) -> bool:
+        """Every expected generator is ready (so the start went out): the ready ones only grow."""
+        return len(self.names) >= self.expected
 
     def _clock(self, msg: Any, **_: Any) -> None:
         """The generator's clock against the master's (Cristian's): its time when it answered,
