@@ -70,6 +70,7 @@ class RunContext:
     token_secret: str = field(default_factory=lambda: secrets.token_hex(32))
     manifest: records.Manifest = field(default_factory=records.Manifest)
     target: ExternalTarget | None = None   # a service the harness did not start (--target)
+    runtime: str = "local"             # how the reference stack runs: "local" processes or "docker"
     tokens: TokenSource = field(init=False)
 
     def __post_init__(self) -> None:
@@ -168,7 +169,7 @@ def run_campaign(ctx: RunContext) -> None:
                        config={"scenario": sc.model_dump(mode="json"), "topology": asdict(ctx.topo),
                                "processes": ctx.processes, "generators": ctx.generators,
                                "remote_generators": ctx.remote_generators},
-                       runtime="external" if ctx.target else "local",
+                       runtime="external" if ctx.target else ctx.runtime,
                        target=ctx.target.describe() if ctx.target else None,
                        slo=sc.slo.manifest(), gates=[g.to_json() for g in sc.gates],
                        checks={name: use.value for name, use in sc.checks.items()},
@@ -213,6 +214,11 @@ def _runtime(ctx: RunContext, graph: Graph) -> Runtime:
                                progress=lambda m: ctx.say(f"target: {m}"))
     target_env = {"FEED_TOKEN_SECRET": ctx.token_secret, "FEED_PUSH_THRESHOLD": str(graph.spec.push_threshold),
                   "FEED_PULL_THRESHOLD": str(graph.spec.pull_threshold), **ctx.scenario.target_env}
+    if ctx.runtime == "docker":
+        from harness.runtime.docker_runtime import DockerRuntime
+
+        return DockerRuntime(topo=ctx.topo, stack_dir=ctx.run_dir / "stack", target_env=target_env,
+                             progress=lambda m: ctx.say(f"stack: {m}"), samples=ctx.run_dir / records.CONTAINERS)
     return LocalRuntime(topo=ctx.topo, stack_dir=ctx.run_dir / "stack", target_env=target_env,
                         progress=lambda m: ctx.say(f"stack: {m}"))
 

@@ -14,6 +14,7 @@ import signal
 import subprocess
 import sys
 import time
+from enum import StrEnum
 from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Annotated
@@ -57,6 +58,16 @@ DEFECTS: dict[str, tuple[str, str]] = {
     "slow-retry": ("FEED_DEFECT_SLOW_RETRY_S", "seconds"),
     "drop-signals": ("FEED_DEFECT_DROP_SIGNALS", "share"),
 }
+
+
+class RuntimeKind(StrEnum):
+    local = "local"
+    docker = "docker"
+
+
+RuntimeOption = Annotated[RuntimeKind, typer.Option(
+    help="How the reference stack runs: `local` processes, or `docker` containers (images built here "
+         "by `feedlab images`; a Docker engine is started when none runs).")]
 BasePort = Annotated[int, typer.Option(help=f"First port of the stack's {PORT_BLOCK}-port block (all on 127.0.0.1).",
                                        min=1024, max=MAX_BASE_PORT)]
 
@@ -124,6 +135,7 @@ def run(
     defect: Annotated[list[str], typer.Option(
         help=f"Turn on a target defect: NAME[=SHARE|=SECONDS]; one of {', '.join(DEFECTS)}.")] = [],  # noqa: B006
     base_port: BasePort = 19000,
+    runtime: RuntimeOption = RuntimeKind.local,
     run_dir: Annotated[Path | None, typer.Option(help="Where to write the run (default: runs/<time>-<name>).")] = None,
     abort_on_fail: Annotated[bool, typer.Option(
         "--abort-on-fail", help="Stop the load as soon as a gate marked abort_on_fail fails.")] = False,
@@ -179,6 +191,9 @@ def run(
         metrics_url = metrics_url or block.metrics_url
     external = _external_target(sc, target, token_secret_file, token_command, metrics_url, allow_host,
                                 defect) if target is not None else None
+    if external is not None and runtime is not RuntimeKind.local:
+        raise _fail("--runtime goes without --target: it says how the reference stack runs, and with --target "
+                    "feedlab starts none")
     if external is None:
         _refuse_fault_problems(sc, external=False)
         for name, value in (("--token-secret-file", token_secret_file), ("--token-command", token_command),
@@ -192,7 +207,7 @@ def run(
              "service you own and can wipe")
     ctx = RunContext(scenario=sc, topo=Topology(base_port=base_port), run_dir=run_path, say=_say,
                      processes=processes, generators=generators, remote_generators=remote_generators,
-                     abort_on_fail=abort_on_fail, target=external)
+                     abort_on_fail=abort_on_fail, target=external, runtime=runtime.value)
     signal.signal(signal.SIGTERM, _sigterm_as_interrupt)
     _say(f"run {sc.name}: {sc.description}\n         run directory: {run_path}")
     problem = None
@@ -407,6 +422,7 @@ def verify_design(
         help=f"Turn on a target defect in every experiment: NAME[=SHARE|=SECONDS]; one of {', '.join(DEFECTS)}.")] = [],  # noqa: B006
     list_only: Annotated[bool, typer.Option("--list", help="List the experiments and exit.")] = False,
     base_port: BasePort = 19000,
+    runtime: RuntimeOption = RuntimeKind.local,
     out: Annotated[Path | None, typer.Option(help="Where to write the runs (default: runs/<time>-verify).")] = None,
 ) -> None:
     """Run every failure mode of the design (§10) as an experiment; print the table with each
@@ -443,7 +459,7 @@ def verify_design(
     try:
         for i, sc in enumerate(chosen, start=1):
             _say(f"verify: {i}/{len(chosen)} {sc.name}: {sc.description}")
-            row = run_experiment(sc, out_dir / sc.name, base_port, _say, lambda d: _judge(d)[0])
+            row = run_experiment(sc, out_dir / sc.name, base_port, _say, lambda d: _judge(d)[0], runtime.value)
             _say(f"verify: {sc.name}: {row.verdict.upper()} in {row.seconds:.0f} s")
             rows.append(row)
     except KeyboardInterrupt:
@@ -498,6 +514,29 @@ def validate(files: Annotated[list[Path], typer.Argument(help="Scenario files (Y
         raise typer.Exit(2)
 
 
+@app.command()
+def images(
+    rebuild: Annotated[bool, typer.Option(
+        help="Build every image again, even those whose inputs did not change.")] = False,
+) -> None:
+    """Build the docker runtime's images on this machine (a Debian base made with debootstrap, then
+    one image per component); reuses each image while its inputs are unchanged."""
+    from harness.runtime.docker_engine import EngineError, connect
+    from harness.runtime.images import ImageError, Images, describe
+
+    t0 = time.monotonic()
+    try:
+        imgs = Images(connect(_say), progress=_say)
+        built = imgs.ensure(rebuild=rebuild)
+    except (EngineError, ImageError) as exc:
+        raise _fail(str(exc)) from None
+    table = Table("image", "tag", "this time")
+    for b in built:
+        table.add_row(b.name, b.tag, f"built in {b.seconds:.1f} s" if b.built else "reused")
+    console.print(table)
+    _say(f"{describe(built)}; {time.monotonic() - t0:.1f} s in all")
+
+
 # --- the long-lived stack: up / status / down / logs / kill / pause / resume / restart
 
 
@@ -509,6 +548,7 @@ def _stack_dir(base_port: int) -> Path:
 def up(base_port: BasePort = 19000,
        defect: Annotated[list[str], typer.Option(
            help=f"Turn on a target defect: NAME[=SHARE|=SECONDS]; one of {', '.join(DEFECTS)}.")] = [],  # noqa: B006
+       runtime: RuntimeOption = RuntimeKind.local,
        ) -> None:
     """Start the reference stack in the background (owned by a supervisor process)."""
     from harness.runtime.local import check_ports_free
@@ -520,6 +560,8 @@ def up(base_port: BasePort = 19000,
     if state and state.get("status") in ("ready", "starting") and pid_alive(state.get("pid")):
         raise _fail(f"a stack is already running from {stack_dir} (pid {state['pid']}); `feedlab down` first")
     try:
+        if runtime is RuntimeKind.docker:
+            _remove_orphan_containers(base_port)
         check_ports_free(Topology(base_port=base_port).all_ports())
     except ComponentError as exc:
         raise _fail(str(exc)) from None
@@ -530,17 +572,32 @@ def up(base_port: BasePort = 19000,
     shutil.rmtree(stack_dir / "data", ignore_errors=True)
     with open(stack_dir / "supervisor.log", "ab") as log:
         proc = subprocess.Popen([sys.executable, "-m", "harness.supervisor", "--stack-dir", str(stack_dir),
-                                 "--base-port", str(base_port),
+                                 "--base-port", str(base_port), "--runtime", runtime.value,
                                  *(f"--env={name}={value}" for name, value in defects.items())],
                                 stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
     t0 = time.monotonic()
-    state = wait_ready(stack_dir, proc.pid, 180, _say)
+    # The docker runtime's first `up` also builds its images (about 2 minutes here).
+    state = wait_ready(stack_dir, proc.pid, 180 if runtime is RuntimeKind.local else 900, _say)
     if state["status"] != "ready":
         tail = state.get("tail") or ""
         raise _fail(f"{state.get('error')}" + (f"\n--- last lines of its log ---\n{tail}" if tail else ""))
-    _say(f"stack ready in {time.monotonic() - t0:.1f} s; API at {Topology(base_port=base_port).api_url}"
+    _say(f"stack ready ({runtime.value}) in {time.monotonic() - t0:.1f} s; "
+         f"API at {Topology(base_port=base_port).api_url}"
          + (f"; defects on: {', '.join(defect)}" if defect else ""))
     _say(f"its token secret (HS256), for `feedlab run --target`: --token-secret-file {stack_dir / TOKEN_SECRET}")
+
+
+def _remove_orphan_containers(base_port: int) -> None:
+    """Containers a dead owner left on these ports (its reaper died too) would hold them."""
+    from harness.runtime.docker_engine import EngineError, connect
+    from harness.runtime.docker_runtime import remove_orphans
+
+    try:
+        gone = remove_orphans(connect(_say), str(base_port))
+    except EngineError as exc:
+        raise _fail(str(exc)) from None
+    if gone:
+        _say(f"removed {gone} containers a dead stack left on these ports")
 
 
 def _ask(base_port: int, op: str, name: str | None = None) -> object:

@@ -19,6 +19,7 @@ from records import (
     Ack,
     Action,
     ArrivalSample,
+    ContainerSample,
     FaultWindow,
     FinalRead,
     FollowChange,
@@ -80,6 +81,7 @@ class RunData:
     final_reads: list[FinalRead] = field(default_factory=list)
     generator: list[GeneratorSample] = field(default_factory=list)
     generators: list[GeneratorEvent] = field(default_factory=list)   # a distributed run's (--generators)
+    containers: list[ContainerSample] = field(default_factory=list)  # the docker runtime's (--runtime docker)
     arrivals: list[ArrivalSample] = field(default_factory=list)
     machine: list[MachineSample] = field(default_factory=list)
     sweep: dict[str, Any] | None = None   # the heal sweep's result (None: none recorded)
@@ -202,6 +204,7 @@ def load_run(run_dir: Path) -> RunData:
         final_reads=_load(run_dir / records.FINAL_READS, FinalRead),
         generator=_load(run_dir / records.GENERATOR, GeneratorSample),
         generators=_load(run_dir / records.GENERATORS, GeneratorEvent),
+        containers=_load(run_dir / records.CONTAINERS, ContainerSample),
         arrivals=_load(run_dir / records.ARRIVALS, ArrivalSample),
         machine=_load(run_dir / records.MACHINE, MachineSample),
         observations=_load(run_dir / records.OBSERVATIONS, Observation),

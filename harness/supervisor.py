@@ -60,12 +60,14 @@ def request(stack_dir: Path, op: str, name: str | None = None, timeout: float = 
 TOKEN_SECRET = "token-secret"   # the stack's HS256 secret, for `feedlab run --target ... --token-secret-file`
 
 
-def serve(stack_dir: Path, topo: Topology, target_env: dict[str, str] | None = None) -> int:
+def serve(stack_dir: Path, topo: Topology, target_env: dict[str, str] | None = None,
+          runtime_kind: str = "local") -> int:
     stack_dir.mkdir(parents=True, exist_ok=True)
     key = secrets.token_bytes(32)
     sock = stack_dir / "control.sock"
     sock.unlink(missing_ok=True)
     state: dict[str, Any] = {"pid": os.getpid(), "socket": str(sock), "key": key.hex(), "status": "starting",
+                             "runtime": runtime_kind,
                              "base_port": topo.base_port, "progress": [], "token_secret": secrets.token_hex(32)}
 
     def save() -> None:
@@ -83,13 +85,18 @@ def serve(stack_dir: Path, topo: Topology, target_env: dict[str, str] | None = N
     fd = os.open(secret_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w") as f:
         f.write(state["token_secret"] + "\n")
-    runtime = LocalRuntime(topo=topo, stack_dir=stack_dir,
-                           target_env={**(target_env or {}), "FEED_TOKEN_SECRET": state["token_secret"]},
-                           progress=progress)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     try:
+        runtime_class = LocalRuntime
+        if runtime_kind == "docker":
+            from harness.runtime.docker_runtime import DockerRuntime
+
+            runtime_class = DockerRuntime
+        runtime = runtime_class(topo=topo, stack_dir=stack_dir,
+                                target_env={**(target_env or {}), "FEED_TOKEN_SECRET": state["token_secret"]},
+                                progress=progress)
         runtime.up()
     except Exception as exc:  # noqa: BLE001 - reported to the waiting `up` through the state file
         state.update(status="failed", error=str(exc), tail=getattr(exc, "tail", ""))
@@ -143,9 +150,10 @@ def main() -> None:
     ap.add_argument("--stack-dir", type=Path, required=True)
     ap.add_argument("--base-port", type=int, default=19000)
     ap.add_argument("--env", action="append", default=[], help="NAME=VALUE for the target (a defect switch)")
+    ap.add_argument("--runtime", choices=("local", "docker"), default="local")
     args = ap.parse_args()
     target_env = dict(e.split("=", 1) for e in args.env)
-    sys.exit(serve(args.stack_dir, Topology(base_port=args.base_port), target_env))
+    sys.exit(serve(args.stack_dir, Topology(base_port=args.base_port), target_env, args.runtime))
 
 
 def wait_ready(stack_dir: Path, pid: int, deadline_s: float, say: Any) -> dict[str, Any]:

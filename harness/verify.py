@@ -65,7 +65,7 @@ def _evidence(sc: Scenario, results: list[CheckResult]) -> list[str]:
 
 
 def run_experiment(sc: Scenario, run_dir: Path, base_port: int, say: Callable[[str], None],
-                   judge: Callable[[Path], list[CheckResult]]) -> Row:
+                   judge: Callable[[Path], list[CheckResult]], runtime: str = "local") -> Row:
     """One experiment, run again once if it tried nothing (`untried`)."""
     assert sc.experiment is not None
     t0 = time.monotonic()
@@ -75,7 +75,7 @@ def run_experiment(sc: Scenario, run_dir: Path, base_port: int, say: Callable[[s
         target = run_dir if attempt == 1 else run_dir.with_name(f"{run_dir.name}-again")
         row.attempts, row.run_dir = attempt, str(target)
         ctx = RunContext(scenario=sc, topo=Topology(base_port=base_port), run_dir=target,
-                         say=lambda m: say(f"[{sc.name}] {m}"))
+                         say=lambda m: say(f"[{sc.name}] {m}"), runtime=runtime)
         try:
             run_campaign(ctx)
         except ComponentError as exc:

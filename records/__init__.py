@@ -19,6 +19,7 @@ from records.entries import (
     Ack,
     Action,
     ArrivalSample,
+    ContainerSample,
     FinalRead,
     FollowChange,
     GeneratorEvent,
@@ -34,6 +35,7 @@ from records.fault_window import FaultWindow
 from records.files import (
     ACTIONS,
     ARRIVALS,
+    CONTAINERS,
     FAULTS,
     FINAL_READS,
     GENERATOR,
@@ -60,7 +62,8 @@ from records.jsonl import JsonlWriter, read_jsonl, write_json
 from records.manifest import Manifest
 
 __all__ = [
-    "ACTIONS", "ARRIVALS", "Ack", "Action", "ArrivalSample", "FAULTS", "FINAL_READS", "FaultWindow",
+    "ACTIONS", "ARRIVALS", "Ack", "Action", "ArrivalSample", "CONTAINERS", "ContainerSample", "FAULTS",
+    "FINAL_READS", "FaultWindow",
     "FinalRead", "FollowChange", "GENERATOR", "GENERATORS", "GRAPH", "GRAPH_CHANGES", "GRAPH_EDGES",
     "GeneratorEvent", "GeneratorSample", "HISTORY", "JUNIT", "JsonlWriter", "LEDGER", "MACHINE", "MANIFEST",
     "MachineSample", "Manifest", "OBSERVATIONS", "Observation", "PROBES", "ProbeRecord", "REPORT", "Request",

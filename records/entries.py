@@ -152,6 +152,16 @@ class GeneratorSample:
 
 
 @dataclass(frozen=True, slots=True)
+class ContainerSample:
+    """CPU and memory of one container of the docker runtime, sampled once a second."""
+
+    t: float
+    container: str         # the component's name (redis-1, api-2, ...)
+    cpu_percent: float     # of one core
+    memory_bytes: int      # as `docker stats` counts it: usage less the inactive file cache
+
+
+@dataclass(frozen=True, slots=True)
 class GeneratorEvent:
     """What the Locust master saw of one generator process of a distributed run (`--generators`):
     "joined" (set up and ready; detail: its host, pid and clock offset), "start" (every generator

@@ -8,6 +8,7 @@ PROBES = "probes.jsonl"            # one ProbeRecord per (canary, follower)
 FAULTS = "faults.jsonl"            # one FaultWindow per chaos action
 FINAL_READS = "final_reads.jsonl"  # one FinalRead per user read back after settle
 GENERATOR = "generator.jsonl"      # one GeneratorSample per second per load process
+CONTAINERS = "containers.jsonl"    # one ContainerSample per second per container (--runtime docker)
 GENERATORS = "generators.jsonl"    # one GeneratorEvent per join, start, finish or loss of a generator (--generators)
 MACHINE = "machine.jsonl"          # one MachineSample per second: the machine's CPU, steal included
 ARRIVALS = "arrivals.jsonl"        # one ArrivalSample per second per load process

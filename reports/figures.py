@@ -15,7 +15,7 @@ import plotly.graph_objects as go
 from harness.checks.feed_latency import FEED_OPS
 from harness.checks.stats import new_histogram, percentile_ms, record_ms
 from harness.rundata import RunData
-from records import Request
+from records import ContainerSample, Request
 
 X_TITLE = "seconds since load start"
 FAULT_COLOUR = "#d62728"
@@ -218,6 +218,30 @@ def cache_hit_ratio(run: RunData) -> go.Figure | None:
 
 def component_cpu(run: RunData) -> go.Figure | None:
     return _target_figure(run, "cpu_cores", "CPU per target process (Prometheus)", "cores")
+
+
+def _container_lane(run: RunData, title: str, unit: str, value: Callable[[ContainerSample], float]
+                    ) -> go.Figure | None:
+    if not run.containers:
+        return None
+    t0 = origin(run)
+    by_container: dict[str, list[tuple[float, float]]] = defaultdict(list)
+    for s in sorted(run.containers, key=lambda s: s.t):
+        by_container[s.container].append((s.t - t0, value(s)))
+    fig = base_figure(title, unit)
+    for name, points in sorted(by_container.items()):
+        fig.add_scatter(x=[x for x, _ in points], y=[y for _, y in points], mode="lines", name=name)
+    shade_faults(fig, run, t0, _last_x(run, t0))
+    return fig
+
+
+def container_cpu(run: RunData) -> go.Figure | None:
+    return _container_lane(run, "CPU per container (cgroup)", "CPU % of one core", lambda s: s.cpu_percent)
+
+
+def container_memory(run: RunData) -> go.Figure | None:
+    return _container_lane(run, "Memory per container (cgroup, as docker stats counts it)", "MiB",
+                           lambda s: round(s.memory_bytes / 2**20, 1))
 
 
 def arrivals(run: RunData) -> go.Figure | None:

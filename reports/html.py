@@ -33,7 +33,8 @@ CHARTS: dict[str, list[Callable[[RunData], go.Figure | None]]] = {
     "latency": [figures.latency, figures.operations_p99],
     "throughput": [figures.throughput],
     "freshness": [figures.freshness_histogram, figures.freshness_over_time],
-    "target": [figures.kafka_lag, figures.fanout_lag, figures.cache_hit_ratio, figures.component_cpu],
+    "target": [figures.kafka_lag, figures.fanout_lag, figures.cache_hit_ratio, figures.component_cpu,
+               figures.container_cpu, figures.container_memory],
     "generator": [figures.generator_cpu, figures.arrivals],
 }
 

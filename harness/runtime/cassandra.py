@@ -11,9 +11,8 @@ from pathlib import Path
 
 import yaml
 
-from harness.runtime import java
 from harness.runtime.component import Component, port_open
-from harness.runtime.process import ComponentError, ManagedProcess, ProcessSpec, wait_until
+from harness.runtime.process import ComponentError, ProcessSpec, wait_until
 
 CONF = Path(__file__).parent / "conf"
 
@@ -83,18 +82,19 @@ class Cassandra(Component):
             "storage_compatibility_mode": "NONE",
         }
         (conf / "cassandra.yaml").write_text(yaml.safe_dump(settings))
-        classpath = f"{conf}:{CONF}:{java.jars('cassandra')}/*"
+        lay = self.ctx.layout
+        classpath = f"{conf}:{lay.conf}:{lay.jars / 'cassandra'}/*"
         argv = [
-            java.java17(), "-Xms768m", "-Xmx768m", "-Xss256k", "-XX:+UseG1GC",
+            lay.java, "-Xms768m", "-Xmx768m", "-Xss256k", "-XX:+UseG1GC",
             "-XX:MaxDirectMemorySize=256m", "-XX:+HeapDumpOnOutOfMemoryError", "-XX:HeapDumpPath=/dev/null",
-            f"-javaagent:{java.jar('cassandra', 'jamm')}",
-            java.jmx_agent(self.topo.cassandra_jmx_exporter_port),
+            f"-javaagent:{lay.jar('cassandra', 'jamm')}",
+            lay.jmx_agent(self.topo.cassandra_jmx_exporter_port),
             *JDK17_FLAGS,
             "-Dcassandra-foreground=yes",
             f"-Dcassandra.config=file://{conf / 'cassandra.yaml'}",
             f"-Dcassandra.storagedir={data}",
             f"-Dcassandra.logdir={data / 'logs'}",
-            f"-Dlogback.configurationFile={CONF / 'cassandra-logback.xml'}",
+            f"-Dlogback.configurationFile={lay.conf / 'cassandra-logback.xml'}",
             f"-Dcassandra.jmx.local.port={self.topo.cassandra_jmx_port}",
             "-Djava.net.preferIPv4Stack=true",
             # Single node: no gossip to settle, no ring to wait for (start ~50 s -> ~15 s).
@@ -102,7 +102,8 @@ class Cassandra(Component):
             "-Dcassandra.ring_delay_ms=100", "-Dcassandra.superuser_setup_delay_ms=100",
             "-cp", classpath, "org.apache.cassandra.service.CassandraDaemon",
         ]
-        self.procs = {self.name: ManagedProcess(ProcessSpec(self.name, argv, self.ctx.log(self.name), cwd=data))}
+        self.procs = {self.name: self.ctx.spawn(ProcessSpec(self.name, argv, self.ctx.log(self.name), cwd=data,
+                                                            image="cassandra"))}
 
     def wait_ready(self, deadline_s: float) -> None:
         proc = self.procs[self.name]

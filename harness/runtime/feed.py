@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import sys
-
 import httpx
 
 from harness.runtime.component import Component, port_open
-from harness.runtime.process import ManagedProcess, ProcessSpec, wait_until
+from harness.runtime.process import ProcessSpec, wait_until
 from harness.topology import KAFKA_HEARTBEAT_MS, KAFKA_SESSION_TIMEOUT_MS
 
 
@@ -35,16 +33,17 @@ class FeedService(Component):
         t = self.topo
         env = self.env("api")
         for i, name in enumerate(t.api_names(), start=1):
-            argv = [sys.executable, "-m", "uvicorn", "--factory", "targets.feed.app:create_app",
+            argv = [self.ctx.layout.python, "-m", "uvicorn", "--factory", "targets.feed.app:create_app",
                     "--host", "127.0.0.1", "--port", str(t.api_port(i)), "--loop", "uvloop", "--http", "httptools",
                     "--no-access-log", "--log-level", "warning", "--backlog", "4096", "--timeout-keep-alive", "30"]
-            self.procs[name] = ManagedProcess(ProcessSpec(
-                name, argv, self.ctx.log(name), env={**env, "FEED_MACHINE_ID": str(i)}))
+            self.procs[name] = self.ctx.spawn(ProcessSpec(
+                name, argv, self.ctx.log(name), env={**env, "FEED_MACHINE_ID": str(i)}, image="feed"))
         env = self.env("worker")
         for i, name in enumerate(t.worker_names(), start=1):
-            argv = [sys.executable, "-m", "targets.feed.worker"]
-            self.procs[name] = ManagedProcess(ProcessSpec(
-                name, argv, self.ctx.log(name), env={**env, "FEED_METRICS_PORT": str(t.worker_metrics_port(i))}))
+            argv = [self.ctx.layout.python, "-m", "targets.feed.worker"]
+            self.procs[name] = self.ctx.spawn(ProcessSpec(
+                name, argv, self.ctx.log(name), env={**env, "FEED_METRICS_PORT": str(t.worker_metrics_port(i))},
+                image="feed"))
 
     def _ready(self, name: str) -> bool:
         t = self.topo

@@ -37,7 +37,3 @@ def jar(name: str, prefix: str) -> Path:
         return path
     raise ComponentError(name, f"no {prefix}*.jar in {jars(name)}; run bin/setup")
 
-
-def jmx_agent(port: int) -> str:
-    rules = Path(__file__).parent / "conf" / "jmx-exporter.yaml"
-    return f"-javaagent:{jar('jmx', 'jmx_prometheus_javaagent')}=127.0.0.1:{port}:{rules}"

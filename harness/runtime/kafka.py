@@ -13,7 +13,7 @@ from pathlib import Path
 
 from harness.runtime import java
 from harness.runtime.component import Component, port_open
-from harness.runtime.process import ComponentError, ManagedProcess, ProcessSpec, wait_until
+from harness.runtime.process import ComponentError, ProcessSpec, wait_until
 from harness.topology import (
     CLIENT_ROLES,
     ENGAGEMENT_TOPIC,
@@ -69,17 +69,18 @@ class Kafka(Component):
         }
         conf = data / "server.properties"
         conf.write_text("".join(f"{k}={v}\n" for k, v in props.items()))
-        self._classpath = f"{java.jars('kafka')}/*"
         self._conf = conf
         self._data = data
+        lay = self.ctx.layout
         argv = [
-            java.java17(), "-Xms384m", "-Xmx384m", "-XX:+UseG1GC", "-XX:MaxGCPauseMillis=20",
-            "-Djava.awt.headless=true", java.jmx_agent(t.kafka_jmx_exporter_port),
-            f"-Dlog4j.configuration=file:{CONF / 'kafka-log4j.properties'}",
+            lay.java, "-Xms384m", "-Xmx384m", "-XX:+UseG1GC", "-XX:MaxGCPauseMillis=20",
+            "-Djava.awt.headless=true", lay.jmx_agent(t.kafka_jmx_exporter_port),
+            f"-Dlog4j.configuration=file:{lay.conf / 'kafka-log4j.properties'}",
             f"-Dkafka.logs.dir={data / 'logs'}",
-            "-cp", self._classpath, "kafka.Kafka", str(conf),
+            "-cp", f"{lay.jars / 'kafka'}/*", "kafka.Kafka", str(conf),
         ]
-        self.procs = {self.name: ManagedProcess(ProcessSpec(self.name, argv, self.ctx.log(self.name), cwd=data))}
+        self.procs = {self.name: self.ctx.spawn(ProcessSpec(self.name, argv, self.ctx.log(self.name), cwd=data,
+                                                            image="kafka"))}
 
     def start(self) -> None:
         if not (self._data / "log" / "meta.properties").exists():
@@ -87,9 +88,10 @@ class Kafka(Component):
         super().start()
 
     def _format(self) -> None:
-        """Format the KRaft storage once (a restarted broker keeps its log)."""
+        """Format the KRaft storage once (a restarted broker keeps its log); a tool run here, on
+        the broker's own data folder, whichever runtime the broker runs in."""
         argv = [java.java17(), "-Xmx256m", f"-Dlog4j.configuration=file:{CONF / 'kafka-log4j.properties'}",
-                "-cp", self._classpath, "kafka.tools.StorageTool", "format", "-t", str(uuid.uuid4()),
+                "-cp", f"{java.jars('kafka')}/*", "kafka.tools.StorageTool", "format", "-t", str(uuid.uuid4()),
                 "-c", str(self._conf), "-g"]
         out = subprocess.run(argv, capture_output=True, text=True, timeout=120)
         if out.returncode != 0:

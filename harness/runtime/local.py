@@ -54,12 +54,14 @@ def check_ports_free(ports: list[int]) -> None:
 
 
 class LocalRuntime:
+    kind = "local"
+
     def __init__(self, *, topo: Topology, stack_dir: Path, target_env: dict[str, str],
                  progress: Progress | None = None) -> None:
         self.topo = topo
         self.stack_dir = stack_dir
         self.progress = progress or (lambda _msg: None)
-        ctx = Context(topo, stack_dir)
+        ctx = self._context(topo, stack_dir)
         self.toxiproxy = Toxiproxy(ctx)
         self.redis = RedisCluster(ctx)
         self.kafka = Kafka(ctx)
@@ -70,6 +72,10 @@ class LocalRuntime:
         self.components: list[Component] = [self.toxiproxy, self.redis, self.kafka, self.cassandra, self.feed,
                                              self.nginx, self.prometheus]
         self.started_at: float | None = None
+
+    def _context(self, topo: Topology, stack_dir: Path) -> Context:
+        """How components lay themselves out: this machine's programs, as child processes."""
+        return Context(topo, stack_dir)
 
     @property
     def api_url(self) -> str:

@@ -8,7 +8,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from harness.runtime.component import Component, port_open
-from harness.runtime.process import ManagedProcess, ProcessSpec, wait_until
+from harness.runtime.process import ProcessSpec, wait_until
 
 # Every error nginx itself can answer (its own, not the API's: those pass through untouched, as
 # proxy_intercept_errors is off) and the API's JSON error for it. 494 is nginx's internal code
@@ -163,7 +163,8 @@ http {{
         path = data / "nginx.conf"
         path.write_text(conf)
         argv = ["nginx", "-p", str(data), "-c", str(path), "-e", str(self.ctx.log(self.name))]
-        self.procs = {self.name: ManagedProcess(ProcessSpec(self.name, argv, self.ctx.log(self.name), cwd=data))}
+        self.procs = {self.name: self.ctx.spawn(ProcessSpec(self.name, argv, self.ctx.log(self.name), cwd=data,
+                                                            image="nginx"))}
 
     def wait_ready(self, deadline_s: float) -> None:
         wait_until(lambda: port_open(self.topo.nginx_port), deadline_s=deadline_s, proc=self.procs[self.name],

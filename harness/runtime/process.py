@@ -42,6 +42,7 @@ class ProcessSpec:
     log: Path
     cwd: Path | None = None
     env: dict[str, str] = field(default_factory=dict)
+    image: str = ""          # the docker runtime's image for it (compose/images/<image>)
 
 
 class ManagedProcess:

@@ -15,7 +15,7 @@ import httpx
 import yaml
 
 from harness.runtime.component import Component
-from harness.runtime.process import ManagedProcess, ProcessSpec, wait_until
+from harness.runtime.process import ProcessSpec, wait_until
 
 SLOW_SCRAPE_S = 5
 
@@ -59,20 +59,20 @@ class Prometheus(Component):
             ProcessSpec("prometheus", [
                 "/usr/bin/prometheus", f"--config.file={conf}", f"--storage.tsdb.path={data / 'tsdb'}",
                 f"--web.listen-address=127.0.0.1:{t.prometheus_port}", "--web.enable-lifecycle",
-                "--storage.tsdb.retention.time=2d"], self.ctx.log("prometheus"), cwd=data),
+                "--storage.tsdb.retention.time=2d"], self.ctx.log("prometheus"), cwd=data, image="prometheus"),
             ProcessSpec("redis-exporter", [
                 "/usr/bin/prometheus-redis-exporter", f"-web.listen-address=127.0.0.1:{t.redis_exporter_port}"],
-                self.ctx.log("redis-exporter")),
+                self.ctx.log("redis-exporter"), image="exporters"),
             ProcessSpec("nginx-exporter", [
                 "/usr/bin/prometheus-nginx-exporter", f"-web.listen-address=127.0.0.1:{t.nginx_exporter_port}",
                 f"-nginx.scrape-uri=http://127.0.0.1:{t.nginx_status_port}/stub_status"],
-                self.ctx.log("nginx-exporter")),
+                self.ctx.log("nginx-exporter"), image="exporters"),
             ProcessSpec("node-exporter", [
                 "/usr/bin/prometheus-node-exporter", f"--web.listen-address=127.0.0.1:{t.node_exporter_port}",
                 "--collector.disable-defaults", "--collector.cpu", "--collector.meminfo", "--collector.loadavg",
-                "--collector.netdev"], self.ctx.log("node-exporter")),
+                "--collector.netdev"], self.ctx.log("node-exporter"), image="exporters"),
         ]
-        self.procs = {s.name: ManagedProcess(s) for s in specs}
+        self.procs = {s.name: self.ctx.spawn(s) for s in specs}
 
     def wait_ready(self, deadline_s: float) -> None:
         url = f"http://127.0.0.1:{self.topo.prometheus_port}/-/ready"

@@ -18,7 +18,7 @@ import time
 import redis
 
 from harness.runtime.component import Component
-from harness.runtime.process import ComponentError, ManagedProcess, ProcessSpec, wait_until
+from harness.runtime.process import ComponentError, ProcessSpec, wait_until
 from harness.topology import REDIS_NODE_TIMEOUT_MS
 
 
@@ -42,7 +42,7 @@ class RedisCluster(Component):
                 "--maxmemory", "512mb", "--maxmemory-policy", "volatile-lru",
                 "--protected-mode", "no", "--daemonize", "no", "--logfile", "",
             ]
-            self.procs[name] = ManagedProcess(ProcessSpec(name, argv, self.ctx.log(name), cwd=data))
+            self.procs[name] = self.ctx.spawn(ProcessSpec(name, argv, self.ctx.log(name), cwd=data, image="redis"))
 
     def _direct(self, name: str) -> redis.Redis:
         i = self.topo.redis_names().index(name) + 1

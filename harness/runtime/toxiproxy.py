@@ -23,9 +23,8 @@ from typing import Any
 
 import httpx
 
-from harness.paths import tool
 from harness.runtime.component import Component
-from harness.runtime.process import ManagedProcess, ProcessSpec, wait_until
+from harness.runtime.process import ProcessSpec, wait_until
 from harness.topology import CLIENT_ROLES, GENERATOR_LINK, nginx_link, role_link
 
 
@@ -65,15 +64,15 @@ class Toxiproxy(Component):
         data = self.ctx.data(self.name)
         config = data / "proxies.json"
         config.write_text(json.dumps(self.proxies(), indent=2))
-        argv = [str(tool("toxiproxy-server")), "-host", "127.0.0.1", "-port", str(self.topo.toxiproxy_port),
+        argv = [self.ctx.layout.toxiproxy, "-host", "127.0.0.1", "-port", str(self.topo.toxiproxy_port),
                 "-config", str(config), "-proxy-metrics"]
         # Unset, LOG_LEVEL means every level, trace included: several JSON lines per connection
         # on every link (1,000-1,900 a second in a `shard-lost` fault window, 72 % of them trace
         # and debug; 30,843 lines in one run, 7,804 at `info`). `info` keeps each accepted
         # client and every warning and error. Toxiproxy's CPU hardly moved (17.1 % of a core in
         # that window, 16.4 % at `info`, one run each): this is for the run directory's size.
-        self.procs = {self.name: ManagedProcess(ProcessSpec(self.name, argv, self.ctx.log(self.name),
-                                                            env={"LOG_LEVEL": "info"}))}
+        self.procs = {self.name: self.ctx.spawn(ProcessSpec(self.name, argv, self.ctx.log(self.name),
+                                                            env={"LOG_LEVEL": "info"}, image="toxiproxy"))}
 
     @property
     def api(self) -> str:
