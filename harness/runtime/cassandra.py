@@ -7,14 +7,10 @@ node answers CQL.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import yaml
 
 from harness.runtime.component import Component, port_open
 from harness.runtime.process import ComponentError, ProcessSpec, wait_until
-
-CONF = Path(__file__).parent / "conf"
 
 # From Cassandra 5.0's conf/jvm17-server.options: without these the JVM refuses to start.
 JDK17_FLAGS = [

@@ -72,7 +72,6 @@ class ContainerSampler:
         self.containers = containers
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="container-stats", daemon=True)
-        self.missing: set[str] = set()      # containers whose cgroup was not found
 
     def start(self) -> None:
         self._thread.start()
@@ -94,7 +93,6 @@ class ContainerSampler:
                 for name, cid in current.items():
                     files = cgroup_files(cid)
                     if files is None:
-                        self.missing.add(name)
                         continue
                     try:
                         cpu, memory = _cpu_seconds(files), _memory_bytes(files)
@@ -107,4 +105,3 @@ class ContainerSampler:
                     out.write(ContainerSample(t=round(now, 3), container=name,
                                               cpu_percent=round(100 * (cpu - prev[2]) / (now - prev[1]), 1),
                                               memory_bytes=memory))
-                out.flush()

@@ -15,11 +15,13 @@ import os
 import subprocess
 import sys
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 import docker
 import psutil
-from docker.errors import APIError, NotFound
+from docker.errors import NotFound
+from docker.models.containers import Container
 
 from harness.paths import cache_dir
 from harness.runtime.component import IMAGE_LAYOUT, Context
@@ -56,16 +58,17 @@ MEMORY_LIMITS: dict[str, str] = {
 }
 
 
-def remove_containers(client: docker.DockerClient, **labels: str) -> int:
-    """Remove (force) every container carrying these labels; returns how many."""
-    filters = {"label": [f"{k}={v}" for k, v in labels.items()]}
+def remove_containers(client: docker.DockerClient, labels: dict[str, str],
+                      only: Callable[[Container], bool] = lambda _c: True) -> int:
+    """Remove (force) every container carrying these labels that `only` accepts; returns how many."""
     n = 0
-    for c in client.containers.list(all=True, filters=filters):
-        try:
-            c.remove(force=True)
-            n += 1
-        except NotFound:
-            pass
+    for c in client.containers.list(all=True, filters={"label": [f"{k}={v}" for k, v in labels.items()]}):
+        if only(c):
+            try:
+                c.remove(force=True)
+                n += 1
+            except NotFound:
+                pass
     return n
 
 
@@ -86,20 +89,10 @@ def owner_alive(labels: dict[str, str]) -> bool:
 
 def remove_orphans(client: docker.DockerClient, stack: str) -> int:
     """Remove the containers of `stack` (a base port) whose owning process is gone."""
-    n = 0
-    for c in client.containers.list(all=True, filters={"label": [f"{LABEL_STACK}={stack}"]}):
-        if not owner_alive(c.labels):
-            try:
-                c.remove(force=True)
-                n += 1
-            except (NotFound, APIError):
-                pass
-    return n
+    return remove_containers(client, {LABEL_STACK: stack}, lambda c: not owner_alive(c.labels))
 
 
 class DockerRuntime(LocalRuntime):
-    kind = "docker"
-
     def __init__(self, *, topo: Topology, stack_dir: Path, target_env: dict[str, str],
                  progress: Progress | None = None, samples: Path | None = None) -> None:
         """`samples`: where to write each container's CPU and memory once a second while the
@@ -174,7 +167,7 @@ class DockerRuntime(LocalRuntime):
         try:
             super().down()
         finally:
-            remove_containers(self.client, **{LABEL_OWNER: self.owner})
+            remove_containers(self.client, {LABEL_OWNER: self.owner})
             if self._reaper_pipe is not None:
                 os.close(self._reaper_pipe)
                 self._reaper_pipe = None

@@ -28,10 +28,10 @@ import docker
 from docker.errors import APIError, ImageNotFound
 
 from harness.paths import REPO, cache_dir
+from harness.runtime.component import CONF
 
 REPOSITORY = "feedlab"
 DOCKERFILES = REPO / "compose" / "images"
-CONF = Path(__file__).parent / "conf"
 LABEL = "feedlab.image"
 
 # The base image's recipe: its tag is the hash of these, so changing one rebuilds everything.

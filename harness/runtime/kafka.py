@@ -9,10 +9,9 @@ from __future__ import annotations
 
 import subprocess
 import uuid
-from pathlib import Path
 
 from harness.runtime import java
-from harness.runtime.component import Component, port_open
+from harness.runtime.component import CONF, Component, port_open
 from harness.runtime.process import ComponentError, ProcessSpec, wait_until
 from harness.topology import (
     CLIENT_ROLES,
@@ -23,8 +22,6 @@ from harness.topology import (
     TWEETS_PARTITIONS,
     TWEETS_TOPIC,
 )
-
-CONF = Path(__file__).parent / "conf"
 
 
 class Kafka(Component):

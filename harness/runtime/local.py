@@ -54,8 +54,6 @@ def check_ports_free(ports: list[int]) -> None:
 
 
 class LocalRuntime:
-    kind = "local"
-
     def __init__(self, *, topo: Topology, stack_dir: Path, target_env: dict[str, str],
                  progress: Progress | None = None) -> None:
         self.topo = topo

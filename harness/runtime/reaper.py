@@ -34,7 +34,7 @@ def main() -> None:
         pass
     for attempt in range(1, ATTEMPTS + 1):
         try:
-            n = remove_containers(connect(start=False), **{key: value})
+            n = remove_containers(connect(start=False), {key: value})
             print(f"{time.ctime()}: the owner ended: removed {n} containers labelled {args.label}", flush=True)
             sys.exit(0)
         except (DockerException, EngineError) as exc:
