@@ -6,8 +6,8 @@ run: setup
 	$(PY)/feedlab run smoke
 
 test: setup lint
-	$(PY)/pytest -m "unit or stack"
-	$(PY)/pytest -m campaign
+	$(PY)/pytest -m "unit or stack" --durations=15
+	$(PY)/pytest -m campaign --durations=0
 
 setup:
 	bin/setup

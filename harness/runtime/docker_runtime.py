@@ -20,7 +20,7 @@ from pathlib import Path
 
 import docker
 import psutil
-from docker.errors import NotFound
+from docker.errors import APIError, NotFound
 from docker.models.containers import Container
 
 from harness.paths import cache_dir
@@ -60,15 +60,20 @@ MEMORY_LIMITS: dict[str, str] = {
 
 def remove_containers(client: docker.DockerClient, labels: dict[str, str],
                       only: Callable[[Container], bool] = lambda _c: True) -> int:
-    """Remove (force) every container carrying these labels that `only` accepts; returns how many."""
+    """Remove (force) every container carrying these labels that `only` accepts; returns how many.
+    One that goes away meanwhile (removed by someone else, or being removed: 409) is not counted."""
     n = 0
-    for c in client.containers.list(all=True, filters={"label": [f"{k}={v}" for k, v in labels.items()]}):
+    for c in client.containers.list(all=True, ignore_removed=True,
+                                  filters={"label": [f"{k}={v}" for k, v in labels.items()]}):
         if only(c):
             try:
                 c.remove(force=True)
                 n += 1
             except NotFound:
                 pass
+            except APIError as e:
+                if e.status_code != 409:
+                    raise
     return n
 
 

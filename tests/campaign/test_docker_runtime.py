@@ -23,7 +23,8 @@ PORT = "26000"
 
 def containers_of(port: str) -> list[str]:
     client = connect()
-    return [c.name for c in client.containers.list(all=True, filters={"label": [f"{LABEL_STACK}={port}"]})]
+    return [c.name for c in client.containers.list(all=True, ignore_removed=True,
+                                                  filters={"label": [f"{LABEL_STACK}={port}"]})]
 
 
 def reaper_removed(stack_dir: Path, within_s: float = 30) -> int:
