@@ -24,7 +24,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from harness.paths import runs_dir
+from harness.paths import REPO, runs_dir
 from harness.runtime.process import ComponentError, pid_alive
 from harness.topology import MAX_BASE_PORT, PORT_BLOCK, Topology
 
@@ -535,6 +535,34 @@ def images(
         table.add_row(b.name, b.tag, f"built in {b.seconds:.1f} s" if b.built else "reused")
     console.print(table)
     _say(f"{describe(built)}; {time.monotonic() - t0:.1f} s in all")
+
+
+@app.command()
+def compose(
+    base_port: BasePort = 19000,
+    out: Annotated[Path, typer.Option(help="The folder to write the compose project to.")] = REPO / "compose",
+    check: Annotated[bool, typer.Option(
+        help="Write nothing; exit 1 when the files in --out differ from what would be written.")] = False,
+) -> None:
+    """Write the reference stack as a compose project (docker-compose.yml and the configuration it
+    mounts), generated from the same components as `feedlab up`; `feedlab images` builds its images."""
+    from harness.compose import COMPOSE_FILE, render
+
+    try:
+        project = render(Topology(base_port=base_port), out)
+    except ComponentError as exc:
+        raise _fail(str(exc)) from None
+    if check:
+        stale = project.differences(out)
+        if stale:
+            _say(f"{out}: {len(stale)} file(s) differ from the generated project: {', '.join(stale)} "
+                 f"(feedlab compose --base-port {base_port} --out {out})")
+            raise typer.Exit(1)
+        _say(f"{out}: up to date ({len(project.files)} files)")
+        return
+    written = project.write(out)
+    _say(f"wrote {len(written)} files to {out}; then: feedlab images && docker compose -f {out / COMPOSE_FILE} "
+         f"up -d (nginx on 127.0.0.1:{Topology(base_port=base_port).nginx_port})")
 
 
 # --- the long-lived stack: up / status / down / logs / kill / pause / resume / restart

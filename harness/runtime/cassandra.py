@@ -79,12 +79,12 @@ class Cassandra(Component):
         }
         (conf / "cassandra.yaml").write_text(yaml.safe_dump(settings))
         lay = self.ctx.layout
-        classpath = f"{conf}:{lay.conf}:{lay.jars / 'cassandra'}/*"
+        classpath = f"{conf}:{lay.conf}:{lay.cassandra_jars}/*"
         argv = [
             lay.java, "-Xms768m", "-Xmx768m", "-Xss256k", "-XX:+UseG1GC",
             "-XX:MaxDirectMemorySize=256m", "-XX:+HeapDumpOnOutOfMemoryError", "-XX:HeapDumpPath=/dev/null",
-            f"-javaagent:{lay.jar('cassandra', 'jamm')}",
-            lay.jmx_agent(self.topo.cassandra_jmx_exporter_port),
+            f"-javaagent:{lay.jamm()}",
+            *lay.jmx_agent(self.topo.cassandra_jmx_exporter_port),
             *JDK17_FLAGS,
             "-Dcassandra-foreground=yes",
             f"-Dcassandra.config=file://{conf / 'cassandra.yaml'}",

@@ -19,33 +19,43 @@ CONF = Path(__file__).parent / "conf"
 @dataclass(frozen=True)
 class Layout:
     """Where a component's programs and files are, as its process sees them: on this machine
-    (the local runtime) or in its image (the docker runtime, compose/images/)."""
+    (the local runtime), in feedlab's images (the docker runtime, compose/images/), or in the
+    official upstream images (compose/upstream/)."""
 
     java_path: str | None    # None: this machine's JDK 17, looked for when a component needs it
-    jars: Path               # holds cassandra/, kafka/, jmx/
+    kafka_jars: Path
+    cassandra_jars: Path
+    jmx_jars: Path | None    # the Prometheus JMX exporter agent's folder; None: no agent, no JVM metrics
     conf: Path               # harness/runtime/conf
     python: str              # with the target's dependencies; targets/ importable
     toxiproxy: str
+    jamm_jar: str | None = None   # Cassandra's jamm agent's file name; None: as fetched on this machine
 
     @property
     def java(self) -> str:
         return self.java_path or java.java17()
 
-    def jar(self, name: str, prefix: str) -> str:
-        """The jar of `name` whose file name starts with `prefix` (found among this machine's)."""
-        return str(self.jars / name / java.jar(name, prefix).name)
+    def jamm(self) -> str:
+        """Cassandra's memory-measuring agent."""
+        return str(self.cassandra_jars / (self.jamm_jar or java.jar("cassandra", "jamm").name))
 
-    def jmx_agent(self, port: int) -> str:
-        rules = self.conf / "jmx-exporter.yaml"
-        return f"-javaagent:{self.jar('jmx', 'jmx_prometheus_javaagent')}=127.0.0.1:{port}:{rules}"
+    def jmx_agent(self, port: int) -> list[str]:
+        """The JVM flag that serves the JVM's metrics to Prometheus on `port` (none without the agent)."""
+        if self.jmx_jars is None:
+            return []
+        agent = self.jmx_jars / java.jar("jmx", "jmx_prometheus_javaagent").name
+        return [f"-javaagent:{agent}=127.0.0.1:{port}:{self.conf / 'jmx-exporter.yaml'}"]
 
 
 def host_layout() -> Layout:
-    return Layout(java_path=None, jars=cache_dir() / "jars", conf=CONF, python=sys.executable,
-                  toxiproxy=str(tool("toxiproxy-server")))
+    jars = cache_dir() / "jars"
+    return Layout(java_path=None, kafka_jars=jars / "kafka", cassandra_jars=jars / "cassandra", jmx_jars=jars / "jmx",
+                  conf=CONF, python=sys.executable, toxiproxy=str(tool("toxiproxy-server")))
 
 
-IMAGE_LAYOUT = Layout(java_path="/usr/lib/jvm/java-17-openjdk-amd64/bin/java", jars=Path("/opt/feedlab/jars"),
+_IMAGE_JARS = Path("/opt/feedlab/jars")
+IMAGE_LAYOUT = Layout(java_path="/usr/lib/jvm/java-17-openjdk-amd64/bin/java", kafka_jars=_IMAGE_JARS / "kafka",
+                      cassandra_jars=_IMAGE_JARS / "cassandra", jmx_jars=_IMAGE_JARS / "jmx",
                       conf=Path("/opt/feedlab/conf"), python="/opt/feedlab/venv/bin/python",
                       toxiproxy="/opt/feedlab/bin/toxiproxy-server")
 

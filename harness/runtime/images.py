@@ -31,6 +31,7 @@ from harness.paths import REPO, cache_dir
 from harness.runtime.component import CONF
 
 REPOSITORY = "feedlab"
+LATEST = "latest"   # also on every image ensure() returns: what compose/docker-compose.yml names
 DOCKERFILES = REPO / "compose" / "images"
 LABEL = "feedlab.image"
 
@@ -178,8 +179,9 @@ class Images:
             return False
 
     def ensure(self, names: list[str] | None = None, *, rebuild: bool = False) -> list[Built]:
-        """Every image named (all by default) and its parents, built where missing; `rebuild`
-        builds them all again from nothing (no layer of an earlier build reused)."""
+        """Every image named (all by default) and its parents, built where missing, and also
+        tagged `feedlab/<name>:latest`; `rebuild` builds them all again from nothing (no layer of
+        an earlier build reused)."""
         wanted = names or self.names
         order: list[str] = []
 
@@ -207,6 +209,8 @@ class Images:
                 self._build(self._spec(name), tag, nocache=rebuild)
             out.append(Built(name, tag, True, time.monotonic() - t0))
             self.progress(f"{name}: built in {out[-1].seconds:.1f} s")
+        for name in order:   # the names compose/docker-compose.yml uses: the images of this checkout
+            self.client.images.get(self.tag(name)).tag(f"{REPOSITORY}/{name}", LATEST)
         return out
 
     def _build_base(self, tag: str) -> None:

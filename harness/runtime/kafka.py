@@ -11,7 +11,7 @@ import subprocess
 import uuid
 
 from harness.runtime import java
-from harness.runtime.component import CONF, Component, port_open
+from harness.runtime.component import Component, Layout, host_layout, port_open
 from harness.runtime.process import ComponentError, ProcessSpec, wait_until
 from harness.topology import (
     CLIENT_ROLES,
@@ -22,6 +22,8 @@ from harness.topology import (
     TWEETS_PARTITIONS,
     TWEETS_TOPIC,
 )
+
+EVENT_TOPICS = (TWEETS_TOPIC, THROTTLED_TOPIC, ENGAGEMENT_TOPIC, RETRY_TOPIC)
 
 
 class Kafka(Component):
@@ -71,10 +73,10 @@ class Kafka(Component):
         lay = self.ctx.layout
         argv = [
             lay.java, "-Xms384m", "-Xmx384m", "-XX:+UseG1GC", "-XX:MaxGCPauseMillis=20",
-            "-Djava.awt.headless=true", lay.jmx_agent(t.kafka_jmx_exporter_port),
+            "-Djava.awt.headless=true", *lay.jmx_agent(t.kafka_jmx_exporter_port),
             f"-Dlog4j.configuration=file:{lay.conf / 'kafka-log4j.properties'}",
             f"-Dkafka.logs.dir={data / 'logs'}",
-            "-cp", f"{lay.jars / 'kafka'}/*", "kafka.Kafka", str(conf),
+            "-cp", f"{lay.kafka_jars}/*", "kafka.Kafka", str(conf),
         ]
         self.procs = {self.name: self.ctx.spawn(ProcessSpec(self.name, argv, self.ctx.log(self.name), cwd=data,
                                                             image="kafka"))}
@@ -84,12 +86,26 @@ class Kafka(Component):
             self._format()
         super().start()
 
+    def format_argv(self, lay: Layout, cluster_id: str) -> list[str]:
+        """The KRaft storage format tool for this broker's configuration, with `lay`'s programs."""
+        return [lay.java, "-Xmx256m", f"-Dlog4j.configuration=file:{lay.conf / 'kafka-log4j.properties'}",
+                "-cp", f"{lay.kafka_jars}/*", "kafka.tools.StorageTool", "format", "-t", cluster_id,
+                "-c", str(self._conf), "-g"]
+
+    def topic_argvs(self, lay: Layout) -> list[list[str]]:
+        """Kafka's own topic tool, creating each event topic through the proxy unless it exists
+        (create_topics does the same with the Python admin client)."""
+        return [[lay.java, "-Xmx256m", f"-Dlog4j.configuration=file:{lay.conf / 'kafka-log4j.properties'}",
+                 "-cp", f"{lay.kafka_jars}/*", "org.apache.kafka.tools.TopicCommand",
+                 "--bootstrap-server", f"127.0.0.1:{self.topo.kafka_proxy_port}", "--create", "--if-not-exists",
+                 "--topic", topic, "--partitions", str(TWEETS_PARTITIONS), "--replication-factor", "1"]
+                for topic in EVENT_TOPICS]
+
     def _format(self) -> None:
         """Format the KRaft storage once (a restarted broker keeps its log); a tool run here, on
         the broker's own data folder, whichever runtime the broker runs in."""
-        argv = [java.java17(), "-Xmx256m", f"-Dlog4j.configuration=file:{CONF / 'kafka-log4j.properties'}",
-                "-cp", f"{java.jars('kafka')}/*", "kafka.tools.StorageTool", "format", "-t", str(uuid.uuid4()),
-                "-c", str(self._conf), "-g"]
+        java.jars("kafka")   # missing: "run bin/setup", not a JVM's "could not find main class"
+        argv = self.format_argv(host_layout(), str(uuid.uuid4()))
         out = subprocess.run(argv, capture_output=True, text=True, timeout=120)
         if out.returncode != 0:
             raise ComponentError(self.name, f"storage format failed: {(out.stderr or out.stdout)[-400:]}")
@@ -104,7 +120,7 @@ class Kafka(Component):
 
         admin = AdminClient({"bootstrap.servers": f"127.0.0.1:{self.topo.kafka_proxy_port}"})
 
-        wanted = (TWEETS_TOPIC, THROTTLED_TOPIC, ENGAGEMENT_TOPIC, RETRY_TOPIC)
+        wanted = EVENT_TOPICS
 
         def created() -> bool:
             existing = admin.list_topics(timeout=5).topics

@@ -93,9 +93,9 @@ def experiment_checks(tmp_path: Path, name: str, *defects: str) -> dict[str, dic
 
 def test_a_fan_out_that_retries_long_after_the_shard_came_back_fails_recovery(tmp_path: Path) -> None:
     """`slow-retry=60`: a timeline write the dead shard did not confirm is sent again 60 s later
-    instead of within a second, so the fan-out stalls long after the failover and the heal."""
-    clean = experiment_checks(tmp_path, "clean")["recovery"]
-    assert clean["verdict"] == "pass", clean["summary"]
+    instead of within a second, so the fan-out stalls long after the failover and the heal. (The
+    clean target passes recovery after the same fault, a Redis primary killed and restarted, in
+    tests/campaign/test_smoke.py's default campaign.)"""
     slow = experiment_checks(tmp_path, "slow-retry", "slow-retry=60")["recovery"]
     assert slow["verdict"] == "fail", slow["summary"]
     (group,) = slow["evidence"]["groups"]

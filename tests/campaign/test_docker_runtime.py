@@ -56,7 +56,7 @@ def test_smoke_on_docker_judges_like_local_and_catches_a_defect(tmp_path: Path) 
     target's behaviour passes, the report has the containers' CPU and memory, and nothing is
     left running."""
     run = tmp_path / "docker-smoke"
-    out = feedlab_run(run, "run", "smoke", "--runtime", "docker", "--base-port", PORT,
+    out = feedlab_run(run, "run", "smoke", "--duration", "60", "--runtime", "docker", "--base-port", PORT,
                       "--defect", "skip-unfollow-filter")
     assert out.returncode == 1, out.stdout[-3000:] + out.stderr[-3000:]
     summary = json.loads((run / records.SUMMARY).read_text())
