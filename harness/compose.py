@@ -237,7 +237,8 @@ class _Services:
         if cwd is not None:
             svc["working_dir"] = _escape([str(cwd)])[0]
         if env:
-            svc["environment"] = {k: v if v == SECRET_VARIABLE else _escape([v])[0] for k, v in sorted(env.items())}
+            svc["environment"] = {key: val if val == SECRET_VARIABLE else _escape([val])[0]
+                                  for key, val in sorted(env.items())}
         up = "../" if v.folder else "./"
         text = " ".join(command)
         named = [rel for rel in self.configs if str(STACK / rel) in text]   # the config files its command names
