@@ -548,8 +548,9 @@ def compose(
     mounts), generated from the same components as `feedlab up`; `feedlab images` builds its images."""
     from harness.compose import COMPOSE_FILE, render
 
+    topo = Topology(base_port=base_port)
     try:
-        project = render(Topology(base_port=base_port), out)
+        project = render(topo, out)
     except ComponentError as exc:
         raise _fail(str(exc)) from None
     if check:
@@ -562,7 +563,7 @@ def compose(
         return
     written = project.write(out)
     _say(f"wrote {len(written)} files to {out}; then: feedlab images && docker compose -f {out / COMPOSE_FILE} "
-         f"up -d (nginx on 127.0.0.1:{Topology(base_port=base_port).nginx_port})")
+         f"up -d (nginx on 127.0.0.1:{topo.nginx_port})")
 
 
 # --- the long-lived stack: up / status / down / logs / kill / pause / resume / restart

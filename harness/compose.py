@@ -258,14 +258,16 @@ class _Services:
             svc["stop_grace_period"] = "15s"
         self.all[name] = svc
 
-    def process(self, spec: ProcessSpec, **kw: Any) -> None:
-        """A long-running service: the component's own process."""
-        argv = list(spec.argv)
-        argv[0] = self.v.programs.get(argv[0], argv[0])
-        if spec.name in self.v.double_dash:
-            argv = [argv[0], *[f"-{a}" if a.startswith("-") and not a.startswith("--") else a for a in argv[1:]]]
-        self.add(spec.name, spec.image, kw.pop("command", None) or _escape(argv), cwd=spec.cwd,
-                 env={**spec.env, **kw.pop("env", {})}, **kw)
+    def process(self, spec: ProcessSpec, *, command: list[str] | None = None, env: dict[str, str] | None = None,
+                health: list[str] | None = None, after: dict[str, str] | None = None) -> None:
+        """A long-running service: the component's own process (its argv, unless `command`)."""
+        if command is None:
+            argv = [self.v.programs.get(spec.argv[0], spec.argv[0]), *spec.argv[1:]]
+            if spec.name in self.v.double_dash:
+                argv = [argv[0], *[f"-{a}" if a.startswith("-") and not a.startswith("--") else a for a in argv[1:]]]
+            command = _escape(argv)
+        self.add(spec.name, spec.image, command, cwd=spec.cwd, env={**spec.env, **(env or {})}, health=health,
+                 after=after)
 
 
 def _compose_file(topo: Topology, variant: Variant, scratch: Path, out: Path) -> tuple[str, dict[str, str]]:

@@ -210,7 +210,7 @@ class Images:
             out.append(Built(name, tag, True, time.monotonic() - t0))
             self.progress(f"{name}: built in {out[-1].seconds:.1f} s")
         for name in order:   # the names compose/docker-compose.yml uses: the images of this checkout
-            self.client.images.get(self.tag(name)).tag(f"{REPOSITORY}/{name}", LATEST)
+            self.client.api.tag(self.tag(name), f"{REPOSITORY}/{name}", LATEST)
         return out
 
     def _build_base(self, tag: str) -> None:
