@@ -241,8 +241,10 @@ def _settle(ctx: RunContext, runtime: Runtime, graph: Graph) -> None:
     deadline = ctx.scenario.settle.deadline
     if isinstance(runtime, ExternalRuntime):
         ctx.say(f"settle: waiting for {MARKER_AUTHORS} marker tweets to reach followers' feeds")
+        unfollowed = {(int(c["follower"]), int(c["followee"]))
+                      for c in read_jsonl(ctx.run_dir / records.GRAPH_CHANGES) if not c["following"]}
         drained, missing, waited = wait_for_markers(runtime.api_url, ctx.tokens, graph, ctx.run_dir / records.LEDGER,
-                                                    deadline, ctx.scenario.seed)
+                                                    deadline, ctx.scenario.seed, unfollowed)
         ctx.say(f"settle: {'every marker arrived' if drained else f'{missing} markers NOT seen'} after {waited:.1f} s")
         ctx.write_manifest(settle_end_t=time.time(), settle={"drained": drained, "by": "markers",
                                                              "markers_missing": missing, "seconds": waited})

@@ -6,6 +6,7 @@ from __future__ import annotations
 import random
 import time
 import uuid
+from collections.abc import Collection
 from pathlib import Path
 
 import httpx
@@ -62,16 +63,17 @@ PUSHED_MARGIN = 0.9   # authors below this share of the push threshold stay push
 
 
 def wait_for_markers(api_url: str, tokens: TokenSource, graph: Graph, ledger: Path, deadline_s: float,
-                     seed: int) -> tuple[bool, int, float]:
+                     seed: int, unfollowed: Collection[tuple[int, int]] = ()) -> tuple[bool, int, float]:
     """Settling a target whose queues the harness cannot read (an external one): after the
     load, `MARKER_AUTHORS` push-tier authors each post a marker tweet, and each marker is
     awaited in one follower's first feed page. A queue delivers in order per key, so once a
     marker arrives what its author posted before it has too; authors the markers miss are not
     proven (the report says the settle was by markers). (every marker seen, markers missing,
     seconds waited); the markers are acknowledged tweets, so they go into the ledger. No marker
-    posted proves nothing: not drained. The load never unfollows a seeded edge, so the readers
-    still follow their author; the account the load pushes over a threshold (`rising`) and
-    authors near the push threshold are not chosen (their tweets may be merged at read time)."""
+    posted proves nothing: not drained. Readers are followers in the seeded graph whose edge to
+    the author the load did not unfollow (`unfollowed`: (follower, followee) pairs); the account
+    the load pushes over a threshold (`rising`) and authors near the push threshold are not
+    chosen (their tweets may be merged at read time)."""
     start = time.monotonic()
     rng = random.Random(seed * 7919 + 3)
     authors = [a for a in graph.authors if a != graph.rising and graph.follower_count(a) > 0
@@ -90,7 +92,7 @@ def wait_for_markers(api_url: str, tokens: TokenSource, graph: Graph, ledger: Pa
             except (httpx.HTTPError, ValueError, KeyError, TypeError):   # no answer, or not the API's
                 continue
             out.write(Ack(tweet_id=tweet, author_id=author, ack_t=time.time(), source="settle"))
-            followers = list(graph.followers_of(author))
+            followers = [f for f in graph.followers_of(author) if (f, author) not in unfollowed]
             waiting[tweet] = rng.sample(followers, min(MARKER_READERS, len(followers)))
         posted = len(waiting)
         while waiting and time.monotonic() - start < deadline_s:

@@ -611,9 +611,13 @@ class FeedWorkload(User):
         if user == other:
             return
         r = self.call("POST", f"/v1/users/{other}/follow", "follow", due, phase, user=user, target=str(other))
-        if r.status_code == 200 and not SEEDED.follows(user, other):   # seeded edges are never unfollowed
+        if r.status_code != 200:
+            return
+        # Every acknowledged follow is recorded, a seeded edge's too: op_unfollow may have dropped
+        # it (it unfollows accounts the reader was served), and the follow puts it back.
+        _changes.write(FollowChange(t=r.t, follower=user, followee=other, following=True))
+        if not SEEDED.follows(user, other):
             self.followed.append((user, other))
-            _changes.write(FollowChange(t=r.t, follower=user, followee=other, following=True))
 
     def op_follow_large(self, due: float, phase: str | None) -> None:
         """A follow of a throttled-band or pull-tier account: its newest tweets (read just
