@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
-import httpx
+import aiohttp
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_exponential
 
 from harness.tokens import TokenSource
@@ -43,11 +43,16 @@ def handle_of(user_id: int) -> str:
     return f"{HANDLE_PREFIX}{user_id}"
 
 
+class _Overloaded(Exception):
+    """A 5xx or 429: the call may pass when sent again."""
+
+    def __init__(self, status: int, text: str) -> None:
+        super().__init__(f"{status}: {text}")
+        self.status, self.text = status, text
+
+
 def _retryable(exc: BaseException) -> bool:
-    if isinstance(exc, httpx.TransportError):
-        return True
-    return isinstance(exc, httpx.HTTPStatusError) and (exc.response.status_code >= 500
-                                                       or exc.response.status_code == 429)
+    return isinstance(exc, _Overloaded | aiohttp.ClientError | TimeoutError)
 
 
 @dataclass
@@ -82,12 +87,12 @@ class ApiSeeder:
     async def _run(self, what: str, total: int, calls: Iterator[tuple[str, str, int, dict[str, str] | None]]) -> None:
         done = 0
         t0 = next_note = time.monotonic()
-        limits = httpx.Limits(max_connections=CONCURRENCY, max_keepalive_connections=CONCURRENCY)
-        async with httpx.AsyncClient(base_url=self.base_url, timeout=TIMEOUT_S, limits=limits) as client:
+        async with aiohttp.ClientSession(self.base_url, connector=aiohttp.TCPConnector(limit=CONCURRENCY),
+                                         timeout=aiohttp.ClientTimeout(total=TIMEOUT_S)) as session:
             async def worker() -> None:
                 nonlocal done, next_note
                 for method, path, user, body in calls:   # one shared iterator: each call taken once
-                    await self._call(client, method, path, user, body)
+                    await self._call(session, method, path, user, body)
                     done += 1
                     if time.monotonic() >= next_note:
                         next_note = time.monotonic() + PROGRESS_EVERY_S
@@ -102,7 +107,7 @@ class ApiSeeder:
                 raise failed.exceptions[0] from None
         self.progress(f"{what}: {done:,}/{total:,} in {time.monotonic() - t0:.1f} s")
 
-    async def _call(self, client: httpx.AsyncClient, method: str, path: str, user: int,
+    async def _call(self, session: aiohttp.ClientSession, method: str, path: str, user: int,
                     body: dict[str, str] | None) -> None:
         headers = {"Authorization": f"Bearer {self.tokens.token(user)}"}
         try:
@@ -112,16 +117,16 @@ class ApiSeeder:
                 with attempt:
                     if attempt.retry_state.attempt_number > 1:
                         self.retries += 1
-                    r = await client.request(method, path, headers=headers, json=body)
-                    if r.status_code >= 500 or r.status_code == 429:
-                        r.raise_for_status()
-                    if not 200 <= r.status_code < 300:   # the reference answers 200 or 201; others 204
-                        raise SeedingRefused(f"{method} {path} as user {user} answered {r.status_code}: "
-                                             f"{r.text[:300]}" + _hint(r.status_code))
-        except httpx.HTTPStatusError as exc:
-            raise SeedingRefused(f"{method} {path} as user {user} answered {exc.response.status_code} "
-                                 f"{ATTEMPTS} times: {exc.response.text[:300]}") from None
-        except httpx.TransportError as exc:
+                    async with session.request(method, path, headers=headers, json=body) as r:
+                        if r.status >= 500 or r.status == 429:
+                            raise _Overloaded(r.status, (await r.text(errors="replace"))[:300])
+                        if not 200 <= r.status < 300:   # the reference answers 200 or 201; others 204
+                            raise SeedingRefused(f"{method} {path} as user {user} answered {r.status}: "
+                                                 f"{(await r.text(errors='replace'))[:300]}" + _hint(r.status))
+        except _Overloaded as exc:
+            raise SeedingRefused(f"{method} {path} as user {user} answered {exc.status} "
+                                 f"{ATTEMPTS} times: {exc.text}") from None
+        except (aiohttp.ClientError, TimeoutError) as exc:
             raise SeedingRefused(f"{method} {path} as user {user}: no answer in {ATTEMPTS} tries "
                                  f"({type(exc).__name__}: {exc})") from None
 

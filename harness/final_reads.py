@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-import httpx
+import aiohttp
 
 from harness.tokens import TokenSource
 from records import FINAL_READS, FinalRead, JsonlWriter
@@ -40,7 +40,24 @@ def timelines_to_read(followers: Iterable[int], limit: int | None, seed: int) ->
     return sorted(random.Random(seed).sample(everyone, limit))
 
 
-async def _read(client: httpx.AsyncClient, tokens: TokenSource, kind: str, user: int, oldest: int,
+async def _get(session: aiohttp.ClientSession, path: str, headers: dict[str, str],
+               params: dict[str, str]) -> tuple[Any, str]:
+    """The page's body, or None and why not; a read that fails is retried (a missing read is
+    "unknown", not "lost")."""
+    why = "no response"
+    for attempt in range(5):
+        try:
+            async with session.get(path, headers=headers, params=params) as r:
+                if r.status == 200:
+                    return await r.json(content_type=None), ""
+                why = f"HTTP {r.status}"
+        except (aiohttp.ClientError, TimeoutError):
+            why = "no response"
+        await asyncio.sleep(0.2 * (attempt + 1))
+    return None, why
+
+
+async def _read(session: aiohttp.ClientSession, tokens: TokenSource, kind: str, user: int, oldest: int,
                 max_pages: int) -> FinalRead:
     headers = {"Authorization": f"Bearer {tokens.token(user)}"}
     path = "/v1/feed" if kind == "timeline" else f"/v1/users/{user}/tweets"
@@ -56,19 +73,9 @@ async def _read(client: httpx.AsyncClient, tokens: TokenSource, kind: str, user:
     cursor = None
     for _ in range(max_pages):
         params = {"limit": str(PAGE), **({"cursor": cursor} if cursor else {})}
-        r = None
-        for attempt in range(5):  # a read that fails is retried: a missing read is "unknown", not "lost"
-            try:
-                r = await client.get(path, headers=headers, params=params)
-                if r.status_code == 200:
-                    break
-            except httpx.HTTPError:
-                r = None
-            await asyncio.sleep(0.2 * (attempt + 1))
-        if r is None or r.status_code != 200:
-            status = "no response" if r is None else f"HTTP {r.status_code}"
-            return done(False, f"{path}: {status}")
-        body = r.json()
+        body, why = await _get(session, path, headers, params)
+        if body is None:
+            return done(False, f"{path}: {why}")
         page = [t["tweet_id"] for t in body["tweets"]]
         ids.extend(page)
         for t in body["tweets"]:
@@ -114,13 +121,13 @@ def read_back(*, base_url: str, tokens: TokenSource, graph: Graph, acked: list[t
         sem = asyncio.Semaphore(concurrency)
         done = 0
         shown = time.monotonic()
-        limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-        async with httpx.AsyncClient(base_url=base_url, timeout=10, limits=limits) as client:
+        async with aiohttp.ClientSession(base_url, connector=aiohttp.TCPConnector(limit=concurrency),
+                                         timeout=aiohttp.ClientTimeout(total=10)) as session:
             with JsonlWriter(run_dir / FINAL_READS) as out:
                 async def one(kind: str, user: int) -> None:
                     nonlocal done, shown
                     async with sem:
-                        out.write(await _read(client, tokens, kind, user, oldest, max_pages))
+                        out.write(await _read(session, tokens, kind, user, oldest, max_pages))
                     done += 1
                     if progress and (time.monotonic() - shown >= PROGRESS_S or done == len(jobs)):
                         shown = time.monotonic()
