@@ -56,7 +56,7 @@ class Row:
     seconds: float = 0.0
 
 
-def _evidence(sc: Scenario, results: list[CheckResult]) -> list[str]:
+def row_evidence(sc: Scenario, results: list[CheckResult]) -> list[str]:
     assert sc.experiment is not None
     named = [f"{r.name}: {r.verdict.value.upper()}: {r.summary}" for r in results if r.name in sc.experiment.judged_by]
     others = [f"{r.name}: {r.verdict.value.upper()}: {r.summary}" for r in results
@@ -85,7 +85,7 @@ def run_experiment(sc: Scenario, run_dir: Path, base_port: int, say: Callable[[s
             row.verdict, row.evidence = "error", [*earlier, f"{type(exc).__name__}: {exc}"]
             break
         results = judge(target)
-        row.evidence = earlier + _evidence(sc, results)
+        row.evidence = earlier + row_evidence(sc, results)
         row.verdict = "invalid" if invalid(results) else overall(results).value
         why = untried(results)
         if why is not None and attempt == 1:

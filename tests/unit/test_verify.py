@@ -6,7 +6,8 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from harness.verify import DESIGN_ROWS, WAITING, Row, exit_code, table_order
+from harness.checks.result import CheckResult, Verdict
+from harness.verify import DESIGN_ROWS, WAITING, Row, exit_code, row_evidence, table_order
 from workloads.scenario import ScenarioError, experiments, load_file, validate
 
 pytestmark = pytest.mark.unit
@@ -41,6 +42,21 @@ def test_the_exit_code_is_the_table_s() -> None:
     assert exit_code(rows("pass", "unknown")) == 2 and exit_code(rows("pass", "invalid")) == 2
     assert exit_code(rows("pass", "error")) == 2
     assert exit_code(rows("waits")) == 2   # nothing tried proves nothing
+
+
+def test_a_row_s_evidence_leads_with_its_own_checks_then_names_every_other_gating_miss() -> None:
+    """(The row failing with its defect on the real stack: tests/campaign/test_checker_power.py runs
+    `disable-breaker-fallback`, and tests/campaign/test_verify.py the clean row end to end.)"""
+    sc = load_file(experiments()["ranking-degradation"])
+    assert sc.experiment is not None and sc.experiment.judged_by == ["ranking_fallback"]
+    results = [CheckResult("nothing_lost", Verdict.PASS, "0 lost"),
+               CheckResult("errors", Verdict.FAIL, "worst fault 40 error-seconds (bound <= 30)"),
+               CheckResult("sse", Verdict.FAIL, "80 % delivered", gating=False),
+               CheckResult("ranking_fallback", Verdict.FAIL, "12 ranked reads failed (HTTP [503])"),
+               CheckResult("pagination", Verdict.UNKNOWN, "no walk")]
+    assert row_evidence(sc, results) == ["ranking_fallback: FAIL: 12 ranked reads failed (HTTP [503])",
+                                      "errors: FAIL: worst fault 40 error-seconds (bound <= 30)",
+                                      "pagination: UNKNOWN: no walk"]
 
 
 def test_the_table_keeps_the_design_s_order_then_the_extra_rows() -> None:
