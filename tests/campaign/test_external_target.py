@@ -90,8 +90,8 @@ def test_a_defect_of_the_service_fails_its_check_through_the_api_alone(tmp_path:
     url, secret, _ = reference_stack("skip-delete-fanout")
     run = tmp_path / "defect"
     prometheus = Topology(base_port=STACK_PORT).prometheus_url
-    # a smaller graph seeds in a minute (9,747 follows): deletions need no celebrity
-    out = feedlab_run(run, "run", "external", "--duration", "45", "--users", "1200", "--target", url,
+    # a smaller graph seeds in seconds: deletions need no celebrity
+    out = feedlab_run(run, "run", "external", "--duration", "45", "--users", "600", "--target", url,
                       "--token-secret-file", str(secret), "--metrics-url", prometheus,
                       "--base-port", str(HARNESS_PORT))
     assert out.returncode == 1, out.stdout[-4000:] + out.stderr[-2000:]
