@@ -87,7 +87,7 @@ class RunData:
     sweep: dict[str, Any] | None = None   # the heal sweep's result (None: none recorded)
     observations: list[Observation] = field(default_factory=list)
     actions: list[Action] = field(default_factory=list)
-    graph_changes: list[FollowChange] = field(default_factory=list)
+    graph_changes: list[FollowChange] = field(default_factory=list)   # the flips only (follow_flips), by time
     streams: list[StreamSpan] = field(default_factory=list)
     signals: list[Signal] = field(default_factory=list)
     target_metrics: dict[str, Any] = field(default_factory=dict)   # name -> {promql, unit, series}
@@ -165,6 +165,23 @@ def _load(path: Path, cls: Callable[..., T]) -> list[T]:
     return parse_records(records.read_jsonl(path), cls, path)
 
 
+def follow_flips(graph: Graph | None, changes: Iterable[FollowChange]) -> list[FollowChange]:
+    """The acknowledged follows and unfollows that changed whether a pair follows, in time order:
+    the workload records every one it made, and a follow of an account already followed (seeded,
+    or followed again) changes nothing. Without the seeded graph, all of them."""
+    ordered = sorted(changes, key=lambda c: c.t)
+    if graph is None:
+        return ordered
+    state: dict[tuple[int, int], bool] = {}
+    flips: list[FollowChange] = []
+    for c in ordered:
+        pair = (c.follower, c.followee)
+        if state.get(pair, graph.follows(*pair)) != c.following:
+            state[pair] = c.following
+            flips.append(c)
+    return flips
+
+
 def measured(requests: Iterable[Request]) -> list[Request]:
     """The requests whose outcome measures the target: all but those the client abandoned on
     purpose (records.Request.abandoned)."""
@@ -209,7 +226,7 @@ def load_run(run_dir: Path) -> RunData:
         machine=_load(run_dir / records.MACHINE, MachineSample),
         observations=_load(run_dir / records.OBSERVATIONS, Observation),
         actions=_load(run_dir / records.ACTIONS, Action),
-        graph_changes=_load(run_dir / records.GRAPH_CHANGES, FollowChange),
+        graph_changes=follow_flips(graph, _load(run_dir / records.GRAPH_CHANGES, FollowChange)),
         streams=_load(run_dir / records.STREAMS, StreamSpan),
         signals=_load(run_dir / records.SIGNALS, Signal),
         target_metrics=read_json(run_dir / records.TARGET_METRICS) if (run_dir / records.TARGET_METRICS).is_file()

@@ -78,7 +78,15 @@ def wait_for_markers(api_url: str, tokens: TokenSource, graph: Graph, ledger: Pa
     rng = random.Random(seed * 7919 + 3)
     authors = [a for a in graph.authors if a != graph.rising and graph.follower_count(a) > 0
                and graph.follower_count(a) < PUSHED_MARGIN * graph.spec.push_threshold]
-    chosen = rng.sample(authors, min(MARKER_AUTHORS, len(authors)))
+    rng.shuffle(authors)
+    polled: dict[int, list[int]] = {}   # chosen author -> followers polled for its marker
+    for author in authors:
+        followers = [f for f in graph.followers_of(author) if (f, author) not in unfollowed]
+        if followers:
+            polled[author] = rng.sample(followers, min(MARKER_READERS, len(followers)))
+            if len(polled) == MARKER_AUTHORS:
+                break
+    chosen = list(polled)
     waiting: dict[str, list[int]] = {}   # marker tweet -> followers polled for it
     with httpx.Client(base_url=api_url, timeout=5) as client, JsonlWriter(ledger) as out:
         for author in chosen:
@@ -92,8 +100,7 @@ def wait_for_markers(api_url: str, tokens: TokenSource, graph: Graph, ledger: Pa
             except (httpx.HTTPError, ValueError, KeyError, TypeError):   # no answer, or not the API's
                 continue
             out.write(Ack(tweet_id=tweet, author_id=author, ack_t=time.time(), source="settle"))
-            followers = [f for f in graph.followers_of(author) if (f, author) not in unfollowed]
-            waiting[tweet] = rng.sample(followers, min(MARKER_READERS, len(followers)))
+            waiting[tweet] = polled[author]
         posted = len(waiting)
         while waiting and time.monotonic() - start < deadline_s:
             for tweet, readers in list(waiting.items()):

@@ -209,7 +209,8 @@ class ArrivalSample:
 
 @dataclass(frozen=True, slots=True)
 class FollowChange:
-    """A follow or unfollow the workload made, acknowledged at `t`."""
+    """A follow or unfollow the workload made, acknowledged at `t`: every one, so a follow of an
+    account already followed too (the checks keep the flips: harness.rundata.follow_flips)."""
 
     t: float
     follower: int

@@ -16,7 +16,7 @@ from harness.checks import CheckResult, exit_code, invalid, overall
 from harness.checks.stats import new_histogram, percentile_ms, record_ms
 from harness.gates import observe
 from harness.rundata import RunData
-from records import GRAPH_CHANGES, JUNIT, REPORT, SUMMARY, read_jsonl, write_json
+from records import JUNIT, REPORT, SUMMARY, write_json
 from reports import html, junit
 from workloads.gate_spec import parse_figure
 
@@ -148,9 +148,9 @@ def rising_crossing(run: RunData) -> dict[str, Any] | None:
         return None
     account = graph.rising
     firsts: dict[int, float] = {}
-    for c in read_jsonl(run.run_dir / GRAPH_CHANGES):
-        if int(c["followee"]) == account and c["following"] and int(c["follower"]) not in firsts:
-            firsts[int(c["follower"])] = float(c["t"])
+    for c in run.graph_changes:   # flips only: a follow by a seeded follower added nobody
+        if c.followee == account and c.following and c.follower not in firsts:
+            firsts[c.follower] = c.t
     if not firsts:
         return None
     before = len(graph.followers_of(account))

@@ -112,6 +112,20 @@ def test_unfollow_passes_once_filtered_and_a_refollow_ends_the_span(spec: RunSpe
     assert result.evidence["reads_checked"] == 1
 
 
+def test_only_follows_and_unfollows_that_change_something_are_judged(spec: RunSpec, run_dir: Path) -> None:
+    """The workload records every acknowledged follow: one of an account already followed (3
+    follows 2 in the seeded graph) changes nothing, and must not take the pair out of the
+    nothing-lost check or count as a new follower; nor does an unfollow of a pair not followed."""
+    def change(t: float, follower: int, following: bool) -> FollowChange:
+        return FollowChange(t=T0 + t, follower=follower, followee=2, following=following)
+
+    spec.graph_changes = [change(20, 3, True), change(30, 3, False), change(35, 3, True), change(36, 3, True),
+                          change(50, 3, False), change(55, 3, False), change(10, 4, True)]
+    run = spec.write(run_dir)
+    assert [(c.t - T0, c.follower, c.following) for c in run.graph_changes] == [
+        (10, 4, True), (30, 3, False), (35, 3, True), (50, 3, False)]
+
+
 def test_unfollow_is_not_exercised_without_unfollows(spec: RunSpec, run_dir: Path) -> None:
     assert not unfollow.check(spec.write(run_dir)).gating
 
