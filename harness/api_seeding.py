@@ -117,7 +117,8 @@ class ApiSeeder:
                 with attempt:
                     if attempt.retry_state.attempt_number > 1:
                         self.retries += 1
-                    async with session.request(method, path, headers=headers, json=body) as r:
+                    # a redirect is an answer to report, not to follow (a POST would become a GET)
+                    async with session.request(method, path, headers=headers, json=body, allow_redirects=False) as r:
                         if r.status >= 500 or r.status == 429:
                             raise _Overloaded(r.status, (await r.text(errors="replace"))[:300])
                         if not 200 <= r.status < 300:   # the reference answers 200 or 201; others 204

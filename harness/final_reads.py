@@ -47,7 +47,7 @@ async def _get(session: aiohttp.ClientSession, path: str, headers: dict[str, str
     why = "no response"
     for attempt in range(5):
         try:
-            async with session.get(path, headers=headers, params=params) as r:
+            async with session.get(path, headers=headers, params=params, allow_redirects=False) as r:
                 if r.status == 200:
                     return await r.json(content_type=None), ""
                 why = f"HTTP {r.status}"

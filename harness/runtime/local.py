@@ -3,8 +3,9 @@
 Start order: Toxiproxy first (the proxies must exist before anyone dials through them), then
 the stores in parallel (Redis nodes, Kafka, Cassandra), then cluster creation, topics and
 schema, then the feed service, nginx, and Prometheus with its exporters. Every wait has a
-deadline and a failure names the component and shows the tail of its log. Stopping goes in
-reverse and always runs, also when start-up failed half-way.
+deadline and a failure names the component and shows the tail of its log. Stopping goes the
+other way (the stores' clients, then the stores) and always runs, also when start-up failed
+half-way.
 """
 
 from __future__ import annotations
@@ -127,6 +128,8 @@ class LocalRuntime:
         failure: BaseException | None = None
         for wave in ([c for c in self.components if c not in stores], stores):
             procs = [p for c in wave for p in c.procs.values()]
+            if not procs:   # (up failed before these were laid out)
+                continue
             with ThreadPoolExecutor(len(procs)) as pool:
                 for done in [pool.submit(p.stop) for p in procs]:
                     failure = failure or done.exception()
