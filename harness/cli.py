@@ -427,8 +427,8 @@ def verify_design(
 ) -> None:
     """Run every failure mode of the design (§10) as an experiment; print the table with each
     row's verdict and evidence. Exit 0 only when every row tried passes."""
-    from harness.verify import exit_code, run_experiment, table_order, waiting_rows, write_verify
-    from workloads.scenario import ScenarioError, experiments, load_file
+    from harness.verify import chosen_experiments, exit_code, run_experiment, table_order, waiting_rows, write_verify
+    from workloads.scenario import ScenarioError, experiments
 
     known = experiments()
     only = [n.strip() for names in only for n in names.split(",") if n.strip()]
@@ -436,9 +436,7 @@ def verify_design(
     if unknown:
         raise _fail(f"--only {', '.join(unknown)}: no such experiment (one of {', '.join(known)})")
     try:
-        chosen = [load_file(known[n]).with_overrides(target_env=_parse_defects(defect))
-                  for n in (only or list(known))]
-        chosen.sort(key=lambda sc: table_order(sc.experiment.row if sc.experiment else ""))
+        chosen = chosen_experiments(only, _parse_defects(defect))
     except ScenarioError as exc:
         raise _fail(str(exc)) from None
     if list_only:

@@ -25,7 +25,7 @@ from harness.checks.steady_state import unsteady_before
 from harness.runtime.process import ComponentError
 from harness.topology import Topology
 from records import write_json
-from workloads.scenario import Scenario
+from workloads.scenario import Scenario, experiments, load_file
 
 VERIFY = "verify.json"
 # the design's table, in its order; the extra experiments (faults of every component) follow
@@ -43,6 +43,14 @@ def table_order(row: str) -> int:
 WAITING = {
     "Cross-region timeline inconsistency": "a multi-region topology: the reference stack is one region",
 }
+
+
+def chosen_experiments(names: list[str], target_env: dict[str, str]) -> list[Scenario]:
+    """The experiments named (every one when none is), each run with `target_env` (the target's
+    defect switches), in the table's order. Names are checked by the caller."""
+    known = experiments()
+    chosen = [load_file(known[n]).with_overrides(target_env=target_env) for n in (names or list(known))]
+    return sorted(chosen, key=lambda sc: table_order(sc.experiment.row if sc.experiment else ""))
 
 
 @dataclass

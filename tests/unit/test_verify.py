@@ -3,11 +3,24 @@ failure-mode table is an experiment or says what it waits for; the exit code is 
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pytest
 import yaml
 
 from harness.checks.result import CheckResult, Verdict
-from harness.verify import DESIGN_ROWS, WAITING, Row, exit_code, row_evidence, table_order
+from harness.verify import (
+    DESIGN_ROWS,
+    VERIFY,
+    WAITING,
+    Row,
+    chosen_experiments,
+    exit_code,
+    row_evidence,
+    table_order,
+    write_verify,
+)
 from workloads.scenario import ScenarioError, experiments, load_file, validate
 
 pytestmark = pytest.mark.unit
@@ -57,6 +70,20 @@ def test_a_row_s_evidence_leads_with_its_own_checks_then_names_every_other_gatin
     assert row_evidence(sc, results) == ["ranking_fallback: FAIL: 12 ranked reads failed (HTTP [503])",
                                       "errors: FAIL: worst fault 40 error-seconds (bound <= 30)",
                                       "pagination: UNKNOWN: no walk"]
+
+
+def test_verify_s_defects_reach_every_experiment_s_target_and_its_table(tmp_path: Path) -> None:
+    defects = {"FEED_DEFECT_DISABLE_BREAKER_FALLBACK": "1"}
+    chosen = chosen_experiments([], defects)
+    assert sorted(sc.name for sc in chosen) == sorted(experiments())
+    assert [table_order(sc.experiment.row) for sc in chosen] == sorted(  # type: ignore[union-attr]
+        table_order(sc.experiment.row) for sc in chosen)  # type: ignore[union-attr]
+    assert all(defects.items() <= sc.target_env.items() for sc in chosen)
+    (only,) = chosen_experiments(["ranking-degradation"], defects)
+    assert only.name == "ranking-degradation" and defects.items() <= only.target_env.items()
+    write_verify(tmp_path, [Row("Ranking model degradation", "ranking-degradation", "fail")], defects)
+    table = json.loads((tmp_path / VERIFY).read_text())
+    assert table["defects"] == defects and table["exit_code"] == 1
 
 
 def test_the_table_keeps_the_design_s_order_then_the_extra_rows() -> None:
