@@ -286,19 +286,22 @@ class Feed:
             DEGRADED.labels("cache_miss").inc()
         return ids, await self.following(user, beside), True
 
-    async def candidates(self, user: int, before: int | None, n: int) -> tuple[list[int], AbstractSet[int]]:
+    async def candidates(self, user: int, before: int | None,
+                         n: int) -> tuple[list[int], AbstractSet[int], bool]:
         """The newest `n` tweet ids of the user's feed older than `before`: the pushed timeline
         (or the store fan-in when it is missing or its shard is down), with the followed pull-tier
-        authors merged in; and the accounts the user follows now (read beside the timeline)."""
+        authors merged in; the accounts the user follows now (read beside the timeline); and
+        whether more may lie below although fewer than `n` came (merge_celebrities)."""
         ids, following, answered = await self._timeline(
             user, lambda beside: self.cache.timeline_page(user, before, n, beside=beside), "timeline")
         if answered:
             TIMELINE_CACHE.labels("hit" if ids is not None else "miss").inc()
             if ids is None:
                 self.rebuild_later(user)
-        if ids is None:
-            ids = await self.fan_in(user, before, n, following=following)
-        return await self.merge_celebrities(before, n, ids, following), following
+        if ids is None:   # every followee's lists, the pull-tier ones too, below one horizon: nothing to merge
+            return await self.fan_in(user, before, n, following=following), following, False
+        merged, more_below = await self.merge_celebrities(before, n, ids, following)
+        return merged, following, more_below
 
     async def delta_ids(self, user: int, since: int, n: int) -> tuple[list[int], AbstractSet[int]]:
         """The first `n` ids after `since` in the user's feed, oldest first (timeline, or the
@@ -306,15 +309,18 @@ class Feed:
         accounts the user follows now."""
         ids, following, _ = await self._timeline(
             user, lambda beside: self.cache.timeline_since(user, since, n, beside=beside), "timeline_delta")
-        if ids is None:
-            ids = await self._delta_fan_in([user, *sorted(following)], since, n)
+        if ids is None:   # every followee's lists, the pull-tier ones too, below one horizon
+            return await self._delta_fan_in([user, *sorted(following)], since, n), following
         followed = await self.followed_pull_authors(following)
         if followed:
-            ids = sorted(set(ids) | set(await self._delta_fan_in(sorted(followed), since, n)))
+            pulled, horizon = await self.pulled.oldest_since(sorted(followed), since, n)
+            # none of the pushed ids at or above the pulled lists' horizon: a client's next
+            # `since` would step over a pulled tweet made before them (merge_celebrities)
+            ids = sorted({i for i in ids if i < horizon} | set(pulled))
         return sorted(ids)[:n], following
 
     async def _delta_fan_in(self, authors: list[int], since: int, n: int) -> list[int]:
-        ids = await self.pulled.oldest_since(authors, since, n)
+        ids, _ = await self.pulled.oldest_since(authors, since, n)
         return sorted(ids)[:n]   # deleted ones too: counted for has_more, hydration drops them
 
     async def refresh_config(self) -> None:
@@ -418,17 +424,27 @@ class Feed:
             cache_failed("ranking_save", exc)
 
     async def merge_celebrities(self, before: int | None, n: int, ids: list[int],
-                                following: AbstractSet[int]) -> list[int]:
+                                following: AbstractSet[int]) -> tuple[list[int], bool]:
         """Design §05/§06 hybrid: pull-tier authors are never pushed; their newest tweets are
         read from the store (kept a second per process, `pulled`) and interleaved with the
-        pushed timeline, newest first."""
+        pushed timeline `ids` (up to `n`), newest first.
+        On a first page, pushed ids at or above the pulled lists' horizon are held back: beside
+        lists read before it, a newer pushed id would make a page lacking a pulled tweet made in
+        between, and the next page's cursor would step over that tweet (a walk skipped one so in
+        the shard-lost row of the eighteenth verify table). A later read serves them, at most
+        pulled.TTL_S later. A later page's cursor is the oldest id of the page before, older
+        than any horizon but in a feed getting tweets faster than a page a second; there,
+        holding ids back would skip them. Also whether more may lie below: ids were held back
+        from a full page."""
         followed = await self.followed_pull_authors(following)
         if not followed:
-            return ids
+            return ids, False
         CELEBRITY_MERGES.inc()
         upper = before if before is not None else 2**63 - 1
-        pulled = await self.pulled.ids(sorted(followed), upper, n)
-        return sorted(set(ids) | set(pulled), reverse=True)[:n]
+        pulled, horizon = await self.pulled.ids(sorted(followed), upper, n)
+        kept = [i for i in ids if i < horizon] if before is None else ids
+        more_below = len(kept) < len(ids) and len(ids) >= n
+        return sorted(set(kept) | set(pulled), reverse=True)[:n], more_below
 
     async def chronological_page(self, user: int, before: int | None,
                                  limit: int) -> tuple[list[dict[str, Any]], int | None, bool]:
@@ -437,7 +453,9 @@ class Feed:
         unfollowed authors are dropped after the ids are read, so when a page comes up short
         the ids below it are read too (twice as many each round, PAGE_FILL_ROUNDS rounds and
         PAGE_FILL_IDS ids at most, so a timeline full of an unfollowed account's tweets costs
-        each page a bounded amount) rather than giving a short page while there is more."""
+        each page a bounded amount) rather than giving a short page while there is more. A first
+        page whose newest pushed ids were held back (merge_celebrities) may come short, saying
+        more follows."""
         tweets: list[dict[str, Any]] = []
         has_more = True
         budget = max(PAGE_FILL_IDS, limit)
@@ -447,8 +465,8 @@ class Feed:
             if n == 0:
                 break
             budget -= n
-            ids, following = await self.candidates(user, before, n + 1)
-            has_more = len(ids) > n
+            ids, following, more_below = await self.candidates(user, before, n + 1)
+            has_more = len(ids) > n or more_below
             ids = ids[:n]
             found = self.only_followed(user, await self.hydrate(ids), following)
             if len(found) > want:            # a later round read more than the page needs
@@ -456,7 +474,7 @@ class Feed:
                 found, has_more = found[:want], True
             tweets += found
             before = ids[-1] if ids else before
-            if not has_more or len(tweets) == limit:
+            if not has_more or len(tweets) == limit or more_below:   # (held back: a short first page will do)
                 break
         return tweets, before, has_more
 
@@ -836,7 +854,7 @@ async def ranked_feed(feed: Feed, user: int, limit: int, cursor: tuple[int, int]
             has_more = offset + limit < len(saved)
             next_page = encode_ranked_cursor(anchor, offset + limit) if has_more else None
             return json_response({"tweets": page, "next_cursor": next_page, "has_more": has_more})
-    ids, following = await feed.candidates(user, None if anchor is None else min(anchor + 1, MAX_ID), CANDIDATES)
+    ids, following, _ = await feed.candidates(user, None if anchor is None else min(anchor + 1, MAX_ID), CANDIDATES)
     tweets = feed.only_followed(user, await feed.hydrate(ids), following)
     await feed.refresh_config()
     mutual = await feed.store.followers_among(user, sorted({author_of(t) for t in tweets} - {user}))

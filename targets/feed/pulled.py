@@ -65,16 +65,24 @@ class PulledTweets:
         self._refreshing: dict[int, asyncio.Future[None]] = {}
         self._swept_at = clock()
 
-    async def ids(self, authors: list[int], before: int, n: int) -> list[int]:
-        """Up to `n` ids of each author older than `before` (deleted ones included), newest first."""
-        pages = await self.by_author(authors, before, n)
-        return sorted((i for page in pages.values() for i in page), reverse=True)
+    async def ids(self, authors: list[int], before: int, n: int) -> tuple[list[int], int]:
+        """Up to `n` ids of each author older than `before` (deleted ones included), newest first;
+        and the horizon they stop at. A caller merging them with ids read elsewhere (a pushed
+        timeline) serves none of those at or above the horizon either: these lists did not look
+        there, and a page showing a newer id beside them could lack a tweet made in between,
+        which a cursor taken from that page would then step over."""
+        pages, horizon = await self._by_author(authors, before, n)
+        return sorted((i for page in pages.values() for i in page), reverse=True), horizon
 
     async def by_author(self, authors: list[int], before: int, n: int) -> dict[int, list[int]]:
         """Each author's newest `n` ids older than `before` and the horizon (deleted ones
         included), newest first."""
+        return (await self._by_author(authors, before, n))[0]
+
+    async def _by_author(self, authors: list[int], before: int, n: int) -> tuple[dict[int, list[int]], int]:
         await self._fresh(authors)
-        upper = min(before, self._horizon(authors))
+        horizon = self._horizon(authors)
+        upper = min(before, horizon)
         out: dict[int, list[int]] = {}
         deeper: list[int] = []
         for a in authors:
@@ -87,11 +95,11 @@ class PulledTweets:
         if deeper:
             for t in await self._newest(deeper, upper, n):
                 out.setdefault(t.user_id, []).append(t.tweet_id)
-        return out
+        return out, horizon
 
-    async def oldest_since(self, authors: list[int], since: int, n: int) -> list[int]:
+    async def oldest_since(self, authors: list[int], since: int, n: int) -> tuple[list[int], int]:
         """Each author's first `n` ids after `since` and below the horizon (deleted ones
-        included), in no particular order."""
+        included), in no particular order; and the horizon (as `ids` says)."""
         if self._oldest_since is None:
             raise TypeError("this PulledTweets was made without a store read of tweets after an id")
         await self._fresh(authors)
@@ -106,7 +114,7 @@ class PulledTweets:
                 out.extend(sorted(i for i in kept if since < i < upper)[:n])
         if deeper:
             out.extend(t.tweet_id for t in await self._oldest_since(deeper, since, n) if t.tweet_id < upper)
-        return out
+        return out, upper
 
     def _horizon(self, authors: list[int]) -> int:
         """The first id made when the oldest of these authors' lists was read."""

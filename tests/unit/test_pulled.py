@@ -55,7 +55,7 @@ def test_a_waiter_cut_short_leaves_the_refresh_to_its_owner() -> None:
         waiter.cancel()           # its request's deadline
         await asyncio.gather(waiter, return_exceptions=True)
         answer.set()
-        return await owner
+        return (await owner)[0]
 
     assert asyncio.run(scenario()) == [7]
 
@@ -108,7 +108,8 @@ def test_a_read_serves_nothing_newer_than_the_oldest_list_it_merges() -> None:
         store.tweets[1].append(made_at(t0 + 300))   # made after author 1's list was read
         early = await pulled.by_author([1, 2], 2**63 - 1, 20)
         deeper = await pulled.by_author([1, 2], made_at(t0 - 600), 20)
-        delta = await pulled.oldest_since([1, 2], made_at(t0 - 1000), 20)
+        delta, horizon = await pulled.oldest_since([1, 2], made_at(t0 - 1000), 20)
+        assert horizon == first_id_at(t0)   # when author 1's list was read
         clocks.advance(0.5)   # author 1's list expires and is read again
         later = await pulled.by_author([1, 2], 2**63 - 1, 20)
         return early, deeper, sorted(delta), later
@@ -129,7 +130,7 @@ def test_a_page_or_delta_past_the_kept_ids_reads_the_store_and_old_lists_are_dro
 
     async def scenario() -> tuple[dict[int, list[int]], list[int], int]:
         page = await pulled.by_author([1, 2], sorted(prolific)[15], 20)   # below the newest KEEP of author 1
-        delta = await pulled.oldest_since([1, 2], made_at(t0 - 30_000), 5)
+        delta, _ = await pulled.oldest_since([1, 2], made_at(t0 - 30_000), 5)
         clocks.advance(EVICT_AFTER_S + 1)
         await pulled.by_author([2], 2**63 - 1, 20)
         return page, sorted(delta), len(pulled._lists)
