@@ -286,12 +286,10 @@ class Feed:
             DEGRADED.labels("cache_miss").inc()
         return ids, await self.following(user, beside), True
 
-    async def candidates(self, user: int, before: int | None,
-                         n: int) -> tuple[list[int], AbstractSet[int], bool]:
+    async def candidates(self, user: int, before: int | None, n: int) -> tuple[list[int], AbstractSet[int]]:
         """The newest `n` tweet ids of the user's feed older than `before`: the pushed timeline
         (or the store fan-in when it is missing or its shard is down), with the followed pull-tier
-        authors merged in; the accounts the user follows now (read beside the timeline); and
-        whether more may lie below although fewer than `n` came (merge_celebrities)."""
+        authors merged in; and the accounts the user follows now (read beside the timeline)."""
         ids, following, answered = await self._timeline(
             user, lambda beside: self.cache.timeline_page(user, before, n, beside=beside), "timeline")
         if answered:
@@ -299,9 +297,8 @@ class Feed:
             if ids is None:
                 self.rebuild_later(user)
         if ids is None:   # every followee's lists, the pull-tier ones too, below one horizon: nothing to merge
-            return await self.fan_in(user, before, n, following=following), following, False
-        merged, more_below = await self.merge_celebrities(before, n, ids, following)
-        return merged, following, more_below
+            return await self.fan_in(user, before, n, following=following), following
+        return await self.merge_celebrities(before, n, ids, following), following
 
     async def delta_ids(self, user: int, since: int, n: int) -> tuple[list[int], AbstractSet[int]]:
         """The first `n` ids after `since` in the user's feed, oldest first (timeline, or the
@@ -312,15 +309,13 @@ class Feed:
         if ids is None:   # every followee's lists, the pull-tier ones too, below one horizon
             return await self._delta_fan_in([user, *sorted(following)], since, n), following
         followed = await self.followed_pull_authors(following)
-        if followed:
-            pulled, horizon = await self.pulled.oldest_since(sorted(followed), since, n)
-            # none of the pushed ids at or above the pulled lists' horizon: a client's next
-            # `since` would step over a pulled tweet made before them (merge_celebrities)
-            ids = sorted({i for i in ids if i < horizon} | set(pulled))
+        if followed:   # lists read after the newest pushed id, as merge_celebrities says
+            pulled = await self._delta_fan_in(sorted(followed), since, n, newer_than=max(ids, default=0))
+            ids = sorted(set(ids) | set(pulled))
         return sorted(ids)[:n], following
 
-    async def _delta_fan_in(self, authors: list[int], since: int, n: int) -> list[int]:
-        ids, _ = await self.pulled.oldest_since(authors, since, n)
+    async def _delta_fan_in(self, authors: list[int], since: int, n: int, *, newer_than: int = 0) -> list[int]:
+        ids = await self.pulled.oldest_since(authors, since, n, newer_than=newer_than)
         return sorted(ids)[:n]   # deleted ones too: counted for has_more, hydration drops them
 
     async def refresh_config(self) -> None:
@@ -424,27 +419,19 @@ class Feed:
             cache_failed("ranking_save", exc)
 
     async def merge_celebrities(self, before: int | None, n: int, ids: list[int],
-                                following: AbstractSet[int]) -> tuple[list[int], bool]:
+                                following: AbstractSet[int]) -> list[int]:
         """Design §05/§06 hybrid: pull-tier authors are never pushed; their newest tweets are
         read from the store (kept a second per process, `pulled`) and interleaved with the
-        pushed timeline `ids` (up to `n`), newest first.
-        On a first page, pushed ids at or above the pulled lists' horizon are held back: beside
-        lists read before it, a newer pushed id would make a page lacking a pulled tweet made in
-        between, and the next page's cursor would step over that tweet (a walk skipped one so in
-        the shard-lost row of the eighteenth verify table). A later read serves them, at most
-        pulled.TTL_S later. A later page's cursor is the oldest id of the page before, older
-        than any horizon but in a feed getting tweets faster than a page a second; there,
-        holding ids back would skip them. Also whether more may lie below: ids were held back
-        from a full page."""
+        pushed timeline `ids`, newest first. The lists are read again if they are older than
+        the newest pushed id: a page showing it beside a list lacking an older pulled tweet
+        would give a cursor that steps over that tweet."""
         followed = await self.followed_pull_authors(following)
         if not followed:
-            return ids, False
+            return ids
         CELEBRITY_MERGES.inc()
         upper = before if before is not None else 2**63 - 1
-        pulled, horizon = await self.pulled.ids(sorted(followed), upper, n)
-        kept = [i for i in ids if i < horizon] if before is None else ids
-        more_below = len(kept) < len(ids) and len(ids) >= n
-        return sorted(set(kept) | set(pulled), reverse=True)[:n], more_below
+        pulled = await self.pulled.ids(sorted(followed), upper, n, newer_than=max(ids, default=0))
+        return sorted(set(ids) | set(pulled), reverse=True)[:n]
 
     async def chronological_page(self, user: int, before: int | None,
                                  limit: int) -> tuple[list[dict[str, Any]], int | None, bool]:
@@ -453,9 +440,7 @@ class Feed:
         unfollowed authors are dropped after the ids are read, so when a page comes up short
         the ids below it are read too (twice as many each round, PAGE_FILL_ROUNDS rounds and
         PAGE_FILL_IDS ids at most, so a timeline full of an unfollowed account's tweets costs
-        each page a bounded amount) rather than giving a short page while there is more. A first
-        page whose newest pushed ids were held back (merge_celebrities) may come short, saying
-        more follows."""
+        each page a bounded amount) rather than giving a short page while there is more."""
         tweets: list[dict[str, Any]] = []
         has_more = True
         budget = max(PAGE_FILL_IDS, limit)
@@ -465,8 +450,8 @@ class Feed:
             if n == 0:
                 break
             budget -= n
-            ids, following, more_below = await self.candidates(user, before, n + 1)
-            has_more = len(ids) > n or more_below
+            ids, following = await self.candidates(user, before, n + 1)
+            has_more = len(ids) > n
             ids = ids[:n]
             found = self.only_followed(user, await self.hydrate(ids), following)
             if len(found) > want:            # a later round read more than the page needs
@@ -474,7 +459,7 @@ class Feed:
                 found, has_more = found[:want], True
             tweets += found
             before = ids[-1] if ids else before
-            if not has_more or len(tweets) == limit or more_below:   # (held back: a short first page will do)
+            if not has_more or len(tweets) == limit:
                 break
         return tweets, before, has_more
 
@@ -854,7 +839,7 @@ async def ranked_feed(feed: Feed, user: int, limit: int, cursor: tuple[int, int]
             has_more = offset + limit < len(saved)
             next_page = encode_ranked_cursor(anchor, offset + limit) if has_more else None
             return json_response({"tweets": page, "next_cursor": next_page, "has_more": has_more})
-    ids, following, _ = await feed.candidates(user, None if anchor is None else min(anchor + 1, MAX_ID), CANDIDATES)
+    ids, following = await feed.candidates(user, None if anchor is None else min(anchor + 1, MAX_ID), CANDIDATES)
     tweets = feed.only_followed(user, await feed.hydrate(ids), following)
     await feed.refresh_config()
     mutual = await feed.store.followers_among(user, sorted({author_of(t) for t in tweets} - {user}))
