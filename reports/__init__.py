@@ -141,25 +141,27 @@ def spike_drain(run: RunData) -> dict[str, Any] | None:
 
 def rising_crossing(run: RunData) -> dict[str, Any] | None:
     """The celebrity workload's rising account: its seeded followers, the new ones the workload
-    added (acknowledged follows, each follower once), and when (seconds into the load) it
-    reached the pull threshold. None when the run made no such follow."""
+    added (acknowledged follows that changed something, each follower once), and when (seconds
+    into the load) its follower count, unfollows taken off, first reached the pull threshold.
+    None when the run made no such follow."""
     graph = run.graph
     if graph is None:
         return None
     account = graph.rising
-    firsts: dict[int, float] = {}
-    for c in run.graph_changes:   # flips only: a follow by a seeded follower added nobody
-        if c.followee == account and c.following and c.follower not in firsts:
-            firsts[c.follower] = c.t
-    if not firsts:
+    changes = [c for c in run.graph_changes if c.followee == account]   # flips only, in time order
+    added = {c.follower for c in changes if c.following}
+    if not added:
         return None
     before = len(graph.followers_of(account))
-    times = sorted(firsts.values())
-    needed = graph.spec.pull_threshold - before
-    start = run.load_start_t or times[0]
-    return {"account": account, "followers_seeded": before, "follows_added": len(times),
+    count, crossed = before, None
+    for c in changes:
+        count += 1 if c.following else -1
+        if crossed is None and count >= graph.spec.pull_threshold:
+            crossed = c.t
+    start = run.load_start_t or changes[0].t
+    return {"account": account, "followers_seeded": before, "follows_added": len(added),
             "pull_threshold": graph.spec.pull_threshold,
-            "crossed_at_s": times[needed - 1] - start if 0 < needed <= len(times) else None}
+            "crossed_at_s": crossed - start if crossed is not None and before < graph.spec.pull_threshold else None}
 
 
 def write_reports(run_dir: Path, run: RunData, results: list[CheckResult]) -> Path:

@@ -124,6 +124,9 @@ def test_the_rising_account_crossing_is_timed_from_the_acknowledged_follows(spec
     # 4 twice is counted once, and 2 (a seeded follower) not at all
     assert rising_crossing(spec.write(run_dir)) == {"account": 1, "followers_seeded": 2, "follows_added": 4,
                                                     "pull_threshold": 5, "crossed_at_s": 30.0}
+    # a new follower gone again before 30 s: the count reaches 5 at 40 s
+    spec.graph_changes.append(FollowChange(t=T0 + 25, follower=5, followee=1, following=False))
+    assert rising_crossing(spec.write(run_dir))["crossed_at_s"] == 40.0  # type: ignore[index]
 
 
 def test_the_report_header_names_the_graph(spec: RunSpec, run_dir: Path) -> None:
