@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import yaml
 
+from harness.runtime import java
 from harness.runtime.component import Component, port_open
 from harness.runtime.process import ComponentError, ProcessSpec, wait_until
 
@@ -81,7 +82,7 @@ class Cassandra(Component):
         lay = self.ctx.layout
         classpath = f"{conf}:{lay.conf}:{lay.cassandra_jars}/*"
         argv = [
-            lay.java, "-Xms768m", "-Xmx768m", "-Xss256k", "-XX:+UseG1GC",
+            lay.java, "-Xms768m", "-Xmx768m", "-Xss256k", "-XX:+UseG1GC", *java.BROKER_JIT,
             "-XX:MaxDirectMemorySize=256m", "-XX:+HeapDumpOnOutOfMemoryError", "-XX:HeapDumpPath=/dev/null",
             f"-javaagent:{lay.jamm()}",
             *lay.jmx_agent(self.topo.cassandra_jmx_exporter_port),

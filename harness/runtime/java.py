@@ -11,6 +11,15 @@ from harness.runtime.process import ComponentError
 
 _JDK17 = Path("/usr/lib/jvm/java-17-openjdk-amd64/bin/java")
 
+# The brokers' JIT: C1 only, no C2. A campaign runs on a stack a minute or two old, and C2 spends
+# those minutes compiling: over the default campaign's load, Cassandra's C2 compiler thread used
+# more of a core than its request threads, and the machine was 71-86 % busy. With C1 alone,
+# Cassandra used 291-316 ms of CPU a second against 465-569, Kafka 101-113 against 166-223, the
+# machine 63-69 % busy, and the feed p99 was 65-72 ms against 85-271 (3 runs each, alternated;
+# README's Performance table). C1's code is slower than C2's would be once warm; the campaigns
+# here end before that pays.
+BROKER_JIT = ["-XX:TieredStopAtLevel=1"]
+
 
 def java17() -> str:
     if _JDK17.exists():

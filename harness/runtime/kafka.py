@@ -72,7 +72,7 @@ class Kafka(Component):
         self._data = data
         lay = self.ctx.layout
         argv = [
-            lay.java, "-Xms384m", "-Xmx384m", "-XX:+UseG1GC", "-XX:MaxGCPauseMillis=20",
+            lay.java, "-Xms384m", "-Xmx384m", "-XX:+UseG1GC", "-XX:MaxGCPauseMillis=20", *java.BROKER_JIT,
             "-Djava.awt.headless=true", *lay.jmx_agent(t.kafka_jmx_exporter_port),
             f"-Dlog4j.configuration=file:{lay.conf / 'kafka-log4j.properties'}",
             f"-Dkafka.logs.dir={data / 'logs'}",
