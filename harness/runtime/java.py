@@ -1,4 +1,5 @@
-"""Where the JDK 17 and the Maven-fetched jars are (installed by bin/setup)."""
+"""Where the JDK 17 and the Maven-fetched jars are (installed by bin/setup), and the JIT the
+brokers run with."""
 
 from __future__ import annotations
 
@@ -12,13 +13,16 @@ from harness.runtime.process import ComponentError
 _JDK17 = Path("/usr/lib/jvm/java-17-openjdk-amd64/bin/java")
 
 # The brokers' JIT: C1 only, no C2. A campaign runs on a stack a minute or two old, and C2 spends
-# those minutes compiling: over the default campaign's load, Cassandra's C2 compiler thread used
-# more of a core than its request threads, and the machine was 71-86 % busy. With C1 alone,
+# those minutes compiling: over the default campaign's load, JFR put Cassandra's C2 compiler
+# thread above all its request threads together, and Kafka's likewise. On 2026-12-06 (the default
+# campaign with 60 s of load, 3 runs each way, alternated, on the local runtime), with C1 alone
 # Cassandra used 291-316 ms of CPU a second against 465-569, Kafka 101-113 against 166-223, the
-# machine 63-69 % busy, and the feed p99 was 65-72 ms against 85-271 (3 runs each, alternated;
-# README's Performance table). C1's code is slower than C2's would be once warm; the campaigns
-# here end before that pays.
-BROKER_JIT = ["-XX:TieredStopAtLevel=1"]
+# machine was 63-69 % busy against 71-86, and the feed p99 was 65-72 ms against 85-271 (README's
+# Performance table has the docker runtime's too). C1's code is slower than C2's once warm: a
+# campaign of a few minutes ends before that pays; longer runs (a compose stack left up) were not
+# measured. Without tiering the JVM reserves a 48 MB code cache, not 240; C1 fills more of it
+# than C2 would, so the default is kept (reserved, not used, memory).
+BROKER_JIT = ["-XX:TieredStopAtLevel=1", "-XX:ReservedCodeCacheSize=240m"]
 
 
 def java17() -> str:
