@@ -296,8 +296,8 @@ class Feed:
             TIMELINE_CACHE.labels("hit" if ids is not None else "miss").inc()
             if ids is None:
                 self.rebuild_later(user)
-        if ids is None:
-            ids = await self.fan_in(user, before, n, following=following)
+        if ids is None:   # every followee's lists, the pull-tier ones too, below one horizon: nothing to merge
+            return await self.fan_in(user, before, n, following=following), following
         return await self.merge_celebrities(before, n, ids, following), following
 
     async def delta_ids(self, user: int, since: int, n: int) -> tuple[list[int], AbstractSet[int]]:
@@ -306,15 +306,16 @@ class Feed:
         accounts the user follows now."""
         ids, following, _ = await self._timeline(
             user, lambda beside: self.cache.timeline_since(user, since, n, beside=beside), "timeline_delta")
-        if ids is None:
-            ids = await self._delta_fan_in([user, *sorted(following)], since, n)
+        if ids is None:   # every followee's lists, the pull-tier ones too, below one horizon
+            return await self._delta_fan_in([user, *sorted(following)], since, n), following
         followed = await self.followed_pull_authors(following)
-        if followed:
-            ids = sorted(set(ids) | set(await self._delta_fan_in(sorted(followed), since, n)))
+        if followed:   # lists read after the newest pushed id, as merge_celebrities says
+            pulled = await self._delta_fan_in(sorted(followed), since, n, newer_than=max(ids, default=0))
+            ids = sorted(set(ids) | set(pulled))
         return sorted(ids)[:n], following
 
-    async def _delta_fan_in(self, authors: list[int], since: int, n: int) -> list[int]:
-        ids = await self.pulled.oldest_since(authors, since, n)
+    async def _delta_fan_in(self, authors: list[int], since: int, n: int, *, newer_than: int = 0) -> list[int]:
+        ids = await self.pulled.oldest_since(authors, since, n, newer_than=newer_than)
         return sorted(ids)[:n]   # deleted ones too: counted for has_more, hydration drops them
 
     async def refresh_config(self) -> None:
@@ -421,13 +422,15 @@ class Feed:
                                 following: AbstractSet[int]) -> list[int]:
         """Design §05/§06 hybrid: pull-tier authors are never pushed; their newest tweets are
         read from the store (kept a second per process, `pulled`) and interleaved with the
-        pushed timeline, newest first."""
+        pushed timeline `ids`, newest first. The lists are read again if they are older than
+        the newest pushed id: a page showing it beside a list lacking an older pulled tweet
+        would give a cursor that steps over that tweet."""
         followed = await self.followed_pull_authors(following)
         if not followed:
             return ids
         CELEBRITY_MERGES.inc()
         upper = before if before is not None else 2**63 - 1
-        pulled = await self.pulled.ids(sorted(followed), upper, n)
+        pulled = await self.pulled.ids(sorted(followed), upper, n, newer_than=max(ids, default=0))
         return sorted(set(ids) | set(pulled), reverse=True)[:n]
 
     async def chronological_page(self, user: int, before: int | None,

@@ -19,9 +19,12 @@ have been read up to TTL_S apart: a list read earlier can lack a tweet older tha
 list shows, and a cursor taken from that page would step over it for good. So a read serves
 only ids made before the oldest list it merges was read (its horizon): a new tweet reaches a
 store-path reader up to TTL_S late (well inside the 5 s steady-state median), never behind a
-newer one. Deleted ones are kept in the lists and need nothing: hydration drops them (a DELETE
-rewrites the cached tweet object at once), and counting them keeps "is there more below" right.
-Pages deeper than KEEP ids go to the store as before.
+newer one. The same holds beside ids read elsewhere: a read merging the lists with a pushed
+timeline, or reading below a cursor, has them read again first if they are older than the
+newest pushed id or the cursor (one store query, and only then). Deleted ones are kept in the
+lists and need nothing: hydration drops them (a DELETE rewrites the cached tweet object at
+once), and counting them keeps "is there more below" right. Pages deeper than KEEP ids go to
+the store as before.
 """
 
 from __future__ import annotations
@@ -33,11 +36,12 @@ from collections.abc import Awaitable, Callable, Sequence
 
 from prometheus_client import Counter
 
-from targets.feed.snowflake import first_id_at
+from targets.feed.snowflake import first_id_at, timestamp_ms
 from targets.feed.store import TweetRef
 
 TTL_S = 1.0
 KEEP = 60
+NO_CURSOR = 2**63 - 1
 EVICT_AFTER_S = 30.0   # lists not read again this long are dropped: memory holds the authors read lately
 
 REFRESHES = Counter("feed_pulled_refreshes_total",
@@ -65,15 +69,18 @@ class PulledTweets:
         self._refreshing: dict[int, asyncio.Future[None]] = {}
         self._swept_at = clock()
 
-    async def ids(self, authors: list[int], before: int, n: int) -> list[int]:
-        """Up to `n` ids of each author older than `before` (deleted ones included), newest first."""
-        pages = await self.by_author(authors, before, n)
+    async def ids(self, authors: list[int], before: int, n: int, *, newer_than: int = 0) -> list[int]:
+        """Up to `n` ids of each author older than `before` (deleted ones included), newest first.
+        `newer_than`: an id the lists must have been read after (`_fresh`)."""
+        pages = await self.by_author(authors, before, n, newer_than=newer_than)
         return sorted((i for page in pages.values() for i in page), reverse=True)
 
-    async def by_author(self, authors: list[int], before: int, n: int) -> dict[int, list[int]]:
+    async def by_author(self, authors: list[int], before: int, n: int, *,
+                        newer_than: int = 0) -> dict[int, list[int]]:
         """Each author's newest `n` ids older than `before` and the horizon (deleted ones
-        included), newest first."""
-        await self._fresh(authors)
+        included), newest first. The lists are read after `before` was made, so that a page
+        below a cursor another process gave lacks nothing above its horizon."""
+        await self._fresh(authors, after=max(newer_than, before if before < NO_CURSOR else 0))
         upper = min(before, self._horizon(authors))
         out: dict[int, list[int]] = {}
         deeper: list[int] = []
@@ -89,12 +96,12 @@ class PulledTweets:
                 out.setdefault(t.user_id, []).append(t.tweet_id)
         return out
 
-    async def oldest_since(self, authors: list[int], since: int, n: int) -> list[int]:
+    async def oldest_since(self, authors: list[int], since: int, n: int, *, newer_than: int = 0) -> list[int]:
         """Each author's first `n` ids after `since` and below the horizon (deleted ones
-        included), in no particular order."""
+        included), in no particular order. `newer_than` as in `ids`."""
         if self._oldest_since is None:
             raise TypeError("this PulledTweets was made without a store read of tweets after an id")
-        await self._fresh(authors)
+        await self._fresh(authors, after=newer_than)
         upper = self._horizon(authors)
         out: list[int] = []
         deeper: list[int] = []
@@ -112,15 +119,28 @@ class PulledTweets:
         """The first id made when the oldest of these authors' lists was read."""
         return first_id_at(min(self._lists[a].read_ms for a in authors)) if authors else 2**63 - 1
 
-    async def _fresh(self, authors: list[int]) -> None:
+    async def _fresh(self, authors: list[int], after: int = 0) -> None:
+        """Every author's list read less than TTL_S ago, and after the id `after` was made (0:
+        any time). A caller merging the lists with ids read elsewhere passes the newest of
+        those: a list read before it could lack a tweet older than it, and a page showing both
+        would give a cursor that steps over that tweet (a walk skipped one so, in the
+        shard-lost row of the eighteenth verify table: the horizon capped the pulled ids only,
+        not the pushed ones merged beside them)."""
+        after_ms = timestamp_ms(after) if after else -1
         now = self._clock()
         if now - self._swept_at > EVICT_AFTER_S:
             self._swept_at = now
             for a in [a for a, kept in self._lists.items() if now - kept.read_at > EVICT_AFTER_S]:
                 del self._lists[a]
-        expired = [a for a in authors if a not in self._lists or now - self._lists[a].read_at >= TTL_S]
+        expired = [a for a in authors if a not in self._lists or now - self._lists[a].read_at >= TTL_S
+                   or self._lists[a].read_ms <= after_ms]
         if expired:
             await self._refresh(expired)
+        # a refresh another request had sent may have been sent before `after`: then one of ours
+        # (one sent while this one waited was sent after it)
+        behind = [a for a in authors if self._lists[a].read_ms <= after_ms]
+        if behind:
+            await self._refresh(behind)
 
     async def _refresh(self, authors: list[int]) -> None:
         waiting = [self._refreshing[a] for a in authors if a in self._refreshing]

@@ -139,3 +139,37 @@ def test_a_page_or_delta_past_the_kept_ids_reads_the_store_and_old_lists_are_dro
     assert delta == sorted(sorted(prolific)[:5] + [made_at(t0 - 20_000)])
     assert [r for r, _ in store.reads] == ["newest", "newest", "since", "newest"]
     assert kept == 1   # author 1's list, unread for EVICT_AFTER_S, was dropped
+
+
+def test_lists_older_than_a_pushed_id_or_a_cursor_beside_them_are_read_again() -> None:
+    """The eighteenth verify table's skip: a page showed a pushed tweet newer than a pull-tier
+    tweet that this process's list, read before it, lacked; the next page's cursor stepped
+    over it. A list older than the newest id merged beside it, or than the cursor a page is
+    read below, is read again first; a list fresh enough is not."""
+    clocks = Clocks()
+    t0 = clocks.wall_ms
+    store = Authors({1: [made_at(t0 - 500)]})
+    pulled = PulledTweets(store.newest, store.oldest_since, clock=lambda: clocks.t, wall=lambda: clocks.wall_ms / 1000)
+
+    async def scenario() -> tuple[list[int], list[int], list[int], list[int], list[int]]:
+        await pulled.ids([1], 2**63 - 1, 20)                      # author 1's list, read at t0
+        clocks.advance(0.4)
+        store.tweets[1].append(made_at(t0 + 100))                 # the pull-tier tweet
+        pushed = made_at(t0 + 300)                                # a pushed tweet made after it
+        unaware = await pulled.ids([1], 2**63 - 1, 20)            # (no pushed id beside it: the list stands)
+        older = await pulled.ids([1], 2**63 - 1, 20, newer_than=made_at(t0 - 100))
+        beside = await pulled.ids([1], 2**63 - 1, 20, newer_than=pushed)
+        clocks.advance(0.4)
+        store.tweets[1].append(made_at(t0 + 600))
+        below = await pulled.ids([1], made_at(t0 + 700), 20)      # a cursor another process gave
+        delta = await pulled.oldest_since([1], made_at(t0 - 1000), 20, newer_than=made_at(t0 + 750))
+        return unaware, older, beside, below, sorted(delta)
+
+    unaware, older, beside, below, delta = asyncio.run(scenario())
+    assert unaware == older == [made_at(t0 - 500)]
+    assert beside == [made_at(t0 + 100), made_at(t0 - 500)]
+    assert below == [made_at(t0 + 600), made_at(t0 + 100), made_at(t0 - 500)]
+    assert delta == [made_at(t0 - 500), made_at(t0 + 100), made_at(t0 + 600)]
+    # read at t0, again beside the pushed id, again below the cursor; the delta's list (read at
+    # t0 + 800 ms) was fresh enough
+    assert [r for r, _ in store.reads] == ["newest", "newest", "newest"]
