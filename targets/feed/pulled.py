@@ -45,7 +45,9 @@ NO_CURSOR = 2**63 - 1
 EVICT_AFTER_S = 30.0   # lists not read again this long are dropped: memory holds the authors read lately
 
 REFRESHES = Counter("feed_pulled_refreshes_total",
-                    "Store reads of authors' newest tweet ids (celebrity merge and fan-in)")
+                    "Store reads of authors' newest tweet ids (celebrity merge and fan-in), by why: expired "
+                    "(older than TTL_S, or not kept) or behind (fresh, but read before an id merged beside it)",
+                    ["why"])
 
 Newest = Callable[[list[int], int, int], Awaitable[Sequence[TweetRef]]]        # (authors, before, per_author)
 OldestSince = Callable[[list[int], int, int], Awaitable[Sequence[TweetRef]]]   # (authors, since, per_author)
@@ -77,7 +79,7 @@ class PulledTweets:
 
     async def by_author(self, authors: list[int], before: int, n: int, *,
                         newer_than: int = 0) -> dict[int, list[int]]:
-        """Each author's newest `n` ids older than `before` and the horizon (deleted ones
+        """Each author's newest `n` ids older than `before` and below the horizon (deleted ones
         included), newest first. The lists are read after `before` was made, so that a page
         below a cursor another process gave lacks nothing above its horizon."""
         await self._fresh(authors, after=max(newer_than, before if before < NO_CURSOR else 0))
@@ -126,23 +128,25 @@ class PulledTweets:
         would give a cursor that steps over that tweet (a walk skipped one so, in the
         shard-lost row of the eighteenth verify table: the horizon capped the pulled ids only,
         not the pushed ones merged beside them)."""
-        after_ms = timestamp_ms(after) if after else -1
+        # (an id from the future, a client's cursor say, asks no more than a list read now)
+        after_ms = min(timestamp_ms(after), int(self._wall() * 1000) - 1) if after else -1
         now = self._clock()
         if now - self._swept_at > EVICT_AFTER_S:
             self._swept_at = now
             for a in [a for a, kept in self._lists.items() if now - kept.read_at > EVICT_AFTER_S]:
                 del self._lists[a]
-        expired = [a for a in authors if a not in self._lists or now - self._lists[a].read_at >= TTL_S
-                   or self._lists[a].read_ms <= after_ms]
-        if expired:
-            await self._refresh(expired)
+        expired = [a for a in authors if a not in self._lists or now - self._lists[a].read_at >= TTL_S]
+        due = set(expired)
+        behind = [a for a in authors if a not in due and self._lists[a].read_ms <= after_ms]
+        if expired or behind:
+            await self._refresh(expired + behind, "expired" if expired else "behind")
         # a refresh another request had sent may have been sent before `after`: then one of ours
         # (one sent while this one waited was sent after it)
         behind = [a for a in authors if self._lists[a].read_ms <= after_ms]
         if behind:
-            await self._refresh(behind)
+            await self._refresh(behind, "behind")
 
-    async def _refresh(self, authors: list[int]) -> None:
+    async def _refresh(self, authors: list[int], why: str) -> None:
         waiting = [self._refreshing[a] for a in authors if a in self._refreshing]
         mine = [a for a in authors if a not in self._refreshing]
         if mine:
@@ -151,7 +155,7 @@ class PulledTweets:
                 self._refreshing[a] = done
             try:
                 read_at, read_ms = self._clock(), int(self._wall() * 1000)
-                REFRESHES.inc()
+                REFRESHES.labels(why).inc()
                 tweets = await self._newest(mine, 2**63 - 1, KEEP)
                 by_author: dict[int, list[int]] = {a: [] for a in mine}
                 for t in tweets:
