@@ -21,7 +21,8 @@ only ids made before the oldest list it merges was read (its horizon): a new twe
 store-path reader up to TTL_S late (well inside the 5 s steady-state median), never behind a
 newer one. The same holds beside ids read elsewhere: a read merging the lists with a pushed
 timeline, or reading below a cursor, has them read again first if they are older than the
-newest pushed id or the cursor (one store query, and only then). Deleted ones are kept in the
+newest pushed id or the cursor (one store query, and only then; a request that joined another's
+query, sent before its id, sends one more). Deleted ones are kept in the
 lists and need nothing: hydration drops them (a DELETE rewrites the cached tweet object at
 once), and counting them keeps "is there more below" right. Pages deeper than KEEP ids go to
 the store as before.
@@ -81,8 +82,12 @@ class PulledTweets:
                         newer_than: int = 0) -> dict[int, list[int]]:
         """Each author's newest `n` ids older than `before` and below the horizon (deleted ones
         included), newest first. The lists are read after `before` was made, so that a page
-        below a cursor another process gave lacks nothing above its horizon."""
-        await self._fresh(authors, after=max(newer_than, before if before < NO_CURSOR else 0))
+        below a cursor another process gave lacks nothing above its horizon. A cursor from the
+        future (no page gave it: a client's own) asks nothing of the lists: below it is a first
+        page, which the horizon keeps whole; held to "read after it", every such request would
+        read the store again."""
+        cursor = before if before < NO_CURSOR and timestamp_ms(before) <= int(self._wall() * 1000) else 0
+        await self._fresh(authors, after=max(newer_than, cursor))
         upper = min(before, self._horizon(authors))
         out: dict[int, list[int]] = {}
         deeper: list[int] = []
@@ -128,7 +133,8 @@ class PulledTweets:
         would give a cursor that steps over that tweet (a walk skipped one so, in the
         shard-lost row of the eighteenth verify table: the horizon capped the pulled ids only,
         not the pushed ones merged beside them)."""
-        # (an id from the future, a client's cursor say, asks no more than a list read now)
+        # (an id from the future, a pushed one after the wall clock stepped back say, asks no
+        # more than a list read now)
         after_ms = min(timestamp_ms(after), int(self._wall() * 1000) - 1) if after else -1
         now = self._clock()
         if now - self._swept_at > EVICT_AFTER_S:
