@@ -23,7 +23,7 @@ import shlex
 import tempfile
 import uuid
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +37,7 @@ from harness.runtime.feed import FeedService
 from harness.runtime.images import FEED_PACKAGES
 from harness.runtime.kafka import Kafka
 from harness.runtime.nginx import Nginx
-from harness.runtime.process import ProcessSpec
+from harness.runtime.process import ProcessSpec, cpu_weight
 from harness.runtime.prometheus import Prometheus
 from harness.runtime.redis_cluster import RedisCluster
 from harness.runtime.toxiproxy import Toxiproxy
@@ -197,9 +197,8 @@ class _Stack:
 
     def spec(self, component: str, name: str) -> ProcessSpec:
         s = self.components[component].procs[name].spec
-        return ProcessSpec(s.name, [self.fix(str(a)) for a in s.argv], s.log,
-                           Path(self.fix(str(s.cwd))) if s.cwd else None,
-                           {k: self.fix(v) for k, v in s.env.items()}, s.image)
+        return replace(s, argv=[self.fix(str(a)) for a in s.argv], cwd=Path(self.fix(str(s.cwd))) if s.cwd else None,
+                       env={k: self.fix(v) for k, v in s.env.items()})
 
     def config_files(self) -> dict[str, str]:
         """Each file the components wrote (configuration) -> its text, by its path under STACK."""
@@ -221,7 +220,7 @@ class _Services:
 
     def add(self, name: str, image: str, command: list[str], *, cwd: Path | None = None,
             env: dict[str, str] | None = None, health: list[str] | None = None,
-            after: dict[str, str] | None = None, once: bool = False) -> None:
+            after: dict[str, str] | None = None, once: bool = False, nice: int = 0) -> None:
         v = self.v
         ref = v.images.get(name) or v.images[image]
         svc: dict[str, Any] = {"image": ref}
@@ -252,6 +251,8 @@ class _Services:
                                  **{n: {"condition": c} for n, c in (after or {}).items()}}
         svc["mem_limit"] = MEMORY_LIMITS[image]
         svc["cpus"] = CPUS[image]
+        if nice:
+            svc["cpu_shares"] = cpu_weight(nice)
         if once:
             svc["restart"] = "on-failure"
         else:
@@ -267,7 +268,7 @@ class _Services:
                 argv = [argv[0], *[f"-{a}" if a.startswith("-") and not a.startswith("--") else a for a in argv[1:]]]
             command = _escape(argv)
         self.add(spec.name, spec.image, command, cwd=spec.cwd, env={**spec.env, **(env or {})}, health=health,
-                 after=after)
+                 after=after, nice=spec.nice)
 
 
 def _compose_file(topo: Topology, variant: Variant, scratch: Path, out: Path) -> tuple[str, dict[str, str]]:

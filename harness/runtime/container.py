@@ -19,7 +19,7 @@ import docker
 from docker.errors import APIError, NotFound
 from docker.models.containers import Container
 
-from harness.runtime.process import ComponentError, ManagedProcess, ProcessSpec
+from harness.runtime.process import ComponentError, ManagedProcess, ProcessSpec, cpu_weight
 
 
 @dataclass(frozen=True)
@@ -91,7 +91,8 @@ class ContainerProcess(ManagedProcess):
                 name=self.container_name, detach=True, init=True, network_mode="host",
                 environment=dict(self.spec.env), working_dir=str(self.spec.cwd) if self.spec.cwd else None,
                 volumes={str(m.source): {"bind": str(m.target), "mode": m.mode} for m in self.mounts},
-                labels=self.labels, mem_limit=self.memory, memswap_limit=self.memory)
+                labels=self.labels, mem_limit=self.memory, memswap_limit=self.memory,
+                cpu_shares=cpu_weight(self.spec.nice) if self.spec.nice else None)
         except APIError as exc:
             raise ComponentError(self.name, f"its container did not start: {exc}", self.spec.log) from exc
         self._last_state = {}

@@ -9,6 +9,7 @@ during `run`, the detached supervisor after `feedlab up`).
 from __future__ import annotations
 
 import ctypes
+import functools
 import os
 import signal
 import subprocess
@@ -21,10 +22,18 @@ from pathlib import Path
 _PR_SET_PDEATHSIG = 1
 
 
-def _die_with_parent() -> None:  # runs in the child between fork and exec
+def _die_with_parent(nice: int = 0) -> None:  # runs in the child between fork and exec
     libc = ctypes.CDLL("libc.so.6", use_errno=True)
     libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
     os.setpgid(0, 0)
+    if nice:
+        os.nice(nice)   # before exec: every thread the program starts inherits it
+
+
+def cpu_weight(nice: int) -> int:
+    """The scheduler's weight of a task at `nice` (the kernel's sched_prio_to_weight: 1024 at 0,
+    110 at 10): a container's cpu.shares that gives it the same share against nice-0 ones."""
+    return max(2, round(1024 / 1.25 ** nice))
 
 
 # Linux sends the parent-death signal when the *thread* that forked the child exits, not the
@@ -43,6 +52,7 @@ class ProcessSpec:
     cwd: Path | None = None
     env: dict[str, str] = field(default_factory=dict)
     image: str = ""          # the docker runtime's image for it (compose/images/<image>)
+    nice: int = 0            # its CPU priority below the others' (a container: cpu.shares, `cpu_weight`)
 
 
 class ManagedProcess:
@@ -70,7 +80,8 @@ class ManagedProcess:
             try:
                 self._popen = _SPAWNER.submit(
                     subprocess.Popen, list(self.spec.argv), stdout=log, stderr=subprocess.STDOUT,
-                    stdin=subprocess.DEVNULL, cwd=self.spec.cwd, env=env, preexec_fn=_die_with_parent,
+                    stdin=subprocess.DEVNULL, cwd=self.spec.cwd, env=env,
+                    preexec_fn=functools.partial(_die_with_parent, self.spec.nice),
                 ).result()
             except FileNotFoundError as exc:
                 raise ComponentError(self.name, f"cannot execute {self.spec.argv[0]}: {exc.strerror}") from exc

@@ -40,6 +40,13 @@ def reaper_removed(stack_dir: Path, within_s: float = 30) -> int:
     raise AssertionError(f"the reaper logged no removal within {within_s} s: {log.read_text()!r}")
 
 
+def lowered(port: str) -> set[str]:
+    """The stack's containers whose cpu.shares are below the default (the workers': WORKER_NICE)."""
+    client = connect()
+    return {c.name for c in client.containers.list(filters={"label": [f"{LABEL_STACK}={port}"]})
+            if 0 < c.attrs["HostConfig"]["CpuShares"] < 1024}
+
+
 def wait_no_containers(port: str, within_s: float = 30) -> None:
     end = time.monotonic() + within_s
     while time.monotonic() < end:
@@ -119,6 +126,8 @@ def test_up_status_kill_pause_restart_down_on_docker(tmp_path: Path) -> None:
         assert feedlab("kill", "worker-1", "--base-port", PORT).returncode == 0
         assert "exited(137)" in feedlab("status", "--base-port", PORT).stdout
         assert feedlab("restart", "worker-1", "--base-port", PORT).returncode == 0
+        workers = [c for c in sorted(containers_of(PORT)) if "worker-" in c]
+        assert len(workers) == 2 and sorted(lowered(PORT)) == workers   # worker-1 restarted: a new container
         assert feedlab("pause", "api-2", "--base-port", PORT).returncode == 0
         status = feedlab("status", "--base-port", PORT).stdout
         assert "paused" in status and "exited" not in status

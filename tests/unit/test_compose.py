@@ -33,6 +33,7 @@ def test_every_process_of_the_stack_is_a_service_of_both_compose_files() -> None
         for name in processes:
             svc = svcs[name]
             assert svc["network_mode"] == "host" and svc["mem_limit"] and svc["cpus"] > 0, (path, name)
+            assert svc.get("cpu_shares") == (110 if name in topo.worker_names() else None), (path, name)   # nice 10
             assert svc["depends_on"]["stack-folders"] == {"condition": "service_completed_successfully"}
 
 

@@ -3,13 +3,15 @@ signal is per thread on Linux): a fault's heal restarts components on the chaos 
 
 from __future__ import annotations
 
+import sys
 import threading
 import time
 from pathlib import Path
 
+import psutil
 import pytest
 
-from harness.runtime.process import ManagedProcess, ProcessSpec
+from harness.runtime.process import ManagedProcess, ProcessSpec, cpu_weight
 
 pytestmark = pytest.mark.unit
 
@@ -25,3 +27,29 @@ def test_a_process_started_on_a_short_lived_thread_survives_it(tmp_path: Path) -
     finally:
         proc.kill()
     assert not proc.running()
+
+
+def test_a_process_started_at_a_lower_priority_and_its_threads_run_there(tmp_path: Path) -> None:
+    """The fan-out workers run at WORKER_NICE: set in the child before exec, so the threads the
+    program starts later (librdkafka's) inherit it."""
+    script = "import threading, time; threading.Thread(target=time.sleep, args=(30,)).start(); time.sleep(30)"
+    proc = ManagedProcess(ProcessSpec("lower", [sys.executable, "-c", script], tmp_path / "lower.log", nice=10))
+    proc.start()
+    try:
+        assert proc.pid is not None and eventually_threads(proc.pid, 2)
+        assert {psutil.Process(t.id).nice() for t in psutil.Process(proc.pid).threads()} == {10}
+    finally:
+        proc.kill()
+
+
+def eventually_threads(pid: int, n: int) -> bool:
+    for _ in range(100):
+        if psutil.Process(pid).num_threads() >= n:
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def test_a_container_s_cpu_shares_weigh_as_a_process_at_that_priority() -> None:
+    """The kernel's sched_prio_to_weight table: 1024 at nice 0, 110 at 10, 15 at 19."""
+    assert [cpu_weight(n) for n in (0, 10, 19)] == [1024, 110, 15]
