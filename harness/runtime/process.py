@@ -30,10 +30,16 @@ def _die_with_parent(nice: int = 0) -> None:  # runs in the child between fork a
         os.nice(nice)   # before exec: every thread the program starts inherits it
 
 
+# The kernel's sched_prio_to_weight for nice 0 to 19 (kernel/sched/core.c)
+_WEIGHTS = (1024, 820, 655, 526, 423, 335, 272, 215, 172, 137, 110, 87, 70, 56, 45, 36, 29, 23, 18, 15)
+
+
 def cpu_weight(nice: int) -> int:
-    """The scheduler's weight of a task at `nice` (the kernel's sched_prio_to_weight: 1024 at 0,
-    110 at 10): a container's cpu.shares that gives it the same share against nice-0 ones."""
-    return max(2, round(1024 / 1.25 ** nice))
+    """The scheduler's weight of a task at `nice` (0 to 19): the cpu.shares (cgroup v1) that
+    gives a container the share such a task has against nice-0 ones."""
+    if not 0 <= nice < len(_WEIGHTS):
+        raise ValueError(f"nice {nice}: a component runs at 0 to 19")
+    return _WEIGHTS[nice]
 
 
 # Linux sends the parent-death signal when the *thread* that forked the child exits, not the

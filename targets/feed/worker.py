@@ -819,10 +819,6 @@ def _commit(consumer: Consumer) -> None:
 
 def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    # Fan-out is background work: on a machine it shares with the API it yields the CPU to
-    # requests, and a write spike becomes Kafka lag (design §05: the queue absorbs the burst)
-    # instead of slow reads. Production runs workers on their own machines.
-    os.nice(int(os.environ.get("FEED_WORKER_NICE", "10")))
     settings = Settings.from_env()
     start_http_server(int(os.environ["FEED_METRICS_PORT"]), addr="127.0.0.1")
     worker = FanoutWorker(settings)

@@ -14,6 +14,8 @@ import pytest
 import records
 from harness.runtime.docker_engine import connect
 from harness.runtime.docker_runtime import LABEL_STACK
+from harness.runtime.feed import WORKER_NICE
+from harness.runtime.process import cpu_weight
 from tests.campaign.conftest import feedlab, feedlab_run
 
 pytestmark = pytest.mark.campaign
@@ -41,10 +43,11 @@ def reaper_removed(stack_dir: Path, within_s: float = 30) -> int:
 
 
 def lowered(port: str) -> set[str]:
-    """The stack's containers whose cpu.shares are below the default (the workers': WORKER_NICE)."""
+    """The stack's containers whose cpu.shares are the workers' (WORKER_NICE's weight); the
+    others have none (the engine's default)."""
     client = connect()
     return {c.name for c in client.containers.list(filters={"label": [f"{LABEL_STACK}={port}"]})
-            if 0 < c.attrs["HostConfig"]["CpuShares"] < 1024}
+            if c.attrs["HostConfig"]["CpuShares"] == cpu_weight(WORKER_NICE)}
 
 
 def wait_no_containers(port: str, within_s: float = 30) -> None:

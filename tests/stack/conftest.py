@@ -186,6 +186,7 @@ def sibling_worker(stack: Stack, tmp_path: Path) -> Iterator[Callable[[dict[str,
     the test: the stack's workers are paused, and their partitions move to it once their Kafka
     sessions expire (about 10 s). Afterwards (or at `hand_back`) it stops, the workers resume,
     and the test waits until they own every lane again."""
+    from harness.runtime.feed import WORKER_NICE
     from harness.runtime.process import ProcessSpec, wait_until
 
     workers = stack.topo.worker_names()
@@ -205,7 +206,7 @@ def sibling_worker(stack: Stack, tmp_path: Path) -> Iterator[Callable[[dict[str,
         port = stack.topo.base_port + 599
         env = {**stack.runtime.feed.env(), "FEED_METRICS_PORT": str(port), **extra_env}
         proc = ManagedProcess(ProcessSpec(f"sibling-worker-{port}", [sys.executable, "-m", "targets.feed.worker"],
-                                          tmp_path / "sibling-worker.log", env=env))
+                                          tmp_path / "sibling-worker.log", env=env, nice=WORKER_NICE))
         for w in workers:
             stack.runtime.pause(w)
         proc.start()

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import socket
 
 import httpx
+import psutil
 import pytest
 
+from harness.runtime.feed import WORKER_NICE
 from harness.runtime.local import LocalRuntime, PortInUse
 from harness.topology import Topology
 from tests.stack.conftest import Stack
@@ -43,11 +46,29 @@ def test_clients_reach_stores_only_through_toxiproxy(stack: Stack) -> None:
     assert {b.port for b in brokers.values()} == {stack.topo.kafka_proxy_port}
 
 
+def niceness(stack: Stack, name: str) -> set[int]:
+    """The nice value of every thread of the component `name`."""
+    pid = next(s.pid for s in stack.runtime.status() if s.name == name)
+    assert pid is not None, name
+    return {psutil.Process(t.id).nice() for t in psutil.Process(pid).threads()}
+
+
+def test_the_fan_out_workers_run_below_the_read_path(stack: Stack) -> None:
+    """Every thread of a worker (librdkafka's too) at WORKER_NICE, the API instances at the
+    harness's own priority."""
+    own = os.nice(0)
+    for name in stack.topo.worker_names():
+        assert niceness(stack, name) == {min(19, own + WORKER_NICE)}, name
+    for name in stack.topo.api_names():
+        assert niceness(stack, name) == {own}, name
+
+
 def test_kill_and_restart_a_worker_by_name(stack: Stack) -> None:
     stack.runtime.kill("worker-2")
     assert states(stack)["worker-2"].startswith("exited")
     stack.runtime.restart("worker-2")
     assert states(stack)["worker-2"] == "running"
+    assert niceness(stack, "worker-2") == {min(19, os.nice(0) + WORKER_NICE)}   # a restart keeps its priority
 
 
 def test_pause_and_resume_an_api_instance(stack: Stack) -> None:

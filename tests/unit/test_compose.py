@@ -8,6 +8,8 @@ import yaml
 
 from harness.compose import COMPOSE_FILE, SECRET, render
 from harness.paths import REPO
+from harness.runtime.feed import WORKER_NICE
+from harness.runtime.process import cpu_weight
 from harness.topology import Topology
 
 pytestmark = pytest.mark.unit
@@ -33,7 +35,8 @@ def test_every_process_of_the_stack_is_a_service_of_both_compose_files() -> None
         for name in processes:
             svc = svcs[name]
             assert svc["network_mode"] == "host" and svc["mem_limit"] and svc["cpus"] > 0, (path, name)
-            assert svc.get("cpu_shares") == (110 if name in topo.worker_names() else None), (path, name)   # nice 10
+            assert svc.get("cpu_shares") == (cpu_weight(WORKER_NICE) if name in topo.worker_names() else None), \
+                (path, name)
             assert svc["depends_on"]["stack-folders"] == {"condition": "service_completed_successfully"}
 
 
