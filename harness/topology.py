@@ -19,7 +19,11 @@ REDIS_NODE_TIMEOUT_MS = 2000
 # A fan-out worker that died is noticed by the Kafka group coordinator after this long and its
 # partitions are reassigned. 10 s instead of 45 s (the broker minimum is lowered to match).
 KAFKA_SESSION_TIMEOUT_MS = 10000
-KAFKA_HEARTBEAT_MS = 2000
+# A heartbeat a second leaves a session 1 s of margin over the kafka-pause experiment's 8 s
+# broker pause. At 2 s the last answered heartbeat could be 2 s old when the broker stopped:
+# the sessions expired at the heal, and a like waited 10 s more for its lane to rejoin
+# (VERIFY-HISTORY, the twenty-first table).
+KAFKA_HEARTBEAT_MS = 1000
 
 REDIS_NODES = 6            # 3 primaries + 3 replicas
 # The client roles with links of their own to every store node (Toxiproxy proxies), so that a

@@ -118,7 +118,7 @@ class Settings:
             pull_threshold=pull,
             timeline_cap=_int(env, "FEED_TIMELINE_CAP", 800, 1, 100000),
             kafka_session_timeout_ms=_int(env, "FEED_KAFKA_SESSION_TIMEOUT_MS", 10000, 1000, 600000),
-            kafka_heartbeat_ms=_int(env, "FEED_KAFKA_HEARTBEAT_MS", 2000, 100, 60000),
+            kafka_heartbeat_ms=_int(env, "FEED_KAFKA_HEARTBEAT_MS", 1000, 100, 60000),
             rate_limit_tweets=_int(env, "FEED_RATE_LIMIT_TWEETS", 300, 1, 10**9),
             rate_limit_window_s=_int(env, "FEED_RATE_LIMIT_WINDOW_S", 3 * 3600, 1, 7 * 86400),
             idempotency_ttl_s=_int(env, "FEED_IDEMPOTENCY_TTL_S", 24 * 3600, 1, 7 * 86400),
