@@ -88,7 +88,7 @@ class Settings:
     pull_threshold: int = 1000       # at or above: pull at read time (celebrity)
     timeline_cap: int = 800
     kafka_session_timeout_ms: int = 10000
-    kafka_heartbeat_ms: int = 2000
+    kafka_heartbeat_ms: int = 1000
     rate_limit_tweets: int = 300     # per user, in any rolling window of rate_limit_window_s
     rate_limit_window_s: int = 3 * 3600
     idempotency_ttl_s: int = 24 * 3600

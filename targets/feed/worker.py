@@ -666,7 +666,7 @@ class CounterLane:
 
 def may_have_lost_partitions(frozen_s: float, iteration_s: float, session_timeout_s: float) -> bool:
     """Whether a lane's group may have moved its partitions on during its last iteration: the
-    process was frozen for half a session (heartbeats come every few seconds), or the lane did
+    process was frozen for half a session (heartbeats come every second), or the lane did
     not poll for half of max.poll.interval.ms."""
     return frozen_s > session_timeout_s / 2 or iteration_s > MAX_POLL_INTERVAL_MS / 1000 / 2
 
