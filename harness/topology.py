@@ -21,8 +21,8 @@ REDIS_NODE_TIMEOUT_MS = 2000
 KAFKA_SESSION_TIMEOUT_MS = 10000
 # A heartbeat a second leaves a session 1 s of margin over the kafka-pause experiment's 8 s
 # broker pause. At 2 s the last answered heartbeat could be 2 s old when the broker stopped:
-# the sessions expired at the heal, and a like waited 10 s more for its lane to rejoin
-# (VERIFY-HISTORY, the twenty-first table).
+# the sessions expired at the heal, and the broker held the lane's rebalance one more session
+# (10 s) for the stale member (VERIFY-HISTORY, the twenty-first table).
 KAFKA_HEARTBEAT_MS = 1000
 
 REDIS_NODES = 6            # 3 primaries + 3 replicas

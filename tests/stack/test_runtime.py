@@ -53,14 +53,18 @@ def niceness(stack: Stack, name: str) -> set[int]:
     return {psutil.Process(t.id).nice() for t in psutil.Process(pid).threads()}
 
 
+def workers_nice() -> set[int]:
+    """A worker's threads' nice: WORKER_NICE above the harness's own, 19 at most."""
+    return {min(19, os.nice(0) + WORKER_NICE)}
+
+
 def test_the_fan_out_workers_run_below_the_read_path(stack: Stack) -> None:
     """Every thread of a worker (librdkafka's too) at WORKER_NICE, the API instances at the
     harness's own priority."""
-    own = os.nice(0)
     for name in stack.topo.worker_names():
-        assert niceness(stack, name) == {min(19, own + WORKER_NICE)}, name
+        assert niceness(stack, name) == workers_nice(), name
     for name in stack.topo.api_names():
-        assert niceness(stack, name) == {own}, name
+        assert niceness(stack, name) == {os.nice(0)}, name
 
 
 def test_kill_and_restart_a_worker_by_name(stack: Stack) -> None:
@@ -68,7 +72,7 @@ def test_kill_and_restart_a_worker_by_name(stack: Stack) -> None:
     assert states(stack)["worker-2"].startswith("exited")
     stack.runtime.restart("worker-2")
     assert states(stack)["worker-2"] == "running"
-    assert niceness(stack, "worker-2") == {min(19, os.nice(0) + WORKER_NICE)}   # a restart keeps its priority
+    assert niceness(stack, "worker-2") == workers_nice()   # a restart keeps its priority
 
 
 def test_pause_and_resume_an_api_instance(stack: Stack) -> None:
