@@ -29,6 +29,38 @@ def test_steal_above_the_bound_invalidates_the_run_whatever_else_passed(spec: Ru
     assert exit_code(run_all_checks(run)) == 2
 
 
+def test_a_stretch_of_steal_invalidates_the_run_though_the_whole_run_s_mean_is_below_the_bound(
+        spec: RunSpec, run_dir: Path) -> None:
+    # The shape of a deletion-lag run on 2026-12-07: little steal for 34 s, then 8-20 % to the end
+    # (7.4 % mean over its 60 s); its feed p99 failed in its last two 10 s windows only.
+    spec.machine = [replace(s, steal_percent=16.0 if s.t - T0 >= 34 else 1.0) for s in spec.machine]
+    result = machine.check(spec.write(run_dir))
+    assert result.evidence["steal_mean_percent"] < 10 and result.evidence["steal_worst_window_percent"] == 16.0
+    assert result.verdict is Verdict.FAIL and result.invalidates_run
+    assert "16.0 % over its worst 10 s (34 s into the load" in result.summary
+
+
+def test_one_second_of_steal_does_not_make_a_stretch(spec: RunSpec, run_dir: Path) -> None:
+    spec.machine = [replace(s, steal_percent=60.0 if s.t - T0 == 30 else 1.0) for s in spec.machine]
+    result = machine.check(spec.write(run_dir))
+    assert result.verdict is Verdict.PASS, result.summary
+    assert result.evidence["steal_worst_window_percent"] == pytest.approx(6.9)
+
+
+def test_a_stretch_is_judged_only_whole(spec: RunSpec, run_dir: Path) -> None:
+    # Steal in the load's last 9 s: no 10 s stretch lies wholly inside it, and each that holds it
+    # averages below the bound; a tenth second makes one.
+    spec.machine = [replace(s, steal_percent=11.0 if s.t - T0 >= 51 else 0.0) for s in spec.machine]
+    assert machine.check(spec.write(run_dir)).verdict is Verdict.PASS
+    spec.machine = [replace(s, steal_percent=11.0 if s.t - T0 >= 50 else 0.0) for s in spec.machine]
+    assert machine.check(spec.write(run_dir / "ten")).verdict is Verdict.FAIL
+
+
+def test_a_load_shorter_than_a_stretch_is_judged_on_its_mean(spec: RunSpec, run_dir: Path) -> None:
+    spec.machine = [replace(s, steal_percent=11.0) for s in spec.machine[:5]]
+    assert machine.worst_window(spec.machine, machine.WINDOW_S) == (11.0, T0)
+
+
 def test_the_bound_comes_from_the_scenario(spec: RunSpec, run_dir: Path) -> None:
     spec.manifest["slo"] = {"steal_max_percent": 1.0}
     assert machine.check(spec.write(run_dir)).verdict is Verdict.FAIL
