@@ -339,7 +339,7 @@ def gate(
 def _compare(baseline_dir: Path, run_dir: Path, judged_by: Scenario | None) -> int:
     """Compare `run_dir` with `baseline_dir`, store the comparison in `run_dir`, print it."""
     from harness import compare
-    from harness.checks import exit_code, generator, invalid
+    from harness.checks import exit_code, generator, invalid, machine
     from harness.rundata import load_run
     from reports.terminal import print_comparison
 
@@ -349,7 +349,8 @@ def _compare(baseline_dir: Path, run_dir: Path, judged_by: Scenario | None) -> i
         _say(f"note: comparing runs of different scenarios ({base.manifest.scenario} → "
              f"{cand.manifest.scenario}); figures only one has are listed, not judged")
     unusable = [f"{which} run is invalid (its load generator or the machine could not measure it)"
-                for which, r in (("the baseline", base), ("this", cand)) if invalid([generator.check(r)])]
+                for which, r in (("the baseline", base), ("this", cand))
+                if invalid([generator.check(r), machine.check(r)])]
     deltas = compare.compare(base, cand, tolerances)
     verdict = compare.result(deltas, base.manifest.run_id or baseline_dir.name,
                              invalid_run="; ".join(unusable) or None)

@@ -257,8 +257,8 @@ class Slo(Strict):
     sse_delay: Seconds = 10.0               # their delay from the post's acknowledgement, p99
     generator_cpu: Annotated[float, BeforeValidator(lambda v: float(v.rstrip("%")) if isinstance(v, str) else v),
                              Field(gt=0, le=100)] = 90.0    # % of a core: above it the run is invalid
-    # % of the machine's CPU its hypervisor gave to other guests (steal), mean over the load:
-    # above it the run is invalid (the latencies are the host's)
+    # % of the machine's CPU its hypervisor gave to other guests (steal), mean over any 10 s of the
+    # load: above it the run is invalid (the latencies are the host's; checks/machine.py)
     steal: Annotated[float, BeforeValidator(lambda v: float(v.rstrip("%")) if isinstance(v, str) else v),
                      Field(gt=0, le=100)] = 10.0
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
@@ -97,9 +98,18 @@ def test_the_comparison_is_stored_judged_again_and_shown(tmp_path: Path) -> None
         "candidate"] == "inf"
 
 
-def test_an_invalid_run_is_not_compared(tmp_path: Path) -> None:
+def a_saturated_generator(spec: RunSpec) -> None:
+    spec.generator += [GeneratorSample(t=T0 + s, process="locust-hot", cpu_percent=99.0) for s in range(60)]
+
+
+def stolen_cpu(spec: RunSpec) -> None:
+    spec.machine = [replace(s, steal_percent=30.0 if 20 <= s.t - T0 < 30 else 1.0) for s in spec.machine]
+
+
+@pytest.mark.parametrize("unmeasured", [a_saturated_generator, stolen_cpu])
+def test_an_invalid_run_is_not_compared(tmp_path: Path, unmeasured: Callable[[RunSpec], None]) -> None:
     candidate = RunSpec()
-    candidate.generator += [GeneratorSample(t=T0 + s, process="locust-hot", cpu_percent=99.0) for s in range(60)]
+    unmeasured(candidate)
     base, cand = pair(tmp_path, candidate)
     out = subprocess.run([sys.executable, "-m", "harness.cli", "compare", str(base.run_dir), str(cand.run_dir)],
                          capture_output=True, text=True, env={"COLUMNS": "160", "PATH": "/usr/bin:/bin"}, timeout=120)
