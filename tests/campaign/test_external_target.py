@@ -84,6 +84,14 @@ def test_a_service_feedlab_did_not_start_is_seeded_loaded_faulted_and_judged(tmp
     assert checks["recovery"]["verdict"] == "unknown" and checks["recovery"]["gating"] is False
     # the service's processes were left alone: the same ones, none restarted
     assert {p.pid for p in psutil.Process(supervisor).children(recursive=True)} == stack_processes
+    # and run again against the same service, as its users would: it keeps the first run's likes
+    # and retweets, which the second run finds in feeds and engages with again
+    again = tmp_path / "again"
+    out = feedlab_run(again, "run", "external", "--duration", "30", "--target", url, "--token-secret-file",
+                      str(secret), "--base-port", str(HARNESS_PORT))
+    assert out.returncode == 0, out.stdout[-4000:] + out.stderr[-2000:]
+    engagement = summary(again)["engagement"]
+    assert engagement["verdict"] == "pass" and engagement["evidence"]["tweets_made_before_this_run"] > 0
 
 
 def test_a_defect_of_the_service_fails_its_check_through_the_api_alone(tmp_path: Path, reference_stack) -> None:  # type: ignore[no-untyped-def]

@@ -237,6 +237,25 @@ def test_a_liked_tweet_gone_after_a_delete_that_got_no_answer_is_not_an_unknown_
     assert result.verdict is Verdict.PASS and result.evidence["tweets_gone_by_unanswered_delete"] == ["1001"]
 
 
+def test_a_tweet_the_run_found_already_there_is_judged_only_for_counts_too_low(spec: RunSpec, run_dir: Path) -> None:
+    """A service feedlab did not start keeps earlier runs' likes: 900, made before this run
+    (not in the ledger), may show more than the run acknowledged, never fewer."""
+    spec.actions = [Action(t=T0 + 20 + u, kind="like", user=u, tweet="900") for u in (4, 5)]
+    spec.observations = [obs(T0 + 15, 2, ["900"], authors=[1], likes=[7])]
+    final(spec, "author", 1, counts={"900": [9, 3, 0], "1001": [0, 0, 0]})
+    result = engagement.check(spec.write(run_dir))
+    assert result.verdict is Verdict.PASS, result.summary
+    assert result.evidence["tweets_made_before_this_run"] == 1 and "1 made before this run" in result.summary
+    final(spec, "author", 1, counts={"900": [1, 3, 0], "1001": [0, 0, 0]})   # a like acknowledged, lost
+    result = engagement.check(spec.write(run_dir))
+    assert result.verdict is Verdict.FAIL
+    assert result.evidence["wrong_after_settle_examples"] == [
+        {"tweet": "900", "count": "likes", "shown": 1, "acknowledged": 2, "made_before_this_run": True}]
+    final(spec, "author", 1, counts={"1001": [9, 0, 0]})   # but a tweet the run made started at zero
+    spec.actions = [Action(t=T0 + 20 + u, kind="like", user=u, tweet="1001") for u in (4, 5)]
+    assert engagement.check(spec.write(run_dir)).verdict is Verdict.FAIL
+
+
 # --- pagination
 
 
