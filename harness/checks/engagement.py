@@ -7,10 +7,11 @@ those deleted. A request that got no answer (or a 5xx) may have landed all the s
 the accepted range by one instead of deciding it. Anomalies:
 
 - **lost or extra after settle**: a tweet's count in its author's final tweets outside the
-  accepted range (likes, retweets or replies). Only a tweet this run made (its ledger, its
-  retweets) is known to have started at zero; one it found already there (a service feedlab did
-  not start keeps the likes of earlier runs and of its other users) is judged only for counts
-  below what was acknowledged: nothing lost, and nothing claimed about what it had before;
+  accepted range (likes, retweets or replies). Only a tweet in this run's ledger is known to
+  have started at zero; any other (a service feedlab did not start keeps the tweets, likes and
+  retweets of earlier runs and of its other users) is judged only for counts below what was
+  acknowledged: nothing lost, and nothing claimed about what it had before. Such a tweet that
+  no read showed under its own author (only inside retweets) has no final read: not judged;
 - **not converged**: a read, outside fault windows, whose request left more than the bound
   (`slo.counts_converge`, 10 s) after a like was acknowledged and showed fewer likes than
   were acknowledged by then.
@@ -26,7 +27,7 @@ from collections import defaultdict
 from typing import Any
 
 from harness.checks.result import EXAMPLES_MAX, CheckResult, Verdict
-from harness.checks.served import authors_of, final_reads, indeterminate, items, not_exercised
+from harness.checks.served import final_reads, indeterminate, items, known_authors, not_exercised
 from harness.rundata import RunData
 
 NAME = "engagement"
@@ -123,16 +124,19 @@ def check(run: RunData) -> CheckResult:
     truths = _truths(run)
     if not truths:
         return not_exercised(NAME, "no like, retweet or reply was acknowledged in this run", bound_s=bound)
-    made = authors_of(run)   # the ledger and the run's retweets: tweets that started at zero
-    authors = {i.shows: i.author for o in run.observations for i in items(o) if i.id == i.shows}
-    authors.update(made)   # also tweets no read showed
+    made = {str(a.tweet_id) for a in run.acks}   # the ledger: tweets that started at zero
+    authors = known_authors(run)
     finals = final_reads(run, "author")
     maybe_removed = indeterminate(run).maybe_removed
     wrong: list[dict[str, Any]] = []
     unknown: list[str] = []
     gone: list[str] = []
-    checked = older = 0
+    checked = unledgered = 0
+    unread: list[str] = []
     for tweet, truth in truths.items():
+        if tweet not in made and tweet not in authors:
+            unread.append(tweet)   # its author unknown: no final read of it was asked for
+            continue
         read = finals.get(authors.get(tweet, -1))
         shown = read.counts.get(tweet) if read is not None else None
         if shown is None and tweet in maybe_removed and read is not None and read.complete:
@@ -143,27 +147,32 @@ def check(run: RunData) -> CheckResult:
             continue
         checked += 1
         made_here = tweet in made
-        older += not made_here
+        unledgered += not made_here
         for n, count in enumerate(COUNTS):
             lo, hi = truth.bounds(count)
             if shown[n] < lo or (made_here and shown[n] > hi):
                 wrong.append({"tweet": tweet, "count": count, "shown": shown[n],
                               "acknowledged": lo if lo == hi else [lo, hi],
-                              **({} if made_here else {"made_before_this_run": True})})
+                              **({} if made_here else {"not_in_ledger": True})})
     judged, late = _not_converged(run, bound)
     evidence = {"bound_s": bound, "tweets": len(truths), "tweets_checked": checked, "tweets_unknown": len(unknown),
                 "tweets_unknown_examples": unknown[:EXAMPLES_MAX],
                 "tweets_gone_by_unanswered_delete": gone[:EXAMPLES_MAX],
-                "tweets_made_before_this_run": older,
+                "tweets_not_in_ledger": unledgered,
+                "tweets_not_in_ledger_unread": len(unread),
+                "tweets_not_in_ledger_unread_examples": unread[:EXAMPLES_MAX],
                 "likes_acknowledged": sum(len(t.likers) for t in truths.values()),
                 "retweets_acknowledged": sum(len(t.retweets) for t in truths.values()),
                 "replies_acknowledged": sum(len(t.replies) for t in truths.values()),
                 "wrong_after_settle": len(wrong), "wrong_after_settle_examples": wrong[:EXAMPLES_MAX],
                 "wrong_by_count": {c: sum(1 for w in wrong if w["count"] == c) for c in COUNTS},
                 "reads_judged": judged, "not_converged": len(late), "not_converged_examples": late[:EXAMPLES_MAX]}
-    before = f" ({older} made before this run: judged only for counts too low)" if older else ""
-    summary = (f"{checked} of {len(truths)} engaged tweets checked after settle{before}: {len(wrong)} counts wrong; "
+    older = (f" ({unledgered} not in this run's ledger, e.g. made before it: judged only for counts below "
+             f"what was acknowledged)" if unledgered else "")
+    summary = (f"{checked} of {len(truths)} engaged tweets checked after settle{older}: {len(wrong)} counts wrong; "
                f"{len(late)} of {judged} reads showed fewer likes than acknowledged {bound:g} s before (bound 0)")
+    if unread:
+        summary += f"; {len(unread)} not in the ledger and shown only inside retweets, not judged"
     if wrong or late:
         if wrong:
             w = wrong[0]

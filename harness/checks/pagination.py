@@ -29,10 +29,10 @@ from typing import Any
 from harness.checks.result import EXAMPLES_MAX, CheckResult, Verdict
 from harness.checks.served import (
     CHRONOLOGICAL,
-    authors_of,
     final_reads,
     final_shows,
     indeterminate,
+    known_authors,
     not_exercised,
     removals,
 )
@@ -71,7 +71,7 @@ def check(run: RunData) -> CheckResult:
             served_before[o.user] += [(o.t, tid) for tid in o.ids]
     maybe = indeterminate(run)
     taken_down = removals(run).keys() | maybe.maybe_removed
-    authors = authors_of(run)
+    authors = known_authors(run)   # also tweets made before the run
     spans = [(lo - FAULT_MARGIN_S, hi) for _, lo, hi in run.fault_intervals()]
     acked = {a.tweet_id: a.ack_t for a in run.acks}
     acked.update({rid: a.t for a in run.actions if a.kind == "retweet" for rid in a.ids})

@@ -70,6 +70,15 @@ def authors_of(run: RunData) -> dict[str, int]:
     return out
 
 
+def known_authors(run: RunData) -> dict[str, int]:
+    """The author of every item the run was served or made, by item id (a retweet's author is
+    the retweeter): `authors_of`, and every item a read showed, which covers tweets made before
+    the run (a service feedlab did not start keeps earlier runs' tweets in its feeds)."""
+    out = {i.id: i.author for o in run.observations for i in items(o) if i.author}
+    out.update(authors_of(run))
+    return out
+
+
 @dataclass(frozen=True, slots=True)
 class Indeterminate:
     """Changes the run asked for and got no answer to (no response, or a 5xx): each may or may

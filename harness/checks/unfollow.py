@@ -20,7 +20,7 @@ from collections import defaultdict
 from typing import Any
 
 from harness.checks.result import EXAMPLES_MAX, CheckResult, Verdict
-from harness.checks.served import HOME_FEED, authors_of, final_reads, items, not_exercised
+from harness.checks.served import HOME_FEED, final_reads, items, known_authors, not_exercised
 from harness.rundata import RunData
 
 NAME = "unfollow"
@@ -55,7 +55,7 @@ def check(run: RunData) -> CheckResult:
                 served.append({"follower": obs.user, "unfollowed": item.author, "tweet": item.id, "op": obs.op,
                                "unfollowed_t": active[item.author], "served_t": obs.t,
                                "after_s": round(obs.t - active[item.author], 3)})
-    authors = authors_of(run)
+    authors = known_authors(run)   # also tweets made before the run
     finals = final_reads(run, "timeline")
     after_settle: list[dict[str, Any]] = []
     for (follower, followee), seq in changes.items():

@@ -103,6 +103,19 @@ def test_unfollow_fails_when_the_unfollowed_author_is_still_served(spec: RunSpec
     assert "user 3 served tweet 1005 of 2 after unfollowing it" in result.summary
 
 
+def test_an_unfollowed_account_s_tweet_made_before_the_run_fails_in_the_final_feed(
+        spec: RunSpec, run_dir: Path) -> None:
+    """900 is not in the ledger (a service feedlab did not start keeps earlier runs' tweets):
+    its author is known from a read that served it."""
+    spec.graph_changes = [FollowChange(t=T0 + 30, follower=3, followee=2, following=False)]
+    final(spec, "timeline", 3, tweet_ids=["1006", "1003", "900"])
+    assert unfollow.check(spec.write(run_dir)).verdict is Verdict.PASS   # whose 900 is, nothing says
+    spec.observations = [obs(T0 + 20, 3, ["900"], authors=[2])]
+    result = unfollow.check(spec.write(run_dir))
+    assert result.verdict is Verdict.FAIL
+    assert result.evidence["served_after_settle_examples"][0]["tweet"] == "900"
+
+
 def test_unfollow_passes_once_filtered_and_a_refollow_ends_the_span(spec: RunSpec, run_dir: Path) -> None:
     spec.graph_changes = [FollowChange(t=T0 + 30, follower=3, followee=2, following=False),
                           FollowChange(t=T0 + 40, follower=3, followee=2, following=True)]
@@ -237,7 +250,8 @@ def test_a_liked_tweet_gone_after_a_delete_that_got_no_answer_is_not_an_unknown_
     assert result.verdict is Verdict.PASS and result.evidence["tweets_gone_by_unanswered_delete"] == ["1001"]
 
 
-def test_a_tweet_the_run_found_already_there_is_judged_only_for_counts_too_low(spec: RunSpec, run_dir: Path) -> None:
+def test_a_tweet_not_in_the_ledger_is_judged_only_for_counts_below_what_was_acknowledged(
+        spec: RunSpec, run_dir: Path) -> None:
     """A service feedlab did not start keeps earlier runs' likes: 900, made before this run
     (not in the ledger), may show more than the run acknowledged, never fewer."""
     spec.actions = [Action(t=T0 + 20 + u, kind="like", user=u, tweet="900") for u in (4, 5)]
@@ -245,15 +259,28 @@ def test_a_tweet_the_run_found_already_there_is_judged_only_for_counts_too_low(s
     final(spec, "author", 1, counts={"900": [9, 3, 0], "1001": [0, 0, 0]})
     result = engagement.check(spec.write(run_dir))
     assert result.verdict is Verdict.PASS, result.summary
-    assert result.evidence["tweets_made_before_this_run"] == 1 and "1 made before this run" in result.summary
+    assert result.evidence["tweets_not_in_ledger"] == 1 and "1 not in this run's ledger" in result.summary
     final(spec, "author", 1, counts={"900": [1, 3, 0], "1001": [0, 0, 0]})   # a like acknowledged, lost
     result = engagement.check(spec.write(run_dir))
     assert result.verdict is Verdict.FAIL
     assert result.evidence["wrong_after_settle_examples"] == [
-        {"tweet": "900", "count": "likes", "shown": 1, "acknowledged": 2, "made_before_this_run": True}]
-    final(spec, "author", 1, counts={"1001": [9, 0, 0]})   # but a tweet the run made started at zero
+        {"tweet": "900", "count": "likes", "shown": 1, "acknowledged": 2, "not_in_ledger": True}]
+    # a tweet the run made started at zero: more likes than acknowledged is wrong
     spec.actions = [Action(t=T0 + 20 + u, kind="like", user=u, tweet="1001") for u in (4, 5)]
-    assert engagement.check(spec.write(run_dir)).verdict is Verdict.FAIL
+    final(spec, "author", 1, counts={"1001": [9, 0, 0]})
+    assert engagement.check(spec.write(run_dir)).evidence["wrong_after_settle_examples"] == [
+        {"tweet": "1001", "count": "likes", "shown": 9, "acknowledged": 2}]
+
+
+def test_a_tweet_not_in_the_ledger_seen_only_inside_retweets_is_not_judged(spec: RunSpec, run_dir: Path) -> None:
+    """Liked through a retweet of it (2009 by 8 shows 900): its author was never served, so its
+    final counts were never read; not an unknown that would leave the run undecided."""
+    spec.actions = [Action(t=T0 + 21, kind="like", user=4, tweet="900")]
+    spec.observations = [obs(T0 + 15, 2, ["2009"], originals=["900"], authors=[8])]
+    result = engagement.check(spec.write(run_dir))
+    assert result.verdict is Verdict.PASS, result.summary
+    assert result.evidence["tweets_not_in_ledger_unread_examples"] == ["900"]
+    assert "1 not in the ledger and shown only inside retweets, not judged" in result.summary
 
 
 # --- pagination
@@ -298,6 +325,18 @@ def test_a_walk_not_showing_a_tweet_the_run_took_down_is_left_to_the_deletion_ch
     assert pagination.check(spec.write(run_dir)).verdict is Verdict.PASS
     spec.actions, spec.graph_changes = [], []
     assert pagination.check(spec.write(run_dir)).evidence["skipped_examples"][0]["tweet"] == "1004"
+
+
+def test_a_walk_leaving_out_an_unfollowed_account_s_tweet_made_before_the_run_skips_nothing(
+        spec: RunSpec, run_dir: Path) -> None:
+    """3 unfollows 2 and follows it again: the walk between left 2's tweets out, the final feed
+    has them back. 900, not in the ledger, is 2's by the read that served it."""
+    spec.observations = [obs(T0 + 40, 3, ["1005", "900"], authors=[2, 2]), *walk([["1006", "1005"], ["1003", "800"]])]
+    spec.graph_changes = [FollowChange(t=T0 + 45, follower=3, followee=2, following=False),
+                          FollowChange(t=T0 + 58, follower=3, followee=2, following=True)]
+    final(spec, "timeline", 3, tweet_ids=["1006", "1005", "1003", "900", "800"])
+    result = pagination.check(spec.write(run_dir))
+    assert result.verdict is Verdict.PASS, result.summary
 
 
 def test_a_walk_not_showing_a_tweet_acknowledged_during_a_fault_is_left_to_freshness(
