@@ -329,8 +329,9 @@ def test_a_walk_not_showing_a_tweet_the_run_took_down_is_left_to_the_deletion_ch
 
 def test_a_walk_leaving_out_an_unfollowed_account_s_tweet_made_before_the_run_skips_nothing(
         spec: RunSpec, run_dir: Path) -> None:
-    """3 unfollows 2 and follows it again: the walk between left 2's tweets out, the final feed
-    has them back. 900, not in the ledger, is 2's by the read that served it."""
+    """3 unfollows 2 and follows it again: the walk in between left out 900, a tweet of 2's from
+    before the run (not in the ledger), and the final feed has it back. Whose 900 is, the read
+    that served it says."""
     spec.observations = [obs(T0 + 40, 3, ["1005", "900"], authors=[2, 2]), *walk([["1006", "1005"], ["1003", "800"]])]
     spec.graph_changes = [FollowChange(t=T0 + 45, follower=3, followee=2, following=False),
                           FollowChange(t=T0 + 58, follower=3, followee=2, following=True)]
