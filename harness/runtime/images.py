@@ -85,7 +85,8 @@ def specs() -> list[ImageSpec]:
 # pip evaluates the packages' markers for this machine's interpreter, not the target's:
 # async-timeout, redis's dependency on Pythons before 3.11.3 (Debian's is 3.11.2), is named.
 FEED_PACKAGES = ("starlette", "anyio", "uvicorn[standard]", "orjson", "redis[hiredis]", "cassandra-driver",
-                 "confluent-kafka", "prometheus-client", "pyyaml", "pyjwt", "circuitbreaker", "cachetools",
+                 "confluent-kafka", "kafka-python", "prometheus-client", "pyyaml", "pyjwt", "circuitbreaker",
+                 "cachetools",
                  "async-timeout==5.0.1")
 FEED_PLATFORM = ("--only-binary=:all:", "--python-version", "3.11", "--implementation", "cp",
                  "--abi", "cp311", "--abi", "abi3", "--abi", "none",

@@ -89,6 +89,7 @@ class Settings:
     timeline_cap: int = 800
     kafka_session_timeout_ms: int = 10000
     kafka_heartbeat_ms: int = 1000
+    peer_probe_ms: int = 200         # how often a worker tries its peers' endpoints (peers.py); 0: never
     rate_limit_tweets: int = 300     # per user, in any rolling window of rate_limit_window_s
     rate_limit_window_s: int = 3 * 3600
     idempotency_ttl_s: int = 24 * 3600
@@ -119,6 +120,7 @@ class Settings:
             timeline_cap=_int(env, "FEED_TIMELINE_CAP", 800, 1, 100000),
             kafka_session_timeout_ms=_int(env, "FEED_KAFKA_SESSION_TIMEOUT_MS", 10000, 1000, 600000),
             kafka_heartbeat_ms=_int(env, "FEED_KAFKA_HEARTBEAT_MS", 1000, 100, 60000),
+            peer_probe_ms=_int(env, "FEED_PEER_PROBE_MS", 200, 0, 60000),
             rate_limit_tweets=_int(env, "FEED_RATE_LIMIT_TWEETS", 300, 1, 10**9),
             rate_limit_window_s=_int(env, "FEED_RATE_LIMIT_WINDOW_S", 3 * 3600, 1, 7 * 86400),
             idempotency_ttl_s=_int(env, "FEED_IDEMPOTENCY_TTL_S", 24 * 3600, 1, 7 * 86400),

@@ -30,6 +30,7 @@ import orjson
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 from prometheus_client import Counter, Gauge, Histogram, start_http_server
 
+from targets.feed import peers
 from targets.feed.cache import APPEND_SCRIPT, Base, Command, Counted, EngagementCounter, TimelineWriter
 from targets.feed.engagement import EVENTS as ENGAGEMENT_EVENTS
 from targets.feed.engagement import CounterKey
@@ -270,8 +271,10 @@ class PullRegistry:
 
 
 class FanoutWorker:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, metrics_port: int | None = None) -> None:
         self.s = settings
+        self.metrics_port = metrics_port   # where peers find this process (peers.py); None: nowhere
+        self.client_id = peers.client_id(metrics_port) if metrics_port else "rdkafka"
         self.store = Store(settings.cassandra)
         slow = settings.defects.slow_retry_s   # the defect: every retry waits far past any outage
         self.backoff = (slow, slow) if slow else (0.1, 5.0)              # a batch that failed
@@ -288,9 +291,10 @@ class FanoutWorker:
 
     def _consumer(self, group: str) -> Consumer:
         return Consumer({
-            "bootstrap.servers": self.s.kafka, "group.id": group, "enable.auto.commit": False,
-            "auto.offset.reset": "earliest", "session.timeout.ms": self.s.kafka_session_timeout_ms,
-            "heartbeat.interval.ms": self.s.kafka_heartbeat_ms, "max.poll.interval.ms": MAX_POLL_INTERVAL_MS,
+            "bootstrap.servers": self.s.kafka, "group.id": group, "client.id": self.client_id,
+            "enable.auto.commit": False, "auto.offset.reset": "earliest",
+            "session.timeout.ms": self.s.kafka_session_timeout_ms, "heartbeat.interval.ms": self.s.kafka_heartbeat_ms,
+            "max.poll.interval.ms": MAX_POLL_INTERVAL_MS,
         })
 
     def policy(self) -> TierPolicy:
@@ -486,6 +490,9 @@ class FanoutWorker:
             lane.start()
         self.consumer.subscribe([TWEETS_TOPIC])
         LagGauge(self.s.kafka, LANES, lambda: self.running)
+        if self.metrics_port and self.s.peer_probe_ms:
+            peers.PeerWatch(self.s.kafka, LANES, self.client_id, lambda: self.running,
+                            probe_s=self.s.peer_probe_ms / 1000)
         while self.running:
             msgs = self.consumer.consume(num_messages=500, timeout=0.2)
             if not msgs:
@@ -820,8 +827,9 @@ def _commit(consumer: Consumer) -> None:
 def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     settings = Settings.from_env()
-    start_http_server(int(os.environ["FEED_METRICS_PORT"]), addr="127.0.0.1")
-    worker = FanoutWorker(settings)
+    metrics_port = int(os.environ["FEED_METRICS_PORT"])
+    start_http_server(metrics_port, addr="127.0.0.1")
+    worker = FanoutWorker(settings, metrics_port)
 
     def stop(*_: object) -> None:
         worker.running = False

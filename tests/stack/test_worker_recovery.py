@@ -76,3 +76,33 @@ def test_a_malformed_event_does_not_stop_fan_out_behind_it(client: httpx.Client,
     assert producer.flush(10) == 0
     tid = post(client, stack, author, "behind a malformed event")
     assert eventually(lambda: tid in feed_ids(client, stack, reader), within_s=15)
+
+
+def test_a_killed_worker_is_removed_from_every_group_by_its_peers_not_by_its_session(
+        client: httpx.Client, stack: Stack) -> None:
+    """SIGKILL leaves a worker no time to leave its groups, and Kafka would hand its partitions on
+    only when its session ends. Its peers see its metrics port refuse connections and remove its
+    members on its behalf (targets/feed/peers.py): the coordinator logs each removal as a
+    LeaveGroup, where a session's end is a heartbeat expiration."""
+    author, reader = 1741, 1742
+    client.post(f"/v1/users/{author}/follow", headers=stack.auth(reader))
+    assert eventually(lambda: post(client, stack, author, "warm") in feed_ids(client, stack, reader))
+    workers = len(stack.topo.worker_names())
+    kafka_log = stack.runtime.log_path("kafka")
+    already = kafka_log.stat().st_size
+    dead = f"fanout-worker@{stack.topo.worker_metrics_port(1)}#"
+    stack.runtime.kill("worker-1")
+    try:
+        assert eventually(lambda: set(group_sizes(stack).values()) == {workers - 1}, within_s=30)
+        with kafka_log.open() as f:
+            f.seek(already)
+            removals = [line for line in f if f"removing member {dead}" in line.lower()]
+        how = {group: [line for line in removals if f"rebalance group {group} " in line]
+               for group in group_sizes(stack)}
+        assert all(lines for lines in how.values()), f"no removal logged for some groups: {how}"
+        assert all("on LeaveGroup" in line for line in removals), removals   # not "on heartbeat expiration"
+        during = post(client, stack, author, "while it is dead")
+        assert eventually(lambda: during in feed_ids(client, stack, reader), within_s=30)
+    finally:
+        stack.runtime.restart("worker-1")
+    assert eventually(lambda: set(group_sizes(stack).values()) == {workers}, within_s=60)
