@@ -5,6 +5,9 @@ session alone). Prints figures; asserts nothing (timing goals live here, not in 
 
     .cache/venv/bin/python -m bench.worker_stall [--rounds 5] [--base-port 27000]
 
+Kafka's log has the broker's local time without a zone, read here as this machine's local time
+(the broker is a child of this process, with its environment).
+
 Two local stacks run side by side (base port and base port + 1000), one per setting, idle. Each
 round kills worker-1 in one and then in the other (interleaved), reads the coordinator's log for
 the first "Stabilized group fanout generation" after the kill, restarts the worker and waits for
@@ -30,7 +33,9 @@ from harness.runtime.local import LocalRuntime
 from harness.settle import LANES
 from harness.topology import KAFKA_SESSION_TIMEOUT_MS, Topology
 
-STABILIZED = re.compile(r"^\[(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3})\] .*Stabilized group fanout generation")
+# The generation without the killed worker (a line "with 2 members" would be a join before it).
+STABILIZED = re.compile(r"^\[(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3})\] .*Stabilized group fanout generation \d+ "
+                        r"\(\S+\) with 1 members")
 
 
 def full(topo: Topology) -> bool:

@@ -16,8 +16,10 @@ from dataclasses import dataclass
 # promoted within about one more timeout. 2 s instead of the 15 s default: a failover takes
 # ~3-5 s here, well inside a 2-minute campaign, while GC-free Redis never pauses that long.
 REDIS_NODE_TIMEOUT_MS = 2000
-# A fan-out worker that died is noticed by the Kafka group coordinator after this long and its
-# partitions are reassigned. 10 s instead of 45 s (the broker minimum is lowered to match).
+# A fan-out worker that stopped answering (frozen, or cut off from Kafka) is noticed by the Kafka
+# group coordinator after this long and its partitions are reassigned. 10 s instead of 45 s (the
+# broker minimum is lowered to match). A killed worker goes sooner: its peers remove it
+# (targets/feed/peers.py).
 KAFKA_SESSION_TIMEOUT_MS = 10000
 # A heartbeat a second leaves a session 1 s of margin over the kafka-pause experiment's 8 s
 # broker pause. At 2 s the last answered heartbeat could be 2 s old when the broker stopped:

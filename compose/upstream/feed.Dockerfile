@@ -2,7 +2,7 @@
 # `feedlab compose`): the target's packages at requirements.lock's versions, and targets/.
 FROM python:3.11-slim-bookworm
 COPY requirements.lock /tmp/requirements.lock
-RUN pip install -q --no-cache-dir --disable-pip-version-check -c /tmp/requirements.lock starlette anyio 'uvicorn[standard]' orjson 'redis[hiredis]' cassandra-driver confluent-kafka prometheus-client pyyaml pyjwt circuitbreaker cachetools async-timeout==5.0.1
+RUN pip install -q --no-cache-dir --disable-pip-version-check -c /tmp/requirements.lock starlette anyio 'uvicorn[standard]' orjson 'redis[hiredis]' cassandra-driver confluent-kafka kafka-python prometheus-client pyyaml pyjwt circuitbreaker cachetools async-timeout==5.0.1
 COPY targets /opt/feedlab/app/targets
 ENV PYTHONPATH=/opt/feedlab/app PYTHONDONTWRITEBYTECODE=1
 WORKDIR /opt/feedlab/app

@@ -15,9 +15,21 @@ rebalance, so the workers find a death themselves, from a sign a pause cannot gi
   member ids, what Kafka's Admin `removeMembersFromConsumerGroup` sends), and each group
   rebalances on the survivors' next heartbeat (FEED_KAFKA_HEARTBEAT_MS).
 
-Members are only ever removed with the ids read before the refusal, so a worker restarted on the
-same port in the meantime (new member ids) is not touched. Two survivors removing the same peer
-is harmless: the second is told the members are unknown.
+Only the members of the process found dead are removed: the groups are read again after the
+refusal, and the token in the client id is that process's alone, so a worker restarted on the
+same port (a new token) is not touched. A member of a dead process listed later (one that was
+joining as it died) is removed when seen. Two survivors removing the same peer is harmless: the
+second is told the members are unknown.
+
+The endpoint is the host the broker saw the member connect from and the port in its client id;
+the workers' metrics listen on 127.0.0.1, so this watch works where the workers share a host
+(processes, or containers on the host's network, as here), and does nothing otherwise: a peer
+whose port never accepted a connection is never taken for dead.
+
+What it gives up: the session used to leave a killed worker's requests still in flight (a
+counter add held up on a slow link to Cassandra) 10 s to land before another worker took its
+partitions; now it is well under a second. No experiment slows the workers' store link and kills
+a worker at once.
 
 Why kafka-python: confluent-kafka (librdkafka) has no call that removes another member from a
 group; kafka-python's admin client has it (`remove_group_members`), and reads groups as well.
@@ -25,6 +37,7 @@ group; kafka-python's admin client has it (`remove_group_members`), and reads gr
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import secrets
 import socket
@@ -36,7 +49,7 @@ from typing import Any
 
 from kafka import KafkaAdminClient
 from kafka.admin import MemberToRemove
-from kafka.errors import NoError
+from kafka.errors import KafkaError, NoError
 from prometheus_client import Counter
 
 log = logging.getLogger("feed.peers")
@@ -98,6 +111,22 @@ def refuses(host: str, port: int, timeout_s: float = CONNECT_TIMEOUT_S) -> bool 
         return None
 
 
+class Admin(KafkaAdminClient):  # type: ignore[misc]
+    """kafka-python's admin client, except that a constructor whose first bootstrap fails stops the
+    IO thread and sockets it had started (kafka-python 3.0 leaves them running, one more each
+    time the watch tries again while the broker is away)."""
+
+    def __init__(self, **configs: Any) -> None:
+        try:
+            super().__init__(**configs)
+        except BaseException:
+            with contextlib.suppress(Exception):   # what KafkaAdminClient.close() would stop
+                self._client.close()
+            with contextlib.suppress(Exception):
+                self._net.stop()
+            raise
+
+
 class PeerWatch:
     """A daemon thread in each worker process (see the module's docstring)."""
 
@@ -110,49 +139,63 @@ class PeerWatch:
         self.probe_s = probe_s
         self.members: dict[Peer, dict[str, list[str]]] = {}
         self.answered: set[Peer] = set()   # peers whose endpoint accepted a connection
+        self.dead: set[str] = set()        # client ids of peers found dead: any member of theirs still listed goes
         self.thread = threading.Thread(target=self._run, name="peer-watch", daemon=True)
         self.thread.start()
 
     def _run(self) -> None:
-        admin: KafkaAdminClient | None = None
+        admin: Admin | None = None
         described = 0.0
         while self.running():
             try:
-                if admin is None:
-                    admin = KafkaAdminClient(bootstrap_servers=self.bootstrap, client_id=f"peer-watch-{self.own}",
-                                             request_timeout_ms=5000)
+                if admin is None:   # kept from then on: it reconnects by itself
+                    admin = Admin(bootstrap_servers=self.bootstrap, client_id=f"peer-watch-{self.own}",
+                                  request_timeout_ms=5000)
                 if time.monotonic() - described > DESCRIBE_S:
-                    self.members = members_by_peer(admin.describe_groups(self.groups), self.own)
-                    self.answered &= set(self.members)
+                    self._describe(admin)
                     described = time.monotonic()
                 self._probe(admin)
-            except Exception as exc:  # noqa: BLE001 - the broker away or restarting: Kafka's session still applies
-                log.warning("peer watch: the broker did not answer (%r); trying again in %.0f s", exc, BACKOFF_S)
-                if admin is not None:
-                    admin.close()
-                admin = None
+            except KafkaError as exc:   # the broker away, paused or restarting: Kafka's session still applies
+                log.warning("peer watch: Kafka did not answer (%r); trying again in %.0f s", exc, BACKOFF_S)
+                time.sleep(BACKOFF_S)
+                continue
+            except Exception:
+                log.exception("peer watch: unexpected error; trying again in %.0f s", BACKOFF_S)
                 time.sleep(BACKOFF_S)
                 continue
             time.sleep(self.probe_s)
         if admin is not None:
-            admin.close()
+            with contextlib.suppress(Exception):
+                admin.close()
 
-    def _probe(self, admin: KafkaAdminClient) -> None:
-        for peer, groups in list(self.members.items()):
+    def _describe(self, admin: Admin) -> None:
+        self.members = members_by_peer(admin.describe_groups(self.groups), self.own)
+        self.answered &= set(self.members)
+        for peer in [p for p in self.members if p.client_id in self.dead]:   # a dead process's late member
+            self._remove(admin, peer, self.members.pop(peer))
+
+    def _probe(self, admin: Admin) -> None:
+        for peer in list(self.members):
             refused = refuses(peer.host, peer.port)
             if refused is False:
                 self.answered.add(peer)
             elif refused and peer in self.answered:
-                self._remove(admin, peer, groups)
+                # Its members as they are now (one may have joined again since the last read): the
+                # client id's token is this process's alone, so a successor on the port is not among them.
+                current = members_by_peer(admin.describe_groups(self.groups), self.own).get(peer, {})
+                self.dead.add(peer.client_id)
                 del self.members[peer]
                 self.answered.discard(peer)
+                self._remove(admin, peer, current)
 
-    def _remove(self, admin: KafkaAdminClient, peer: Peer, groups: dict[str, list[str]]) -> None:
+    def _remove(self, admin: Admin, peer: Peer, groups: dict[str, list[str]]) -> None:
+        reason = f"{peer.host}:{peer.port} refused a connection (peer watch of {self.own})"
         removed = []
         for group, member_ids in groups.items():
-            answer = admin.remove_group_members(group, [MemberToRemove(member_id=m) for m in member_ids])
-            gone = [m for m, error in answer.items() if error is NoError]
-            REMOVED.inc(len(gone))
-            removed += [f"{group}: {len(gone)} of {len(member_ids)}"]
+            answer = admin.remove_group_members(group, [MemberToRemove(member_id=m, reason=reason)
+                                                        for m in member_ids])
+            gone = sum(1 for error in answer.values() if error is NoError)
+            REMOVED.inc(gone)
+            removed += [f"{group}: {gone} of {len(member_ids)}"]
         log.info("peer %s (%s:%d) refused a connection: its group members removed (%s)",
-                 peer.client_id, peer.host, peer.port, ", ".join(removed))
+                 peer.client_id, peer.host, peer.port, ", ".join(removed) or "none listed")

@@ -18,6 +18,14 @@ class ConfigError(ValueError):
     pass
 
 
+def _probe_ms(env: dict[str, str]) -> int:
+    """FEED_PEER_PROBE_MS: 0 (no peer watch) or 50 ms to a minute (shorter is a busy loop)."""
+    value = _int(env, "FEED_PEER_PROBE_MS", 200, 0, 60000)
+    if 0 < value < 50:
+        raise ConfigError(f"FEED_PEER_PROBE_MS={value}: 0 turns the peer watch off, else it must be >= 50")
+    return value
+
+
 def _int(env: dict[str, str], name: str, default: int, lo: int, hi: int) -> int:
     raw = env.get(name, str(default))
     try:
@@ -120,7 +128,7 @@ class Settings:
             timeline_cap=_int(env, "FEED_TIMELINE_CAP", 800, 1, 100000),
             kafka_session_timeout_ms=_int(env, "FEED_KAFKA_SESSION_TIMEOUT_MS", 10000, 1000, 600000),
             kafka_heartbeat_ms=_int(env, "FEED_KAFKA_HEARTBEAT_MS", 1000, 100, 60000),
-            peer_probe_ms=_int(env, "FEED_PEER_PROBE_MS", 200, 0, 60000),
+            peer_probe_ms=_probe_ms(env),
             rate_limit_tweets=_int(env, "FEED_RATE_LIMIT_TWEETS", 300, 1, 10**9),
             rate_limit_window_s=_int(env, "FEED_RATE_LIMIT_WINDOW_S", 3 * 3600, 1, 7 * 86400),
             idempotency_ttl_s=_int(env, "FEED_IDEMPOTENCY_TTL_S", 24 * 3600, 1, 7 * 86400),

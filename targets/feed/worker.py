@@ -826,6 +826,9 @@ def _commit(consumer: Consumer) -> None:
 
 def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    # kafka-python (the peer watch's admin client) logs each connection at INFO and its event
+    # loop's slow tasks at WARNING (at nice 19 under load, many); the watch logs what matters.
+    logging.getLogger("kafka").setLevel(logging.ERROR)
     settings = Settings.from_env()
     metrics_port = int(os.environ["FEED_METRICS_PORT"])
     start_http_server(metrics_port, addr="127.0.0.1")

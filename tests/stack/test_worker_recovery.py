@@ -6,6 +6,7 @@ from __future__ import annotations
 import threading
 import time
 import uuid
+from pathlib import Path
 
 import httpx
 import pytest
@@ -28,9 +29,14 @@ def test_a_worker_frozen_past_its_kafka_session_rejoins_every_lane(client: httpx
     # assignment, which it used to retry forever, its main lane dead for good (whether a batch
     # is in flight is timing; the next test forces that case).
     busy = [post(client, stack, author, f"in flight {i}") for i in range(10)]
+    kafka_log = stack.runtime.log_path("kafka")
+    already = kafka_log.stat().st_size
     stack.runtime.pause("worker-1")
     try:
         assert eventually(lambda: group_sizes(stack)["fanout"] == workers - 1, within_s=30)   # evicted
+        # by its session's end: its peers still reach its port, so they leave it alone
+        removals = removals_of(kafka_log, already, stack.topo.worker_metrics_port(1))
+        assert removals and all("on heartbeat expiration" in line for line in removals), removals
         during = post(client, stack, author, "while it is frozen")
         assert eventually(lambda: {*busy, during} <= set(feed_ids(client, stack, reader)), within_s=30)
     finally:
@@ -38,6 +44,14 @@ def test_a_worker_frozen_past_its_kafka_session_rejoins_every_lane(client: httpx
     assert eventually(lambda: set(group_sizes(stack).values()) == {workers}, within_s=60)
     after = post(client, stack, author, "after the thaw")
     assert eventually(lambda: after in feed_ids(client, stack, reader))
+
+
+def removals_of(kafka_log: Path, since: int, metrics_port: int) -> list[str]:
+    """The coordinator's lines, after byte `since`, that remove a member of the worker whose
+    metrics port this is ("... on LeaveGroup" or "... on heartbeat expiration")."""
+    with kafka_log.open() as f:
+        f.seek(since)
+        return [line for line in f if f"removing member fanout-worker@{metrics_port}#" in line.lower()]
 
 
 def test_a_commit_after_losing_the_partitions_gives_up_instead_of_retrying_forever(
@@ -90,13 +104,10 @@ def test_a_killed_worker_is_removed_from_every_group_by_its_peers_not_by_its_ses
     workers = len(stack.topo.worker_names())
     kafka_log = stack.runtime.log_path("kafka")
     already = kafka_log.stat().st_size
-    dead = f"fanout-worker@{stack.topo.worker_metrics_port(1)}#"
     stack.runtime.kill("worker-1")
     try:
         assert eventually(lambda: set(group_sizes(stack).values()) == {workers - 1}, within_s=30)
-        with kafka_log.open() as f:
-            f.seek(already)
-            removals = [line for line in f if f"removing member {dead}" in line.lower()]
+        removals = removals_of(kafka_log, already, stack.topo.worker_metrics_port(1))
         how = {group: [line for line in removals if f"rebalance group {group} " in line]
                for group in group_sizes(stack)}
         assert all(lines for lines in how.values()), f"no removal logged for some groups: {how}"

@@ -3,14 +3,19 @@ it takes for a death."""
 
 from __future__ import annotations
 
+import contextlib
 import socket
 from typing import Any
 
 import pytest
 
 from targets.feed.peers import Peer, client_id, members_by_peer, peer_of, refuses
+from targets.feed.settings import ConfigError, Settings
 
 pytestmark = pytest.mark.unit
+
+BASE_ENV = {"FEED_CASSANDRA": "127.0.0.1:1", "FEED_REDIS": "127.0.0.1:2", "FEED_KAFKA": "127.0.0.1:3",
+            "FEED_TOKEN_SECRET": "s"}
 
 
 def test_a_client_id_names_the_port_and_differs_per_process() -> None:
@@ -55,3 +60,31 @@ def test_a_listener_that_never_accepts_is_not_taken_for_a_death() -> None:
         port = listening.getsockname()[1]
         assert refuses("127.0.0.1", port) is False
         assert refuses("127.0.0.1", port) is False
+
+
+def test_a_listener_whose_queue_is_full_is_not_taken_for_a_death() -> None:
+    """A process paused for a while: nobody accepts, the queue fills, new handshakes time out."""
+    with socket.socket() as listening, contextlib.ExitStack() as clients:
+        listening.bind(("127.0.0.1", 0))
+        listening.listen(0)
+        port = listening.getsockname()[1]
+        for _ in range(64):   # fill the accept queue until a handshake gets no answer
+            try:
+                clients.enter_context(socket.create_connection(("127.0.0.1", port), timeout=0.2))
+            except TimeoutError:
+                break
+        else:
+            pytest.fail("the accept queue never filled")
+        assert refuses("127.0.0.1", port, timeout_s=0.2) is None
+
+
+@pytest.mark.parametrize(("value", "probe_ms"), [(None, 200), ("0", 0), ("50", 50)])
+def test_the_probe_interval_is_off_or_at_least_50_ms(value: str | None, probe_ms: int) -> None:
+    env = {**BASE_ENV, **({"FEED_PEER_PROBE_MS": value} if value is not None else {})}
+    assert Settings.from_env(env).peer_probe_ms == probe_ms
+
+
+@pytest.mark.parametrize("value", ["1", "49", "-1", "x"])
+def test_a_probe_interval_that_would_spin_or_is_no_number_is_refused(value: str) -> None:
+    with pytest.raises(ConfigError, match="FEED_PEER_PROBE_MS"):
+        Settings.from_env({**BASE_ENV, "FEED_PEER_PROBE_MS": value})
