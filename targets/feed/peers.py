@@ -9,8 +9,9 @@ rebalance, so the workers find a death themselves, from a sign a pause cannot gi
 - every worker reads its groups' members (DescribeGroups) and probes the other workers'
   endpoints, a TCP connect every PROBE_S;
 - a peer that accepted a connection before and now refuses one has no process behind its port
-  (a paused process keeps its listening socket, so the kernel still accepts: a pause, or a
-  network fault that drops packets, is never taken for a death);
+  (a paused process keeps its listening socket, so the kernel still accepts, or, once its queue
+  is full, the handshake times out: a pause, or a network fault that drops packets, is never
+  taken for a death);
 - its members are removed from every group they are in, on its behalf (LeaveGroup with their
   member ids, what Kafka's Admin `removeMembersFromConsumerGroup` sends), and each group
   rebalances on the survivors' next heartbeat (FEED_KAFKA_HEARTBEAT_MS).
@@ -28,8 +29,8 @@ whose port never accepted a connection is never taken for dead.
 
 What it gives up: the session used to leave a killed worker's requests still in flight (a
 counter add held up on a slow link to Cassandra) 10 s to land before another worker took its
-partitions; now it is well under a second. No experiment slows the workers' store link and kills
-a worker at once.
+partitions; now it is about a second at most (0.23-1.14 s measured). No experiment slows the
+workers' store link and kills a worker at once.
 
 Why kafka-python: confluent-kafka (librdkafka) has no call that removes another member from a
 group; kafka-python's admin client has it (`remove_group_members`), and reads groups as well.
