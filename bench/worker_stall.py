@@ -23,14 +23,12 @@ import secrets
 import statistics
 import tempfile
 import time
-from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 
-from confluent_kafka.admin import AdminClient
-
 from harness.runtime.local import LocalRuntime
-from harness.settle import LANES
+from harness.runtime.process import wait_until
+from harness.settle import lane_group_sizes
 from harness.topology import KAFKA_SESSION_TIMEOUT_MS, Topology
 
 # The generation without the killed worker (a line "with 2 members" would be a join before it).
@@ -39,26 +37,8 @@ STABILIZED = re.compile(r"^\[(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3})\] .*Stabiliz
 
 
 def full(topo: Topology) -> bool:
-    """Whether every lane's group has both workers."""
-    return set(group_sizes(topo).values()) == {2}
-
-
-def group_sizes(topo: Topology) -> dict[str, int]:
-    admin = AdminClient({"bootstrap.servers": f"127.0.0.1:{topo.kafka_proxy_port}"})
-    futures = admin.describe_consumer_groups([group for group, _ in LANES], request_timeout=5)
-    return {group: len(f.result().members) for group, f in futures.items()}
-
-
-def wait_for(check: Callable[[], bool], deadline_s: float, what: str) -> None:
-    end = time.monotonic() + deadline_s
-    while time.monotonic() < end:
-        try:
-            if check():
-                return
-        except Exception:  # noqa: BLE001 - the broker between generations: ask again
-            pass
-        time.sleep(0.2)
-    raise SystemExit(f"gave up waiting for {what} after {deadline_s:.0f} s")
+    """Whether every lane's group has every worker."""
+    return set(lane_group_sizes(f"127.0.0.1:{topo.kafka_proxy_port}").values()) == {topo.fanout_workers}
 
 
 def stall_s(runtime: LocalRuntime) -> float:
@@ -79,7 +59,7 @@ def stall_s(runtime: LocalRuntime) -> float:
                     return True
         return False
 
-    wait_for(stabilized, 60, "the fanout group's next generation")
+    wait_until(stabilized, deadline_s=60, proc=None, what="the fanout group's next generation", interval=0.2)
     return found[0] - killed_at
 
 
@@ -101,14 +81,15 @@ def main() -> None:
             for runtime in runtimes.values():
                 runtime.up()
             for name, runtime in runtimes.items():   # both workers in every lane before the first kill
-                wait_for(functools.partial(full, runtime.topo), 90, f"{name}'s groups")
+                wait_until(functools.partial(full, runtime.topo), deadline_s=90, proc=None, what=f"{name}'s groups")
             for r in range(1, args.rounds + 1):
                 for name, runtime in runtimes.items():
                     stall = stall_s(runtime)
                     stalls[name].append(stall)
                     print(f"round {r}: {name}: stall {stall:.2f} s", flush=True)
                     runtime.restart("worker-1")
-                    wait_for(functools.partial(full, runtime.topo), 90, f"{name}'s groups")
+                    wait_until(functools.partial(full, runtime.topo), deadline_s=90, proc=None,
+                               what=f"{name}'s groups")
         finally:
             for runtime in runtimes.values():
                 runtime.down()

@@ -40,6 +40,15 @@ def consumer_lag(bootstrap: str, group: str = "fanout", topic: str = TWEETS_TOPI
         c.close()
 
 
+def lane_group_sizes(bootstrap: str) -> dict[str, int]:
+    """Members of each lane's consumer group, as the Kafka coordinator sees them."""
+    from confluent_kafka.admin import AdminClient
+
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    futures = admin.describe_consumer_groups([group for group, _ in LANES], request_timeout=5)
+    return {group: len(f.result().members) for group, f in futures.items()}
+
+
 def wait_for_fanout(bootstrap: str, deadline_s: float) -> tuple[bool, int, float]:
     """Until every lane has consumed everything: (drained, last total lag seen, seconds waited).
     Lanes are read in flow order, so a drained main lane has handed on all it will."""

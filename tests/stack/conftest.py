@@ -22,7 +22,7 @@ import redis
 from harness import seeding
 from harness.runtime.local import LocalRuntime
 from harness.runtime.process import ManagedProcess
-from harness.settle import wait_for_fanout
+from harness.settle import lane_group_sizes, wait_for_fanout
 from harness.topology import Topology
 from targets.feed.auth import issue_token
 from targets.feed.store import Store
@@ -164,13 +164,7 @@ def sibling_api(stack: Stack, tmp_path: Path) -> Iterator[Callable[[dict[str, st
 
 def group_sizes(stack: Stack) -> dict[str, int]:
     """Members of each fan-out worker consumer group (lane), as the Kafka coordinator sees them."""
-    from confluent_kafka.admin import AdminClient
-
-    from harness.settle import LANES
-
-    admin = AdminClient({"bootstrap.servers": f"127.0.0.1:{stack.topo.kafka_proxy_port}"})
-    futures = admin.describe_consumer_groups([group for group, _ in LANES], request_timeout=5)
-    return {group: len(f.result().members) for group, f in futures.items()}
+    return lane_group_sizes(f"127.0.0.1:{stack.topo.kafka_proxy_port}")
 
 
 @dataclasses.dataclass
