@@ -315,7 +315,8 @@ def _load_phase(ctx: RunContext, runtime: Runtime, graph: Graph) -> None:
                         generators=ctx.generators, remote_generators=ctx.remote_generators,
                         master_port=ctx.topo.generator_master_port, say=ctx.say)
     probe = FreshnessProbe(base_url=runtime.api_url, graph=graph, tokens=ctx.tokens,
-                           run_dir=ctx.run_dir, seed=sc.seed)
+                           run_dir=ctx.run_dir, seed=sc.seed, interval_s=sc.workload.canaries.every,
+                           followers_per_canary=sc.workload.canaries.followers)
     try:
         load_start = gen.start()
     except BaseException:

@@ -57,6 +57,7 @@ DEFECTS: dict[str, tuple[str, str]] = {
     "skip-reply-counts": ("FEED_DEFECT_SKIP_REPLY_COUNTS", "flag"),
     "slow-retry": ("FEED_DEFECT_SLOW_RETRY_S", "seconds"),
     "drop-signals": ("FEED_DEFECT_DROP_SIGNALS", "share"),
+    "slow-failover": ("FEED_DEFECT_SLOW_FAILOVER", "flag"),
 }
 
 

@@ -59,6 +59,7 @@ class Slo:
     steady_after_s: float = DEFAULT_FAULT_GRACE_S
     sse_delivered_min: float = 0.99
     sse_delay_p99_s: float = 10.0
+    fanout_stall_s: float = 4.0
 
     @classmethod
     def from_manifest(cls, manifest: Manifest) -> Slo:

@@ -149,6 +149,15 @@ class Phase(Strict):
         return self
 
 
+class Canaries(Strict):
+    """The freshness probe (harness/probe.py): a canary tweet `every` so long, watched for in
+    the feeds of `followers` of its author. More often sees a short stall (the fanout_stall check)
+    to within less; each follower watched costs a few feed reads per canary."""
+
+    every: Annotated[float, BeforeValidator(parse_duration), Field(ge=0.5, le=60)] = 3.0
+    followers: Annotated[int, Field(ge=1, le=10)] = 3
+
+
 class WorkloadKind(StrEnum):
     STEADY = "steady"
     WORLDCUP = "worldcup"
@@ -160,6 +169,7 @@ class Workload(Strict):
     phases: Annotated[list[Phase], Field(min_length=1)]
     # users holding an SSE stream (GET /v1/stream) open through the load (the `sse` check)
     listeners: Annotated[int, Field(ge=0, le=500)] = 0
+    canaries: Canaries = Canaries()
 
     @model_validator(mode="after")
     def _phases(self) -> Workload:
@@ -255,6 +265,7 @@ class Slo(Strict):
     steady_after: Seconds = 10.0            # the last heal -> steady-state probes taken again (checks/steady_state)
     sse_delivered: Share = 0.99             # new-tweet signals delivered to listening followers, outside faults
     sse_delay: Seconds = 10.0               # their delay from the post's acknowledgement, p99
+    fanout_stall: Seconds = 4.0             # a fan-out worker killed -> its canaries seen (checks/fanout_stall.py)
     generator_cpu: Annotated[float, BeforeValidator(lambda v: float(v.rstrip("%")) if isinstance(v, str) else v),
                              Field(gt=0, le=100)] = 90.0    # % of a core: above it the run is invalid
     # % of the machine's CPU its hypervisor gave to other guests (steal), mean over any 10 s of the
@@ -269,6 +280,7 @@ class Slo(Strict):
                 "cache_node_served_min": self.cache_node_served, "recovery_s": self.recovery,
                 "steady_after_s": self.steady_after,
                 "sse_delivered_min": self.sse_delivered, "sse_delay_p99_s": self.sse_delay,
+                "fanout_stall_s": self.fanout_stall,
                 "generator_cpu_max_percent": self.generator_cpu, "steal_max_percent": self.steal}
 
 
@@ -284,8 +296,8 @@ Gates = Annotated[list[GateSpec], BeforeValidator(parse_gates), PlainSerializer(
 
 # harness.checks.CHECKS (workloads does not import the checks; a unit test keeps them equal)
 CHECK_NAMES = ("generator", "machine", "sweep", "steady_state", "feed_latency", "freshness", "errors", "availability",
-               "recovery", "nothing_lost", "deletion", "unfollow", "duplicates", "engagement", "pagination", "backfill",
-               "celebrity_merge", "ranking_fallback", "sse")
+               "recovery", "fanout_stall", "nothing_lost", "deletion", "unfollow", "duplicates", "engagement",
+               "pagination", "backfill", "celebrity_merge", "ranking_fallback", "sse")
 # Checks that only report unless a scenario makes them gate (`checks: {sse: gate}`): the design
 # calls SSE best effort.
 REPORT_BY_DEFAULT = ("sse",)

@@ -82,6 +82,7 @@ class Defects:
     skip_reply_counts: bool = False      # the counter aggregator never counts replies
     slow_retry_s: float = 0.0            # every fan-out retry (a failed batch, an unconfirmed write) waits this long
     drop_signals_share: float = 0.0      # skip this share of (tweet, follower) new-tweet signals (SSE)
+    slow_failover: bool = False          # no peer watch: a dead worker's partitions wait for Kafka's session
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -149,5 +150,6 @@ class Settings:
                             skip_retweet_undo=_flag(env, "FEED_DEFECT_SKIP_RETWEET_UNDO"),
                             skip_reply_counts=_flag(env, "FEED_DEFECT_SKIP_REPLY_COUNTS"),
                             slow_retry_s=_seconds(env, "FEED_DEFECT_SLOW_RETRY_S"),
-                            drop_signals_share=_share(env, "FEED_DEFECT_DROP_SIGNALS")),
+                            drop_signals_share=_share(env, "FEED_DEFECT_DROP_SIGNALS"),
+                            slow_failover=_flag(env, "FEED_DEFECT_SLOW_FAILOVER")),
         )

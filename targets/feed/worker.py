@@ -490,7 +490,7 @@ class FanoutWorker:
             lane.start()
         self.consumer.subscribe([TWEETS_TOPIC])
         LagGauge(self.s.kafka, LANES, lambda: self.running)
-        if self.metrics_port and self.s.peer_probe_ms:
+        if self.metrics_port and self.s.peer_probe_ms and not self.s.defects.slow_failover:
             peers.PeerWatch(self.s.kafka, LANES, self.client_id, lambda: self.running,
                             probe_s=self.s.peer_probe_ms / 1000)
         while self.running:

@@ -102,3 +102,21 @@ def test_a_fan_out_that_retries_long_after_the_shard_came_back_fails_recovery(tm
     assert group["faults"][0].startswith("kill @ redis-"), group
     assert group["recovery_s"] is None and group["lag_back_by_group_s"]["fanout"] is None, group
     assert group["stale_canaries_after_heal"], group   # canaries acknowledged after the heal, seen late or never
+
+
+def test_a_dead_worker_left_to_kafka_s_session_fails_fanout_stall(tmp_path: Path) -> None:
+    """`slow-failover`: the fan-out workers do not watch each other (targets/feed/peers.py), so
+    the partitions of the worker `worker-crash` kills wait for its 10 s Kafka session, and so do
+    the canaries acknowledged on them. (The clean target passes the same experiment: VERIFY-HISTORY.)"""
+    run = tmp_path / "slow-failover"
+    args = ["run", "workloads/experiments/worker-crash.yaml", "--base-port", "22000", "--defect", "slow-failover"]
+    out = feedlab_run(run, *args)
+    checks = {c["name"]: c for c in json.loads((run / records.SUMMARY).read_text())["checks"]}
+    assert out.returncode == 1 and checks["generator"]["verdict"] == "pass", out.stdout[-3000:]
+    stall = checks["fanout_stall"]
+    assert stall["verdict"] == "fail" and stall["gating"], stall["summary"]
+    (fault,) = stall["evidence"]["faults"]
+    assert fault["target"] == "worker-1" and fault["how"] == "killed", fault
+    assert float(fault["worst_wait_s"]) > 6.0 and fault["over_bound"] >= 2, fault   # a session is 10 s
+    assert "after worker-1 died, reached follower" in stall["summary"]
+    assert checks["nothing_lost"]["verdict"] == "pass", checks["nothing_lost"]["summary"]   # late, not lost

@@ -57,6 +57,9 @@ def test_smoke_campaign_passes_and_its_report_can_be_recomputed(tmp_path: Path) 
     assert faults[0]["target"].startswith("redis-")
     assert any(e["what"] == "failover-complete" for e in faults[0]["events"])
     got = checks(run)
+    # every check passes but fanout_stall, which needs a fan-out worker killed (worker-crash's)
+    stall = got.pop("fanout_stall")
+    assert stall["verdict"] == "unknown" and not stall["gating"], stall["summary"]
     assert {c["verdict"] for c in got.values()} == {"pass"}, {n: c["summary"] for n, c in got.items()
                                                             if c["verdict"] != "pass"}
     for behaviour in ("deletion", "unfollow", "duplicates", "engagement", "pagination", "backfill",

@@ -44,6 +44,9 @@ def test_durations_and_shares_take_units(tmp_path: Path) -> None:
     sc = load_file(write(tmp_path, data))
     assert sc.slo.feed_p99 == pytest.approx(0.15) and sc.slo.error_rate == pytest.approx(0.01)
     assert sc.workload.duration == 60 and sc.faults[0].at == 20 and sc.faults[0].target == "redis-primary-2"
+    assert (sc.workload.canaries.every, sc.workload.canaries.followers) == (3.0, 3)   # the probe's defaults
+    data["workload"]["canaries"] = {"every": "1500ms", "followers": 1}
+    assert load_file(write(tmp_path, data)).workload.canaries.every == pytest.approx(1.5)
 
 
 @pytest.mark.parametrize(("path", "value", "expected"), [
@@ -73,6 +76,10 @@ def test_durations_and_shares_take_units(tmp_path: Path) -> None:
     (["checks"], {"latency": "report"}, "checks.latency: unknown check (one of generator"),
     (["graph"], {"size": "huge"}, "graph.size: Input should be 'small', 'default' or 'large'"),
     (["target_env"], {"PATH": "/tmp"}, "only FEED_* settings may be given; not PATH"),
+    (["workload", "canaries"], {"every": "100ms"},
+     "workload.canaries.every: Input should be greater than or equal to 0.5"),
+    (["workload", "canaries"], {"followers": 0}, "workload.canaries.followers: Input should be greater than or equal"),
+    (["workload", "canaries"], {"each": "1s"}, "workload.canaries.each: Extra inputs are not permitted"),
 ])
 def test_a_bad_field_is_named_with_its_problem(tmp_path: Path, path: list[str | int], value: object,
                                                expected: str) -> None:
