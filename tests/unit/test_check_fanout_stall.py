@@ -115,6 +115,39 @@ def test_two_workers_gone_together_leave_nothing_to_judge_and_say_so(spec: RunSp
         "faults' windows (10 in them)" in result.summary
 
 
+def test_the_rejoin_after_the_restart_is_not_charged_to_the_death(spec: RunSpec, run_dir: Path) -> None:
+    spec.faults = [worker_fault()]
+    # acked within the bound before the restart: the restarted worker's joining held them up
+    spec.probes = canaries({32: 36.5, 34: 36.5, 36: 38.0})
+    result = judge(spec, run_dir)
+    assert result.verdict is Verdict.PASS, result.summary
+    assert result.evidence["faults"][0]["worst_wait_s"] == pytest.approx(0.3)
+    assert result.evidence["worst_wait_outside_s"] == pytest.approx(2.0)
+
+
+def test_the_bound_is_the_scenario_s(spec: RunSpec, run_dir: Path) -> None:
+    spec.faults = [worker_fault()]
+    spec.probes = canaries({21: 22.1})
+    result = judge(spec, run_dir, fanout_stall_s=1.0)
+    assert result.verdict is Verdict.FAIL and "(bound 1 s)" in result.summary
+    assert result.evidence["faults"][0]["canaries"] == 13   # 21 to 33 s: acked until 1 s before the restart
+
+
+def test_a_graceful_stop_is_judged_like_a_kill(spec: RunSpec, run_dir: Path) -> None:
+    spec.faults = [worker_fault("stop")]
+    spec.probes = canaries({22: 27.0})
+    result = judge(spec, run_dir)
+    assert result.verdict is Verdict.FAIL and result.summary.startswith("worker-1 stopped: ")
+
+
+def test_a_worker_gone_too_briefly_for_a_canary_is_unknown_and_gates(spec: RunSpec, run_dir: Path) -> None:
+    spec.faults = [worker_fault(died=T0 + 20.02, back=T0 + 24.5)]   # judged: 20.02 to 20.5 s, no canary acked
+    spec.probes = canaries()
+    result = judge(spec, run_dir)
+    assert result.verdict is Verdict.UNKNOWN and result.gating
+    assert "no canary acked in the first 0.5 s of the 4.5 s it was gone" in result.summary
+
+
 def test_a_worker_gone_no_longer_than_the_bound_is_not_exercised(spec: RunSpec, run_dir: Path) -> None:
     spec.faults = [worker_fault(died=T0 + 20.02, back=T0 + 23.5)]
     spec.probes = canaries({21: 29.0})
