@@ -92,8 +92,12 @@ def test_a_service_feedlab_did_not_start_is_seeded_loaded_faulted_and_judged(tmp
                       str(secret), "--base-port", str(HARNESS_PORT))
     assert out.returncode == 0, out.stdout[-4000:] + out.stderr[-2000:]
     checks = summary(again)
+    # 30 s may bring no follow of a large account (0 of about 5 expected, once): nothing fails
     for name in BEHAVIOURS:
-        assert checks[name]["verdict"] == "pass", (name, checks[name]["summary"])
+        assert checks[name]["verdict"] == "pass" or (
+            not checks[name]["gating"] and checks[name]["summary"].startswith("not exercised")), \
+            (name, checks[name]["summary"])
+    assert checks["engagement"]["verdict"] == "pass", checks["engagement"]["summary"]
     assert checks["engagement"]["evidence"]["tweets_not_in_ledger"] > 0   # it did engage with older tweets
 
 
