@@ -18,11 +18,12 @@ Judged against `slo.fanout_stall` (default 4 s: the design's goal for the stall 
 Kafka's 10 s session, 2.5 s, and a canary then waits its turn in the surviving worker's backlog
 of a write burst. In four clean `worker-crash` runs on 2026-12-07 the stall, in the coordinator's
 log, was 0.58-1.15 s and the worst canary waited 0.77-2.36 s; with the `slow-failover` defect,
-10.8 s and 14.3 s). A canary never seen
-waited forever. A canary acknowledged within the bound of another fault's window is left out:
-that fault may have held it up (another worker's rejoin, a Kafka pause). A run without such a
-fault, or whose workers were gone no longer than the bound, cannot judge this (not exercised); a
-fault with no canary to judge while the worker was gone saw nothing (unknown, which gates).
+10.8 s and 14.3 s). A canary never seen waited forever.
+
+A canary acknowledged within the bound of another fault's window is left out: that fault may
+have held it up (another worker's rejoin, a Kafka pause). A run without such a fault, or whose
+workers were gone no longer than the bound, cannot judge this (not exercised); a fault with no
+canary to judge while the worker was gone saw nothing (unknown, which gates).
 """
 
 from __future__ import annotations
