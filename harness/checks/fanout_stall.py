@@ -31,9 +31,9 @@ from __future__ import annotations
 import math
 import re
 import statistics
-from collections import defaultdict
 from typing import Any
 
+from harness.checks.recovery import by_canary, wait_s
 from harness.checks.result import CheckResult, Verdict
 from harness.checks.served import not_exercised
 from harness.rundata import RunData
@@ -59,13 +59,10 @@ def gone(w: FaultWindow, load_end: float) -> tuple[float, str, float] | None:
 
 def waits(probes: list[ProbeRecord]) -> list[tuple[float, float, str, int]]:
     """Each canary: (ack time, its longest wait (inf: a follower never saw it), id, that follower)."""
-    by_tweet: dict[str, list[ProbeRecord]] = defaultdict(list)
-    for p in probes:
-        by_tweet[p.tweet_id].append(p)
     out = []
-    for tid, ps in by_tweet.items():
-        worst = max(ps, key=lambda p: math.inf if p.freshness_s is None else p.freshness_s)
-        out.append((ps[0].ack_t, math.inf if worst.freshness_s is None else worst.freshness_s, tid, worst.follower_id))
+    for tid, ps in by_canary(probes).items():
+        worst = max(ps, key=wait_s)
+        out.append((ps[0].ack_t, wait_s(worst), tid, worst.follower_id))
     return sorted(out)
 
 

@@ -63,14 +63,23 @@ def groups(faults: list[FaultWindow], load_end: float) -> list[list[FaultWindow]
     return out
 
 
+def by_canary(probes: list[ProbeRecord]) -> dict[str, list[ProbeRecord]]:
+    """The probe records of each canary tweet (one per follower watched), by tweet id."""
+    out: dict[str, list[ProbeRecord]] = defaultdict(list)
+    for p in probes:
+        out[p.tweet_id].append(p)
+    return out
+
+
+def wait_s(p: ProbeRecord) -> float:
+    """A follower's wait for a canary; inf: never seen."""
+    return math.inf if p.freshness_s is None else p.freshness_s
+
+
 def canaries(probes: list[ProbeRecord]) -> list[tuple[float, float, str]]:
     """Each canary tweet: (ack time, median follower freshness (inf: unseen), id), by ack time."""
-    by_tweet: dict[str, list[ProbeRecord]] = defaultdict(list)
-    for p in probes:
-        by_tweet[p.tweet_id].append(p)
-    out = [(ps[0].ack_t, statistics.median(math.inf if p.freshness_s is None else p.freshness_s for p in ps), tid)
-           for tid, ps in by_tweet.items()]
-    return sorted(out)
+    return sorted((ps[0].ack_t, statistics.median(wait_s(p) for p in ps), tid)
+                  for tid, ps in by_canary(probes).items())
 
 
 def lag_back(points: list[tuple[float, float]], level: float, since: float, until: float) -> float | None:
