@@ -189,7 +189,7 @@ def run_campaign(ctx: RunContext) -> None:
         _seed(ctx, runtime, graph, graph_folder)
         ctx.say(f"graph: loaded in {time.monotonic() - t0:.1f} s")
         ctx.write_manifest(graph_load_s=round(time.monotonic() - t0, 1))
-        _load_phase(ctx, runtime, graph)
+        answered = _load_phase(ctx, runtime, graph)
         _settle(ctx, runtime, graph)
         acked = [(r["tweet_id"], int(r["author_id"])) for r in read_jsonl(ctx.run_dir / records.LEDGER)]
         ctx.say(f"final reads: reading back {len(acked)} acknowledged tweets through the API")
@@ -200,6 +200,8 @@ def run_campaign(ctx: RunContext) -> None:
                       extra_authors=engaged_authors(ctx.run_dir),
                       progress=lambda d, total: ctx.say(f"final reads: {d}/{total}"))
         ctx.write_manifest(final_reads=n, partial=False)
+        if isinstance(runtime, ExternalRuntime):
+            _restore_graph(ctx, runtime, graph, answered)
     finally:
         ctx.tokens.close()
         _read_target_metrics(ctx, runtime)
@@ -235,6 +237,45 @@ def _seed(ctx: RunContext, runtime: Runtime, graph: Graph, graph_folder: Path) -
         tokens.prefetch(graph.user_ids, progress=lambda d, n: ctx.say(f"tokens: {d:,}/{n:,}"))
     result = ApiSeeder(runtime.api_url, tokens, lambda m: ctx.say(f"graph: {m}")).seed(graph)
     ctx.write_manifest(api_seeding=result.to_json())
+
+
+FOLLOW_OPS = frozenset({"follow", "follow_large", "rising_follow", "unfollow"})
+
+
+def changed_pairs(run_dir: Path) -> set[tuple[int, int]]:
+    """Every (follower, followee) the load asked to follow or unfollow, answered or not (an
+    unanswered call may have landed)."""
+    return {(int(r["user"]), int(r["target"])) for r in read_jsonl(run_dir / records.HISTORY)
+            if r["op"] in FOLLOW_OPS and r.get("user") is not None and str(r.get("target") or "").isdigit()}
+
+
+def load_was_whole(run_dir: Path, answered: bool) -> bool:
+    """Whether the run holds a record of every request its load made: the load was `answered`
+    (not aborted, every request answered before Locust stopped) and no generator was lost (what
+    it sent since its last shipment never reached the run)."""
+    return answered and not any(e["event"] == "lost" for e in read_jsonl(run_dir / records.GENERATORS))
+
+
+def _restore_graph(ctx: RunContext, runtime: ExternalRuntime, graph: Graph, answered: bool) -> None:
+    """Give a service that keeps its follows across runs the seeded graph back, so that the next
+    run against it need not seed it again (harness/api_seeding.py's note). Only if every request
+    of the load was answered and recorded (`answered`: not an aborted load, nor one whose last
+    requests outlived the drain, nor a generator lost) is the graph noted `seeded`: a follow
+    with no record cannot be put back. Not done, the next run seeds again: said, not a failure
+    of this one."""
+    whole = load_was_whole(ctx.run_dir, answered)
+    pairs = changed_pairs(ctx.run_dir)
+    restored: int | None = None
+    try:
+        restored = ApiSeeder(runtime.api_url, ctx.tokens, lambda m: ctx.say(f"graph: {m}")).restore(
+            graph, pairs, seeded=whole)
+        ctx.say(f"graph: {restored} follows the load changed put back; " + (
+            "the next run need not seed" if whole else
+            "the next run seeds again all the same (some requests of the load went unrecorded)"))
+    except Exception as exc:  # noqa: BLE001 - the run is judged already: its verdict must not depend on this
+        ctx.say(f"graph: the follows the load changed NOT put back, so the next run seeds again: {exc}")
+    ctx.write_manifest(api_seeding={**(ctx.manifest.api_seeding or {}), "restored": restored, "noted_seeded":
+                                    whole and restored is not None})
 
 
 def _settle(ctx: RunContext, runtime: Runtime, graph: Graph) -> None:
@@ -307,7 +348,9 @@ def _read_target_metrics(ctx: RunContext, runtime: Runtime) -> None:
         ctx.say(f"metrics: could not read Prometheus: {exc}")
 
 
-def _load_phase(ctx: RunContext, runtime: Runtime, graph: Graph) -> None:
+def _load_phase(ctx: RunContext, runtime: Runtime, graph: Graph) -> bool:
+    """The load, the probe and the faults; True if every request of the load was answered (and
+    recorded) before Locust was stopped."""
     sc = ctx.scenario
     plan = ArrivalPlan.from_phases(sc.model_dump(mode="json")["workload"]["phases"])
     gen = LoadGenerator(run_dir=ctx.run_dir, host=runtime.load_url, plan=plan, tokens=ctx.tokens,
@@ -348,8 +391,8 @@ def _load_phase(ctx: RunContext, runtime: Runtime, graph: Graph) -> None:
                 if breach is not None:
                     ctx.say(f"abort: gate {breach.name} failed: {breach.summary}; stopping the load")
                     ctx.write_manifest(aborted={"gate": breach.name, "summary": breach.summary, "t": time.time()})
-                    return   # no drain: arrivals keep coming until the generator stops
-        wait_for_in_flight(ctx.run_dir, load_end=gen.load_end, deadline=gen.load_end + DRAIN_S)
+                    return False   # no drain: arrivals keep coming until the generator stops
+        return wait_for_in_flight(ctx.run_dir, load_end=gen.load_end, deadline=gen.load_end + DRAIN_S)
     finally:
         gen.stop()
         ctx.tokens.close()   # the load processes' token file: nobody reads it any more

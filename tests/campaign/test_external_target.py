@@ -11,12 +11,18 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import psutil
 import pytest
 
 import records
+from harness.api_seeding import SEEDED, note
+from harness.campaign import changed_pairs
 from harness.topology import Topology
+from targets.feed.auth import issue_token
+from targets.feed.store import connect
 from tests.campaign.conftest import feedlab, feedlab_run
+from workloads.graph import Graph
 
 pytestmark = pytest.mark.campaign
 
@@ -49,6 +55,16 @@ def reference_stack(tmp_path: Path) -> Iterator[object]:
         os.environ.pop("FEEDLAB_RUNS", None)
 
 
+def follows_in_store(pairs: set[tuple[int, int]]) -> set[tuple[int, int]]:
+    """Which of the (follower, followee) pairs the reference stack's store holds."""
+    cluster, session = connect(f"127.0.0.1:{Topology(base_port=STACK_PORT).cassandra_port}")
+    try:
+        query = session.prepare("SELECT followee_id FROM feed.follows WHERE follower_id = ? AND followee_id = ?")
+        return {p for p in pairs if list(session.execute(query, p))}
+    finally:
+        cluster.shutdown()
+
+
 def summary(run_dir: Path) -> dict[str, dict[str, Any]]:
     return {c["name"]: c for c in json.loads((run_dir / records.SUMMARY).read_text())["checks"]}
 
@@ -66,6 +82,7 @@ def test_a_service_feedlab_did_not_start_is_seeded_loaded_faulted_and_judged(tmp
     assert not [f for f in run.rglob("*") if f.is_file() and token_secret in f.read_bytes()]   # kept out of the run
     seeded = manifest["api_seeding"]
     assert seeded["users"] == 2000 and seeded["follows"] == manifest["graph"]["follows"] > 15_000
+    assert seeded["skipped"] is False and seeded["noted_seeded"] is True   # a fresh service: seeded in full
     assert manifest["settle"]["by"] == "markers" and manifest["settle"]["drained"] is True
     checks = summary(run)
     for name in BEHAVIOURS:
@@ -85,12 +102,23 @@ def test_a_service_feedlab_did_not_start_is_seeded_loaded_faulted_and_judged(tmp
     assert checks["recovery"]["verdict"] == "unknown" and checks["recovery"]["gating"] is False
     # the service's processes were left alone: the same ones, none restarted
     assert {p.pid for p in psutil.Process(supervisor).children(recursive=True)} == stack_processes
-    # and run again against the same service, as its users would: it keeps the first run's likes
-    # and retweets, which the second run finds in feeds and engages with again
+    # The follows the load changed were put back as seeded (its store read directly, as no API
+    # lists follows), and the service's note says it holds the graph.
+    graph = Graph.read(run)
+    flipped = {(c["follower"], c["followee"]) for c in records.read_jsonl(run / records.GRAPH_CHANGES)}
+    touched = changed_pairs(run)
+    assert flipped and flipped <= touched and seeded["restored"] == len(touched), seeded
+    assert follows_in_store(touched) == {p for p in touched if graph.follows(*p)}
+    me = httpx.get(f"{url}/v1/users/me", headers={"Authorization": f"Bearer {issue_token(token_secret.decode(), 1)}"})
+    assert me.json()["display_name"] == note(manifest["graph_hash"], SEEDED), me.text
+    # and run again against the same service, as its users would: it need not seed again, and it
+    # keeps the first run's likes and retweets, which it finds in feeds and engages with again
     again = tmp_path / "again"
     out = feedlab_run(again, "run", "external", "--duration", "30", "--target", url, "--token-secret-file",
                       str(secret), "--base-port", str(HARNESS_PORT))
     assert out.returncode == 0, out.stdout[-4000:] + out.stderr[-2000:]
+    reseeded = json.loads((again / records.MANIFEST).read_text())["api_seeding"]
+    assert reseeded["skipped"] is True and reseeded["seconds"] < 5, reseeded
     checks = summary(again)
     # 30 s may bring no follow of a large account (0 of about 5 expected, once): nothing fails
     for name in BEHAVIOURS:
