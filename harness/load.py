@@ -90,7 +90,10 @@ class LoadGenerator:
                     "FEEDLAB_LISTENERS": str(listeners)}
         users = generators or processes
         self.argv = [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--headless", "--host", host,
-                     "--users", str(users), "--spawn-rate", str(users), "--stop-timeout", "5",
+                     # 0: the plan drains itself (run_plan), so a user left is only idling; a grace
+                     # to finish its task waited out in full on every stop (explicit: the
+                     # environment's LOCUST_STOP_TIMEOUT must not change it)
+                     "--users", str(users), "--spawn-rate", str(users), "--stop-timeout", "0",
                      "--only-summary", "--loglevel", "WARNING", "--exit-code-on-error", "0"]
         self.join_key = secrets.token_urlsafe(18)   # what a generator must show to get the run's tokens
         if generators:

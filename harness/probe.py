@@ -21,6 +21,7 @@ ten per follower: on this 2-core machine those reads are load enough to make a s
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 import threading
 import time
@@ -83,6 +84,7 @@ class FreshnessProbe:
         self.probes = JsonlWriter(run_dir / PROBES)
         self.ledger = JsonlWriter(run_dir / LEDGER)
         self._stop = threading.Event()
+        self._wake: tuple[asyncio.AbstractEventLoop, asyncio.Event] | None = None   # set once _main runs
         self._thread = threading.Thread(target=lambda: asyncio.run(self._main()), name="probe", daemon=True)
         self.canaries = 0
 
@@ -93,6 +95,10 @@ class FreshnessProbe:
 
     def stop(self) -> None:
         self._stop.set()
+        if self._wake is not None:
+            loop, wake = self._wake
+            with contextlib.suppress(RuntimeError):   # its loop is closed already
+                loop.call_soon_threadsafe(wake.set)
         self._thread.join(timeout=self.give_up_s + 10)
         self.probes.close()
         self.ledger.close()
@@ -101,13 +107,16 @@ class FreshnessProbe:
         return {"Authorization": f"Bearer {self.tokens.token(user)}"}
 
     async def _main(self) -> None:
+        wake = asyncio.Event()
+        self._wake = (asyncio.get_running_loop(), wake)
         async with httpx.AsyncClient(base_url=self.base_url, timeout=5) as client:
             pending: set[asyncio.Task[None]] = set()
             while not self._stop.is_set():
                 task = asyncio.create_task(self._canary(client))
                 pending.add(task)
                 task.add_done_callback(pending.discard)
-                await asyncio.sleep(self.interval_s)
+                with contextlib.suppress(TimeoutError):   # or woken by stop(): no new canary is begun
+                    await asyncio.wait_for(wake.wait(), self.interval_s)
             if pending:
                 await asyncio.wait(pending, timeout=self.give_up_s + 5)
 
