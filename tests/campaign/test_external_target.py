@@ -16,7 +16,7 @@ import psutil
 import pytest
 
 import records
-from harness.api_seeding import SEEDED, note
+from harness.api_seeding import IN_USE, SEEDED, note
 from harness.campaign import changed_pairs
 from harness.topology import Topology
 from targets.feed.auth import issue_token
@@ -82,7 +82,13 @@ def test_a_service_feedlab_did_not_start_is_seeded_loaded_faulted_and_judged(tmp
     assert not [f for f in run.rglob("*") if f.is_file() and token_secret in f.read_bytes()]   # kept out of the run
     seeded = manifest["api_seeding"]
     assert seeded["users"] == 2000 and seeded["follows"] == manifest["graph"]["follows"] > 15_000
-    assert seeded["skipped"] is False and seeded["noted_seeded"] is True   # a fresh service: seeded in full
+    assert seeded["skipped"] is False   # a fresh service: seeded in full
+    # Noted `seeded` only if every request of the load was answered before Locust stopped: a
+    # backfill watch (up to 25 s of feed reads after a follow of a large account) can outlive
+    # the 12 s drain, and then the note stays `in use` and the next run seeds again.
+    whole = seeded["noted_seeded"]
+    arrivals = list(records.read_jsonl(run / records.ARRIVALS))
+    assert whole or any(a["t"] >= manifest["load_end_t"] and a["in_flight"] for a in arrivals), seeded
     assert manifest["settle"]["by"] == "markers" and manifest["settle"]["drained"] is True
     checks = summary(run)
     for name in BEHAVIOURS:
@@ -110,15 +116,16 @@ def test_a_service_feedlab_did_not_start_is_seeded_loaded_faulted_and_judged(tmp
     assert flipped and flipped <= touched and seeded["restored"] == len(touched), seeded
     assert follows_in_store(touched) == {p for p in touched if graph.follows(*p)}
     me = httpx.get(f"{url}/v1/users/me", headers={"Authorization": f"Bearer {issue_token(token_secret.decode(), 1)}"})
-    assert me.json()["display_name"] == note(manifest["graph_hash"], SEEDED), me.text
-    # and run again against the same service, as its users would: it need not seed again, and it
-    # keeps the first run's likes and retweets, which it finds in feeds and engages with again
+    assert me.json()["display_name"] == note(manifest["graph_hash"], SEEDED if whole else IN_USE), me.text
+    # and run again against the same service, as its users would: after a whole load it need not
+    # seed again, and it keeps the first run's likes and retweets, which it finds in feeds and
+    # engages with again
     again = tmp_path / "again"
     out = feedlab_run(again, "run", "external", "--duration", "30", "--target", url, "--token-secret-file",
                       str(secret), "--base-port", str(HARNESS_PORT))
     assert out.returncode == 0, out.stdout[-4000:] + out.stderr[-2000:]
     reseeded = json.loads((again / records.MANIFEST).read_text())["api_seeding"]
-    assert reseeded["skipped"] is True and reseeded["seconds"] < 5, reseeded
+    assert reseeded["skipped"] is whole and (reseeded["seconds"] < 5 or not whole), reseeded
     checks = summary(again)
     # 30 s may bring no follow of a large account (0 of about 5 expected, once): nothing fails
     for name in BEHAVIOURS:
