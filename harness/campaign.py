@@ -39,7 +39,7 @@ from records import FAULTS, JsonlWriter, read_jsonl, write_json
 from records.manifest import NO_METRICS_SERIES, NO_METRICS_SOURCE
 from workloads.arrivals import ArrivalPlan
 from workloads.graph import Graph
-from workloads.scenario import Scenario
+from workloads.scenario import Op, Scenario
 
 PROGRESS_EVERY_S = 5.0
 DRAIN_S = 12.0   # after the last arrival: the requests in flight get this long to answer
@@ -235,11 +235,15 @@ def _seed(ctx: RunContext, runtime: Runtime, graph: Graph, graph_folder: Path) -
     if isinstance(tokens, TokenCommand):
         ctx.say(f"tokens: asking {tokens.describe()} for {len(graph.user_ids):,} users")
         tokens.prefetch(graph.user_ids, progress=lambda d, n: ctx.say(f"tokens: {d:,}/{n:,}"))
-    result = ApiSeeder(runtime.api_url, tokens, lambda m: ctx.say(f"graph: {m}")).seed(graph)
+    result = _seeder(ctx, runtime).seed(graph)
     ctx.write_manifest(api_seeding=result.to_json())
 
 
-FOLLOW_OPS = frozenset({"follow", "follow_large", "rising_follow", "unfollow"})
+FOLLOW_OPS = frozenset({Op.FOLLOW, Op.FOLLOW_LARGE, Op.RISING_FOLLOW, Op.UNFOLLOW})
+
+
+def _seeder(ctx: RunContext, runtime: ExternalRuntime) -> ApiSeeder:
+    return ApiSeeder(runtime.api_url, ctx.tokens, lambda m: ctx.say(f"graph: {m}"))
 
 
 def changed_pairs(run_dir: Path) -> set[tuple[int, int]]:
@@ -267,8 +271,7 @@ def _restore_graph(ctx: RunContext, runtime: ExternalRuntime, graph: Graph, answ
     pairs = changed_pairs(ctx.run_dir)
     restored: int | None = None
     try:
-        restored = ApiSeeder(runtime.api_url, ctx.tokens, lambda m: ctx.say(f"graph: {m}")).restore(
-            graph, pairs, seeded=whole)
+        restored = _seeder(ctx, runtime).restore(graph, pairs, seeded=whole)
         ctx.say(f"graph: {restored} follows the load changed put back; " + (
             "the next run need not seed" if whole else
             "the next run seeds again all the same (some requests of the load went unrecorded)"))
